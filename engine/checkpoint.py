@@ -29,7 +29,8 @@ class CheckpointError(ValueError):
     """A folder that is not a loadable checkpoint; the message says why, in plain words."""
 
 
-def save_pretrained(model: GPT, tokenizer, folder: str | Path, extra_files: dict[str, str] | None = None) -> Path:
+def save_pretrained(model: GPT, tokenizer, folder: str | Path,
+                    extra_files: dict[str, str | bytes] | None = None) -> Path:
     """Write the checkpoint to a temporary folder beside `folder`, then swap it in (never half-written)."""
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -43,8 +44,11 @@ def save_pretrained(model: GPT, tokenizer, folder: str | Path, extra_files: dict
         save_file(state, str(tmp / WEIGHTS), metadata={"format": "pt"})
         if tokenizer is not None:
             tokenizer.save_pretrained(str(tmp))
-        for name, text in (extra_files or {}).items():
-            (tmp / name).write_text(text)
+        for name, data in (extra_files or {}).items():
+            (tmp / name).write_bytes(data if isinstance(data, bytes) else data.encode())
+        os.chmod(tmp, 0o755)  # mkdtemp makes it private; a checkpoint is meant to be shared
+        for f in tmp.iterdir():
+            os.chmod(f, 0o644)
         old = folder.with_name(f".{folder.name}.old")
         if folder.exists():
             shutil.rmtree(old, ignore_errors=True)

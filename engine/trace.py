@@ -78,7 +78,7 @@ def encode_for_model(tokenizer, text: str, block_size: int, bos: bool = True) ->
 def run_trace(model: GPT, tokenizer, text: str, bos: bool = True) -> Trace:
     """Tokenize `text` and run one recorded forward pass. Raises ValueError for text with no tokens."""
     enc, dropped = encode_for_model(tokenizer, text, model.config.block_size, bos)
-    if not enc.ids:
+    if len(enc.ids) - int(bos) + dropped == 0:  # the text itself has no tokens (a lone start marker is not text)
         raise ValueError("There is no text to run: type something first.")
     return trace_ids(model, tokenizer, enc.ids, text=text, tokens=enc.tokens, offsets=enc.offsets,
                      n_dropped=dropped, has_bos=bos)

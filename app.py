@@ -1,0 +1,16 @@
+"""Glassbox home page: what the app is, your text split into tokens as you type, links to every page."""
+import streamlit as st
+
+import ui
+
+choice = ui.setup_page("Home", "🔬")
+st.title("Glassbox")
+st.markdown("Glassbox lets you look inside a small GPT language model while it reads your text: "
+            "every number on every page comes straight from the model.")
+
+with ui.error_boundary("splitting your text into tokens"):
+    text = ui.text_input_area(live=True)
+    ui.token_overview(text, choice)
+
+st.subheader("Look inside")
+ui.page_links()

@@ -1,0 +1,231 @@
+"""The home page and the shared ui/ machinery, run headless with Streamlit's AppTest (no browser)."""
+from __future__ import annotations
+
+import ast
+import html as html_lib
+import re
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import ui
+import ui.cache
+from conftest import ROOT
+from engine import encode, load_tokenizer
+
+LIVE_BOX = "Home.text_line"
+AREA_BOX = "Home.text_area"
+TIMEOUT = 60  # seconds per script run; the first run loads the model
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return load_tokenizer(ROOT / "models" / "glassbox-stories")
+
+
+def home() -> AppTest:
+    return AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
+
+
+def chips_markdown(at: AppTest) -> str:
+    blocks = [m.value for m in at.markdown if 'class="gb-chips"' in m.value]
+    assert len(blocks) == 1
+    return blocks[0]
+
+
+def n_chips(html: str) -> int:
+    return len(re.findall(r'class="gb-chip[ "]', html))
+
+
+def metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def set_text(at: AppTest, text: str) -> AppTest:
+    return at.text_input(key=LIVE_BOX).set_value(text).run()
+
+
+def test_home_runs_and_shows_default_text() -> None:
+    at = home()
+    assert not at.exception
+    assert not at.error
+    assert n_chips(chips_markdown(at)) == int(metrics(at)["Tokens"]) > 0
+    assert "parameters" in " ".join(m.value for m in at.sidebar.markdown)
+
+
+def test_typing_shows_chips_and_counts(tokenizer) -> None:
+    text = "The little dog liked to run in the sun."
+    at = set_text(home(), text)
+    n = len(encode(tokenizer, text))
+    assert metrics(at) == {"Characters": str(len(text)), "Tokens": str(n),
+                           "Characters per token": f"{len(text) / n:.2f}"}
+    html = chips_markdown(at)
+    assert n_chips(html) == n
+    assert 'title="position 0&#10;id ' in html
+
+
+def _messages(at: AppTest) -> str:
+    return " ".join(e.value for e in [*at.info, *at.caption, *at.warning])
+
+
+@pytest.mark.parametrize("text, message", [
+    ("", "Type something"),
+    ("   \t  ", "only whitespace"),
+    ("I love pizza 🍕😀👍🏽", "single bytes"),
+    ("漢字とカタカナ", "single bytes"),
+    ("שלום עולם مرحبا بالعالم", "single bytes"),
+    ("bell\x07 escape\x1b tab\t done", "control characters"),
+    ("nul\x00byte", "control characters"),
+    ("a" * 20_000, "first 5,000"),
+    ("<img src=x onerror=alert(1)>", None),
+    ("$x^2$ :smile: **bold** [link](javascript:alert(1)) &amp;", None),
+], ids=["empty", "whitespace", "emoji", "cjk", "rtl", "control", "nul", "20k-chars", "xss", "markdown"])
+def test_hard_inputs_render_cleanly(text: str, message: str | None) -> None:
+    at = set_text(home(), text)
+    assert not at.exception
+    assert not at.error
+    if message:
+        assert message in _messages(at)
+    if text:
+        assert n_chips(chips_markdown(at)) > 0
+
+
+def test_line_breaks_switch_to_the_multiline_box() -> None:
+    at = set_text(home(), "first line\nsecond line")
+    assert not at.exception
+    assert at.text_area(key=AREA_BOX).value == "first line\nsecond line"
+    assert "<br>" in chips_markdown(at)
+
+
+def test_long_text_notes_the_context_limit(tokenizer) -> None:
+    text = " ".join(f"word{i}" for i in range(400))
+    at = set_text(home(), text)
+    n = len(encode(tokenizer, text))
+    assert f"Your text has {n:,} tokens" in _messages(at)
+
+
+def test_token_text_is_escaped() -> None:
+    at = set_text(home(), "<img src=x onerror=alert(1)>")
+    html = chips_markdown(at)
+    assert "&lt;" in html and "<img" not in html
+    shown = "".join(html_lib.unescape(t) for t in re.findall(r">([^<]*)</span>", html))
+    assert shown == "<img␣src=x␣onerror=alert(1)>"  # all of it is there, as text
+
+
+def test_chips_html_escapes_text_and_titles(tokenizer) -> None:
+    html = ui.chips_html([1, 2], ['<img src=x onerror=alert(1)>', '" onmouseover="alert(1)'], tokenizer)
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html
+    assert "<img" not in html
+    assert '" onmouseover=' not in html and "&quot; onmouseover=&quot;alert(1)" in html
+
+
+def test_every_page_file_is_registered() -> None:
+    registered = {p.file for p in ui.PAGES}
+    for script in (ROOT / "pages").glob("*.py"):
+        assert f"pages/{script.name}" in registered, f"add a PageInfo line for {script.name} to ui/pages.py"
+
+
+def _two_pages() -> None:
+    import streamlit as st
+
+    import ui
+    title = st.session_state.get("which", "One")
+    ui.setup_page(title)
+    st.write(ui.text_input_area(live=title == "One"))
+
+
+def test_text_is_shared_between_pages() -> None:
+    at = AppTest.from_function(_two_pages, default_timeout=TIMEOUT).run()
+    at.text_input(key="One.text_line").set_value("shared by every page").run()
+    at.session_state["which"] = "Two"
+    at.run()
+    assert at.text_area(key="Two.text_area").value == "shared by every page"
+    at.text_area(key="Two.text_area").set_value("edited on page two").run()
+    at.session_state["which"] = "One"
+    at.run()
+    assert at.text_input(key="One.text_line").value == "edited on page two"
+    assert not at.exception
+
+
+def _session_model_page() -> None:
+    import streamlit as st
+
+    import ui
+    from engine import GPT, GPTConfig
+    choice = ui.setup_page("Models")
+    if st.button("train"):
+        tiny = GPT(GPTConfig(block_size=32, vocab_size=choice.model.config.vocab_size, n_layer=1, n_head=2,
+                             n_embd=16)).eval()
+        ui.register_session_model("my model", tiny, choice.tokenizer)
+        st.rerun()
+    trace = ui.trace_or_stop("hello there", choice)
+    st.write(f"{choice.name} {trace.config.block_size}")
+
+
+def test_session_models_are_selectable_and_private() -> None:
+    at = AppTest.from_function(_session_model_page, default_timeout=TIMEOUT).run()
+    default_name = at.sidebar.selectbox[0].value
+    assert at.sidebar.selectbox[0].options == [f"{default_name} (built in)"]
+    at.button[0].click().run()
+    assert at.sidebar.selectbox[0].value == "my model"
+    assert at.main.markdown[-1].value == "my model 32"
+    assert "session_traces" in at.session_state  # its traces live in the session, not the shared cache
+    at.sidebar.selectbox[0].select(default_name).run()
+    assert at.main.markdown[-1].value.startswith(default_name)
+    assert not at.exception
+
+
+def _cached_trace_page() -> None:
+    import streamlit as st
+
+    import ui
+    choice = ui.setup_page("Cache")
+    st.button("rerun without changing the text")
+    st.write(len(ui.trace_or_stop("a text only this test uses", choice)))
+
+
+def test_rerun_with_same_text_does_not_rerun_the_model(monkeypatch) -> None:
+    calls = []
+    real = ui.cache.run_trace
+    monkeypatch.setattr(ui.cache, "run_trace", lambda *a, **k: calls.append(a[2]) or real(*a, **k))
+    at = AppTest.from_function(_cached_trace_page, default_timeout=TIMEOUT).run()
+    at.button[0].click().run()
+    at.button[0].click().run()
+    assert calls == ["a text only this test uses"]
+
+
+def _failing_page() -> None:
+    import streamlit as st
+
+    import ui
+    ui.setup_page("Boom")
+    with ui.error_boundary("drawing the boom"):
+        raise RuntimeError("secret internal detail")
+    st.write("still here")
+
+
+def test_error_boundary_shows_plain_message() -> None:
+    at = AppTest.from_function(_failing_page, default_timeout=TIMEOUT).run()
+    assert not at.exception
+    assert "Something went wrong while drawing the boom" in at.error[0].value
+    assert "secret" not in at.error[0].value
+    assert at.main.markdown[-1].value == "still here"
+
+
+def test_missing_model_is_a_plain_message(monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv(ui.models.MODEL_ENV, str(tmp_path / "no-such-model"))
+    at = home()
+    assert not at.exception
+    assert "could not be loaded" in at.sidebar.error[0].value
+
+
+def test_engine_never_imports_ui_or_streamlit() -> None:
+    for path in (ROOT / "engine").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                roots = {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                roots = {(node.module or "").split(".")[0]}
+            else:
+                continue
+            assert not roots & {"ui", "streamlit"}, f"{path.name} imports {roots & {'ui', 'streamlit'}}"

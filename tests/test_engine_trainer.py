@@ -1,0 +1,195 @@
+"""The trainer, data pipeline, held-out scoring and the training command, on tiny corpora."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from engine import GPT, GPTConfig, train_bpe
+from engine.data import Batches, Source, iter_documents, load_ids, split_documents, tokenize_documents
+from engine.evaluate import bits_per_char, token_nll
+from engine.train import main as train_main
+from engine.trainer import Progress, TrainConfig, Trainer
+
+STORY = ("Once upon a time, there was a little cat named Tom. Tom liked to play with a red ball. "
+         "One day, the ball rolled under the bed. Tom was sad. His friend the dog helped him get it back. "
+         "Tom was happy again and they played all day.\n")
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    d = tmp_path_factory.mktemp("corpus")
+    train = d / "train.txt"
+    train.write_text("".join(f"{STORY}Story number {i}.\n<|endoftext|>\n" for i in range(40)))
+    held = d / "held.txt"
+    held.write_text("Tom and the dog played with the ball in the sun. They ran and ran until the sun went "
+                    "down, and then they went home to sleep.\n<|endoftext|>\n")
+    return train, held
+
+
+@pytest.fixture(scope="module")
+def tok(corpus):
+    return train_bpe(iter_documents(corpus[0]), 300)
+
+
+def tiny(vocab: int) -> GPT:
+    torch.manual_seed(0)
+    return GPT(GPTConfig(block_size=32, vocab_size=vocab, n_layer=1, n_head=2, n_embd=32))
+
+
+def batches(tok, path, tmp_path, seed=0) -> Batches:
+    out = tmp_path / "ids.bin"
+    tokenize_documents(iter_documents(path), tok, out)
+    return Batches([Source(load_ids(out, len(tok)), 1.0)], 32, 8, seed=seed)
+
+
+def test_documents_are_split_on_the_separator_line(tmp_path):
+    f = tmp_path / "c.txt"
+    f.write_text("a b\nc\n<|endoftext|>\n\n<|endoftext|>\nd <|endoftext|> e\n")
+    assert list(iter_documents(f)) == ["a b\nc", "d <|endoftext|> e"]
+    assert split_documents(f.read_text()) == ["a b\nc", "d <|endoftext|> e"]
+
+
+def test_token_file_starts_each_document_with_endoftext(tok, corpus, tmp_path):
+    out = tmp_path / "ids.bin"
+    n = tokenize_documents(iter_documents(corpus[0]), tok, out)
+    ids = load_ids(out, len(tok))
+    assert len(ids) == n and ids.dtype == np.uint16
+    assert (ids == 0).sum() == 40 and ids[0] == 0
+
+
+def test_a_tiny_run_lowers_the_loss(tok, corpus, tmp_path):
+    model = tiny(len(tok))
+    seen: list[Progress] = []
+    cfg = TrainConfig(max_steps=60, batch_size=8, learning_rate=1e-2, warmup_steps=5, eval_interval=20,
+                      eval_batches=2, checkpoint_interval=0)
+    result = Trainer(model, batches(tok, corpus[0], tmp_path), cfg, val=batches(tok, corpus[0], tmp_path, 1),
+                     callback=seen.append).run()
+    assert result.stopped == "done" and result.steps == 60
+    first_loss = seen[0].loss
+    assert first_loss > math.log(len(tok)) - 1  # starts near uniform
+    assert result.final_loss < first_loss - 2  # and learns the repeated story
+    evals = [p for p in seen if p.event == "eval"]
+    assert [p.step for p in evals] == [20, 40, 60] and evals[-1].val_loss < evals[0].val_loss
+    assert seen[-1].event == "done" and seen[-1].tokens_seen == 60 * 8 * 32
+
+
+def test_resume_after_a_kill_matches_an_uninterrupted_run(tok, corpus, tmp_path):
+    cfg = TrainConfig(max_steps=12, batch_size=8, learning_rate=5e-3, warmup_steps=2, eval_interval=0,
+                      checkpoint_interval=6)
+    straight = tiny(len(tok))
+    Trainer(straight, batches(tok, corpus[0], tmp_path), cfg).run()
+
+    class Killed(Exception):
+        pass
+
+    def kill_after_checkpoint(p: Progress) -> None:
+        if p.event == "checkpoint" and p.step == 6:
+            raise Killed
+
+    out = tmp_path / "ckpt"
+    first = tiny(len(tok))
+    with pytest.raises(Killed):
+        Trainer(first, batches(tok, corpus[0], tmp_path), cfg, tokenizer=tok, out_dir=out,
+                callback=kill_after_checkpoint).run()
+    second = tiny(len(tok))
+    trainer = Trainer(second, batches(tok, corpus[0], tmp_path), cfg, tokenizer=tok, out_dir=out)
+    assert trainer.resume() and trainer.step == 6
+    trainer.run()
+    for a, b in zip(straight.parameters(), second.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_a_diverging_run_stops_and_keeps_the_last_good_checkpoint(tok, corpus, tmp_path):
+    model = tiny(len(tok))
+    cfg = TrainConfig(max_steps=50, batch_size=8, learning_rate=1e-2, warmup_steps=1, eval_interval=0,
+                      checkpoint_interval=2, grad_clip=0)
+    out = tmp_path / "nan"
+    trainer = Trainer(model, batches(tok, corpus[0], tmp_path), cfg, tokenizer=tok, out_dir=out)
+    original_step = trainer.optimizer.step
+
+    def poisoned_step(*a, **k):
+        original_step(*a, **k)
+        if trainer.step == 3:  # the fourth update blows the weights up
+            with torch.no_grad():
+                model.transformer.wte.weight.fill_(float("nan"))
+
+    trainer.optimizer.step = poisoned_step
+    result = trainer.run()
+    assert result.stopped == "nan" and "learning rate" in result.message
+    assert "step 2" in result.message  # the last good checkpoint
+    from engine import load_pretrained
+    good, _ = load_pretrained(out)
+    assert all(torch.isfinite(p).all() for p in good.parameters())
+
+
+def test_lr_schedule_warms_up_then_decays_to_the_floor():
+    cfg = TrainConfig(max_steps=100, learning_rate=1.0, warmup_steps=10, min_lr_ratio=0.1)
+    assert cfg.lr_at(0) == pytest.approx(0.1) and cfg.lr_at(9) == pytest.approx(1.0)
+    assert cfg.lr_at(55) == pytest.approx(0.55) and cfg.lr_at(100) == pytest.approx(0.1)
+
+
+def test_sliding_window_nll_equals_one_pass_when_it_fits(tok):
+    model = tiny(len(tok)).eval()
+    ids = tok(STORY, add_special_tokens=False)["input_ids"][:30]
+    logits, _ = model(torch.tensor([ids[:-1]]))
+    full = torch.nn.functional.cross_entropy(logits[0], torch.tensor(ids[1:]), reduction="none")
+    torch.testing.assert_close(token_nll(model, ids), full, rtol=1e-5, atol=1e-5)
+    long_ids = tok(STORY * 3, add_special_tokens=False)["input_ids"]
+    nll = token_nll(model, long_ids)
+    assert len(nll) == len(long_ids) - 1 and torch.isfinite(nll).all()
+
+
+def test_bits_per_char_is_nats_over_characters(tok):
+    model = tiny(len(tok)).eval()
+    doc = "Tom was happy."
+    score = bits_per_char(model, tok, [doc])
+    ids = [0] + tok(doc, add_special_tokens=False)["input_ids"]
+    assert score.bits_per_char == pytest.approx(float(token_nll(model, ids).sum()) / math.log(2) / len(doc))
+    with pytest.raises(ValueError):
+        bits_per_char(model, tok, [])
+
+
+@pytest.mark.parametrize("problem", ["missing", "empty", "short", "overlap", "same-file"])
+def test_the_command_refuses_bad_data_clearly(problem, corpus, tmp_path, capsys):
+    train, held = corpus
+    data = str(train)
+    if problem == "missing":
+        data = str(tmp_path / "nope.txt")
+    elif problem == "empty":
+        (tmp_path / "empty.txt").write_text("")
+        data = str(tmp_path / "empty.txt")
+    elif problem == "short":
+        (tmp_path / "short.txt").write_text("Just a few words.\n")
+        data = str(tmp_path / "short.txt")
+    elif problem == "overlap":
+        (tmp_path / "o.txt").write_text(train.read_text() + held.read_text())
+        data = str(tmp_path / "o.txt")
+    heldout = str(train) if problem == "same-file" else str(held)
+    code = train_main(["--data", data, "--heldout", heldout, "--out", str(tmp_path / "m"), "--vocab-size", "300",
+                       "--block-size", "64", "--n-layer", "1", "--n-head", "2", "--n-embd", "16",
+                       "--max-steps", "2", "--work-dir", str(tmp_path / "w")])
+    err = capsys.readouterr().err
+    assert code == 2
+    expected = {"missing": "not found", "empty": "empty", "short": "fewer than one context window",
+                "overlap": "held-out documents also appear", "same-file": "also a training file"}[problem]
+    assert expected in err and "Traceback" not in err
+
+
+def test_the_command_trains_saves_and_resumes(corpus, tmp_path, capsys):
+    train, held = corpus
+    args = ["--data", f"{train}:2", "--heldout", str(held), "--out", str(tmp_path / "m"), "--vocab-size", "300",
+            "--block-size", "32", "--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--max-steps", "4",
+            "--batch-size", "4", "--eval-interval", "2", "--eval-batches", "1", "--checkpoint-interval", "2",
+            "--work-dir", str(tmp_path / "w")]
+    assert train_main(args) == 0
+    err = capsys.readouterr().err
+    assert "bits per character" in err
+    from transformers import AutoModelForCausalLM
+    hf = AutoModelForCausalLM.from_pretrained(tmp_path / "m")
+    assert hf.config.n_positions == 32
+    args[args.index("--max-steps") + 1] = "6"
+    assert train_main(args) == 0
+    assert "resumed from step 4" in capsys.readouterr().err

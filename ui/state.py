@@ -1,0 +1,123 @@
+"""Page setup and the text a user works on.
+
+Every page calls `setup_page` first: page config, styles, the sidebar (model selector, model facts, device).
+
+The text is one per session, shared by every page: a presenter types it once and every page shows it.
+Streamlit deletes the state of widgets a page does not draw, and gives same-key widgets on different pages
+different identities. So the canonical text lives in a plain session key (`TEXT`), each page's text widget
+has its own key (prefixed with the page's name), and the widget is synced to `TEXT` both ways: filled from it
+before drawing, copied back to it by an `on_change` callback. The model selector works the same way.
+"""
+from __future__ import annotations
+
+import streamlit as st
+
+from engine import CheckpointError, describe
+
+from .models import ModelChoice, describe_size, model_selector
+from .pages import sidebar_nav
+from .tokens import CSS as CHIP_CSS
+
+TEXT = "text"  # session key: the canonical text (not a widget key)
+PAGE = "current_page"  # session key: the name of the page this run draws, set by setup_page
+LINE_WIDGET = "text_line"  # one-line box that commits after a typing pause
+AREA_WIDGET = "text_area"  # multi-line box that commits on Ctrl+Enter or leaving the box
+MODEL_WIDGET = "model_select"  # the sidebar model selector
+DEFAULT_TEXT = "Once upon a time, a little fox found a shiny red ball in the garden."
+MAX_CHARS = 5_000  # the most characters any view looks at; the rest stays in the box, ignored
+
+PAGE_CSS = """
+[data-testid="stSidebar"] [data-testid="stCaptionContainer"] { font-size: 0.95rem; }
+"""
+
+
+def setup_page(title: str, icon: str = "🔬") -> ModelChoice:
+    """Call first on every page (including when the page is opened directly by its URL).
+
+    Sets the page title, draws the sidebar, and returns the model this session uses.
+    Stops the page with a plain message if the model cannot be loaded.
+    """
+    st.set_page_config(page_title=f"{title} · Glassbox", page_icon=icon, layout="wide",
+                       initial_sidebar_state="expanded")
+    st.html(f"<style>{CHIP_CSS}{PAGE_CSS}</style>")  # style-only HTML takes no space in the page
+    st.session_state[PAGE] = title
+    get_text()
+    with st.sidebar:
+        sidebar_nav()
+        st.divider()
+        try:
+            choice = model_selector(widget_key(MODEL_WIDGET))
+        except (CheckpointError, RuntimeError, OSError) as e:
+            # A missing or broken model folder, or GLASSBOX_DEVICE naming a device this machine lacks.
+            st.error(f"The model could not be loaded: {e}")
+            st.stop()
+        _model_facts(choice)
+    return choice
+
+
+def _model_facts(choice: ModelChoice) -> None:
+    cfg = choice.model.config
+    st.markdown(
+        f"**{choice.name}**  \n"
+        f"{describe_size(choice.n_params)} parameters  \n"
+        f"{_plural(cfg.n_layer, 'layer')} × {_plural(cfg.n_head, 'head')}, width {cfg.n_embd}  \n"
+        f"context: {cfg.block_size:,} tokens  \n"
+        f"vocabulary: {cfg.vocab_size:,} tokens"
+    )
+    st.caption(f"Runs on {describe(choice.device)}")
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n:,} {word}" + ("" if n == 1 else "s")
+
+
+def get_text() -> str:
+    """The session's text (the full text as typed; `text_input_area` returns it capped at MAX_CHARS)."""
+    return st.session_state.setdefault(TEXT, DEFAULT_TEXT)
+
+
+def set_text(text: str) -> None:
+    """Replace the session's text (e.g. an example button); every text box shows it on the next draw."""
+    st.session_state[TEXT] = text
+
+
+def widget_key(name: str) -> str:
+    """A widget key unique to the current page: `Home.text_line`, `Attention.layer`, ..."""
+    return f"{st.session_state.get(PAGE, 'page')}.{name}"
+
+
+def _sync_text(key: str) -> None:
+    st.session_state[TEXT] = st.session_state.get(key) or ""
+
+
+def text_input_area(label: str = "Your text", live: bool = False) -> str:
+    """The shared text box. Returns the text capped at MAX_CHARS (possibly empty), with a note if capped.
+
+    live=True: a one-line box that updates the page after a short pause in typing (Streamlit's text_area
+    only commits on Ctrl+Enter or blur). A text with line breaks gets the multi-line box instead, since a
+    one-line box would silently drop them.
+    """
+    text = get_text()
+    one_line = live and "\n" not in text
+    key = widget_key(LINE_WIDGET if one_line else AREA_WIDGET)
+    # Only write the widget's state when it differs: rewriting it on every run could undo keystrokes that
+    # arrive while the page is rerunning.
+    if st.session_state.get(key) != text:
+        st.session_state[key] = text
+    if one_line:
+        st.text_input(label, key=key, live=True, on_change=_sync_text, args=(key,),
+                      placeholder="Type anything: the tokens update when you pause.")
+    else:
+        st.text_area(label, key=key, on_change=_sync_text, args=(key,), height=140,
+                     placeholder="Type or paste text here.")
+        st.caption("Press Ctrl+Enter (⌘+Enter on a Mac) or click outside the box to apply changes.")
+    return cap_text(get_text())
+
+
+def cap_text(text: str) -> str:
+    """`text` cut to MAX_CHARS, saying so in the page when it was cut."""
+    if len(text) <= MAX_CHARS:
+        return text
+    st.info(f"Your text has {len(text):,} characters. Glassbox looks at the first {MAX_CHARS:,}; "
+            "the rest stays in the box but is ignored.", icon=":material/content_cut:")
+    return text[:MAX_CHARS]
