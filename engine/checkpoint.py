@@ -96,6 +96,8 @@ def load_pretrained(folder: str | Path, device: torch.device | str = "cpu", max_
         raise CheckpointError(f"{WEIGHTS} is missing (only safetensors weights are accepted, never pickles)")
     if max_bytes is not None and weights.stat().st_size > max_bytes:
         raise CheckpointError(f"{WEIGHTS} is {weights.stat().st_size / 1e6:.0f} MB, over the {max_bytes / 1e6:.0f} MB limit")
+    if weights.stat().st_size < cfg.n_params():  # at least a byte per parameter: refuse before allocating
+        raise CheckpointError(f"{WEIGHTS} is too small for the {cfg.n_params():,} parameters config.json describes")
     model = GPT(cfg)
     expected = {k: v.shape for k, v in model.state_dict().items() if k != "lm_head.weight"}
     state: dict[str, torch.Tensor] = {}

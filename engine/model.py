@@ -66,17 +66,21 @@ class CausalSelfAttention(nn.Module):
 
     def _explicit(self, q, k, v, cache: Cache, prefix: str) -> torch.Tensor:
         """Attention written out step by step, so every stage can be recorded and shown."""
-        T = q.shape[1]
+        B, T, H, D = q.shape
         _record(cache, prefix + "hook_q", q)
         _record(cache, prefix + "hook_k", k)
         _record(cache, prefix + "hook_v", v)
-        scores = torch.einsum("bqhd,bkhd->bhqk", q, k) / math.sqrt(self.d_head)  # [batch, head, q, k]
-        future = torch.ones(T, T, dtype=torch.bool, device=q.device).triu(1)
-        scores = scores.masked_fill(future, float("-inf"))  # a token never sees the ones after it
+        qh = q.transpose(1, 2).reshape(B * H, T, D)  # [batch * head, q, d_head]
+        kh = k.transpose(1, 2).reshape(B * H, T, D)  # [batch * head, k, d_head]
+        # A token never sees the ones after it: -inf above the diagonal, added in the same pass that
+        # computes q.k / sqrt(d_head) (one kernel instead of three).
+        future = torch.full((T, T), float("-inf"), device=q.device, dtype=q.dtype).triu(1)
+        scores = torch.baddbmm(future.expand(B * H, T, T), qh, kh.transpose(1, 2), alpha=1 / math.sqrt(D))
+        scores = scores.view(B, H, T, T)  # [batch, head, q, k]
         _record(cache, prefix + "hook_attn_scores", scores)
         pattern = scores.softmax(dim=-1)  # [batch, head, q, k], rows sum to 1
         _record(cache, prefix + "hook_pattern", pattern)
-        z = torch.einsum("bhqk,bkhd->bqhd", pattern, v)  # [batch, pos, head, d_head]
+        z = (pattern @ v.transpose(1, 2)).transpose(1, 2)  # [batch, pos, head, d_head]
         _record(cache, prefix + "hook_z", z)
         return z
 
