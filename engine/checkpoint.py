@@ -11,6 +11,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
@@ -98,7 +99,8 @@ def load_pretrained(folder: str | Path, device: torch.device | str = "cpu", max_
         raise CheckpointError(f"{WEIGHTS} is {weights.stat().st_size / 1e6:.0f} MB, over the {max_bytes / 1e6:.0f} MB limit")
     if weights.stat().st_size < cfg.n_params():  # at least a byte per parameter: refuse before allocating
         raise CheckpointError(f"{WEIGHTS} is too small for the {cfg.n_params():,} parameters config.json describes")
-    model = GPT(cfg)
+    with torch.device("meta"):  # shapes only: no memory, no random init that would be overwritten anyway
+        model = GPT(cfg)
     expected = {k: v.shape for k, v in model.state_dict().items() if k != "lm_head.weight"}
     state: dict[str, torch.Tensor] = {}
     try:
@@ -121,9 +123,11 @@ def load_pretrained(folder: str | Path, device: torch.device | str = "cpu", max_
     if missing:
         raise CheckpointError(f"{WEIGHTS} lacks {len(missing)} tensors, e.g. {missing[0]}")
     for name, t in state.items():
-        if not torch.isfinite(t).all():
+        # numpy, single-threaded: torch's thread pool costs more than the check on a busy 2-core host.
+        if not np.isfinite(t.numpy()).all():
             raise CheckpointError(f"{name} holds NaN or infinite values")
-    model.load_state_dict(state, strict=False)  # lm_head.weight is tied to wte
+    model.load_state_dict(state, strict=False, assign=True)
+    model.lm_head.weight = model.transformer.wte.weight  # re-tie: assign replaced wte's Parameter
     model.to(device).eval()
     tokenizer = None
     if with_tokenizer:
