@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+import weakref
 from functools import lru_cache
 from pathlib import Path
 
@@ -56,17 +57,39 @@ def _unicode_to_byte() -> dict[str, int]:
     return {chr(c): b for b, c in zip(bs, cs)}
 
 
-def token_bytes(tokenizer: PreTrainedTokenizerFast, token_id: int) -> bytes:
-    """The raw bytes a token stands for (special tokens: their text, UTF-8)."""
-    piece = tokenizer.convert_ids_to_tokens(int(token_id))
+def _piece_bytes(piece: str | None, specials: set[str]) -> bytes:
     if piece is None:
         return b""
-    if piece in tokenizer.all_special_tokens:
+    if piece in specials:
         return piece.encode()
     table = _unicode_to_byte()
     if all(ch in table for ch in piece):
         return bytes(table[ch] for ch in piece)
     return piece.encode()  # a vocabulary that is not byte-level: its pieces are text already
+
+
+# Bytes of every id, built once per tokenizer (vocabularies are fixed once loaded); weak keys let a
+# tokenizer that is no longer used be freed with its table.
+_BYTES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _bytes_table(tokenizer: PreTrainedTokenizerFast) -> list[bytes]:
+    table = _BYTES.get(tokenizer)
+    if table is None or len(table) != len(tokenizer):
+        specials = set(tokenizer.all_special_tokens)
+        pieces = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
+        table = [_piece_bytes(p, specials) for p in pieces]
+        _BYTES[tokenizer] = table
+    return table
+
+
+def token_bytes(tokenizer: PreTrainedTokenizerFast, token_id: int) -> bytes:
+    """The raw bytes a token stands for (special tokens: their text, UTF-8)."""
+    table = _bytes_table(tokenizer)
+    i = int(token_id)
+    if 0 <= i < len(table):
+        return table[i]
+    return _piece_bytes(tokenizer.convert_ids_to_tokens(i), set(tokenizer.all_special_tokens))
 
 
 def _utf8_len(lead: int) -> int:

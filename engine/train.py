@@ -70,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--eval-batches", type=int, default=10)
     ap.add_argument("--checkpoint-interval", type=int, default=500)
     ap.add_argument("--seed", type=int, default=1337)
+    ap.add_argument("--stop-after", type=int, metavar="STEP",
+                    help="stop (and checkpoint) after this step, keeping the schedule that --max-steps sets; "
+                         "a later run with other --data weights or --max-steps resumes from there")
     ap.add_argument("--work-dir", help="where tokenized data is cached (default .cache/train/<out name>)")
     return ap
 
@@ -153,6 +156,8 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
             val_text = f"{p.val_loss:.3f}"
             tqdm.write(f"step {p.step}: train {p.loss:.3f}  held-out {p.val_loss:.3f}  "
                        f"{p.tokens_per_s:,.0f} tok/s", file=sys.stderr)
+        if args.stop_after and p.step >= args.stop_after:
+            trainer.request_stop()
         if p.event in ("step", "eval"):
             bar.n = p.step
             bar.set_postfix_str(f"loss {p.loss:.3f} val {val_text} {p.tokens_per_s:,.0f} tok/s")

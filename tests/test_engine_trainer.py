@@ -184,9 +184,13 @@ def test_the_command_trains_saves_and_resumes(corpus, tmp_path, capsys):
             "--block-size", "32", "--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--max-steps", "4",
             "--batch-size", "4", "--eval-interval", "2", "--eval-batches", "1", "--checkpoint-interval", "2",
             "--work-dir", str(tmp_path / "w")]
-    assert train_main(args) == 0
+    assert train_main(args + ["--stop-after", "2"]) == 0
     err = capsys.readouterr().err
     assert "bits per character" in err
+    import json
+    assert json.loads((tmp_path / "m" / "training.json").read_text())["steps"] == 2
+    assert train_main(args) == 0
+    assert "resumed from step 2" in capsys.readouterr().err
     from transformers import AutoModelForCausalLM
     hf = AutoModelForCausalLM.from_pretrained(tmp_path / "m")
     assert hf.config.n_positions == 32

@@ -1,0 +1,57 @@
+"""Tokens and vectors: a text becomes tokens, each token an id, each id a vector the first block receives.
+
+Nothing on this page runs the transformer: splitting text and looking up embedding rows is all it takes, so
+typing updates the chips at tokenizer speed.
+"""
+import streamlit as st
+
+import ui
+from ui import bpe_view, pitfalls, tokens_page, vectors
+
+TABS = ("Compare tokenizers", "Watch BPE learn", "Tokenization pitfalls", "Vectors")
+
+choice = ui.setup_page("Tokens and vectors", "🔤")
+st.title("Tokens and vectors")
+st.markdown("A model cannot read text. It cuts the text into **tokens**, looks up each token's **id**, and "
+            "turns each id into a **vector** of numbers: that is all the first layer ever receives.")
+
+text, show_whitespace = "", True  # what the tabs use if drawing the chips fails
+with ui.error_boundary("splitting your text into tokens"):
+    text = ui.text_input_area(live=True)
+    show_whitespace = tokens_page.show_whitespace_toggle()
+    enc = tokens_page.live_tokens(text, choice, show_whitespace)
+    if enc is not None:
+        tokens_page.show_token_table(text, enc, choice.tokenizer)
+
+# Only the open tab runs (on_change="rerun"): typing never trains BPE or draws a map nobody is looking at.
+compare_tab, bpe_tab, pitfalls_tab, vectors_tab = st.tabs(TABS, key=ui.widget_key("section"), on_change="rerun")
+with compare_tab:
+    if compare_tab.open:
+        with ui.error_boundary("comparing tokenizers"):
+            tokens_page.compare_tokenizers(text, choice, show_whitespace)
+with bpe_tab:
+    if bpe_tab.open:
+        st.markdown("Byte-pair encoding (BPE) builds a vocabulary by starting from single bytes and repeatedly "
+                    "merging the pair of neighbouring tokens that occurs most often. Train one here and watch.")
+        with ui.error_boundary("training BPE"):
+            bpe_view.show_bpe()
+with pitfalls_tab:
+    if pitfalls_tab.open:
+        with ui.error_boundary("splitting the examples"):
+            pitfalls.show_pitfalls(choice)
+with vectors_tab:
+    if vectors_tab.open:
+        mi = None
+        with ui.error_boundary("drawing the input vectors"):
+            st.subheader("From ids to vectors")
+            mi = vectors.show_input_vectors(text, choice)
+        if mi is not None:
+            with ui.error_boundary("finding nearest neighbours"):
+                st.subheader("Nearest neighbours in the embedding table")
+                vectors.show_neighbours(mi, choice)
+            with ui.error_boundary("drawing the embedding map"):
+                st.subheader("A map of the whole vocabulary")
+                vectors.show_vocab_map(mi, choice)
+        with ui.error_boundary("drawing the position similarities"):
+            st.subheader("How alike are the positions?")
+            vectors.show_position_similarity(mi, choice)
