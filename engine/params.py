@@ -1,0 +1,102 @@
+"""Where a model's parameters live, and how its size compares with models people have heard of."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import torch.nn as nn
+
+PARTS = ("Embeddings", "Attention", "MLP", "Layer norms", "Final norm", "Output layer", "Other")
+
+
+@dataclass(frozen=True)
+class ParamGroup:
+    part: str  # one of PARTS
+    layer: int | None  # the block it belongs to; None outside the blocks
+    name: str  # what it is, in words
+    count: int  # number of parameters (a weight shared by two modules counts once)
+    shape: str  # the tensors' shapes, e.g. "c_fc 128×512 + 512, c_proj 512×128 + 128"
+
+
+_BLOCK = re.compile(r"transformer\.h\.(\d+)\.(ln_1|ln_2|attn|mlp)\.")
+_BLOCK_PART = {"attn": ("Attention", "attention"), "mlp": ("MLP", "feed-forward (MLP)"),
+               "ln_1": ("Layer norms", "layer norms"), "ln_2": ("Layer norms", "layer norms")}
+_TOP = {"transformer.wte.": ("Embeddings", "token embedding (also the output layer: the weights are tied)"),
+        "transformer.wpe.": ("Embeddings", "position embedding"),
+        "transformer.ln_f.": ("Final norm", "final layer norm"),
+        "lm_head.": ("Output layer", "output layer (unembedding)")}
+
+
+def _classify(name: str) -> tuple[str, int | None, str]:
+    m = _BLOCK.match(name)
+    if m:
+        part, words = _BLOCK_PART[m.group(2)]
+        return part, int(m.group(1)), f"block {m.group(1)} {words}"
+    for prefix, (part, words) in _TOP.items():
+        if name.startswith(prefix):
+            return part, None, words
+    return "Other", None, name  # a parameter this breakdown does not know: still counted
+
+
+def param_breakdown(model: nn.Module) -> list[ParamGroup]:
+    """The model's parameters grouped by part and block, in model order; counts sum to `num_params()`.
+
+    `named_parameters()` lists a tied weight once (under its first name, the token embedding), so the
+    output layer shares its count with the embedding instead of being counted twice, as the model does.
+    """
+    groups: dict[tuple[str, int | None, str], list[int | str]] = {}
+    for name, p in model.named_parameters():
+        key = _classify(name)
+        entry = groups.setdefault(key, [0, []])
+        entry[0] += p.numel()
+        entry[1].append(f"{'.'.join(name.split('.')[-2:])} {'×'.join(map(str, p.shape))}")
+    return [ParamGroup(part=k[0], layer=k[1], name=k[2], count=v[0], shape=", ".join(v[1]))
+            for k, v in groups.items()]
+
+
+def part_totals(groups: list[ParamGroup]) -> dict[str, int]:
+    """Parameters per part (all blocks together), parts in PARTS order, empty parts left out."""
+    totals = {part: 0 for part in PARTS}
+    for g in groups:
+        totals[g.part] += g.count
+    return {part: n for part, n in totals.items() if n}
+
+
+@dataclass(frozen=True)
+class KnownModel:
+    name: str
+    params: int
+    year: int
+    note: str  # one line: what it is
+
+
+# Sources:
+# - GPT-2 small/medium/large/XL: Radford et al. 2019, "Language Models are Unsupervised Multitask Learners"
+#   (Table 2 gives 117M/345M/762M/1542M); the exact counts are those of the released checkpoints as loaded by
+#   Hugging Face transformers (`GPT2LMHeadModel.num_parameters()` for gpt2, gpt2-medium, gpt2-large, gpt2-xl,
+#   embeddings tied), 124,439,808 / 354,823,168 / 774,030,080 / 1,557,611,200.
+# - GPT-3: Brown et al. 2020, "Language Models are Few-Shot Learners", Table 2.1 (175.0B).
+# - Llama 3 8B / 70B: Meta's model cards on Hugging Face (meta-llama/Meta-Llama-3-8B, -70B), safetensors
+#   parameter counts 8,030,261,248 and 70,553,706,496.
+# - Llama 3.1 405B: Grattafiori et al. 2024, "The Llama 3 Herd of Models", Table 3 (405B, nominal).
+# - BERT-base: Devlin et al. 2019, "BERT", section 3 (110M, nominal).
+# - nanoGPT's Shakespeare character model: Karpathy's nanoGPT README, "baby GPT" (10.65M).
+KNOWN_MODELS: tuple[KnownModel, ...] = (
+    KnownModel("nanoGPT Shakespeare (char)", 10_650_000, 2023, "a 6-layer teaching model, trained in minutes"),
+    KnownModel("BERT-base", 110_000_000, 2018, "Google's encoder, the start of the pretraining era"),
+    KnownModel("GPT-2 small", 124_439_808, 2019, "the smallest GPT-2, 12 layers, width 768"),
+    KnownModel("GPT-2 medium", 354_823_168, 2019, "24 layers, width 1024"),
+    KnownModel("GPT-2 large", 774_030_080, 2019, "36 layers, width 1280"),
+    KnownModel("GPT-2 XL", 1_557_611_200, 2019, "the full GPT-2, 48 layers, width 1600"),
+    KnownModel("Llama 3 8B", 8_030_261_248, 2024, "Meta's small open model, 32 layers, width 4096"),
+    KnownModel("Llama 3 70B", 70_553_706_496, 2024, "80 layers, width 8192"),
+    KnownModel("GPT-3", 175_000_000_000, 2020, "96 layers, width 12288"),
+    KnownModel("Llama 3.1 405B", 405_000_000_000, 2024, "126 layers, width 16384"),
+)
+
+
+def compare(n_params: int, models: tuple[KnownModel, ...] = KNOWN_MODELS) -> list[tuple[KnownModel, float]]:
+    """Each known model with how many times larger it is than a model of `n_params` parameters."""
+    if n_params <= 0:
+        raise ValueError("a model has at least one parameter")
+    return [(m, m.params / n_params) for m in models]

@@ -1,0 +1,43 @@
+"""Attention: which earlier tokens each position looks at, head by head, with the real weights of one run."""
+import streamlit as st
+
+import ui
+from engine import Trace
+from ui.attention_context import context_section
+from ui.attention_heads import head_types_section
+from ui.attention_state import head_picker
+from ui.attention_steps import weight_steps_section
+from ui.attention_views import compare_section, heads_section
+
+SECTIONS = {
+    "All heads": heads_section,
+    "How a weight is made": weight_steps_section,
+    "What kind of head?": head_types_section,
+    "Context changes meaning": context_section,
+    "Compare two prompts": compare_section,
+}
+
+choice = ui.setup_page("Attention", "👀")
+st.title("Attention")
+st.markdown("A transformer reads the whole text at once. In every layer, each **head** lets every token look "
+            "back at the tokens before it and take in some of what they carry: that is how a word's meaning "
+            "comes to depend on its context. Below are the real attention weights of one run of the model on "
+            "your text.")
+
+
+@st.fragment
+def explore(trace: Trace, choice: ui.ModelChoice) -> None:
+    """Everything that only reads the trace: picking a head, a token or a tab reruns this, not the model."""
+    pick = head_picker(trace, choice.key)
+    tabs = st.tabs(list(SECTIONS), key="Attention.tab", on_change="rerun")
+    for tab, (name, section) in zip(tabs, SECTIONS.items()):
+        if tab.open:
+            with tab, ui.error_boundary(f"drawing “{name}”"):
+                section(trace, choice, pick)
+
+
+trace = None
+with ui.error_boundary("running the model on your text"):
+    trace = ui.trace_or_stop(ui.text_input_area(), choice)
+if trace is not None:
+    explore(trace, choice)

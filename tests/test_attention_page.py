@@ -1,0 +1,191 @@
+"""The Attention page run headless with Streamlit's AppTest: every tab draws, widgets change what is drawn,
+choosing a head never reruns the model, and hard inputs and other model shapes draw cleanly."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import ui.cache
+from conftest import ROOT
+from engine import GPT, GPTConfig
+from ui.models import ModelChoice, default_model_dir
+from engine import load_tokenizer
+
+PAGE = str(ROOT / "pages" / "2_Attention.py")
+TIMEOUT = 60
+TABS = ("All heads", "How a weight is made", "What kind of head?", "Context changes meaning",
+        "Compare two prompts")
+
+
+def page(text: str | None = None, tab: str | None = None, **state) -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    if text is not None:
+        at.session_state["text"] = text
+    if tab is not None:
+        at.session_state["Attention.tab"] = tab
+    for key, value in state.items():
+        at.session_state[key] = value
+    return at.run()
+
+
+def charts(at: AppTest) -> list[dict]:
+    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+
+
+def titles(at: AppTest) -> list[str]:
+    return [c["layout"].get("title", {}).get("text", "") for c in charts(at)]
+
+
+def clean(at: AppTest) -> None:
+    assert not at.exception
+    assert not at.error, [e.value for e in at.error]
+
+
+def messages(at: AppTest) -> str:
+    return " ".join(e.value for e in [*at.info, *at.caption, *at.warning, *at.markdown])
+
+
+def test_page_draws_overview_detail_and_lines() -> None:
+    at = page()
+    clean(at)
+    assert at.session_state["current_page"] == "Attention"
+    assert titles(at)[:3] == ["All heads", "Layer 0, head 0" + titles(at)[1].removeprefix("Layer 0, head 0"),
+                              f"Layer 0, head 0, query {at.selectbox(key='Attention.query').value}"]
+    assert {b.label for b in at.get("download_button")} >= {"Download every head's weights (CSV)",
+                                                             "Download this head's weights (CSV)"}
+    assert "viridis" in messages(at)
+
+
+def test_choosing_a_head_changes_the_views_without_rerunning_the_model(monkeypatch) -> None:
+    calls = []
+    real = ui.cache.run_trace
+    monkeypatch.setattr(ui.cache, "run_trace", lambda *a, **k: calls.append(a[2]) or real(*a, **k))
+    text = "A text only the head-choosing test uses, about a cat."
+    at = page(text)
+    last_layer = len(at.selectbox(key="Attention.layer").options) - 1
+    last_head = len(at.selectbox(key="Attention.head").options) - 1
+    at.selectbox(key="Attention.layer").select(last_layer).run()
+    at.selectbox(key="Attention.head").select(last_head).run()
+    clean(at)
+    assert titles(at)[1].startswith(f"Layer {last_layer}, head {last_head}")
+    at.selectbox(key="Attention.query").select(2).run()
+    assert titles(at)[2].endswith("query 2")
+    for tab in TABS[1:3]:
+        at.session_state["Attention.tab"] = tab
+        at.run()
+        clean(at)
+    assert calls == [text]
+    # The choice survives a visit to another tab.
+    at.session_state["Attention.tab"] = TABS[0]
+    at.run()
+    assert titles(at)[1].startswith(f"Layer {last_layer}, head {last_head}")
+
+
+def test_weight_steps_show_the_mask_for_an_earlier_query() -> None:
+    at = page(tab="How a weight is made")
+    clean(at)
+    table = at.dataframe[0].value
+    assert "−∞" not in set(table["score (trace)"])  # the last token sees everything
+    assert "last token" in messages(at)
+    at.selectbox(key="Attention.query").select(3).run()
+    clean(at)
+    table = at.dataframe[0].value
+    assert list(table["key position"]) == [0, 1, 2, 3, 4, 5, 6]
+    assert list(table["score (trace)"])[4:] == ["−∞"] * 3
+    assert list(table["weight (trace)"])[4:] == [0.0] * 3
+    assert sum(table["weight (trace)"]) == pytest.approx(1.0, abs=1e-5)
+    assert any("z (trace)" in str(c["data"][0].get("y")) for c in charts(at))
+
+
+def test_head_types_table_and_labels() -> None:
+    at = page(tab="What kind of head?")
+    clean(at)
+    table = at.dataframe[0].value
+    n_layer = len(at.selectbox(key="Attention.layer").options)
+    n_head = len(at.selectbox(key="Attention.head").options)
+    assert len(table) == n_layer * n_head
+    assert set(table["label"]) <= {"induction", "previous token", "self", "first token (sink)", "broad", "mixed"}
+    assert table[["previous", "self", "first", "entropy", "induction"]].stack().between(0, 1 + 1e-6).all()
+    assert "heuristics" in " ".join(i.value for i in at.info)
+    assert any(t.endswith("on the test sequence") for t in titles(at))
+    assert "induction score: here" in messages(at)
+
+
+def test_context_pairs_and_own_pair() -> None:
+    at = page(tab="Context changes meaning")
+    clean(at)
+    pairs = at.selectbox(key="Attention.pair").options
+    assert len(pairs) >= 5 and pairs[-1] == "Your own pair"
+    for pair in pairs[:-1]:
+        at.selectbox(key="Attention.pair").select(pair).run()
+        clean(at)
+        cosine = next(c for c in charts(at) if "cosine" in c["layout"]["yaxis"]["title"]["text"])
+        assert cosine["data"][0]["y"][0] == pytest.approx(1.0)  # same token, same embedding
+        assert at.selectbox(key="Attention.word").value in pair
+    at.text_input(key="Attention.sentence_a").set_value("The sun is hot.").run()
+    at.text_input(key="Attention.sentence_b").set_value("My dog runs fast.").run()
+    clean(at)
+    assert at.selectbox(key="Attention.pair").value == "Your own pair"
+    assert "share no word" in messages(at)
+    at.text_input(key="Attention.sentence_b").set_value("The sun went down and it was hot again.").run()
+    clean(at)
+    assert at.selectbox(key="Attention.word").options == ["the", "sun", "hot"]
+
+
+def test_compare_two_prompts() -> None:
+    at = page("Once upon a time, a little fox found a shiny red ball.", tab="Compare two prompts")
+    clean(at)
+    b = at.text_input(key="Attention.compare_text").value
+    assert b == "Once upon a time, a little dog found a shiny red ball."  # one word swapped
+    assert any(t.startswith("A minus B on the") for t in titles(at))
+    at.text_input(key="Attention.compare_text").set_value("").run()
+    assert "Type a prompt B" in messages(at)
+    at.text_input(key="Attention.compare_text").set_value("zzzz").run()
+    clean(at)
+
+
+@pytest.mark.parametrize("text", [
+    "<img src=x onerror=alert(1)> :red[boom] $x^2$ **bold** [link](javascript:alert(1))",
+    "I love pizza 🍕😀 漢字 שלום",
+    "nul\x00byte and bell\x07",
+    "x",
+], ids=["markup", "unicode", "control", "one-token"])
+def test_hard_texts_draw_cleanly(text: str) -> None:
+    for tab in TABS:
+        at = page(text, tab=tab)
+        clean(at)
+    for spec in charts(page(text)):
+        assert "<img" not in json.dumps(spec)  # token text reaches Plotly escaped
+
+
+def test_long_text_overview_uses_blocks() -> None:
+    text = " ".join(f"word{i}" for i in range(400))
+    at = page(text)
+    clean(at)
+    assert "each the mean of the weights it covers" in messages(at)
+    assert "sees the last" in messages(at)  # the context note from ui.trace_or_stop
+    overview = charts(at)[0]
+    assert len(overview["data"]) == 2
+
+
+@pytest.fixture(scope="module")
+def odd_model() -> ModelChoice:
+    """A random model of another shape than the default: 3 layers of 2 heads, a 24-token context."""
+    tokenizer = load_tokenizer(default_model_dir())
+    model = GPT(GPTConfig(block_size=24, vocab_size=len(tokenizer), n_layer=3, n_head=2, n_embd=16)).eval()
+    return ModelChoice("odd", model, tokenizer, key="session:test:odd", shared=False)
+
+
+def test_any_model_shape(odd_model: ModelChoice) -> None:
+    state = {"session_models": {"odd": odd_model}, "model_name": "odd", "Attention.kept.layer": 3,
+             "Attention.kept.head": 3}  # kept from a bigger model: out of range here
+    text = "Once upon a time, there was a girl who liked to read books about the sea and the fish in it."
+    for tab in TABS:
+        at = page(text, tab=tab, **state)  # longer than the 24-token context: the model reads the end
+        clean(at)
+        assert "sees the last 23" in messages(at)
+        assert at.selectbox(key="Attention.layer").options == ["0", "1", "2"]
+        assert at.selectbox(key="Attention.head").options == ["0", "1"]
+        assert at.selectbox(key="Attention.layer").value == 0

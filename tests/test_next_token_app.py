@@ -1,0 +1,239 @@
+"""The Next token page run headless with AppTest: it reacts to the sampling controls without rerunning the
+model, generates, undoes and restarts, draws repeatably, works with any model, and escapes token text."""
+from __future__ import annotations
+
+import html as html_lib
+import json
+import re
+
+from dataclasses import replace
+
+import plotly.graph_objects as go
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+
+import ui.models
+from conftest import ROOT
+from engine import GPT, GPTConfig, SamplingSettings, load_tokenizer, sampling_stages
+from engine.sampling_lab import Run, advance, blame, draw, removed_by, top_tokens
+from engine.surprise import text_surprise
+from ui.draws import draws_html
+from ui.generation import run_html
+from ui.sampling import distribution_figure, draws_figure
+from ui.sampling_stages import cumulative_figure, entropy_curve, entropy_figure, filters_figure, logits_figure
+from ui.surprise import surprise_html, window_html
+
+PAGE = str(ROOT / "pages" / "4_Next_token.py")
+TIMEOUT = 120  # seconds per script run: the first loads the model, the machine is shared
+
+
+def page() -> AppTest:
+    return AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+
+
+def chart(at: AppTest, key: str) -> dict:
+    """The Plotly spec of the chart with this key."""
+    for el in at.get("plotly_chart"):
+        if el.proto.id.endswith(key):
+            return json.loads(el.proto.spec)
+    raise AssertionError(f"no chart {key}")
+
+
+def metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def ok(at: AppTest) -> None:
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+
+
+def test_temperature_reshapes_the_distribution_without_running_the_model(monkeypatch) -> None:
+    at = page()
+    ok(at)
+    before, entropy = chart(at, "next_token_distribution"), metrics(at)["Entropy"]
+    assert before["layout"]["title"]["text"] == "What the next token is drawn from"
+    calls = []
+    real = GPT._run
+    monkeypatch.setattr(GPT, "_run", lambda self, *a: calls.append(1) or real(self, *a))
+    at.select_slider(key="next_token_temperature").set_value(0.3).run()
+    ok(at)
+    after = chart(at, "next_token_distribution")
+    assert after["data"] != before["data"] and metrics(at)["Entropy"] != entropy
+    at.select_slider(key="next_token_top_p").set_value(0.5).run()
+    at.button(key="next_token_preset_creative").click().run()
+    assert at.select_slider(key="next_token_temperature").value == 1.3
+    at.select_slider(key="next_token_position").set_value(1).run()
+    ok(at)
+    assert calls == []  # every change above reshaped the cached logits only
+
+
+def test_greedy_says_so_and_draws_the_same_token() -> None:
+    at = page()
+    at.button(key="next_token_preset_greedy").click().run()
+    ok(at)
+    assert any("greedy" in i.value for i in at.info)
+    assert metrics(at)["Can be drawn"] == "1"
+    for _ in range(3):
+        at.button(key="next_token_draw_one").click().run()
+    draws = at.session_state["next_token_draws"]
+    assert len(draws) == 3 and len({d["id"] for d in draws}) == 1
+    assert len({d["seed"] for d in draws}) == 3  # fresh seeds, and still the same token
+    assert all(d["probability"] == 1.0 for d in draws)
+
+
+def test_the_same_seed_repeats_a_sampled_draw() -> None:
+    at = page()
+    at.button(key="next_token_preset_creative").click().run()
+    at.toggle(key="next_token_fresh_seed").set_value(False).run()
+    at.number_input(key="next_token_draw_seed").set_value(1234).run()
+    for _ in range(2):
+        at.button(key="next_token_draw_one").click().run()
+    a, b = at.session_state["next_token_draws"]
+    assert a["seed"] == b["seed"] == 1234 and a["id"] == b["id"]
+    at.button(key="next_token_draw_many").click().run()
+    ok(at)
+    hist = chart(at, "next_token_hist_chart")
+    shares = next(t for t in hist["data"] if t["name"].startswith("share"))["y"]
+    assert sum(shares) == pytest.approx(1.0)
+
+
+def test_generate_undo_restart_and_step_view() -> None:
+    at = page()
+    at.button(key="next_token_step").click().run()
+    ok(at)
+    assert len(at.session_state["next_token_run"].steps) == 1
+    at.number_input(key="next_token_n_steps").set_value(5).run()
+    at.button(key="next_token_run_n").click().run()
+    ok(at)
+    run = at.session_state["next_token_run"]
+    assert len(run.steps) == 6 and at.slider(key="next_token_view").value == 6
+    assert chart(at, "next_token_step_chart")["layout"]["title"]["text"].startswith("Step 6")
+    at.slider(key="next_token_view").set_value(2).run()
+    assert chart(at, "next_token_step_chart")["layout"]["title"]["text"].startswith("Step 2")
+    at.button(key="next_token_replay").click().run()  # plays every step into the same two slots
+    ok(at)
+    assert chart(at, "next_token_replay_6")["layout"]["title"]["text"].startswith("Step 6")
+    at.button(key="next_token_undo").click().run()
+    assert at.session_state["next_token_run"].ids == run.ids[:-1]
+    at.button(key="next_token_run_n").click().run()  # same seed, same settings: the same tokens again
+    assert at.session_state["next_token_run"].ids[:len(run.ids)] == run.ids
+    at.button(key="next_token_restart").click().run()
+    ok(at)
+    assert at.session_state["next_token_run"].steps == ()
+    assert "next_token_settings" in at.session_state and "run" not in at.session_state  # keys: next_token_*
+
+
+def test_any_model_and_generating_past_its_window() -> None:
+    tok = load_tokenizer(ROOT / "models" / "glassbox-stories")
+    torch.manual_seed(0)
+    tiny = GPT(GPTConfig(block_size=24, vocab_size=len(tok), n_layer=1, n_head=2, n_embd=16)).eval()
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    at.session_state[ui.models.SESSION_MODELS] = {
+        "tiny": ui.models.ModelChoice("tiny", tiny, tok, key="session:test:tiny", shared=False)}
+    at.session_state[ui.models.SELECTED] = "tiny"
+    at.session_state["text"] = "One day, a little dog ran to the park. " * 3  # longer than 24 tokens
+    at.run()
+    ok(at)
+    assert "24 tokens" in " ".join(i.value for i in at.info)  # the trace was cut to the window
+    at.number_input(key="next_token_n_steps").set_value(30).run()
+    at.button(key="next_token_run_n").click().run()
+    ok(at)
+    run = at.session_state["next_token_run"]
+    assert len(run.steps) == 30 and run.steps[-1].n_context == 24 and run.steps[-1].n_cut > 0
+    assert any("no longer reach the model" in i.value for i in at.info)
+    loss = chart(at, "next_token_loss")
+    assert any(t.get("name", "").startswith("fresh start") for t in loss["data"])  # past the window: two lines
+    assert "next_token_scores" in at.session_state  # a session model's scores stay in the session
+
+
+@pytest.mark.parametrize("text", ["<img src=x onerror=alert(1)>", "$x^2$ *a* `b` [l](javascript:alert(1))",
+                                  "漢字 🍕\n\tend", "\x00\x1b", "a" * 20_000])
+def test_hard_inputs_render_cleanly(text: str) -> None:
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    at.session_state["text"] = text
+    at.run()
+    ok(at)
+    assert all("<img" not in md.value for md in at.markdown)  # token text reaches HTML escaped
+
+
+def test_empty_text_asks_for_text() -> None:
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    at.session_state["text"] = ""
+    at.run()
+    ok(at)
+    assert any("Type some text" in i.value for i in at.info)
+
+
+def test_long_example_shows_what_the_window_cuts() -> None:
+    at = page()
+    at.button(key="next_token_long_example").click().run()
+    ok(at)
+    assert any("gb-nt-cut" in m.value for m in at.markdown)  # the cut tokens, struck through
+    assert any("are cut" in m.value for m in at.markdown)
+
+
+# --- the HTML builders escape every token ------------------------------------------------------------------
+
+HOSTILE = '<img src=x onerror=alert(1)> " onmouseover="alert(1)'
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return load_tokenizer(ROOT / "models" / "glassbox-stories")
+
+
+def test_surprise_and_window_html_escape_tokens(tokenizer) -> None:
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(block_size=16, vocab_size=len(tokenizer), n_layer=1, n_head=1, n_embd=8)).eval()
+    s = text_surprise(model, tokenizer, HOSTILE)
+    for out in (surprise_html(s, tokenizer), window_html(s.tokens, 3)):
+        assert "<img" not in out and '" onmouseover=' not in out
+        assert out.count("<span") == out.count("</span>")
+    text = "".join(html_lib.unescape(t) for t in re.findall(r">([^<]*)</span>", surprise_html(s, tokenizer)))
+    assert text == HOSTILE  # every character is there, as text
+
+
+def test_run_and_draw_html_escape_tokens(tokenizer) -> None:
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(block_size=16, vocab_size=len(tokenizer), n_layer=1, n_head=1, n_embd=8)).eval()
+    ids = tuple(tokenizer(HOSTILE, add_special_tokens=False)["input_ids"])
+    run = advance(model, Run("k", ids, seed=0), 3, SamplingSettings())
+    out = run_html(run, 3, tokenizer)
+    assert "<img" not in out and '" onmouseover=' not in out and out.count("gb-nt-drawn") == 1
+    draws = draws_html([{"draw": 1, "token": HOSTILE, "seed": 0, "probability": 0.5, "settings": "<b>x</b>"}])
+    assert "<img" not in draws and "<b>" not in draws and "&lt;img" in draws
+
+
+# --- figures are built without Plotly's validation at runtime, so validate them here ----------------------------
+
+@pytest.mark.parametrize("s", [SamplingSettings(), SamplingSettings(temperature=0), SamplingSettings(
+    temperature=0.7, top_k=5, top_p=0.8, min_p=0.1), SamplingSettings(temperature=10.0, top_p=0.01)], ids=str)
+def test_every_figure_is_valid_plotly(s) -> None:
+    logits = torch.randn(300, generator=torch.Generator().manual_seed(0)) * 3
+    stages, masks = sampling_stages(logits, s), removed_by(logits, s)
+    top = top_tokens(stages, 12, include=int(stages.order[-1]))
+    labels = [f"&lt;t{t}&gt;" for t in top.ids]
+    order = stages.order[:12].tolist()
+    stage_labels = [f"t{t}" for t in order]
+    figures = [
+        distribution_figure(top, labels, blame(masks, top.ids), drawn=top.ids[-1], actual=top.ids[0], title="x"),
+        draws_figure(draw(stages, s, 500, seed=0), stages, {t: f"t{t}" for t in range(300)}),
+        logits_figure(stages, stage_labels, scaled=False), logits_figure(stages, stage_labels, scaled=True),
+        filters_figure(stages, stage_labels, blame(masks, order), s), cumulative_figure(stages, s),
+        entropy_figure(logits, stages, s),
+    ]
+    for fig in figures:
+        spec = fig.to_dict()
+        go.Figure(spec)  # raises on any invalid property
+        assert spec["data"] and spec["layout"]["title"]["text"]
+
+
+def test_entropy_curve_is_the_stages_entropy_at_each_temperature() -> None:
+    logits = torch.randn(300, generator=torch.Generator().manual_seed(1)) * 3
+    s = SamplingSettings(top_k=40, top_p=0.9, min_p=0.05)
+    temps, before, after = entropy_curve(logits, s, n=7)
+    for t, b, a in zip(temps, before, after):
+        st = sampling_stages(logits, replace(s, temperature=float(t)))
+        assert b == pytest.approx(st.entropy_before, abs=1e-4) and a == pytest.approx(st.entropy_after, abs=1e-4)

@@ -1,0 +1,153 @@
+"""The Train page in Streamlit's AppTest: setup, bad input, a tiny run from start to "my model", the
+time-lapse and before/after views, and model zips going in and out."""
+from __future__ import annotations
+
+from streamlit.testing.v1 import AppTest
+
+from conftest import ROOT
+from engine import GPTConfig
+from engine.bundle import export_zip
+from engine.corpus import builtin_stories, make_tokenizer, prepare
+from engine.runs import TrainingRun
+from engine.runspec import PRESETS, make_spec
+from engine_fixtures import tiny_model, tokenizer
+
+PAGE = str(ROOT / "pages" / "5_Train.py")
+TIMEOUT = 120
+RUN = "Train._run"
+
+
+def page() -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    assert not at.exception
+    return at
+
+
+def metric(at: AppTest, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def train_to_the_end(at: AppTest, steps: int = 30) -> TrainingRun:
+    at.number_input(key="Train.max_steps").set_value(steps).run()
+    at.button(key="Train.start").click().run()
+    assert not at.exception and not at.warning, [w.value for w in at.warning]
+    run = at.session_state[RUN]
+    run.join(TIMEOUT)
+    at.run()  # the page notices the end: registers "my model" and reruns
+    assert not at.exception
+    return run
+
+
+def test_the_page_opens_on_the_builtin_stories_and_the_tiny_preset():
+    at = page()
+    assert at.radio(key="Train.corpus_kind").value == "Built-in stories"
+    assert "engine/stories.py" in at.caption[0].value.replace("\\", "")
+    assert at.selectbox(key="Train.n_layer").value == 2
+    assert at.number_input(key="Train.max_steps").value == PRESETS["tiny"].max_steps
+    assert int(metric(at, "Parameters").replace(",", "")) > 0
+    assert metric(at, "Estimated time").endswith("s") and not at.button(key="Train.start").disabled
+    at.button(key="Train.preset_small").click().run()
+    assert at.selectbox(key="Train.n_layer").value == 4 and at.selectbox(key="Train.block_size").value == 128
+    assert not at.exception
+
+
+def test_bad_text_gets_a_clear_message_and_no_start():
+    at = page()
+    at.radio(key="Train.corpus_kind").set_value("Paste text").run()
+    assert "Paste some text" in at.info[0].value and at.button(key="Train.start").disabled
+    at.text_area(key="Train.paste").set_value("Just a few words, nowhere near a context.").run()
+    assert "too short for a context of 64 tokens" in at.error[0].value
+    assert at.button(key="Train.start").disabled and not at.exception
+
+
+def test_a_model_too_big_for_memory_is_refused_before_starting(monkeypatch):
+    import ui.train_setup
+    monkeypatch.setattr(ui.train_setup, "available_memory", lambda: 50 * 2**20)
+    at = page()
+    assert "this server has 50 MB free" in at.error[0].value and "Make it smaller" in at.error[0].value
+    assert at.button(key="Train.start").disabled
+
+
+def test_a_busy_server_refuses_with_a_message():
+    corpus = builtin_stories(100)
+    data = prepare(corpus, make_tokenizer(corpus, 300))
+    cfg = GPTConfig(block_size=16, vocab_size=len(data.tokenizer), n_layer=1, n_head=1, n_embd=16)
+    other = TrainingRun(make_spec(cfg, 100_000, 2, 1e-3), data, threads=1)
+    other.start()  # somebody else's run holds the only slot
+    try:
+        at = page()
+        at.button(key="Train.start").click().run()
+        assert "already training" in at.warning[0].value and RUN not in at.session_state
+    finally:
+        other.stop()
+
+
+def test_a_tiny_run_becomes_my_model_with_time_lapse_and_before_after():
+    at = page()
+    run = train_to_the_end(at)
+    assert run.status().state == "done"
+    assert "my model" in at.session_state["session_models"]
+    assert at.session_state["session_models"]["my model"].model is run.model
+    assert [h.value for h in at.header][2:] == ["3. Watch it learn", "4. Time-lapse: scrub through training",
+                                                "5. Before and after", "6. Use your model"]
+    assert at.success[0].value == "Trained 30 steps."
+    assert at.sidebar.selectbox[0].options[-1] == "my model (yours, this session only)"
+
+    slider = at.select_slider(key=f"Train.lapse_step_{run.id}")
+    assert slider.options[0] == "0" and slider.value == 30
+    slider.set_value(0).run()
+    assert metric(at, "Step") == "0" and not at.exception
+    at.selectbox(key=f"Train.lapse_head_{run.id}").set_value(3).run()
+    assert not at.exception
+    at.button(key="Train.lapse_play").click().run()  # play: from the first frame, one frame per tick
+    assert at.select_slider(key=f"Train.lapse_step_{run.id}").value == 0 and at.button(key="Train.lapse_pause")
+    at.run()
+    assert at.select_slider(key=f"Train.lapse_step_{run.id}").value > 0
+    at.button(key="Train.lapse_pause").click().run()
+    assert at.button(key="Train.lapse_play") and not at.exception
+
+    prompt = at.text_input(key=f"Train.compare_prompt_{run.id}")
+    prompt.set_value("").run()
+    assert any("Type a prompt" in i.value for i in at.info)
+    hostile = "The dog ran 🐕 to the park, ünïcödé <b>bold</b> $x$ :red[y]"
+    at.text_input(key=f"Train.compare_prompt_{run.id}").set_value(hostile).run()
+    assert not at.exception
+    labels = [b.label for b in at.get("download_button")]
+    assert "Download my model (.zip, Hugging Face format)" in labels and "Download the losses (CSV)" in labels
+
+
+def test_zips_upload_as_a_session_model_and_hostile_ones_are_refused():
+    at = page()
+    uploader = at.file_uploader(key="Train.upload_zip")
+    uploader.set_value(("evil.zip", b"PK\x03\x04 not really a zip", "application/zip")).run()
+    assert at.error[0].value.replace("\\", "") == "evil.zip was not loaded. The file is not a zip archive."
+    assert "uploaded model" not in at.session_state["session_models"]
+    good = export_zip(tiny_model(seed=1), tokenizer(), "old-model")
+    at.file_uploader(key="Train.upload_zip").set_value(("old-model.zip", good, "application/zip")).run()
+    assert not at.exception
+    assert "uploaded model" in at.session_state["session_models"]
+    assert any("Loaded old-model.zip" in s.value.replace("\\", "") for s in at.success)
+
+
+def test_a_learning_rate_too_high_explains_and_keeps_no_broken_model():
+    at = page()
+    at.select_slider(key="Train.learning_rate").set_value(1000.0).run()
+    run = train_to_the_end(at, steps=60)
+    assert run.status().state == "diverged"
+    assert "learning rate" in at.error[0].value and "ten times lower" in at.error[0].value
+    # Its last good weights are kept in the run; only a model that learned something becomes "my model".
+    assert ("my model" in at.session_state["session_models"]) == (run.kept_step > 0)
+
+
+
+def test_text_and_settings_survive_a_visit_to_another_page():
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.switch_page("pages/5_Train.py").run()
+    at.radio(key="Train.corpus_kind").set_value("Paste text").run()
+    at.text_area(key="Train.paste").set_value("A text I pasted. " * 50).run()
+    at.selectbox(key="Train.n_layer").set_value(3).run()
+    at.switch_page("app.py").run()  # the home page draws none of the Train page's widgets
+    at.switch_page("pages/5_Train.py").run()
+    assert at.radio(key="Train.corpus_kind").value == "Paste text"
+    assert at.text_area(key="Train.paste").value == "A text I pasted. " * 50
+    assert at.selectbox(key="Train.n_layer").value == 3 and not at.exception
