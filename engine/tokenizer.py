@@ -85,8 +85,11 @@ def _bytes_table(tokenizer: PreTrainedTokenizerFast) -> list[bytes]:
 
 def token_bytes(tokenizer: PreTrainedTokenizerFast, token_id: int) -> bytes:
     """The raw bytes a token stands for (special tokens: their text, UTF-8)."""
-    table = _bytes_table(tokenizer)
     i = int(token_id)
+    try:
+        table = _bytes_table(tokenizer)
+    except TypeError:  # a stand-in tokenizer (no len, no weak references): look the piece up directly
+        table = []
     if 0 <= i < len(table):
         return table[i]
     return _piece_bytes(tokenizer.convert_ids_to_tokens(i), set(tokenizer.all_special_tokens))

@@ -181,7 +181,8 @@ def odd_model() -> ModelChoice:
 def test_any_model_shape(odd_model: ModelChoice) -> None:
     state = {"session_models": {"odd": odd_model}, "model_name": "odd", "Attention.kept.layer": 3,
              "Attention.kept.head": 3}  # kept from a bigger model: out of range here
-    text = "Once upon a time, there was a girl who liked to read books about the sea and the fish in it."
+    text = ("Once upon a time, there was a girl who liked to read books about the sea and the fish in it. "
+            "Every night her mother read her one more story before bed.")
     for tab in TABS:
         at = page(text, tab=tab, **state)  # longer than the 24-token context: the model reads the end
         clean(at)

@@ -53,7 +53,9 @@ def test_transformers_writes_the_same_greedy_story(loaded):
     prompt = [tok.eos_token_id] + tok("Once upon a time, there was a little", add_special_tokens=False)["input_ids"]
     ours = generate(model, prompt, 40, SamplingSettings(temperature=0))
     with torch.no_grad():
-        theirs = hf.generate(torch.tensor([prompt]), max_new_tokens=40, do_sample=False,
+        # An explicit mask: otherwise transformers takes the leading <|endoftext|> (= pad id) for padding.
+        theirs = hf.generate(torch.tensor([prompt]), attention_mask=torch.ones(1, len(prompt), dtype=torch.long),
+                             max_new_tokens=40, do_sample=False,
                              pad_token_id=tok.eos_token_id, eos_token_id=None)[0, len(prompt):].tolist()
     assert ours == theirs
     assert len(set(tok.decode(ours).split())) > 5  # real words, not one token repeated
