@@ -14,16 +14,14 @@ measured here (the issue measured 144 separate heatmaps at 8 s to show against 3
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from timing import time_in_turn  # noqa: E402  (bench/ is on sys.path when run as a script)
 from engine import load_pretrained, run_trace  # noqa: E402
 from engine.heads import stacked_patterns  # noqa: E402
 from ui.attention import head_figure, line_view_figure, overview_figure  # noqa: E402
@@ -50,18 +48,6 @@ def per_head_overview(patterns) -> go.Figure:
             fig.add_trace(go.Heatmap(z=patterns[layer, head].numpy(), coloraxis="coloraxis"),
                           row=layer + 1, col=head + 1)
     return fig
-
-
-def time_in_turn(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
-    for fn in fns.values():  # warm-up
-        fn()
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - t0)
-    return {name: statistics.median(ts) for name, ts in times.items()}
 
 
 def main() -> int:

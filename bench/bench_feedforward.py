@@ -12,29 +12,18 @@ Prints seconds and ratios measured in this one run (the machine may be busy; onl
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from timing import median_s  # noqa: E402  (bench/ is on sys.path when run as a script)
 from engine import EOT, encode, generate, load_pretrained, pick_device, trace_ids  # noqa: E402
 from engine import neurons as nrn  # noqa: E402
 from engine.decode import generate_batch  # noqa: E402
 from engine.lens import contributions, logit_lens  # noqa: E402
-
-
-def median_s(fn: Callable[[], object], repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def main() -> int:

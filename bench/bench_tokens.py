@@ -13,30 +13,14 @@ run, means much. The model is never run: the chips need only the tokenizer.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from timing import time_in_turn  # noqa: E402  (bench/ is on sys.path when run as a script)
 from engine import encode, load_tokenizer  # noqa: E402
 from ui.bpe_view import BUILT_IN  # noqa: E402
 from ui.tokens import chips_html  # noqa: E402
-
-
-def time_in_turn(fns: dict[str, Callable[[], object]], repeats: int, warmup: int) -> dict[str, float]:
-    """Median seconds per call of each function; every repeat runs each function once, in turn."""
-    for _ in range(warmup):
-        for fn in fns.values():
-            fn()
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - t0)
-    return {name: statistics.median(ts) for name, ts in times.items()}
 
 
 def main() -> int:

@@ -14,39 +14,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from timing import time_in_turn  # noqa: E402  (bench/ is on sys.path when run as a script)
 from engine import load_pretrained, pick_device  # noqa: E402
 
 GOAL_VS_BARE = 1.3
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def time_in_turn(fns: dict[str, Callable[[], object]], repeats: int, warmup: int, device) -> dict[str, float]:
-    """Median seconds per call of each function; every repeat runs each function once, in turn."""
-    for _ in range(warmup):
-        for fn in fns.values():
-            fn()
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            sync(device)
-            t0 = time.perf_counter()
-            fn()
-            sync(device)
-            times[name].append(time.perf_counter() - t0)
-    return {name: statistics.median(ts) for name, ts in times.items()}
 
 
 def main() -> int:
