@@ -9,7 +9,8 @@ import ui
 from engine import display_token, sampling_stages
 from engine.sampling_lab import blame, removed_by, top_tokens
 from ui import draws, generation, sampling_controls, surprise
-from ui.sampling import distribution_figure, md_escape, plot_config, token_label
+from ui.plots import plot_config
+from ui.sampling import distribution_figure, md_escape, token_label
 from ui.sampling_stages import STAGES, show_stage
 
 POSITION = "next_token_position"  # widget key: the position whose prediction is shown

@@ -36,11 +36,6 @@ LINE_BANDS = 20  # the line view draws weights in this many steps of thickness a
 LINE_LABELS = 40  # the line view names every token up to this many, then only the most-weighted half as many
 
 
-def plot_config(filename: str) -> dict[str, Any]:
-    """Plotly's toolbar: its camera button downloads a PNG named `filename`."""
-    return {"displaylogo": False, "toImageButtonOptions": {"format": "png", "filename": filename, "scale": 2}}
-
-
 def short(token: str, n: int = LABEL_CHARS) -> str:
     return token if len(token) <= n else token[:n - 1] + "…"
 

@@ -17,10 +17,11 @@ import torch
 from engine import Trace
 from engine.word_context import cosine_by_layer, residual_stages, shared_words, word_positions
 
-from .attention import MONO, csv_text, md, plot_config, short, tick_step
+from .attention import MONO, csv_text, md, short, tick_step
 from .attention_state import Pick, choose, kept_value, remembered
 from .cache import get_trace
 from .models import ModelChoice
+from .plots import plot_config
 from .state import MAX_CHARS
 
 OWN = "Your own pair"

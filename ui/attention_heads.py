@@ -15,9 +15,10 @@ from engine import Trace
 from engine.heads import (BROAD_MIN, FIRST_MIN, INDUCTION_MIN, PREVIOUS_MIN, SELF_MIN, HeadLabel, HeadStats,
                           head_stats, induction_half, induction_trace, label_heads, stacked_patterns)
 
-from .attention import head_figure, matrix_csv, outline, plot_config, position_labels
+from .attention import head_figure, matrix_csv, outline, position_labels
 from .attention_state import Pick
 from .models import ModelChoice
+from .plots import plot_config
 
 _SESSION_INDUCTION = "Attention.induction_traces"  # session key: {model key: Trace} for session models
 

@@ -18,9 +18,10 @@ import torch
 from engine import Trace
 from engine.attention_steps import WeightSteps, weight_steps
 
-from .attention import MONO, csv_text, md, outline, plot_config, short, tick_step
+from .attention import MONO, csv_text, md, outline, short, tick_step
 from .attention_state import Pick
 from .models import ModelChoice
+from .plots import plot_config
 
 MASKED_SHOWN = 3  # future positions shown after the query, so the mask is visible
 NEG_INF = "−∞"

@@ -17,11 +17,12 @@ from engine.heads import stacked_patterns
 from engine.word_context import align_tokens, aligned_difference
 
 from .attention import (LINE_LABELS, difference_figure, head_figure, line_view_figure, matrix_csv, md,
-                        overview_figure, overview_side, patterns_csv, plot_config, position_labels)
+                        overview_figure, overview_side, patterns_csv, position_labels)
 from .attention_heads import head_labels
 from .attention_state import Pick, choose, head_click_args, overview_click_args, remembered
 from .cache import get_trace
 from .models import ModelChoice
+from .plots import plot_config
 from .state import MAX_CHARS
 
 # A second prompt that differs from the first in one word, for the Compare tab's first visit.

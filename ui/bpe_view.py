@@ -10,9 +10,9 @@ import streamlit as st
 
 from engine.bpe_steps import BpeRun, base_vocab, train_steps
 
+from .plots import plot_config
 from .state import widget_key
 from .tokens import chips_html
-from .vectors import plotly_config
 
 MAX_CORPUS_CHARS = 1_000_000  # pasted or uploaded text beyond this is cut (with a note)
 MAX_UPLOAD_BYTES = 1_000_000  # a bigger upload is refused before it is read
@@ -196,7 +196,7 @@ def show_splits(run: BpeRun, sentence: str, k: int) -> None:
             label = f"**{label} ← this step**"
         st.markdown(f"{label} · {len(ids):,} tokens")
         st.markdown(chips_html(ids, [run.piece(i) for i in ids], tok), unsafe_allow_html=True)
-    st.plotly_chart(curve_figure(curve, k), config=plotly_config("bpe-compression"), key=widget_key("bpe_curve"))
+    st.plotly_chart(curve_figure(curve, k), config=plot_config("bpe-compression"), key=widget_key("bpe_curve"))
 
 
 def curve_figure(curve: list[int], k: int) -> go.Figure:

@@ -15,7 +15,8 @@ import torch
 from engine import SamplingSettings, display_token, sampling_stages
 from engine.sampling_lab import draw
 
-from .sampling import draws_figure, fmt_prob, plot_config, token_label
+from .plots import plot_config
+from .sampling import draws_figure, fmt_prob, token_label
 from .sampling_controls import describe
 
 DRAWS = "next_token_draws"  # session key: list of single draws (dicts), newest last

@@ -20,6 +20,8 @@ import torch
 
 from engine.neurons import Example
 
+from .plots import plot_config
+
 MAX_TICKS = 48  # token labels on a tall axis before they are thinned out
 WIDE_TICKS, HALF_TICKS = 28, 14  # rotated labels along a full-width and a half-width chart
 ROW_PX, MIN_PX, MAX_PX = 16, 280, 900  # heatmap height per token row, and its bounds
@@ -47,10 +49,7 @@ def token_ticks(tokens: Sequence[str], first_position: int = 0, max_ticks: int =
 
 def show_figure(fig: go.Figure, filename: str, key: str | None = None) -> None:
     """Draw a figure whose toolbar's camera button downloads it as a PNG named `filename`.png."""
-    st.plotly_chart(fig, key=key, config={
-        "displaylogo": False,
-        "toImageButtonOptions": {"format": "png", "filename": filename, "scale": 2},
-    })
+    st.plotly_chart(fig, key=key, config=plot_config(filename))
 
 
 def csv_button(label: str, frame: Callable[[], pd.DataFrame], filename: str, key: str) -> None:

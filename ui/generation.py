@@ -17,7 +17,8 @@ from engine import EOT, display_token, encode
 from engine.sampling_lab import Run, StepRecord, advance
 
 from .models import ModelChoice
-from .sampling import DRAWN, KEPT, distribution_figure, fmt_prob, layout, plot_config, token_label
+from .plots import plot_config
+from .sampling import DRAWN, KEPT, distribution_figure, fmt_prob, layout, token_label
 from .sampling_controls import current_settings, describe
 from .surprise import prob_colour
 

@@ -31,11 +31,6 @@ TOP_MARGIN = 100  # pixels above the plot for the title and up to two lines of l
 LOG_TICKS = [m * 10**e for e in range(-2, 5) for m in (1, 2, 5)]  # 0.01, 0.02, 0.05, 0.1, ... 50000
 
 
-def plot_config(filename: str) -> dict[str, Any]:
-    """Plotly's toolbar: its camera button downloads a PNG named `filename`."""
-    return {"displaylogo": False, "toImageButtonOptions": {"format": "png", "filename": filename, "scale": 2}}
-
-
 def token_label(tokenizer: Any, token_id: int) -> str:
     """A token's display form, escaped for Plotly and HTML (␣ is a space, ↵ a line break)."""
     return html.escape(display_token(tokenizer, int(token_id)))

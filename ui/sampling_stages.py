@@ -16,8 +16,8 @@ from engine import SamplingSettings, SamplingStages
 from engine.sampling import MAX_TEMPERATURE, MIN_TEMPERATURE, apply_temperature, entropy_bits, filter_logits
 from engine.sampling_lab import FILTERS, blame
 
-from .sampling import (DRAWN, GRID, KEPT, LOG_TICKS, MONO, REMOVED, REST, base_layout, figure, hline, plot_config,
-                       short)
+from .plots import plot_config
+from .sampling import DRAWN, GRID, KEPT, LOG_TICKS, MONO, REMOVED, REST, base_layout, figure, hline, short
 
 STAGES = ("① Raw logits", "② ÷ temperature", "③ Filters", "④ Top-p's running total", "⑤ Entropy")
 

@@ -19,7 +19,8 @@ from engine import display_token
 from engine.surprise import TextSurprise, text_surprise
 
 from .models import ModelChoice
-from .sampling import layout, md_escape, plot_config
+from .plots import plot_config
+from .sampling import layout, md_escape
 from .state import set_text
 
 SHARED_SCORES = 8  # process-wide cache entries (a few KB each)

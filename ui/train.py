@@ -26,11 +26,6 @@ OFF_CHART = 2.5  # losses above this many times the uniform-guess loss are cut f
 FONT = dict(size=15)
 
 
-def plot_config(filename: str) -> dict[str, Any]:
-    """Plotly's toolbar config: its camera button downloads the figure as a PNG named `filename`."""
-    return {"displaylogo": False, "toImageButtonOptions": {"format": "png", "filename": filename, "scale": 2}}
-
-
 def label(token: str, width: int = 12) -> str:
     """A token's display form, shortened and escaped: Plotly reads a few HTML tags in labels."""
     short = token if len(token) <= width else token[: width - 1] + "…"

@@ -12,8 +12,9 @@ from engine import Trace, run_trace
 from engine.runs import Snapshot, TrainingRun
 
 from .attention import head_figure, matrix_csv, position_labels
+from .plots import plot_config
 from .state import widget_key
-from .train import next_token_csv, next_token_figure, next_token_table, plot_config
+from .train import next_token_csv, next_token_figure, next_token_table
 
 MAX_PROMPT_CHARS = 400
 PLAY_S = 1.2  # seconds per frame when the time-lapse plays

@@ -23,8 +23,9 @@ from engine.runspec import RunSpec
 
 from .attention import md
 from .models import register_session_model
+from .plots import plot_config
 from .state import widget_key
-from .train import duration, loss_figure, loss_table, plot_config
+from .train import duration, loss_figure, loss_table
 
 RUN = "Train._run"  # session key: this session's TrainingRun (one at a time)
 REGISTERED = "Train._registered"  # session key: id of the run whose model is registered as MY_MODEL

@@ -18,6 +18,7 @@ from engine.embeddings import (PCA2D, ModelInput, cosine_matrix, model_input, ne
                                position_table, sample_positions, token_table)
 
 from .models import ModelChoice
+from .plots import plot_config
 from .state import widget_key
 
 MAX_LABELS = 40  # axis labels on a heatmap side; more would overlap, so the rest are thinned out
@@ -25,12 +26,6 @@ MAX_MAP_LABELS = 60  # text tokens named on the PCA map
 MAX_POS_CELLS = 320  # positions per side of the position-similarity heatmap (a long context is sampled)
 HIGHLIGHT, BACKGROUND = "#D55E00", "#9A9A9A"  # Okabe-Ito vermillion on grey: readable for colour-blind viewers
 _SESSION_MAPS = "Tokens and vectors.vocab_maps"  # session key: {model key: VocabMap} for session models
-
-
-def plotly_config(filename: str) -> dict:
-    """Plotly's toolbar with a PNG download named after the figure."""
-    return {"displaylogo": False, "toImageButtonOptions": {"format": "png", "filename": f"glassbox-{filename}",
-                                                           "scale": 2}}
 
 
 def _tick_positions(n: int) -> list[int]:
@@ -50,7 +45,7 @@ def show_input_vectors(text: str, choice: ModelChoice) -> ModelInput | None:
     if mi.n_dropped:
         st.caption(f"The text is longer than the context: these are the last {len(mi.encoding) - 1:,} tokens, "
                    f"the ones the model sees ({mi.n_dropped:,} earlier ones are left out).")
-    st.plotly_chart(input_figure(mi), config=plotly_config("input-vectors"), key=widget_key("input_vectors"))
+    st.plotly_chart(input_figure(mi), config=plot_config("input-vectors"), key=widget_key("input_vectors"))
     st.caption("Colour scale RdBu: red is negative, blue positive, white zero; the three panels share one scale. "
                "Row 0 is the <|endoftext|> start marker the model reads before your text.")
     st.download_button("Download these vectors (CSV)", vectors_csv(mi), file_name="glassbox-input-vectors.csv",
@@ -146,7 +141,7 @@ def show_neighbours(mi: ModelInput, choice: ModelChoice) -> None:
 
 def show_vocab_map(mi: ModelInput, choice: ModelChoice) -> None:
     vm = vocab_map(choice)
-    st.plotly_chart(map_figure(vm, mi), config=plotly_config("embedding-map"), key=widget_key("vocab_map"))
+    st.plotly_chart(map_figure(vm, mi), config=plot_config("embedding-map"), key=widget_key("vocab_map"))
     ex = vm.pca.explained
     st.caption(f"Every dot is one of the {len(vm.pieces):,} tokens, placed by the two directions along which "
                f"the embedding table varies most (PCA; they carry {ex[0]:.1%} and {ex[1]:.1%} of its variance). "
@@ -192,7 +187,7 @@ def show_position_similarity(mi: ModelInput | None, choice: ModelChoice) -> None
     fig.update_layout(height=560, margin={"l": 10, "r": 10, "t": 30, "b": 10},
                       xaxis_title="position", yaxis_title="position", yaxis_autorange="reversed")
     fig.update_yaxes(scaleanchor="x")
-    st.plotly_chart(fig, config=plotly_config("position-similarity"), key=widget_key("position_similarity"))
+    st.plotly_chart(fig, config=plot_config("position-similarity"), key=widget_key("position_similarity"))
     note = f" Every {wpe.shape[0] // len(keep)}th position is shown." if len(keep) < wpe.shape[0] else ""
     st.caption("Cosine similarity of every pair of position embeddings (RdBu: blue alike, red opposite). "
                f"The dotted square marks the positions your text uses.{note}")
