@@ -40,7 +40,10 @@ def wrap(tok: Tokenizer) -> PreTrainedTokenizerFast:
 
 def load_tokenizer(folder: str | Path) -> PreTrainedTokenizerFast:
     """Load tokenizer files from a local folder (never runs remote code)."""
-    return PreTrainedTokenizerFast.from_pretrained(str(folder), local_files_only=True)
+    tok = PreTrainedTokenizerFast.from_pretrained(str(folder), local_files_only=True)
+    for how_it_was_loaded in ("local_files_only", "is_local"):  # else save_pretrained writes them into the config
+        tok.init_kwargs.pop(how_it_was_loaded, None)
+    return tok
 
 
 @lru_cache(maxsize=1)

@@ -34,10 +34,14 @@ def no_unpickling(monkeypatch):
     """Any attempt to unpickle during a test fails it loudly."""
     def refuse(*args, **kwargs):
         raise AssertionError("something tried to unpickle")
+
+    class RefusingUnpickler(pickle.Unpickler):  # a class, so modules imported mid-test may still subclass it
+        __init__ = refuse
+
     monkeypatch.setattr(torch, "load", refuse)
     monkeypatch.setattr(pickle, "load", refuse)
     monkeypatch.setattr(pickle, "loads", refuse)
-    monkeypatch.setattr(pickle, "Unpickler", refuse)
+    monkeypatch.setattr(pickle, "Unpickler", RefusingUnpickler)
 
 
 class Trap:
@@ -102,6 +106,15 @@ def test_gpt2_style_names_without_prefix_and_old_mask_buffers_load(ckpt):
     edit_weights(ckpt, rename)
     model, _ = load_pretrained(ckpt)
     assert torch.equal(model.transformer.ln_f.weight, tiny_model(seed=3).transformer.ln_f.weight)
+
+
+def test_saving_a_loaded_checkpoint_again_writes_the_same_tokenizer_config(good, tmp_path):
+    # A resumed run saves the tokenizer it loaded: how it was loaded must not leak into the shipped config.
+    model, tok = load_pretrained(good)
+    save_pretrained(model, tok, tmp_path / "again")
+    config = json.loads((tmp_path / "again" / "tokenizer_config.json").read_text())
+    assert config == json.loads((good / "tokenizer_config.json").read_text())
+    assert "local_files_only" not in config and "is_local" not in config
 
 
 # --- config.json ----------------------------------------------------------------------------------------------
