@@ -6,6 +6,7 @@ command resumes from the last checkpoint in --out.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import platform
 import shlex
@@ -23,7 +24,7 @@ from .device import describe, pick_device
 from .evaluate import bits_per_char
 from .model import GPT
 from .tokenizer import load_tokenizer, train_bpe
-from .trainer import Progress, TrainConfig, Trainer
+from .trainer import PRECISIONS, Progress, TrainConfig, Trainer
 
 TRAINING_FILE = "training.json"
 
@@ -48,6 +49,11 @@ def parse_source(spec: str) -> tuple[Path, float]:
     return p, w
 
 
+def tokenizer_digest(tokenizer) -> str:
+    """A short fingerprint of a tokenizer's vocabulary and merges."""
+    return hashlib.sha1(tokenizer.backend_tokenizer.to_str().encode()).hexdigest()[:12]
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m engine.train", description=__doc__.splitlines()[0])
     ap.add_argument("--data", nargs="+", required=True, metavar="FILE[:WEIGHT]",
@@ -55,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--heldout", help="held-out text for evaluation and bits per character (never trained on)")
     ap.add_argument("--out", required=True, help="checkpoint folder (Hugging Face format); resumes if present")
     ap.add_argument("--tokenizer", help="folder with a tokenizer to reuse instead of training one")
+    ap.add_argument("--tokenizer-data", nargs="+", metavar="FILE",
+                    help="train the tokenizer on these files only (default: every --data file), e.g. the "
+                         "style the model is for, so its text takes fewer tokens")
     ap.add_argument("--vocab-size", type=int, default=4096)
     ap.add_argument("--block-size", type=int, default=256)
     ap.add_argument("--n-layer", type=int, default=4)
@@ -70,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--eval-batches", type=int, default=10)
     ap.add_argument("--checkpoint-interval", type=int, default=500)
     ap.add_argument("--seed", type=int, default=1337)
+    ap.add_argument("--precision", choices=PRECISIONS, default="auto",
+                    help="auto: bf16 autocast on CUDA, float32 elsewhere; bf16 also pays on CPUs with AMX")
     ap.add_argument("--stop-after", type=int, metavar="STEP",
                     help="stop (and checkpoint) after this step, keeping the schedule that --max-steps sets; "
                          "a later run with other --data weights or --max-steps resumes from there")
@@ -88,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(args: argparse.Namespace, argv: list[str]) -> int:
     sources = [parse_source(s) for s in args.data]
+    tokenizer_files = [parse_source(s)[0] for s in args.tokenizer_data or []] or [p for p, _ in sources]
     out = Path(args.out)
     work = Path(args.work_dir or Path(".cache/train") / out.name)
     work.mkdir(parents=True, exist_ok=True)
@@ -96,11 +108,12 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
         held = Path(args.heldout)
         if not held.is_file() or held.stat().st_size == 0:
             raise UsageError(f"held-out file missing or empty: {held}")
-        if any(held.resolve() == p.resolve() for p, _ in sources):
+        read = list(dict.fromkeys([p for p, _ in sources] + tokenizer_files))  # every file training reads
+        if any(held.resolve() == p.resolve() for p in read):
             raise UsageError("the held-out file is also a training file")
         heldout_docs = list(iter_documents(held))
         held_hashes = {doc_hash(d) for d in heldout_docs}
-        for p, _ in sources:
+        for p in read:
             overlap = sum(doc_hash(d) in held_hashes for d in iter_documents(p))
             if overlap:
                 raise UsageError(f"{overlap} held-out documents also appear in {p}: the yardstick would be trained on")
@@ -115,15 +128,16 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
         if args.tokenizer:
             tokenizer = load_tokenizer(args.tokenizer)
         else:
-            print(f"training a {args.vocab_size}-token byte-level BPE on {len(sources)} file(s) ...", file=sys.stderr)
-            tokenizer = train_bpe((d for p, _ in sources for d in iter_documents(p)), args.vocab_size)
+            print(f"training a {args.vocab_size}-token byte-level BPE on {len(tokenizer_files)} file(s) ...",
+                  file=sys.stderr)
+            tokenizer = train_bpe((d for p in tokenizer_files for d in iter_documents(p)), args.vocab_size)
         cfg = GPTConfig(block_size=args.block_size, vocab_size=len(tokenizer), n_layer=args.n_layer,
                         n_head=args.n_head, n_embd=args.n_embd, dropout=args.dropout)
         model = GPT(cfg)
 
     def tokenized(path: Path, tag: str) -> Path:
-        # Cached per file, tokenizer and size, so a resumed run reuses the same ids.
-        key = f"{tag}-{path.stem}-{path.stat().st_size}-{len(tokenizer)}.bin"
+        # Cached per file and tokenizer, so a resumed run reuses the same ids and a new tokenizer never does.
+        key = f"{tag}-{path.stem}-{path.stat().st_size}-{tokenizer_digest(tokenizer)}.bin"
         dest = work / key
         if not dest.is_file():
             tokenize_documents(iter_documents(path), tokenizer, dest)
@@ -146,7 +160,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     tcfg = TrainConfig(max_steps=args.max_steps, batch_size=args.batch_size, learning_rate=args.lr,
                        warmup_steps=args.warmup, weight_decay=args.weight_decay,
                        eval_interval=args.eval_interval, eval_batches=args.eval_batches,
-                       checkpoint_interval=args.checkpoint_interval, seed=args.seed)
+                       checkpoint_interval=args.checkpoint_interval, seed=args.seed, precision=args.precision)
     bar = tqdm(total=tcfg.max_steps, unit="step", dynamic_ncols=True, file=sys.stderr)
     val_text = "-"
 

@@ -76,6 +76,32 @@ def test_a_tiny_run_lowers_the_loss(tok, corpus, tmp_path):
     assert seen[-1].event == "done" and seen[-1].tokens_seen == 60 * 8 * 32
 
 
+def test_bf16_precision_computes_in_bf16_and_keeps_float32_weights(tok, corpus, tmp_path):
+    model = tiny(len(tok))
+    x, y = batches(tok, corpus[0], tmp_path).next()
+    with torch.no_grad():
+        _, fp32_loss = model(x, y)
+    cfg = TrainConfig(max_steps=30, batch_size=8, learning_rate=1e-2, warmup_steps=3, eval_interval=0,
+                      checkpoint_interval=0, precision="bf16")
+    trainer = Trainer(model, batches(tok, corpus[0], tmp_path), cfg)
+    with torch.no_grad(), trainer._autocast():
+        logits, bf16_loss = model(x, y)
+    assert logits.dtype == torch.bfloat16  # the matrix work really runs in bf16 on the CPU
+    assert bf16_loss.dtype == torch.float32 and float(bf16_loss) == pytest.approx(float(fp32_loss), rel=0.02)
+    result = trainer.run()
+    assert result.final_loss < float(fp32_loss) - 2  # it learns as float32 training does
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # master weights stay float32
+
+
+def test_auto_precision_is_float32_on_the_cpu_and_a_typo_is_refused(tok, corpus, tmp_path):
+    trainer = Trainer(tiny(len(tok)), batches(tok, corpus[0], tmp_path), TrainConfig(max_steps=1))
+    x, _ = batches(tok, corpus[0], tmp_path).next()
+    with torch.no_grad(), trainer._autocast():
+        assert trainer.model(x)[0].dtype == torch.float32
+    with pytest.raises(ValueError, match="precision"):
+        TrainConfig(precision="fp16")
+
+
 def test_resume_after_a_kill_matches_an_uninterrupted_run(tok, corpus, tmp_path):
     cfg = TrainConfig(max_steps=12, batch_size=8, learning_rate=5e-3, warmup_steps=2, eval_interval=0,
                       checkpoint_interval=6)
@@ -197,3 +223,27 @@ def test_the_command_trains_saves_and_resumes(corpus, tmp_path, capsys):
     args[args.index("--max-steps") + 1] = "6"
     assert train_main(args) == 0
     assert "resumed from step 4" in capsys.readouterr().err
+
+
+def test_the_tokenizer_trains_on_tokenizer_data_and_a_new_tokenizer_never_reuses_cached_ids(corpus, tmp_path):
+    train, held = corpus
+    style = tmp_path / "style.txt"
+    style.write_text("The zebra and the giraffe met the hippopotamus.\n<|endoftext|>\n" * 30)
+    base = ["--data", str(train), "--heldout", str(held), "--vocab-size", "300", "--block-size", "32",
+            "--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--max-steps", "1", "--batch-size", "2",
+            "--eval-batches", "1", "--work-dir", str(tmp_path / "w")]
+    assert train_main(base + ["--out", str(tmp_path / "plain")]) == 0
+    assert train_main(base + ["--out", str(tmp_path / "styled"), "--tokenizer-data", str(style)]) == 0
+    from engine.tokenizer import load_tokenizer
+    plain, styled = load_tokenizer(tmp_path / "plain"), load_tokenizer(tmp_path / "styled")
+    word = " hippopotamus"
+    assert len(styled(word)["input_ids"]) == 1 < len(plain(word)["input_ids"])  # learnt from the style file
+    # Same vocabulary size, same data file, other merges: each tokenizer gets its own cached ids.
+    assert len(list((tmp_path / "w").glob("src0-train-*.bin"))) == 2
+
+
+def test_the_command_refuses_a_heldout_file_used_to_train_the_tokenizer(corpus, tmp_path, capsys):
+    train, held = corpus
+    code = train_main(["--data", str(train), "--tokenizer-data", str(held), "--heldout", str(held),
+                       "--out", str(tmp_path / "m"), "--work-dir", str(tmp_path / "w")])
+    assert code == 2 and "also a training file" in capsys.readouterr().err
