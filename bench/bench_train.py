@@ -6,7 +6,8 @@
 Prints tokens per second of each and their ratio, measured in this one run (machines are noisy, so only the
 ratio means much). Goal: the Trainer at least as fast as the plain loop (ratio >= 1.0, within noise). Both
 run at the same precision; with --precision bf16 a third row shows the Trainer in float32, so the ratio of
-bf16 to float32 (1.4x on a CPU with AMX, for the default model) is measured in the same run too.
+bf16 to float32 is measured in the same run too (on a 2-core Xeon with AMX: 0.99x for the default 1.35M
+model, 1.2-1.3x for 3.5M and 7.4M parameters).
 """
 from __future__ import annotations
 

@@ -108,9 +108,10 @@ class Trainer:
                                  fused=self.device.type == "cuda")
 
     def _autocast(self):
-        # bf16 on CUDA halves memory traffic. On the CPU it pays only where the chip has bf16 matrix units
-        # (Intel AMX: 1.4x for the default model) and costs elsewhere, so "auto" keeps the CPU and MPS in
-        # float32. Weights, optimizer state and the loss stay float32 either way.
+        # bf16 on CUDA halves memory traffic. On the CPU it can pay only where the chip has bf16 matrix units
+        # (Intel AMX: 1.2-1.3x for 3.5M-7.4M parameters, a wash for the 1.35M default; bench/bench_train.py)
+        # and costs elsewhere, so "auto" keeps the CPU and MPS in float32. Weights, optimizer state and the
+        # loss stay float32 either way.
         bf16 = self.cfg.precision == "bf16" or (self.cfg.precision == "auto" and self.device.type == "cuda")
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16)
 
