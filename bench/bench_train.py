@@ -22,13 +22,13 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from engine import GPT, GPTConfig, pick_device  # noqa: E402
 from engine.data import Batches, Source  # noqa: E402
-from engine.trainer import PRECISIONS, TrainConfig, Trainer  # noqa: E402
+from engine.trainer import PRECISIONS, TrainConfig, Trainer, uses_bf16  # noqa: E402
 
 
 def plain_loop(model: GPT, data: np.ndarray, steps: int, batch: int, block: int, device,
                precision: str) -> float:
     """The reference: the shortest correct loop (random windows, AdamW, clip, cosine-free constant lr)."""
-    bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
+    bf16 = uses_bf16(precision, device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.95), weight_decay=0.1)
     model.train()
     t0 = None

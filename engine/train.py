@@ -80,7 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--checkpoint-interval", type=int, default=500)
     ap.add_argument("--seed", type=int, default=1337)
     ap.add_argument("--precision", choices=PRECISIONS, default="auto",
-                    help="auto: bf16 autocast on CUDA, float32 elsewhere; bf16 also pays on CPUs with AMX")
+                    help="auto: bf16 autocast on CUDA, float32 elsewhere; on CPUs with AMX, bf16 can pay for "
+                         "models of a few million parameters (bench/bench_train.py measures it)")
     ap.add_argument("--stop-after", type=int, metavar="STEP",
                     help="stop (and checkpoint) after this step, keeping the schedule that --max-steps sets; "
                          "a later run with other --data weights or --max-steps resumes from there")

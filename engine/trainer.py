@@ -24,6 +24,15 @@ LOG_FILE = "trainer_log.json"
 PRECISIONS = ("auto", "fp32", "bf16")
 
 
+def uses_bf16(precision: str, device: torch.device) -> bool:
+    """Whether a precision setting means bf16 autocast on this device."""
+    # bf16 on CUDA halves memory traffic. On the CPU it can pay only where the chip has bf16 matrix units
+    # (Intel AMX: 1.2-1.3x for 3.5M-7.4M parameters, a wash for the 1.35M default; bench/bench_train.py)
+    # and costs elsewhere, so "auto" keeps the CPU and MPS in float32. Weights, optimizer state and the
+    # loss stay float32 either way.
+    return precision == "bf16" or (precision == "auto" and device.type == "cuda")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     max_steps: int = 1000  # optimizer steps in the whole run
@@ -108,12 +117,8 @@ class Trainer:
                                  fused=self.device.type == "cuda")
 
     def _autocast(self):
-        # bf16 on CUDA halves memory traffic. On the CPU it can pay only where the chip has bf16 matrix units
-        # (Intel AMX: 1.2-1.3x for 3.5M-7.4M parameters, a wash for the 1.35M default; bench/bench_train.py)
-        # and costs elsewhere, so "auto" keeps the CPU and MPS in float32. Weights, optimizer state and the
-        # loss stay float32 either way.
-        bf16 = self.cfg.precision == "bf16" or (self.cfg.precision == "auto" and self.device.type == "cuda")
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16)
+        return torch.autocast(self.device.type, dtype=torch.bfloat16,
+                              enabled=uses_bf16(self.cfg.precision, self.device))
 
     def request_stop(self) -> None:
         """Ask the loop to stop after the current step (safe from another thread)."""
