@@ -22,13 +22,13 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from engine import GPT, GPTConfig, pick_device  # noqa: E402
 from engine.data import Batches, Source  # noqa: E402
-from engine.trainer import PRECISIONS, TrainConfig, Trainer, uses_bf16  # noqa: E402
+from engine.device import PRECISIONS, train_autocast  # noqa: E402
+from engine.trainer import TrainConfig, Trainer  # noqa: E402
 
 
 def plain_loop(model: GPT, data: np.ndarray, steps: int, batch: int, block: int, device,
                precision: str) -> float:
     """The reference: the shortest correct loop (random windows, AdamW, clip, cosine-free constant lr)."""
-    bf16 = uses_bf16(precision, device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.95), weight_decay=0.1)
     model.train()
     t0 = None
@@ -40,7 +40,7 @@ def plain_loop(model: GPT, data: np.ndarray, steps: int, batch: int, block: int,
         ix = torch.randint(len(data) - block - 1, (batch,))
         x = torch.stack([torch.from_numpy(data[i:i + block].astype(np.int64)) for i in ix]).to(device)
         y = torch.stack([torch.from_numpy(data[i + 1:i + 1 + block].astype(np.int64)) for i in ix]).to(device)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+        with train_autocast(precision, device):
             _, loss = model(x, y)
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from .config import GPTConfig
+from .device import train_autocast
 from .model import GPT
 
 THREADS_ENV = "GLASSBOX_TRAIN_THREADS"
@@ -155,7 +156,7 @@ def measure_step_seconds(cfg: GPTConfig, batch_size: int, device: torch.device, 
             times = []
             for _ in range(3):  # the first step warms up allocators and kernels; keep the fastest of the rest
                 t0 = time.perf_counter()
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                with train_autocast("auto", device):  # as the Train page's runs train (TrainConfig's default)
                     _, loss = model(x, x)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()

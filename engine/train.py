@@ -20,11 +20,11 @@ from tqdm import tqdm
 from .checkpoint import load_pretrained
 from .config import GPTConfig
 from .data import Batches, Source, doc_hash, iter_documents, load_ids, tokenize_documents
-from .device import describe, pick_device
+from .device import PRECISIONS, describe, pick_device
 from .evaluate import bits_per_char
 from .model import GPT
 from .tokenizer import load_tokenizer, train_bpe
-from .trainer import PRECISIONS, Progress, TrainConfig, Trainer
+from .trainer import Progress, TrainConfig, Trainer
 
 TRAINING_FILE = "training.json"
 

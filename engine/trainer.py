@@ -17,20 +17,11 @@ import torch
 
 from .checkpoint import load_pretrained, save_pretrained
 from .data import Batches
+from .device import PRECISIONS, train_autocast
 from .model import GPT
 
 STATE_FILE = "trainer_state.pt"  # optimizer and data-order state; our own file, loaded weights_only
 LOG_FILE = "trainer_log.json"
-PRECISIONS = ("auto", "fp32", "bf16")
-
-
-def uses_bf16(precision: str, device: torch.device) -> bool:
-    """Whether a precision setting means bf16 autocast on this device."""
-    # bf16 on CUDA halves memory traffic. On the CPU it can pay only where the chip has bf16 matrix units
-    # (Intel AMX: 1.2-1.3x for 3.5M-7.4M parameters, a wash for the 1.35M default; bench/bench_train.py)
-    # and costs elsewhere, so "auto" keeps the CPU and MPS in float32. Weights, optimizer state and the
-    # loss stay float32 either way.
-    return precision == "bf16" or (precision == "auto" and device.type == "cuda")
 
 
 @dataclass(frozen=True)
@@ -117,8 +108,7 @@ class Trainer:
                                  fused=self.device.type == "cuda")
 
     def _autocast(self):
-        return torch.autocast(self.device.type, dtype=torch.bfloat16,
-                              enabled=uses_bf16(self.cfg.precision, self.device))
+        return train_autocast(self.cfg.precision, self.device)
 
     def request_stop(self) -> None:
         """Ask the loop to stop after the current step (safe from another thread)."""
