@@ -31,7 +31,10 @@ def _main_text(tab) -> str:
 
 def test_typing_changes_the_chips(page, app_server: str, tokenizer) -> None:
     open_app(page, app_server + URL)
+    from playwright.sync_api import expect  # here, so a machine without playwright skips instead of failing
     box = page.get_by_label("Your text")
+    # The script can report "notRunning" a frame before the box shows its text: wait for the text itself.
+    expect(box).not_to_have_value("", timeout=60_000)
     first = len(encode(tokenizer, box.input_value()))
     _main_chip_count_becomes(page, first)
     text = "A tiny owl sat in the old oak tree."
