@@ -12,7 +12,8 @@ class GPTConfig:
     n_layer: int = 4  # transformer blocks
     n_head: int = 4  # attention heads per block
     n_embd: int = 128  # width of the residual stream (d_model)
-    dropout: float = 0.0  # dropout in training; tracing always runs without it
+    dropout: float = 0.0  # dropout on embeddings and the residual stream, in training only; tracing never has it
+    attn_dropout: float | None = None  # dropout on attention weights in training; None: the same as `dropout`
     layer_norm_epsilon: float = 1e-5  # as GPT-2
     bos_token_id: int = 0  # <|endoftext|> starts and ends documents, as in GPT-2
     eos_token_id: int = 0
@@ -23,8 +24,11 @@ class GPTConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.n_embd % self.n_head:
             raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.attn_dropout is None:
+            object.__setattr__(self, "attn_dropout", self.dropout)
+        for name in ("dropout", "attn_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
 
     @property
     def d_head(self) -> int:
@@ -54,7 +58,7 @@ class GPTConfig:
             "activation_function": "gelu_new",
             "resid_pdrop": self.dropout,
             "embd_pdrop": self.dropout,
-            "attn_pdrop": self.dropout,
+            "attn_pdrop": self.attn_dropout,
             "layer_norm_epsilon": self.layer_norm_epsilon,
             "scale_attn_weights": True,
             "scale_attn_by_inverse_layer_idx": False,
@@ -84,7 +88,8 @@ class GPTConfig:
             n_layer=int(d["n_layer"]),
             n_head=int(d["n_head"]),
             n_embd=int(d["n_embd"]),
-            dropout=0.0,
+            dropout=float(d.get("resid_pdrop", 0.0)),
+            attn_dropout=float(d.get("attn_pdrop", d.get("resid_pdrop", 0.0))),
             layer_norm_epsilon=float(d.get("layer_norm_epsilon", 1e-5)),
             bos_token_id=int(d.get("bos_token_id", eos) if d.get("bos_token_id") is not None else 0),
             eos_token_id=int(eos if eos is not None else 0),

@@ -45,7 +45,7 @@ class CausalSelfAttention(nn.Module):
         self.n_head, self.d_head = cfg.n_head, cfg.d_head
         self.c_attn = Conv1D(cfg.n_embd, 3 * cfg.n_embd)
         self.c_proj = Conv1D(cfg.n_embd, cfg.n_embd)
-        self.dropout = cfg.dropout
+        self.dropout = cfg.attn_dropout
 
     def forward(self, x: torch.Tensor, cache: Cache | None = None, prefix: str = "") -> torch.Tensor:
         B, T, C = x.shape

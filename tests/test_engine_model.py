@@ -180,6 +180,26 @@ def test_training_mode_without_dropout_gives_the_eval_logits():
     torch.testing.assert_close(train_logits, eval_logits)
 
 
+def test_attention_dropout_defaults_to_dropout_and_can_be_set_apart():
+    assert tiny_config(dropout=0.2).attn_dropout == 0.2
+    cfg = tiny_config(dropout=0.1, attn_dropout=0.0)
+    hf = cfg.to_hf_dict()
+    assert (hf["resid_pdrop"], hf["embd_pdrop"], hf["attn_pdrop"]) == (0.1, 0.1, 0.0)
+    # A checkpoint resumed from its config.json keeps training with the dropout it was started with.
+    assert GPTConfig.from_hf_dict(hf).dropout == 0.1
+
+
+def test_residual_dropout_alone_changes_training_logits_but_not_attention():
+    model = GPT(tiny_config(dropout=0.5, attn_dropout=0.0))
+    assert model.transformer.h[0].attn.dropout == 0.0
+    assert model.transformer.h[0].drop.p == 0.5 and model.transformer.drop.p == 0.5
+    idx = random_ids(1, 10, seed=15)
+    with torch.no_grad():
+        eval_logits, _ = model.eval()(idx)
+        train_logits, _ = model.train()(idx)
+    assert not torch.allclose(train_logits, eval_logits)
+
+
 # --- the context -----------------------------------------------------------------------------------------
 
 def test_context_overflow_raises_a_clear_value_error(model):
@@ -226,6 +246,7 @@ def test_config_is_frozen_and_hashable():
     (dict(vocab_size=0), "vocab_size must be at least 1"),
     (dict(dropout=1.0), r"dropout must be in \[0, 1\)"),
     (dict(dropout=-0.1), r"dropout must be in \[0, 1\)"),
+    (dict(attn_dropout=1.0), r"attn_dropout must be in \[0, 1\)"),
 ])
 def test_config_validates(bad, message):
     with pytest.raises(ValueError, match=message):
@@ -233,7 +254,7 @@ def test_config_validates(bad, message):
 
 
 def test_config_round_trips_through_a_gpt2_config_dict():
-    cfg = tiny_config(layer_norm_epsilon=1e-6, bos_token_id=3, eos_token_id=3)
+    cfg = tiny_config(layer_norm_epsilon=1e-6, bos_token_id=3, eos_token_id=3, dropout=0.1, attn_dropout=0.0)
     assert GPTConfig.from_hf_dict(cfg.to_hf_dict()) == cfg
     with pytest.raises(ValueError, match="model_type"):
         GPTConfig.from_hf_dict(cfg.to_hf_dict() | {"model_type": "llama"})

@@ -209,7 +209,7 @@ def test_the_command_trains_saves_and_resumes(corpus, tmp_path, capsys):
     args = ["--data", f"{train}:2", "--heldout", str(held), "--out", str(tmp_path / "m"), "--vocab-size", "300",
             "--block-size", "32", "--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--max-steps", "4",
             "--batch-size", "4", "--eval-interval", "2", "--eval-batches", "1", "--checkpoint-interval", "2",
-            "--work-dir", str(tmp_path / "w")]
+            "--dropout", "0.1", "--attn-dropout", "0", "--work-dir", str(tmp_path / "w")]
     assert train_main(args + ["--stop-after", "2"]) == 0
     err = capsys.readouterr().err
     assert "bits per character" in err
@@ -223,6 +223,9 @@ def test_the_command_trains_saves_and_resumes(corpus, tmp_path, capsys):
     args[args.index("--max-steps") + 1] = "6"
     assert train_main(args) == 0
     assert "resumed from step 4" in capsys.readouterr().err
+    # Resumed runs keep the dropout they were started with (it is read back from config.json).
+    saved = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert (saved["resid_pdrop"], saved["embd_pdrop"], saved["attn_pdrop"]) == (0.1, 0.1, 0.0)
 
 
 def test_the_tokenizer_trains_on_tokenizer_data_and_a_new_tokenizer_never_reuses_cached_ids(corpus, tmp_path):
