@@ -132,8 +132,13 @@ class Trainer:
         if self.out_dir is None:
             return
         buf = io.BytesIO()
+        # The global torch generator draws the dropout masks: saved, so a resumed run drops what an
+        # uninterrupted one would.
+        rng = {"torch_rng": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            rng["cuda_rng"] = torch.cuda.get_rng_state(self.device)
         torch.save({"step": self.step, "tokens_seen": self.tokens_seen, "optimizer": self.optimizer.state_dict(),
-                    "data_rng": self.train_data.state(), "train_config": asdict(self.cfg)}, buf)
+                    "data_rng": self.train_data.state(), "train_config": asdict(self.cfg)} | rng, buf)
         log = json.dumps({"train_config": asdict(self.cfg), "history": self.history}, indent=1)
         save_pretrained(self.model, self.tokenizer, self.out_dir,
                         extra_files={STATE_FILE: buf.getvalue(), LOG_FILE: log})
@@ -148,6 +153,10 @@ class Trainer:
         state = torch.load(self.out_dir / STATE_FILE, map_location=self.device, weights_only=True)
         self.optimizer.load_state_dict(state["optimizer"])
         self.train_data.set_state(state["data_rng"])
+        if "torch_rng" in state:  # checkpoints from before it was saved resume with the caller's seed
+            torch.set_rng_state(state["torch_rng"].cpu())
+        if "cuda_rng" in state and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda_rng"].cpu(), self.device)
         self.step, self.tokens_seen = int(state["step"]), int(state["tokens_seen"])
         log = self.out_dir / LOG_FILE
         if log.is_file():

@@ -34,9 +34,9 @@ def tok(corpus):
     return train_bpe(iter_documents(corpus[0]), 300)
 
 
-def tiny(vocab: int) -> GPT:
+def tiny(vocab: int, dropout: float = 0.0) -> GPT:
     torch.manual_seed(0)
-    return GPT(GPTConfig(block_size=32, vocab_size=vocab, n_layer=1, n_head=2, n_embd=32))
+    return GPT(GPTConfig(block_size=32, vocab_size=vocab, n_layer=1, n_head=2, n_embd=32, dropout=dropout))
 
 
 def batches(tok, path, tmp_path, seed=0) -> Batches:
@@ -102,10 +102,11 @@ def test_auto_precision_is_float32_on_the_cpu_and_a_typo_is_refused(tok, corpus,
         TrainConfig(precision="fp16")
 
 
-def test_resume_after_a_kill_matches_an_uninterrupted_run(tok, corpus, tmp_path):
+@pytest.mark.parametrize("dropout", [0.0, 0.2])  # with dropout, the masks' random state must resume too
+def test_resume_after_a_kill_matches_an_uninterrupted_run(tok, corpus, tmp_path, dropout):
     cfg = TrainConfig(max_steps=12, batch_size=8, learning_rate=5e-3, warmup_steps=2, eval_interval=0,
                       checkpoint_interval=6)
-    straight = tiny(len(tok))
+    straight = tiny(len(tok), dropout)
     Trainer(straight, batches(tok, corpus[0], tmp_path), cfg).run()
 
     class Killed(Exception):
@@ -116,11 +117,12 @@ def test_resume_after_a_kill_matches_an_uninterrupted_run(tok, corpus, tmp_path)
             raise Killed
 
     out = tmp_path / "ckpt"
-    first = tiny(len(tok))
+    first = tiny(len(tok), dropout)
     with pytest.raises(Killed):
         Trainer(first, batches(tok, corpus[0], tmp_path), cfg, tokenizer=tok, out_dir=out,
                 callback=kill_after_checkpoint).run()
-    second = tiny(len(tok))
+    second = tiny(len(tok), dropout)
+    torch.manual_seed(123)  # a new process: its own seed, overridden by the checkpoint's state
     trainer = Trainer(second, batches(tok, corpus[0], tmp_path), cfg, tokenizer=tok, out_dir=out)
     assert trainer.resume() and trainer.step == 6
     trainer.run()
