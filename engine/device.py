@@ -36,17 +36,12 @@ def describe(device: torch.device) -> str:
     return f"CPU ({torch.get_num_threads()} threads)"
 
 
-def uses_bf16(precision: str, device: torch.device) -> bool:
-    """Whether a precision setting means bf16 autocast on this device."""
+def train_autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
+    """The context a training step's forward pass runs in: bf16 autocast, or nothing."""
     # bf16 on CUDA halves memory traffic. On the CPU it can pay only where the chip has bf16 matrix units
     # (Intel AMX: 1.2-1.3x for 3.5M-7.4M parameters, a wash for the 1.35M default; bench/bench_train.py)
     # and costs elsewhere, so "auto" keeps the CPU and MPS in float32. Weights, optimizer state and the
     # loss stay float32 either way.
-    return precision == "bf16" or (precision == "auto" and device.type == "cuda")
-
-
-def train_autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
-    """The context a training step's forward pass runs in: bf16 autocast, or nothing."""
-    if uses_bf16(precision, device):
+    if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()

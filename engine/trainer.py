@@ -20,7 +20,7 @@ from .data import Batches
 from .device import PRECISIONS, train_autocast
 from .model import GPT
 
-STATE_FILE = "trainer_state.pt"  # optimizer and data-order state; our own file, loaded weights_only
+STATE_FILE = "trainer_state.pt"  # optimizer, data-order and random state; our own file, loaded weights_only
 LOG_FILE = "trainer_log.json"
 
 
