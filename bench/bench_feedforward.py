@@ -5,7 +5,7 @@
 Prints seconds and ratios measured in this one run (the machine may be busy; only the ratios mean much):
 - lens and contributions of one trace, against the trace itself (goal: each below 1x a trace);
 - the neuron atlas over the reference set, against one trace;
-- writing the reference stories with the batched key/value cache (engine/decode.py), against
+- writing the reference stories with the batched key/value cache (engine/generation/decode.py), against
   `engine.generate` one story at a time (the plain forward recomputes the whole context per token), on
   a few stories so the slow path stays short.
 """
@@ -20,10 +20,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from timing import median_s  # noqa: E402  (bench/ is on sys.path when run as a script)
+
 from engine import EOT, encode, generate, load_pretrained, pick_device, trace_ids  # noqa: E402
-from engine import neurons as nrn  # noqa: E402
-from engine.decode import generate_batch  # noqa: E402
-from engine.lens import contributions, logit_lens  # noqa: E402
+from engine.generation.decode import generate_batch  # noqa: E402
+from engine.inspect import neurons as nrn  # noqa: E402
+from engine.inspect.lens import contributions, logit_lens  # noqa: E402
 
 
 def main() -> int:

@@ -23,10 +23,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from timing import time_in_turn  # noqa: E402  (bench/ is on sys.path when run as a script)
+
 from engine import load_pretrained, pick_device, sampling_stages  # noqa: E402
-from engine.sampling_lab import PRESETS, blame, removed_by, top_tokens  # noqa: E402
-from ui.sampling import distribution_figure  # noqa: E402
-from ui.sampling_stages import entropy_figure  # noqa: E402
+from engine.generation.sampling_lab import PRESETS, blame, removed_by, top_tokens  # noqa: E402
+from ui.next_token.figures import distribution_figure  # noqa: E402
+from ui.next_token.stages import entropy_figure  # noqa: E402
 
 BARS = 15  # tokens the page lists by default
 

@@ -18,9 +18,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from timing import time_in_turn  # noqa: E402  (bench/ is on sys.path when run as a script)
+
 from engine import encode, load_tokenizer  # noqa: E402
-from ui.bpe_view import BUILT_IN  # noqa: E402
-from ui.tokens import chips_html  # noqa: E402
+from ui.chips import chips_html  # noqa: E402
+from ui.tokens.bpe import BUILT_IN  # noqa: E402
 
 
 def main() -> int:

@@ -21,9 +21,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from engine import GPT, GPTConfig, pick_device  # noqa: E402
-from engine.data import Batches, Source  # noqa: E402
-from engine.device import PRECISIONS, train_autocast  # noqa: E402
-from engine.trainer import TrainConfig, Trainer  # noqa: E402
+from engine.model.device import PRECISIONS, train_autocast  # noqa: E402
+from engine.train.data import Batches, Source  # noqa: E402
+from engine.train.trainer import TrainConfig, Trainer  # noqa: E402
 
 
 def plain_loop(model: GPT, data: np.ndarray, steps: int, batch: int, block: int, device,

@@ -1,4 +1,4 @@
-"""The Train page's overhead: tokens per second of a background run (engine/runs.py, the path the page
+"""The Train page's overhead: tokens per second of a background run (engine/train/runs.py, the path the page
 uses, with its snapshots, samples and time-lapse traces, polled once a second the way the page's live view
 does) against the plain Trainer on the same config, data, thread cap and evaluation schedule.
 
@@ -19,13 +19,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from engine import GPT, GPTConfig, describe, pick_device  # noqa: E402
-from engine.budget import cap_threads, run_threads  # noqa: E402
-from engine.corpus import builtin_stories, make_tokenizer, prepare  # noqa: E402
-from engine.data import Batches, Source  # noqa: E402
-from engine.runs import TrainingRun  # noqa: E402
-from engine.runspec import PRESETS, RunSpec, make_spec  # noqa: E402
-from engine.trainer import Trainer  # noqa: E402
-from ui.train import loss_figure  # noqa: E402
+from engine.model.device import cap_threads, run_threads  # noqa: E402
+from engine.train.corpus import builtin_stories, make_tokenizer, prepare  # noqa: E402
+from engine.train.data import Batches, Source  # noqa: E402
+from engine.train.runs import TrainingRun  # noqa: E402
+from engine.train.runspec import PRESETS, RunSpec, make_spec  # noqa: E402
+from engine.train.trainer import Trainer  # noqa: E402
+from ui.train.figures import loss_figure  # noqa: E402
 
 
 def plain(spec: RunSpec, data, device, threads: int) -> float:

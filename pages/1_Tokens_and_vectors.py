@@ -6,7 +6,7 @@ typing updates the chips at tokenizer speed.
 import streamlit as st
 
 import ui
-from ui import bpe_view, pitfalls, tokens_page, vectors
+from ui.tokens import bpe, pitfalls, splitting, vectors
 
 TABS = ("Compare tokenizers", "Watch BPE learn", "Tokenization pitfalls", "Vectors")
 
@@ -18,23 +18,23 @@ st.markdown("A model cannot read text. It cuts the text into **tokens**, looks u
 text, show_whitespace = "", True  # what the tabs use if drawing the chips fails
 with ui.error_boundary("splitting your text into tokens"):
     text = ui.text_input_area(live=True)
-    show_whitespace = tokens_page.show_whitespace_toggle()
-    enc = tokens_page.live_tokens(text, choice, show_whitespace)
+    show_whitespace = splitting.show_whitespace_toggle()
+    enc = splitting.live_tokens(text, choice, show_whitespace)
     if enc is not None:
-        tokens_page.show_token_table(text, enc, choice.tokenizer)
+        splitting.show_token_table(text, enc, choice.tokenizer)
 
 # Only the open tab runs (on_change="rerun"): typing never trains BPE or draws a map nobody is looking at.
 compare_tab, bpe_tab, pitfalls_tab, vectors_tab = st.tabs(TABS, key=ui.widget_key("section"), on_change="rerun")
 with compare_tab:
     if compare_tab.open:
         with ui.error_boundary("comparing tokenizers"):
-            tokens_page.compare_tokenizers(text, choice, show_whitespace)
+            splitting.compare_tokenizers(text, choice, show_whitespace)
 with bpe_tab:
     if bpe_tab.open:
         st.markdown("Byte-pair encoding (BPE) builds a vocabulary by starting from single bytes and repeatedly "
                     "merging the pair of neighbouring tokens that occurs most often. Train one here and watch.")
         with ui.error_boundary("training BPE"):
-            bpe_view.show_bpe()
+            bpe.show_bpe()
 with pitfalls_tab:
     if pitfalls_tab.open:
         with ui.error_boundary("splitting the examples"):

@@ -3,11 +3,8 @@ import streamlit as st
 
 import ui
 from engine import Trace
-from ui.attention_context import context_section
-from ui.attention_heads import head_types_section
-from ui.attention_state import head_picker
-from ui.attention_steps import weight_steps_section
-from ui.attention_views import compare_section, heads_section
+from ui.attention import (compare_section, context_section, head_picker, head_types_section, heads_section,
+                          weight_steps_section)
 
 SECTIONS = {
     "All heads": heads_section,

@@ -1,25 +1,15 @@
 """Feed-forward layers and the residual stream: what each layer adds to every token.
 
 Every view draws from the cached Trace (and results derived from it once); choosing a layer, a neuron or a
-position reruns only its fragment, never the model.
+position reruns only its fragment, never the model. The tabs are ui/feedforward/sections.py.
 """
-from dataclasses import replace
-
-import pandas as pd
 import streamlit as st
 
 import ui
-from engine import display_token
-from engine.neurons import firing_fraction, layer_strength, rank_neurons
-from engine.params import compare, param_breakdown, part_totals
-from ui import feedforward as ff
-from ui import residual as rs
-from ui.ffdata import describe_reference, get_atlas, get_contributions, get_lens
-from ui.models import describe_size
-from ui.sampling import md_escape
+from ui.feedforward import SNIPPET_CSS, TABS, View, start_marker_toggle
 
 choice = ui.setup_page("Feed-forward", "🧮")
-st.html(f"<style>{ff.SNIPPET_CSS}</style>")
+st.html(f"<style>{SNIPPET_CSS}</style>")
 st.title("Feed-forward layers and the residual stream")
 st.markdown(
     "After attention has mixed information between tokens, every token passes on its own through a "
@@ -35,216 +25,10 @@ with ui.error_boundary("running the model on your text"):
     trace = ui.trace_or_stop(text, choice)
 if trace is None:
     st.stop()
-cfg = trace.config
-skip_bos = st.toggle(
-    "Leave out the start marker", value=True, key=ui.widget_key("skip_bos"),
-    help="The model reads an <|endoftext|> marker before your text. Its activations are often far larger "
-         "than any word's and would wash out the colours; switch this off to see it too.")
-first = 1 if skip_bos and trace.has_bos and len(trace) > 1 else 0
-tokens = trace.tokens[first:]
+view = View(choice, trace, start_marker_toggle(trace))
 
-
-def decode(token_id: int) -> str:
-    return display_token(choice.tokenizer, token_id)
-
-
-def name(kind: str) -> str:
-    """A file name for downloads: glassbox-feedforward-<kind>."""
-    return f"glassbox-feedforward-{kind}"
-
-
-def layer_picker(key: str) -> int:
-    return st.selectbox("Layer", range(cfg.n_layer), key=ui.widget_key(key),
-                        format_func=lambda i: f"layer {i}" + (" (first)" if i == 0 else
-                                                              " (last)" if i == cfg.n_layer - 1 else ""))
-
-
-def position_picker(key: str) -> int:
-    """Which position to detail (the end of the text unless the user picks another)."""
-    positions = list(range(first, len(trace)))
-    if len(positions) == 1:
-        return positions[0]
-    state = ui.widget_key(key)
-    if st.session_state.get(state) not in positions:
-        st.session_state[state] = positions[-1]
-    return st.select_slider("Position", positions, key=state,
-                            format_func=lambda p: f"{p}: {md_escape(trace.tokens[p])}",
-                            help="At every position the model predicts the token after it.")
-
-
-@st.fragment
-def activations() -> None:
-    with ui.error_boundary("drawing the MLP activations"):
-        c1, c2, c3 = st.columns([1, 1.4, 1.2])
-        with c1:
-            layer = layer_picker("act_layer")
-        with c2:
-            n_show = st.slider("Neurons shown", 1, min(cfg.d_mlp, 128), min(32, cfg.d_mlp),
-                               key=ui.widget_key("act_neurons"),
-                               help=f"Layer {layer} has {cfg.d_mlp:,} neurons; the most active are shown.")
-        with c3:
-            by = st.radio("Most active by", ["max", "mean"], horizontal=True, key=ui.widget_key("act_by"),
-                          format_func={"max": "highest peak", "mean": "average"}.get)
-        post = trace.act[f"blocks.{layer}.mlp.hook_post"][first:]  # [pos, d_mlp], cached: no model run
-        order, _ = rank_neurons(post, n_show, by)
-        ff.show_figure(ff.activation_heatmap(post[:, order], tokens, order.tolist(), layer, first),
-                       name(f"layer{layer}-activations"), key=ui.widget_key("act_heatmap"))
-        st.caption(f"Each row is a token of your text, each column one of layer {layer}'s {cfg.d_mlp:,} neurons "
-                   f"(the {len(order)} most active, by {'highest peak' if by == 'max' else 'average'}). "
-                   "Colour: viridis, dark = zero or below (silent), yellow = strongly active.")
-        ff.csv_button(f"All {cfg.d_mlp:,} neurons of layer {layer} (CSV)",
-                      lambda: ff.matrix_frame(post, tokens, [f"n{i}" for i in range(cfg.d_mlp)], first),
-                      f"{name(f'layer{layer}-activations')}.csv", ui.widget_key("act_csv"))
-        left, right = st.columns(2)
-        with left:
-            ff.show_figure(ff.activation_histogram(post, layer), name(f"layer{layer}-histogram"))
-            st.caption("GELU lets positive values through and squashes negative ones to just below zero, so "
-                       "most values pile up near zero: a neuron *fires* when it is above zero.")
-        with right:
-            fraction = firing_fraction(post)  # [pos]
-            ff.show_figure(ff.firing_bars(fraction, tokens, layer, first), name(f"layer{layer}-firing"))
-            ff.csv_button("Share firing per token (CSV)",
-                          lambda: ff.matrix_frame(fraction[:, None], tokens, ["share firing"], first),
-                          f"{name(f'layer{layer}-firing')}.csv", ui.widget_key("firing_csv"))
-        st.subheader("Every layer at a glance")
-        metrics = {"out_norm": "size of what the MLP writes", "firing": "share of neurons firing",
-                   "mean": "mean activation"}
-        metric = st.radio("Measure", list(metrics), horizontal=True, format_func=metrics.get,
-                          key=ui.widget_key("overview_metric"))
-        strength = layer_strength(trace, metric)[:, first:]  # [layer, pos]
-        unit = {"out_norm": "norm", "firing": "share", "mean": "mean"}[metric]
-        ff.show_figure(ff.layer_overview(strength, tokens, metrics[metric], unit, first), name(f"overview-{metric}"))
-        st.caption("Rows are layers, columns tokens; viridis, yellow = the MLP works hardest there. "
-                   "“Size of what the MLP writes” is the length (L2 norm) of the vector it adds to the stream.")
-        ff.csv_button("This overview (CSV)",
-                      lambda: ff.matrix_frame(strength.T, tokens, [f"layer {i}" for i in range(cfg.n_layer)], first),
-                      f"{name(f'overview-{metric}')}.csv", ui.widget_key("overview_csv"))
-
-
-@st.fragment
-def neuron_explorer() -> None:
-    with ui.error_boundary("exploring the neuron"):
-        st.caption(describe_reference())
-        atlas = get_atlas(choice)  # built once per model; from here on, lookups only
-        c1, c2 = st.columns([1, 3])
-        with c1:
-            layer = layer_picker("neuron_layer")
-        post = trace.act[f"blocks.{layer}.mlp.hook_post"]  # [pos, d_mlp]
-        shown = post[first:]
-        order, peaks = rank_neurons(shown, cfg.d_mlp, "max")
-        where = shown.argmax(dim=0)  # [d_mlp]: position of each neuron's peak on the text
-        peak_of = dict(zip(order.tolist(), peaks.tolist()))
-        with c2:
-            neuron = st.selectbox(
-                "Neuron (most active on your text first; type a number to find one)", order.tolist(),
-                key=ui.widget_key("neuron"),
-                format_func=lambda n: f"neuron {n} · peak {peak_of[n]:.2f} on “{md_escape(tokens[int(where[n])])}”")
-        acts = shown[:, neuron]  # [pos]
-        examples = atlas.examples(layer, neuron)
-        scale = max([e.value for e in examples] + [float(acts.max())] + [1e-6])
-        m = st.columns(4)
-        m[0].metric("Peak on your text", f"{float(acts.max()):.3f}")
-        m[1].metric("Fires on your tokens", f"{float((acts > 0).float().mean()):.0%}")
-        m[2].metric("Fires on reference tokens", f"{float(atlas.firing[layer, neuron]):.0%}")
-        m[3].metric("Peak in the reference set", f"{examples[0].value:.3f}" if examples else "–")
-        st.markdown("**On your text** (orange: the neuron fires; the stronger, the deeper)")
-        st.markdown(ff.text_html(tokens, acts.tolist(), scale, first), unsafe_allow_html=True)
-        ff.show_figure(ff.neuron_trace_bars(acts, tokens, layer, neuron, first), name(f"layer{layer}-n{neuron}"))
-        ff.csv_button("This neuron on your text (CSV)",
-                      lambda: ff.matrix_frame(acts[:, None], tokens, [f"layer {layer} neuron {neuron}"], first),
-                      f"{name(f'layer{layer}-n{neuron}-text')}.csv", ui.widget_key("neuron_csv"))
-        st.markdown(f"**Where it fires most in the reference stories** (the outlined token is the peak; "
-                    f"the same orange scale, full at {scale:.2f})")
-        st.markdown(ff.snippets_html(examples, scale), unsafe_allow_html=True)
-        ff.csv_button("These examples (CSV)", lambda: ff.examples_frame(examples),
-                      f"{name(f'layer{layer}-n{neuron}-examples')}.csv", ui.widget_key("examples_csv"))
-        with st.expander(f"The reference stories ({len(atlas.reference.texts)} stories, "
-                         f"{atlas.reference.n_tokens:,} tokens for this model)"):
-            st.dataframe(pd.DataFrame({"story": range(1, len(atlas.reference.texts) + 1),
-                                       "opening": atlas.reference.prompts, "text": atlas.reference.texts}),
-                         hide_index=True)
-
-
-@st.fragment
-def residual_stream() -> None:
-    with ui.error_boundary("drawing the residual stream"):
-        c = get_contributions(choice, trace)
-        views = {"direct": "push towards the final prediction", "norms": "size of what each part writes"}
-        view = st.radio("Show", list(views), horizontal=True, format_func=views.get, key=ui.widget_key("resid_view"))
-        values = (c.direct if view == "direct" else c.norms)[:, first:]  # [part, pos]
-        title = ("Each part's direct push on the final prediction's logit" if view == "direct"
-                 else "Length (L2 norm) of what each part adds to the residual stream")
-        ff.show_figure(rs.part_heatmap(values.numpy(), c.parts, tokens, view == "direct", title, first),
-                       name(f"residual-{view}"), key=ui.widget_key("resid_heatmap"))
-        if view == "direct":
-            st.caption("Colour: RdBu centred on zero; blue pushes the logit of the token the model finally "
-                       "predicts at that position up, red pushes it down. The final layer norm is applied with the "
-                       "scale the real forward pass used, so the pushes plus the norm's bias add up to the logit.")
-        else:
-            st.caption("Colour: viridis, yellow = a long vector. Parts write into the same stream; a long vector "
-                       "is a loud one, whatever its direction.")
-        ff.csv_button("This matrix (CSV)", lambda: ff.matrix_frame(values.T, tokens, c.parts, first),
-                      f"{name(f'residual-{view}')}.csv", ui.widget_key("resid_csv"))
-        pos = position_picker("resid_pos")
-        ff.show_figure(rs.contribution_waterfall(c, pos, decode), name(f"residual-waterfall-pos{pos}"))
-        st.caption(f"The last bar is the model's real logit for “{decode(int(c.target_ids[pos]))}” at position "
-                   f"{pos}, computed by the model; the steps before it are each part's share.")
-
-
-@st.fragment
-def lens_view() -> None:
-    with ui.error_boundary("drawing the logit lens"):
-        full = get_lens(choice, trace)
-        lens = replace(full, top_ids=full.top_ids[:, first:], top_probs=full.top_probs[:, first:],
-                       target_ids=full.target_ids[first:], target_probs=full.target_probs[:, first:],
-                       target_ranks=full.target_ranks[:, first:])
-        ff.show_figure(rs.lens_heatmap(lens, tokens, decode, first), name("logit-lens"),
-                       key=ui.widget_key("lens_heatmap"))
-        st.caption("Each row applies the model's own final layer norm and output layer to the residual stream at "
-                   "that stage, as if the model stopped there. Colour: viridis from 0% to 100%, the probability "
-                   "of the token the model finally predicts at that position. Hover a cell for its top token.")
-        ff.csv_button("Every stage and position (CSV)", lambda: rs.lens_frame(lens, tokens, decode, first),
-                      f"{name('logit-lens')}.csv", ui.widget_key("lens_csv"))
-        pos = position_picker("lens_pos")
-        st.markdown(f"**Position {pos}** ({md_escape(trace.tokens[pos])}): what each stage would predict next")
-        st.dataframe(rs.lens_table(full, pos, decode), hide_index=True,
-                     column_config={"final prediction p": st.column_config.NumberColumn(format="percent")})
-        st.caption("The last row is the model's real output, the same numbers the Next token page shows.")
-
-
-def parameters() -> None:
-    with ui.error_boundary("counting the parameters"):
-        groups = param_breakdown(choice.model)
-        total = choice.model.num_params()
-        totals = part_totals(groups)
-        m = st.columns(4)
-        m[0].metric("Parameters", f"{total:,}")
-        for col, part in zip(m[1:], ("MLP", "Attention", "Embeddings")):
-            col.metric(f"{part}", f"{totals.get(part, 0) / total:.0%}")
-        ff.show_figure(rs.params_treemap(groups, choice.name), name("parameters"))
-        st.caption(f"Per block, the MLP holds 2 × {cfg.n_embd} × {cfg.d_mlp} weights (in and out) plus biases; "
-                   f"attention holds 4 × {cfg.n_embd} × {cfg.n_embd}. The token embedding is also the output "
-                   "layer (the weights are tied), so it is counted once.")
-        st.dataframe(rs.params_frame(groups, total), hide_index=True,
-                     column_config={"share": st.column_config.NumberColumn(format="percent"),
-                                    "parameters": st.column_config.NumberColumn(format="localized")})
-        known = compare(total)
-        sizes = {m.name: m.params for m, _ in known}
-        st.markdown(f"GPT-2 small is **{sizes['GPT-2 small'] / total:,.0f} times** the size of this model "
-                    f"({describe_size(total)} parameters), and GPT-3 is "
-                    f"{sizes['GPT-3'] / sizes['GPT-2 small']:,.0f} times GPT-2 small.")
-        ff.show_figure(rs.comparison_chart(total, choice.name, known), name("size-comparison"))
-        ff.csv_button("This comparison (CSV)", lambda: rs.comparison_frame(total, choice.name, known),
-                      f"{name('size-comparison')}.csv", ui.widget_key("compare_csv"))
-        st.caption("Sources: the GPT-2 and Llama 3 counts are those of the released weights; GPT-3 175B "
-                   "(Brown et al. 2020), Llama 3.1 405B (Llama 3 report, 2024) and BERT-base 110M are the "
-                   "papers' round numbers.")
-
-
-TABS = ["Activations", "Neuron explorer", "Residual stream", "Logit lens", "Parameters"]
-# Lazy tabs: only the open tab runs, so the neuron explorer's reference set is built only when it is opened.
-tabs = st.tabs(TABS, key=ui.widget_key("tab"), on_change="rerun")
-for tab, draw in zip(tabs, (activations, neuron_explorer, residual_stream, lens_view, parameters)):
+tabs = st.tabs(list(TABS), key=ui.widget_key("tab"), on_change="rerun")
+for tab, draw in zip(tabs, TABS.values()):
     if tab.open:
         with tab:
-            draw()
+            draw(view)

@@ -7,11 +7,12 @@ import streamlit as st
 
 import ui
 from engine import display_token, sampling_stages
-from engine.sampling_lab import blame, removed_by, top_tokens
-from ui import draws, generation, sampling_controls, surprise
+from engine.generation.sampling_lab import blame, removed_by, top_tokens
+from ui.next_token import controls, draws, generation, surprise
+from ui.next_token.figures import distribution_figure, token_label
+from ui.next_token.stages import STAGES, show_stage
 from ui.plots import plot_config
-from ui.sampling import distribution_figure, md_escape, token_label
-from ui.sampling_stages import STAGES, show_stage
+from ui.text import md_escape
 
 POSITION = "next_token_position"  # widget key: the position whose prediction is shown
 POSITION_TEXT = "next_token_position_text"  # session key: the text the position belongs to
@@ -59,11 +60,11 @@ def distribution_lab() -> None:
 
 def _distribution_lab() -> None:
     tok = choice.tokenizer
-    sampling_controls.preset_buttons()
+    controls.preset_buttons()
     summary = st.container()
     left, right = st.columns([1, 1.7], gap="large")
     with left:
-        s = sampling_controls.settings_controls(vocab)
+        s = controls.settings_controls(vocab)
         pos = _position_picker()
         n_bars = st.slider("Tokens listed in the charts", 5, 40, 15, key=BARS)
     logits = trace.logits[pos]  # [vocab], cached: no model run from here on

@@ -5,9 +5,12 @@ after, then look inside your own model on every other page.
 import streamlit as st
 
 import ui
-from engine.corpus import CorpusError
-from engine.runspec import make_spec
-from ui import attention, train_lapse, train_run, train_setup
+from engine.train.corpus import CorpusError
+from engine.train.runspec import make_spec
+from ui.text import md
+from ui.train import lapse
+from ui.train import run as train_run
+from ui.train import setup
 
 ui.setup_page("Train", "🏋️")
 st.title("Train a transformer and watch it learn")
@@ -22,15 +25,15 @@ busy = run is not None and run.status().active
 
 st.header("1. The text to learn from")
 with ui.error_boundary("reading the training text"):
-    corpus = train_setup.corpus_picker()
+    corpus = setup.corpus_picker()
 
 st.header("2. The model and its training")
 with ui.error_boundary("setting up the model"):
-    settings = train_setup.settings_form()
+    settings = setup.settings_form()
     data = problem = spec = None
     if corpus is not None:
         try:
-            data = train_setup.prepared_data(corpus, settings.vocab)
+            data = setup.prepared_data(corpus, settings.vocab)
             data.check(settings.block_size)
         except CorpusError as e:
             problem = str(e)
@@ -40,9 +43,9 @@ with ui.error_boundary("setting up the model"):
     if data is not None and problem is None:
         spec = make_spec(settings.model_config(len(data.tokenizer)), settings.max_steps, settings.batch_size,
                          settings.learning_rate)
-        problem = train_setup.cost_panel(spec, data)
+        problem = setup.cost_panel(spec, data)
     if problem:
-        st.error(attention.md(problem), icon=":material/block:")  # may quote a file name or book title
+        st.error(md(problem), icon=":material/block:")  # may quote a file name or book title
     elif corpus is None:
         st.caption("Choose the text to learn from (above) to see the model's size and the time it will take.")
     train_run.show_notice()
@@ -59,10 +62,10 @@ if run is not None:
     if not busy and run.model is not None:
         st.header("4. Time-lapse: scrub through training")
         with ui.error_boundary("drawing the time-lapse"):
-            train_lapse.timelapse(run)
+            lapse.timelapse(run)
         st.header("5. Before and after")
         with ui.error_boundary("comparing the untrained and the trained model"):
-            train_lapse.before_after(run)
+            lapse.before_after(run)
         st.header("6. Use your model")
         with ui.error_boundary("preparing your model for download"):
             train_run.use_model(run)

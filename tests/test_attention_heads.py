@@ -7,12 +7,11 @@ import pytest
 import torch
 
 from engine import trace_ids
-from engine.attention_steps import weight_steps
-from engine.heads import (head_stats, induction_half, induction_score, induction_trace, label_heads,
-                          max_entropy, mean_entropy, normalized_entropy, previous_token_share,
-                          repeated_random_ids, row_entropy, self_share, first_token_share, stacked_patterns)
-from engine.word_context import (align_tokens, aligned_difference, cosine_by_layer, shared_words,
-                                 word_positions)
+from engine.inspect.attention_steps import weight_steps
+from engine.inspect.heads import (first_token_share, head_stats, induction_half, induction_score, induction_trace,
+                                  label_heads, max_entropy, mean_entropy, normalized_entropy, previous_token_share,
+                                  repeated_random_ids, row_entropy, self_share, stacked_patterns)
+from engine.inspect.word_context import align_tokens, aligned_difference, cosine_by_layer, shared_words, word_positions
 from engine_fixtures import tiny_model, tokenizer
 
 T = 9

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from engine import SamplingSettings, generate, load_pretrained
-from engine.data import iter_documents
-from engine.evaluate import bits_per_char
+from engine.train.data import iter_documents
+from engine.train.evaluate import bits_per_char
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = ROOT / "models" / "glassbox-stories"

@@ -13,7 +13,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-import engine.checkpoint
+import engine.model.checkpoint
 from engine import CheckpointError, load_pretrained, save_pretrained
 from engine_fixtures import tiny_model, tokenizer
 
@@ -311,7 +311,7 @@ def test_a_failed_save_leaves_the_old_folder_intact(ckpt, monkeypatch):
 
     def disk_full(*args, **kwargs):
         raise OSError("No space left on device")
-    monkeypatch.setattr(engine.checkpoint, "save_file", disk_full)
+    monkeypatch.setattr(engine.model.checkpoint, "save_file", disk_full)
     with pytest.raises(OSError, match="No space left"):
         save_pretrained(tiny_model(seed=9), tokenizer(), ckpt)
     assert {p.name: p.read_bytes() for p in ckpt.iterdir()} == before

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from engine import describe, pick_device
-from engine.device import ENV
+from engine.model.device import ENV
 
 NO_ACCELERATOR = not torch.cuda.is_available() and not torch.backends.mps.is_available()
 

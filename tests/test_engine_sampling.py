@@ -10,8 +10,8 @@ from transformers.generation.logits_process import (MinPLogitsWarper, Temperatur
                                                     TopPLogitsWarper)
 
 from engine import SamplingSettings, generate, generate_steps, sample, sampling_stages
-from engine.sampling import (apply_temperature, entropy_bits, filter_logits, min_p_filter, top_k_filter,
-                             top_p_filter)
+from engine.generation.sampling import (apply_temperature, entropy_bits, filter_logits, min_p_filter, top_k_filter,
+                                        top_p_filter)
 from engine_fixtures import tiny_model
 
 V = 64

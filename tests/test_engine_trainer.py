@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from engine import GPT, GPTConfig, train_bpe
-from engine.data import Batches, Source, iter_documents, load_ids, split_documents, tokenize_documents
-from engine.evaluate import bits_per_char, token_nll
-from engine.train import main as train_main
-from engine.trainer import Progress, TrainConfig, Trainer
+from engine.train.cli import main as train_main
+from engine.train.data import Batches, Source, iter_documents, load_ids, split_documents, tokenize_documents
+from engine.train.evaluate import bits_per_char, token_nll
+from engine.train.trainer import Progress, TrainConfig, Trainer
 
 STORY = ("Once upon a time, there was a little cat named Tom. Tom liked to play with a red ball. "
          "One day, the ball rolled under the bed. Tom was sad. His friend the dog helped him get it back. "
@@ -239,7 +239,7 @@ def test_the_tokenizer_trains_on_tokenizer_data_and_a_new_tokenizer_never_reuses
             "--eval-batches", "1", "--work-dir", str(tmp_path / "w")]
     assert train_main(base + ["--out", str(tmp_path / "plain")]) == 0
     assert train_main(base + ["--out", str(tmp_path / "styled"), "--tokenizer-data", str(style)]) == 0
-    from engine.tokenizer import load_tokenizer
+    from engine.model.tokenizer import load_tokenizer
     plain, styled = load_tokenizer(tmp_path / "plain"), load_tokenizer(tmp_path / "styled")
     word = " hippopotamus"
     assert len(styled(word)["input_ids"]) == 1 < len(plain(word)["input_ids"])  # learnt from the style file

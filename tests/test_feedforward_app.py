@@ -8,12 +8,12 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import ROOT
 from streamlit.testing.v1 import AppTest
 
-import engine.neurons
+import engine.inspect.neurons
 import ui.cache
-import ui.ffdata
-from conftest import ROOT
+import ui.feedforward.data
 from engine import GPT, GPTConfig, display_token, load_pretrained
 from ui.models import ModelChoice
 
@@ -26,8 +26,8 @@ TEXT_BOX = "Feed-forward.text_area"
 @pytest.fixture(autouse=True)
 def small_reference(monkeypatch) -> None:
     # The real set (24 stories x 128 tokens) takes tens of seconds on a busy CPU; the page reads these at call time.
-    monkeypatch.setattr(ui.ffdata, "REFERENCE_STORIES", 3)
-    monkeypatch.setattr(ui.ffdata, "REFERENCE_TOKENS", 12)
+    monkeypatch.setattr(ui.feedforward.data, "REFERENCE_STORIES", 3)
+    monkeypatch.setattr(ui.feedforward.data, "REFERENCE_TOKENS", 12)
 
 
 def page(text: str | None = None, tab: str | None = None) -> AppTest:
@@ -102,9 +102,9 @@ def test_every_tab_renders(tab: str) -> None:
 
 def test_neuron_explorer_builds_its_reference_once(monkeypatch) -> None:
     built = []
-    real = engine.neurons.build_atlas
-    monkeypatch.setattr(engine.neurons, "build_atlas", lambda *a, **k: built.append(1) or real(*a, **k))
-    monkeypatch.setattr(ui.ffdata, "REFERENCE_TOKENS", 10)  # a set no other test built: a fresh cache entry
+    real = engine.inspect.neurons.build_atlas
+    monkeypatch.setattr(engine.inspect.neurons, "build_atlas", lambda *a, **k: built.append(1) or real(*a, **k))
+    monkeypatch.setattr(ui.feedforward.data, "REFERENCE_TOKENS", 10)  # a set no other test built: a fresh cache entry
     at = page("The dog ran to the park and the dog was happy.", tab="Neuron explorer")
     clean(at)
     captions = " ".join(c.value for c in at.caption)

@@ -1,4 +1,4 @@
-"""engine.lens, engine.neurons and engine.params on tiny random GPTs and hand-made tensors."""
+"""engine.inspect.lens, engine.inspect.neurons and engine.inspect.params on tiny random GPTs and hand-made tensors."""
 from __future__ import annotations
 
 import pytest
@@ -6,10 +6,10 @@ import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from engine import GPT, GPTConfig, run_trace
-from engine.lens import contributions, logit_lens, part_outputs, stage_names, stage_residuals, unembed
-from engine.neurons import (NeuronAtlas, ReferenceSet, build_atlas, firing_fraction, generate_reference_texts,
-                            layer_strength, rank_neurons, tokenize_reference)
-from engine.params import KNOWN_MODELS, compare, param_breakdown, part_totals
+from engine.inspect.lens import contributions, logit_lens, part_outputs, stage_names, stage_residuals, unembed
+from engine.inspect.neurons import (NeuronAtlas, ReferenceSet, build_atlas, firing_fraction, generate_reference_texts,
+                                    layer_strength, rank_neurons, tokenize_reference)
+from engine.inspect.params import KNOWN_MODELS, compare, param_breakdown, part_totals
 from engine_fixtures import VOCAB, tiny_model, tokenizer
 
 TEXT = "Once upon a time, Tom liked to play with a red ball."
@@ -215,7 +215,7 @@ def test_comparison_with_known_models() -> None:
 
 def test_batched_cached_generation_matches_the_plain_forward(model) -> None:
     from engine import SamplingSettings, generate
-    from engine.decode import _forward, generate_batch
+    from engine.generation.decode import _forward, generate_batch
     prompts = [[1, 2, 3], [4, 5], [6, 7, 8, 9, 10]]
     greedy = SamplingSettings(temperature=0)
     ours = generate_batch(model, prompts, 8, greedy)
@@ -243,7 +243,7 @@ def test_batched_cached_generation_matches_the_plain_forward(model) -> None:
 
 def test_batched_generation_stops_and_respects_the_context(model) -> None:
     from engine import SamplingSettings
-    from engine.decode import generate_batch
+    from engine.generation.decode import generate_batch
     s = SamplingSettings(temperature=1.0)
     a = generate_batch(model, [[1, 2], [3]], 50, s, torch.Generator().manual_seed(0))
     assert a == generate_batch(model, [[1, 2], [3]], 50, s, torch.Generator().manual_seed(0))

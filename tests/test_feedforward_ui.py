@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import torch
 
-from engine.neurons import Example
-from engine.params import compare, param_breakdown
+from engine.inspect.neurons import Example
+from engine.inspect.params import compare, param_breakdown
 from engine_fixtures import tiny_model
-from ui import feedforward as ff
-from ui import residual as rs
+from ui.feedforward import figures as ff
+from ui.feedforward import residual as rs
 
 HOSTILE = ['<img src=x onerror=alert(1)>', '" onmouseover="alert(1)', "<b>bold</b>", "␣fox"]
 

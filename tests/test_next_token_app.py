@@ -5,24 +5,23 @@ from __future__ import annotations
 import html as html_lib
 import json
 import re
-
 from dataclasses import replace
 
 import plotly.graph_objects as go
 import pytest
 import torch
+from conftest import ROOT
 from streamlit.testing.v1 import AppTest
 
 import ui.models
-from conftest import ROOT
 from engine import GPT, GPTConfig, SamplingSettings, load_tokenizer, sampling_stages
-from engine.sampling_lab import Run, advance, blame, draw, removed_by, top_tokens
-from engine.surprise import text_surprise
-from ui.draws import draws_html
-from ui.generation import run_html
-from ui.sampling import distribution_figure, draws_figure
-from ui.sampling_stages import cumulative_figure, entropy_curve, entropy_figure, filters_figure, logits_figure
-from ui.surprise import surprise_html, window_html
+from engine.generation.sampling_lab import Run, advance, blame, draw, removed_by, top_tokens
+from engine.inspect.surprise import text_surprise
+from ui.next_token.draws import draws_html
+from ui.next_token.figures import distribution_figure, draws_figure
+from ui.next_token.generation import run_html
+from ui.next_token.stages import cumulative_figure, entropy_curve, entropy_figure, filters_figure, logits_figure
+from ui.next_token.surprise import surprise_html, window_html
 
 PAGE = str(ROOT / "pages" / "4_Next_token.py")
 TIMEOUT = 120  # seconds per script run: the first loads the model, the machine is shared

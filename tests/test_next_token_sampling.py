@@ -1,6 +1,6 @@
-"""The sampling lab's engine helpers (engine/sampling_lab.py): the page's settings give transformers' warper
+"""The sampling lab's engine helpers (engine/generation/sampling_lab.py): the page's settings give transformers' warper
 distributions, each removed token is blamed on the right filter, draws and runs repeat from their seeds, and a
-run's steps are exactly what engine.sampling.generate_steps draws.
+run's steps are exactly what engine.generation.sampling.generate_steps draws.
 
 Parity of the filters themselves on generic settings is in test_engine_sampling.py; this file adds the settings
 the page offers (presets, slider ends) and the per-filter attribution the page draws.
@@ -11,15 +11,15 @@ import math
 
 import pytest
 import torch
+from test_engine_sampling import reference
 from transformers.generation.logits_process import (MinPLogitsWarper, TemperatureLogitsWarper, TopKLogitsWarper,
                                                     TopPLogitsWarper)
 
 from engine import SamplingSettings, generate, generate_steps, sampling_stages
-from engine.sampling_lab import (FILTERS, GREEDY, PRESETS, RAW, Run, advance, draw, draw_generator, removed_by,
-                                 step_seed, top_tokens)
+from engine.generation.sampling_lab import (FILTERS, GREEDY, PRESETS, RAW, Run, advance, draw, draw_generator,
+                                            removed_by, step_seed, top_tokens)
 from engine_fixtures import tiny_model
-from test_engine_sampling import reference
-from ui.sampling_controls import ALL_PRESETS, MIN_PS, TEMPERATURES, TOP_PS, top_k_options
+from ui.next_token.controls import ALL_PRESETS, MIN_PS, TEMPERATURES, TOP_PS, top_k_options
 
 V = 64
 PAGE_SETTINGS = [

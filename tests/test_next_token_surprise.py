@@ -1,4 +1,4 @@
-"""Surprise and perplexity (engine/surprise.py) on a tiny random model, checked against direct computation:
+"""Surprise and perplexity (engine/inspect/surprise.py) on a tiny random model, checked against direct computation:
 one forward pass per scored token, on exactly the history the function says it used."""
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from engine.evaluate import token_nll
-from engine.surprise import perplexity, score_tokens, text_surprise
+from engine.inspect.surprise import perplexity, score_tokens, text_surprise
+from engine.train.evaluate import token_nll
 from engine_fixtures import VOCAB, tiny_model, tokenizer
 
 BLOCK = 16  # tiny_model's context

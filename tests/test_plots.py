@@ -14,7 +14,7 @@ def test_plot_config_names_every_png_once():
 
 
 def plotly_calls():
-    for path in sorted([*ROOT.glob("ui/*.py"), *ROOT.glob("pages/*.py"), ROOT / "app.py"]):
+    for path in sorted([*ROOT.glob("ui/**/*.py"), *ROOT.glob("pages/*.py"), ROOT / "app.py"]):
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "plotly_chart":
                 yield f"{path.relative_to(ROOT)}:{node.lineno}", node

@@ -1,4 +1,4 @@
-"""engine/bpe_steps.py: the transparent BPE trainer agrees with the `tokenizers` library merge for merge, its
+"""engine/inspect/bpe_steps.py: the transparent BPE trainer agrees with the `tokenizers` library merge for merge, its
 counts are the real pair frequencies, and splitting with the first k merges matches the library's BPE."""
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 from tokenizers import pre_tokenizers
 
 from engine import train_bpe
-from engine.bpe_steps import BpeRun, base_vocab, build_tokenizer, train_steps
-from ui.bpe_view import BUILT_IN, checkpoints, read_upload
+from engine.inspect.bpe_steps import BpeRun, base_vocab, build_tokenizer, train_steps
+from ui.tokens.bpe import BUILT_IN, checkpoints, read_upload
 
 TEXTS = {
     "fables": BUILT_IN,

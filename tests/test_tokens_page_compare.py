@@ -1,4 +1,4 @@
-"""engine/compare_tokenizers.py: the character and byte tokenizers' counts and display forms, GPT-2 from a
+"""engine/inspect/compare_tokenizers.py: the character and byte tokenizers' counts and display forms, GPT-2 from a
 local folder, a plain note (never an error) offline, and the counts the page shows."""
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 
 import ui
 from engine import encode, token_bytes
-from engine.compare_tokenizers import (ByteTokenizer, CharTokenizer, ContextFit, chars_per_token, compare,
-                                       dropped_text, load_gpt2_tokenizer)
+from engine.inspect.compare_tokenizers import (ByteTokenizer, CharTokenizer, ContextFit, chars_per_token, compare,
+                                               dropped_text, load_gpt2_tokenizer)
 from engine_fixtures import tokenizer
 
 

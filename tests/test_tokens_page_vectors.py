@@ -1,4 +1,4 @@
-"""engine/embeddings.py on hand-made tables where the answer is known, and against a real traced forward pass:
+"""engine/inspect/embeddings.py on hand-made tables where the answer is known, and against a real traced forward pass:
 the rows the page shows are exactly what the first block receives."""
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from engine import run_trace
-from engine.embeddings import (cosine_matrix, model_input, nearest_neighbours, pca_2d, position_table,
-                               sample_positions, token_table)
+from engine.inspect.embeddings import (cosine_matrix, model_input, nearest_neighbours, pca_2d, position_table,
+                                       sample_positions, token_table)
 from engine_fixtures import tiny_model, tokenizer
 
 

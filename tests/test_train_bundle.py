@@ -10,7 +10,7 @@ import zipfile
 import pytest
 import torch
 
-from engine.bundle import BundleError, check_zip, export_zip, import_zip
+from engine.train.bundle import BundleError, check_zip, export_zip, import_zip
 from engine_fixtures import tiny_model, tokenizer
 
 

@@ -9,9 +9,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from engine.corpus import (OFFLINE, CorpusError, builtin_stories, decode_text_file, fetch_gutenberg, from_upload,
-                           make_tokenizer, prepare, strip_gutenberg)
-from engine.stories import generate_stories
+from engine.train.corpus import (OFFLINE, CorpusError, builtin_stories, decode_text_file, fetch_gutenberg, from_upload,
+                                 make_tokenizer, prepare, strip_gutenberg)
+from engine.train.stories import generate_stories
 
 BOOK = ("The Project Gutenberg eBook of A Fake Book\n\nTitle: A Fake Book\n\nAuthor: Nobody\n\n"
         "*** START OF THE PROJECT GUTENBERG EBOOK A FAKE BOOK ***\n\n"
@@ -97,7 +97,7 @@ def test_the_builtin_stories_are_deterministic_and_say_where_they_come_from():
     assert generate_stories(5, seed=3) == generate_stories(5, seed=3)
     assert generate_stories(5, seed=3) != generate_stories(5, seed=4)
     corpus = builtin_stories(50)
-    assert len(corpus.documents()) == 50 and "engine/stories.py" in corpus.source
+    assert len(corpus.documents()) == 50 and "engine/train/stories.py" in corpus.source
     assert " a old" not in corpus.text and " a e" not in corpus.text  # articles agree with their nouns
 
 

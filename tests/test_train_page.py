@@ -2,14 +2,14 @@
 time-lapse and before/after views, and model zips going in and out."""
 from __future__ import annotations
 
+from conftest import ROOT
 from streamlit.testing.v1 import AppTest
 
-from conftest import ROOT
 from engine import GPTConfig
-from engine.bundle import export_zip
-from engine.corpus import builtin_stories, make_tokenizer, prepare
-from engine.runs import TrainingRun
-from engine.runspec import PRESETS, make_spec
+from engine.train.bundle import export_zip
+from engine.train.corpus import builtin_stories, make_tokenizer, prepare
+from engine.train.runs import TrainingRun
+from engine.train.runspec import PRESETS, make_spec
 from engine_fixtures import tiny_model, tokenizer
 
 PAGE = str(ROOT / "pages" / "5_Train.py")
@@ -41,7 +41,7 @@ def train_to_the_end(at: AppTest, steps: int = 30) -> TrainingRun:
 def test_the_page_opens_on_the_builtin_stories_and_the_tiny_preset():
     at = page()
     assert at.radio(key="Train.corpus_kind").value == "Built-in stories"
-    assert "engine/stories.py" in at.caption[0].value.replace("\\", "")
+    assert "engine/train/stories.py" in at.caption[0].value.replace("\\", "")
     assert at.selectbox(key="Train.n_layer").value == 2
     assert at.number_input(key="Train.max_steps").value == PRESETS["tiny"].max_steps
     assert int(metric(at, "Parameters").replace(",", "")) > 0
@@ -61,8 +61,8 @@ def test_bad_text_gets_a_clear_message_and_no_start():
 
 
 def test_a_model_too_big_for_memory_is_refused_before_starting(monkeypatch):
-    import ui.train_setup
-    monkeypatch.setattr(ui.train_setup, "available_memory", lambda: 50 * 2**20)
+    import ui.train.setup
+    monkeypatch.setattr(ui.train.setup, "available_memory", lambda: 50 * 2**20)
     at = page()
     assert "this server has 50 MB free" in at.error[0].value and "Make it smaller" in at.error[0].value
     assert at.button(key="Train.start").disabled

@@ -1,4 +1,4 @@
-"""Background training runs (engine/runs.py) and their budget (engine/budget.py), on tiny corpora."""
+"""Background training runs (engine/train/runs.py) and their budget (engine/train/budget.py), on tiny corpora."""
 from __future__ import annotations
 
 import math
@@ -9,11 +9,12 @@ import pytest
 import torch
 
 from engine import GPTConfig
-from engine import runs as runs_module
-from engine.budget import MemoryEstimate, cap_threads, estimate_memory, fits_message
-from engine.corpus import CorpusError, builtin_stories, from_pasted, make_tokenizer, prepare
-from engine.runs import RunRefused, TrainingRun
-from engine.runspec import make_spec
+from engine.model.device import cap_threads
+from engine.train import runs as runs_module
+from engine.train.budget import MemoryEstimate, estimate_memory, fits_message
+from engine.train.corpus import CorpusError, builtin_stories, from_pasted, make_tokenizer, prepare
+from engine.train.runs import RunRefused, TrainingRun
+from engine.train.runspec import make_spec
 
 
 @pytest.fixture(scope="module")

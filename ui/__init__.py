@@ -1,4 +1,9 @@
-"""Glassbox UI: the only shared Streamlit-aware code. Pages import from here; engine never imports ui.
+"""Glassbox UI: the only Streamlit-aware shared code. Pages import from here; engine never imports ui.
+
+Shared by every page (this package's modules): page setup and the sidebar (state, pages), the model
+choice (models), cached traces (cache), the error boundary (errors), token chips (chips), figure toolbars
+(plots) and escaping (text). Each page's own builders live in its wing: tokens/, attention/, feedforward/,
+next_token/, train/.
 
 A page is thin:
 
@@ -8,12 +13,12 @@ A page is thin:
     ...draw from `trace` with ui builders...
 """
 from .cache import context_message, get_encoding, get_trace, trace_or_stop
+from .chips import MAX_CHIPS, chips_html, show_token_chips, token_overview
 from .errors import error_boundary
 from .models import (ModelChoice, current_model, default_model, forget_session_model, register_session_model,
                      session_models)
 from .pages import PAGES, PageInfo, available_pages, page_links
 from .state import MAX_CHARS, cap_text, get_text, set_text, setup_page, text_input_area, widget_key
-from .tokens import MAX_CHIPS, chips_html, show_token_chips, token_overview
 
 __all__ = [
     "MAX_CHARS", "MAX_CHIPS", "PAGES", "ModelChoice", "PageInfo", "available_pages", "cap_text", "chips_html",

@@ -14,9 +14,9 @@ import streamlit as st
 
 from engine import CheckpointError, describe
 
+from .chips import CSS as CHIP_CSS
 from .models import ModelChoice, describe_size, model_selector
 from .pages import sidebar_nav
-from .tokens import CSS as CHIP_CSS
 
 TEXT = "text"  # session key: the canonical text (not a widget key)
 PAGE = "current_page"  # session key: the name of the page this run draws, set by setup_page

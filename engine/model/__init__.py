@@ -1,0 +1,21 @@
+"""The bottom wing: the model and one forward pass of it. Knows no other wing.
+
+- config: `GPTConfig`, a frozen dataclass convertible to and from a Hugging Face `GPT2Config`
+- gpt: `GPT`, GPT-2's architecture with GPT-2 / Hugging Face parameter names
+- trace: `Trace` and `run_trace`, one forward pass with every internal under TransformerLens names
+- tokenizer: byte-level BPE (train, load, display forms of tokens)
+- checkpoint: Hugging Face-compatible folders, read as safetensors and JSON only
+- device: where the model runs (CUDA, MPS, CPU) and on how many CPU threads
+"""
+from .checkpoint import CheckpointError, load_pretrained, save_pretrained
+from .config import GPTConfig
+from .device import cap_threads, describe, pick_device, run_threads
+from .gpt import GPT
+from .tokenizer import EOT, Encoding, display_bytes, display_token, encode, load_tokenizer, token_bytes, train_bpe
+from .trace import Trace, hook_names, run_trace, trace_ids
+
+__all__ = [
+    "CheckpointError", "EOT", "Encoding", "GPT", "GPTConfig", "Trace", "cap_threads", "describe", "display_bytes",
+    "display_token", "encode", "hook_names", "load_pretrained", "load_tokenizer", "pick_device", "run_threads",
+    "run_trace", "save_pretrained", "token_bytes", "trace_ids", "train_bpe",
+]

@@ -1,0 +1,78 @@
+"""Where the model runs and on how many CPU threads: CUDA when available, then Apple MPS, else the CPU
+(GLASSBOX_DEVICE overrides); background work (training runs, neuron atlases) gets a capped thread count."""
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+
+import torch
+
+ENV = "GLASSBOX_DEVICE"
+THREADS_ENV = "GLASSBOX_TRAIN_THREADS"
+PRECISIONS = ("auto", "fp32", "bf16")  # how training runs its matrix work (TrainConfig.precision)
+
+
+def pick_device(env: dict[str, str] | None = None) -> torch.device:
+    """The device to use. GLASSBOX_DEVICE=cpu|cuda|cuda:1|mps forces one (an unavailable one is an error)."""
+    wanted = (env if env is not None else os.environ).get(ENV, "").strip().lower()
+    if wanted:
+        dev = torch.device(wanted)
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError(f"{ENV}={wanted} but CUDA is not available on this machine")
+        if dev.type == "mps" and not torch.backends.mps.is_available():
+            raise RuntimeError(f"{ENV}={wanted} but Apple MPS is not available on this machine")
+        return dev
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def describe(device: torch.device) -> str:
+    """A short human label, e.g. 'CPU (2 threads)' or 'GPU: NVIDIA H200'."""
+    if device.type == "cuda":
+        return f"GPU: {torch.cuda.get_device_name(device)}"
+    if device.type == "mps":
+        return "GPU: Apple MPS"
+    return f"CPU ({torch.get_num_threads()} threads)"
+
+
+def train_autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
+    """The context a training step's forward pass runs in: bf16 autocast, or nothing."""
+    # bf16 on CUDA halves memory traffic. On the CPU it can pay only where the chip has bf16 matrix units
+    # (Intel AMX: 1.2-1.3x for 3.5M-7.4M parameters, a wash for the 1.35M default; bench/bench_train.py)
+    # and costs elsewhere, so "auto" keeps the CPU and MPS in float32. Weights, optimizer state and the
+    # loss stay float32 either way.
+    if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def run_threads(env: dict[str, str] | None = None) -> int:
+    """CPU threads one training run may use: half the cores (one on a 2-core machine), so pages of other
+    users stay responsive while it trains. GLASSBOX_TRAIN_THREADS overrides."""
+    wanted = (env if env is not None else os.environ).get(THREADS_ENV, "").strip()
+    if wanted.isdigit() and int(wanted) > 0:
+        return int(wanted)
+    return max(1, (os.cpu_count() or 1) // 2)
+
+
+_threads_lock = threading.Lock()
+
+
+def cap_threads(n: int) -> None:
+    """Limit torch's CPU threads for the calling thread only.
+
+    With OpenMP, `torch.set_num_threads` sets the calling thread's count (OpenMP and MKL keep it per thread)
+    and also the process default that threads created later start from. So the default is put back right
+    away, from a short-lived helper thread, leaving every other page's threads at the machine's default.
+    """
+    with _threads_lock:
+        before = torch.get_num_threads()  # in a fresh thread: the process default (and this thread is now set up)
+        torch.set_num_threads(n)
+        if before != n:
+            helper = threading.Thread(target=torch.set_num_threads, args=(before,), name="glassbox-threads")
+            helper.start()
+            helper.join()

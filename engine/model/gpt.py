@@ -1,0 +1,181 @@
+"""A GPT with the GPT-2 architecture and GPT-2 / Hugging Face parameter names.
+
+Two entry points share one set of weights:
+- `GPT.forward(idx, targets=None) -> (logits, loss)` for training, on the fused attention kernel;
+- `GPT.run_with_cache(idx) -> (logits, cache)` for looking inside, on the explicit attention path,
+  recording every internal into a dict made for that call (see engine/model/trace.py for the names).
+
+Linear layers store their weight as [in, out] like GPT-2's `Conv1D`, so a GPT-2 state dict loads key by
+key with no transposes.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .config import GPTConfig
+
+Cache = dict[str, torch.Tensor]
+
+
+class Conv1D(nn.Module):
+    """GPT-2's linear layer: y = x @ W + b with W stored as [in, out]."""
+
+    def __init__(self, n_in: int, n_out: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(n_in, n_out))
+        self.bias = nn.Parameter(torch.zeros(n_out))
+        nn.init.normal_(self.weight, std=0.02)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.weight.t(), self.bias)
+
+
+def _record(cache: Cache | None, name: str, value: torch.Tensor) -> None:
+    if cache is not None:
+        cache[name] = value
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        self.n_head, self.d_head = cfg.n_head, cfg.d_head
+        self.c_attn = Conv1D(cfg.n_embd, 3 * cfg.n_embd)
+        self.c_proj = Conv1D(cfg.n_embd, cfg.n_embd)
+        self.dropout = cfg.attn_dropout
+
+    def forward(self, x: torch.Tensor, cache: Cache | None = None, prefix: str = "") -> torch.Tensor:
+        B, T, C = x.shape
+        q, k, v = self.c_attn(x).split(C, dim=2)
+        q = q.view(B, T, self.n_head, self.d_head)  # [batch, pos, head, d_head]
+        k = k.view(B, T, self.n_head, self.d_head)  # [batch, pos, head, d_head]
+        v = v.view(B, T, self.n_head, self.d_head)  # [batch, pos, head, d_head]
+        if cache is None:
+            # Fast path for training and plain inference: fused kernel, nothing recorded.
+            y = F.scaled_dot_product_attention(
+                q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True,
+                dropout_p=self.dropout if self.training else 0.0,
+            )
+            z = y.transpose(1, 2)  # [batch, pos, head, d_head]
+        else:
+            z = self._explicit(q, k, v, cache, prefix)
+        return self.c_proj(z.reshape(B, T, C))
+
+    def _explicit(self, q, k, v, cache: Cache, prefix: str) -> torch.Tensor:
+        """Attention written out step by step, so every stage can be recorded and shown."""
+        B, T, H, D = q.shape
+        _record(cache, prefix + "hook_q", q)
+        _record(cache, prefix + "hook_k", k)
+        _record(cache, prefix + "hook_v", v)
+        qh = q.transpose(1, 2).reshape(B * H, T, D)  # [batch * head, q, d_head]
+        kh = k.transpose(1, 2).reshape(B * H, T, D)  # [batch * head, k, d_head]
+        # A token never sees the ones after it: -inf above the diagonal, added in the same pass that
+        # computes q.k / sqrt(d_head) (one kernel instead of three).
+        future = torch.full((T, T), float("-inf"), device=q.device, dtype=q.dtype).triu(1)
+        scores = torch.baddbmm(future.expand(B * H, T, T), qh, kh.transpose(1, 2), alpha=1 / math.sqrt(D))
+        scores = scores.view(B, H, T, T)  # [batch, head, q, k]
+        _record(cache, prefix + "hook_attn_scores", scores)
+        pattern = scores.softmax(dim=-1)  # [batch, head, q, k], rows sum to 1
+        _record(cache, prefix + "hook_pattern", pattern)
+        z = (pattern @ v.transpose(1, 2)).transpose(1, 2)  # [batch, pos, head, d_head]
+        _record(cache, prefix + "hook_z", z)
+        return z
+
+
+class MLP(nn.Module):
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        self.c_fc = Conv1D(cfg.n_embd, cfg.d_mlp)
+        self.c_proj = Conv1D(cfg.d_mlp, cfg.n_embd)
+
+    def forward(self, x: torch.Tensor, cache: Cache | None = None, prefix: str = "") -> torch.Tensor:
+        pre = self.c_fc(x)  # [batch, pos, d_mlp]
+        _record(cache, prefix + "hook_pre", pre)
+        post = F.gelu(pre, approximate="tanh")  # [batch, pos, d_mlp], GPT-2's "gelu_new"
+        _record(cache, prefix + "hook_post", post)
+        return self.c_proj(post)
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(cfg.n_embd, eps=cfg.layer_norm_epsilon)
+        self.attn = CausalSelfAttention(cfg)
+        self.ln_2 = nn.LayerNorm(cfg.n_embd, eps=cfg.layer_norm_epsilon)
+        self.mlp = MLP(cfg)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: torch.Tensor, cache: Cache | None = None, prefix: str = "") -> torch.Tensor:
+        _record(cache, prefix + "hook_resid_pre", x)  # [batch, pos, d_model]
+        attn_out = self.drop(self.attn(self.ln_1(x), cache, prefix + "attn."))
+        _record(cache, prefix + "hook_attn_out", attn_out)  # [batch, pos, d_model]
+        x = x + attn_out
+        _record(cache, prefix + "hook_resid_mid", x)  # [batch, pos, d_model]
+        mlp_out = self.drop(self.mlp(self.ln_2(x), cache, prefix + "mlp."))
+        _record(cache, prefix + "hook_mlp_out", mlp_out)  # [batch, pos, d_model]
+        x = x + mlp_out
+        _record(cache, prefix + "hook_resid_post", x)  # [batch, pos, d_model]
+        return x
+
+
+class GPT(nn.Module):
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        self.config = cfg
+        self.transformer = nn.ModuleDict(dict(
+            wte=nn.Embedding(cfg.vocab_size, cfg.n_embd),
+            wpe=nn.Embedding(cfg.block_size, cfg.n_embd),
+            drop=nn.Dropout(cfg.dropout),
+            h=nn.ModuleList([Block(cfg) for _ in range(cfg.n_layer)]),
+            ln_f=nn.LayerNorm(cfg.n_embd, eps=cfg.layer_norm_epsilon),
+        ))
+        self.lm_head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
+        self.lm_head.weight = self.transformer.wte.weight  # tied, as GPT-2
+        self.apply(self._init_weights)
+        # GPT-2's scaled init of the projections that write into the residual stream.
+        for name, p in self.named_parameters():
+            if name.endswith("c_proj.weight"):
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * cfg.n_layer))
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def _run(self, idx: torch.Tensor, cache: Cache | None) -> torch.Tensor:
+        B, T = idx.shape
+        if T > self.config.block_size:
+            raise ValueError(f"{T} tokens exceed the context of {self.config.block_size}")
+        tr = self.transformer
+        tok = tr.wte(idx)  # [batch, pos, d_model]
+        _record(cache, "hook_embed", tok)
+        pos = tr.wpe(torch.arange(T, device=idx.device))[None]  # [1, pos, d_model]
+        _record(cache, "hook_pos_embed", pos.expand(B, T, -1))
+        x = tr.drop(tok + pos)
+        for i, block in enumerate(tr.h):
+            x = block(x, cache, f"blocks.{i}.")
+        x = tr.ln_f(x)
+        _record(cache, "ln_final.hook_normalized", x)  # [batch, pos, d_model]
+        return self.lm_head(x)  # [batch, pos, vocab]
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Logits at every position and, given targets, the mean cross-entropy (ignore_index -1)."""
+        logits = self._run(idx, None)
+        if targets is None:
+            return logits, None
+        loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-1)
+        return logits, loss
+
+    @torch.no_grad()
+    def run_with_cache(self, idx: torch.Tensor) -> tuple[torch.Tensor, Cache]:
+        """Logits plus every named internal of this one call; the model itself stores nothing."""
+        cache: Cache = {}
+        logits = self._run(idx, cache)
+        return logits, cache

@@ -1,0 +1,163 @@
+"""Byte-level BPE tokenizers: training with the `tokenizers` library, loading as a transformers
+`PreTrainedTokenizerFast`, and a readable display form for every token.
+
+Display forms make invisible things visible: a leading space shows as "␣", a newline as "↵", a tab as "⇥",
+and bytes that are only part of a UTF-8 character show as `<0xF0>` (never as U+FFFD).
+"""
+from __future__ import annotations
+
+import weakref
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from tokenizers.pre_tokenizers import ByteLevel
+from transformers import PreTrainedTokenizerFast
+
+EOT = "<|endoftext|>"
+VISIBLE = {" ": "␣", "\n": "↵", "\t": "⇥", "\r": "␍"}
+
+
+def train_bpe(texts: Iterable[str], vocab_size: int, min_frequency: int = 2) -> PreTrainedTokenizerFast:
+    """Train a GPT-2-style byte-level BPE on `texts`; id 0 is the special `<|endoftext|>`."""
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=[EOT],
+        initial_alphabet=ByteLevel.alphabet(), show_progress=False,
+    )
+    tok.train_from_iterator(texts, trainer=trainer)
+    return wrap(tok)
+
+
+def wrap(tok: Tokenizer) -> PreTrainedTokenizerFast:
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=EOT, eos_token=EOT, unk_token=None,
+                                   model_max_length=10**9, clean_up_tokenization_spaces=False)
+
+
+def load_tokenizer(folder: str | Path) -> PreTrainedTokenizerFast:
+    """Load tokenizer files from a local folder (never runs remote code)."""
+    tok = PreTrainedTokenizerFast.from_pretrained(str(folder), local_files_only=True)
+    for how_it_was_loaded in ("local_files_only", "is_local"):  # else save_pretrained writes them into the config
+        tok.init_kwargs.pop(how_it_was_loaded, None)
+    return tok
+
+
+@lru_cache(maxsize=1)
+def _unicode_to_byte() -> dict[str, int]:
+    # GPT-2's reversible map from bytes to printable characters, inverted.
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return {chr(c): b for b, c in zip(bs, cs)}
+
+
+def _piece_bytes(piece: str | None, specials: set[str]) -> bytes:
+    if piece is None:
+        return b""
+    if piece in specials:
+        return piece.encode()
+    table = _unicode_to_byte()
+    if all(ch in table for ch in piece):
+        return bytes(table[ch] for ch in piece)
+    return piece.encode()  # a vocabulary that is not byte-level: its pieces are text already
+
+
+# Bytes of every id, built once per tokenizer (vocabularies are fixed once loaded); weak keys let a
+# tokenizer that is no longer used be freed with its table.
+_BYTES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _bytes_table(tokenizer: PreTrainedTokenizerFast) -> list[bytes]:
+    table = _BYTES.get(tokenizer)
+    if table is None or len(table) != len(tokenizer):
+        specials = set(tokenizer.all_special_tokens)
+        pieces = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
+        table = [_piece_bytes(p, specials) for p in pieces]
+        _BYTES[tokenizer] = table
+    return table
+
+
+def token_bytes(tokenizer: PreTrainedTokenizerFast, token_id: int) -> bytes:
+    """The raw bytes a token stands for (special tokens: their text, UTF-8)."""
+    i = int(token_id)
+    try:
+        table = _bytes_table(tokenizer)
+    except TypeError:  # a stand-in tokenizer (no len, no weak references): look the piece up directly
+        table = []
+    if 0 <= i < len(table):
+        return table[i]
+    return _piece_bytes(tokenizer.convert_ids_to_tokens(i), set(tokenizer.all_special_tokens))
+
+
+def _utf8_len(lead: int) -> int:
+    if lead < 0x80:
+        return 1
+    if 0xC2 <= lead <= 0xDF:
+        return 2
+    if 0xE0 <= lead <= 0xEF:
+        return 3
+    if 0xF0 <= lead <= 0xF4:
+        return 4
+    return 0  # a continuation byte or an invalid lead byte
+
+
+def _pieces(data: bytes) -> Iterator[str | int]:
+    """Split bytes into whole characters (str) and stray bytes (int)."""
+    i = 0
+    while i < len(data):
+        n = _utf8_len(data[i])
+        if n:
+            try:
+                yield data[i:i + n].decode("utf-8")
+                i += n
+                continue
+            except UnicodeDecodeError:
+                pass
+        yield data[i]
+        i += 1
+
+
+def display_bytes(data: bytes, show_whitespace: bool = True) -> str:
+    """Readable text for a token's bytes: visible whitespace, byte fragments as <0xNN>."""
+    out = []
+    for p in _pieces(data):
+        if isinstance(p, int):
+            out.append(f"<0x{p:02X}>")
+        elif show_whitespace and p in VISIBLE:
+            out.append(VISIBLE[p])
+        elif p.isprintable() or p in VISIBLE:
+            out.append(p)
+        else:
+            out.append(f"<U+{ord(p):04X}>")  # control characters, NUL, bidi marks: named, not drawn
+    return "".join(out)
+
+
+def display_token(tokenizer: PreTrainedTokenizerFast, token_id: int, show_whitespace: bool = True) -> str:
+    return display_bytes(token_bytes(tokenizer, token_id), show_whitespace)
+
+
+@dataclass(frozen=True)
+class Encoding:
+    ids: list[int]  # token ids, in order
+    tokens: list[str]  # display form of each token
+    offsets: list[tuple[int, int]]  # character span of each token in the text (fragments share a span)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def encode(tokenizer: PreTrainedTokenizerFast, text: str, show_whitespace: bool = True) -> Encoding:
+    """Token ids, display strings and character offsets of `text` (no special tokens added)."""
+    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    ids = list(enc["input_ids"])
+    return Encoding(ids, [display_token(tokenizer, i, show_whitespace) for i in ids],
+                    [tuple(o) for o in enc["offset_mapping"]])

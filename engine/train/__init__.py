@@ -1,0 +1,18 @@
+"""Training: the Trainer, its command line (`python -m engine.train`), data, and runs in the background.
+
+- trainer: `Trainer` (AdamW, warm-up and cosine decay, clipping, held-out evaluation, atomic checkpoints)
+- cli: the command line; `python -m engine.train --help`
+- data: documents to memory-mapped token ids, and `Batches` of training windows
+- evaluate: held-out bits per character
+- corpus, stories: the Train page's texts (the built-in story grammar, pasted, uploaded, a Gutenberg book)
+- runspec, budget: what a run will do and what it will cost before it starts
+- runs: `TrainingRun`, one run in a background thread that a page polls
+- bundle: a trained model as a .zip and a safe import of one
+"""
+from .bundle import BundleError, export_zip, import_zip
+from .runs import RunRefused, RunStatus, TrainingRun
+from .runspec import RunSpec, make_spec
+from .trainer import Progress, TrainConfig, Trainer
+
+__all__ = ["BundleError", "Progress", "RunRefused", "RunSpec", "RunStatus", "TrainConfig", "Trainer", "TrainingRun",
+           "export_zip", "import_zip", "make_spec"]

@@ -1,0 +1,4 @@
+"""`python -m engine.train ...`: the training command line (engine/train/cli.py)."""
+from .cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,348 @@
+"""A training run in the background, for the Train page: one thread owns a `Trainer`, and the page polls
+`status()` while the model learns, so the page stays usable.
+
+While it trains, the run keeps the loss of every step, the held-out loss of every evaluation, and at
+intervals a `Snapshot`: the weights at that step (copied to the CPU), a sample from the model, and the
+trace of a fixed prompt (its attention patterns and next-token distribution), so a time-lapse can scrub
+through the run afterwards without running anything again.
+
+Sharing a server: at most MAX_RUNS runs train at once per process (others are refused with a message that
+says when a slot frees up); each run caps its CPU threads; a run stops by itself when `keep_alive` (e.g.
+"the browser session is still connected") has been false for ALIVE_GRACE_S, or after MAX_RUN_S.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+from ..generation.sampling import SamplingSettings, sample
+from ..model.device import cap_threads, pick_device, run_threads
+from ..model.gpt import GPT
+from ..model.tokenizer import EOT, display_bytes, token_bytes
+from ..model.trace import Trace, run_trace
+from .corpus import Prepared
+from .data import Batches, Source
+from .runspec import RunSpec
+from .trainer import Progress, Trainer
+
+LOG = logging.getLogger("glassbox.runs")
+MAX_RUNS = int(os.environ.get("GLASSBOX_MAX_TRAINING_RUNS", "1"))  # concurrent runs per server process
+MAX_RUN_S = 60 * float(os.environ.get("GLASSBOX_MAX_TRAIN_MINUTES", "20"))  # so one run cannot hold a slot forever
+ALIVE_CHECK_S = 2.0  # how often a run asks `keep_alive`
+ALIVE_GRACE_S = 30.0  # a session gone this long (not a network blip) stops its run
+SAMPLE_SETTINGS = SamplingSettings(temperature=0.8)
+RATE_WINDOW = 50  # steps over which the time left is estimated (recent speed, not the start-up's)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    step: int
+    loss: float | None  # training loss of that step (None before training)
+    val_loss: float | None  # held-out loss at that step
+    sample: str  # text the model wrote from scratch, same random seed every time
+    probe: Trace  # the fixed prompt through the model at that step
+    state: dict[str, torch.Tensor] = field(repr=False)  # weights on the CPU (lm_head is tied to wte: not kept)
+
+
+@dataclass(frozen=True)
+class RunStatus:
+    state: str  # "waiting", "running", "done", "stopped", "diverged" or "failed"
+    step: int
+    max_steps: int
+    losses: tuple[tuple[int, float], ...]  # (step, training loss) for every step
+    val_losses: tuple[tuple[int, float], ...]  # (step, held-out loss) for every evaluation
+    tokens_per_s: float
+    elapsed_s: float
+    step_s: float | None  # seconds per step over the last RATE_WINDOW steps (None before two reports)
+    message: str  # why it stopped, in words (empty while running)
+    n_snapshots: int
+    sample: str  # the latest sample
+
+    @property
+    def active(self) -> bool:
+        return self.state in ("waiting", "running")
+
+    @property
+    def fraction(self) -> float:
+        return self.step / max(1, self.max_steps)
+
+    @property
+    def eta_s(self) -> float | None:
+        if self.step_s is None or not self.active:
+            return None
+        return self.step_s * (self.max_steps - self.step)
+
+
+class _Diverged(Exception):
+    """Raised from the progress callback to end a run whose outputs are no longer finite."""
+
+
+class RunRefused(RuntimeError):
+    """The run cannot start now (server busy, too big); the message says why and what to do."""
+
+
+_slots = threading.BoundedSemaphore(MAX_RUNS)
+_active: set["TrainingRun"] = set()
+_active_lock = threading.Lock()
+
+
+def busy_message() -> str:
+    with _active_lock:
+        etas = [s.eta_s for s in (r.status() for r in _active) if s.eta_s is not None]
+    when = f" The next one should finish in about {max(1, round(min(etas) / 60))} min." if etas else ""
+    return (f"This server is already training {MAX_RUNS} model{'s' if MAX_RUNS > 1 else ''} (the limit, so that "
+            f"everyone's pages stay responsive).{when} Please try again then.")
+
+
+class TrainingRun:
+    """One background run. Create, `start()`, poll `status()`, `stop()`; `model` is the result."""
+
+    def __init__(self, spec: RunSpec, data: Prepared, device: torch.device | str | None = None,
+                 threads: int | None = None, keep_alive: Callable[[], bool] | None = None,
+                 max_seconds: float = MAX_RUN_S):
+        self.id = uuid.uuid4().hex[:8]
+        self.spec, self.data = spec, data
+        self.tokenizer = data.tokenizer
+        self.device = torch.device(device) if device is not None else pick_device()
+        self.threads = threads or run_threads()
+        self.keep_alive, self.max_seconds = keep_alive, max_seconds
+        self.model: GPT | None = None  # the trained model once finished (eval mode); None before
+        self.kept_step = 0  # the training step whose weights `model` holds (earlier than the last if it diverged)
+        self._lock = threading.Lock()
+        self._state, self._message, self._progress = "waiting", "", None
+        self._losses: list[tuple[int, float]] = []
+        self._times: deque[tuple[int, float]] = deque(maxlen=RATE_WINDOW)  # (step, elapsed s) of recent reports
+        self._val: list[tuple[int, float]] = []
+        self._snapshots: list[Snapshot] = []
+        self._stop_reason = ""
+        self._trainer: Trainer | None = None
+        self._thread: threading.Thread | None = None
+        self._started = 0.0
+        self._gone_since: float | None = None
+        self._next_check = 0.0
+
+    # -- control ---------------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Take a slot and start training in a background thread; RunRefused when the server is busy."""
+        if not _slots.acquire(blocking=False):
+            raise RunRefused(busy_message())
+        with _active_lock:
+            _active.add(self)
+        self._started = time.monotonic()
+        self._thread = threading.Thread(target=self._main, name=f"glassbox-train-{self.id}", daemon=True)
+        self._thread.start()
+
+    def stop(self, wait: bool = True, timeout: float = 60.0, reason: str = "") -> None:
+        """Ask the run to stop after the current step; with `wait`, return once its thread has ended."""
+        with self._lock:
+            self._stop_reason = self._stop_reason or reason or "Stopped by you"
+            trainer = self._trainer
+        if trainer is not None:
+            trainer.request_stop()
+        if wait and self._thread is not None:
+            self._thread.join(timeout)
+
+    def join(self, timeout: float | None = None) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    # -- reading ---------------------------------------------------------------------------------------
+    def status(self) -> RunStatus:
+        with self._lock:
+            p = self._progress
+            (s0, t0), (s1, t1) = (self._times[0], self._times[-1]) if self._times else ((0, 0.0), (0, 0.0))
+            return RunStatus(
+                state=self._state, step=p.step if p else 0, max_steps=self.spec.train.max_steps,
+                losses=tuple(self._losses), val_losses=tuple(self._val),
+                tokens_per_s=p.tokens_per_s if p else 0.0, elapsed_s=p.elapsed_s if p else 0.0,
+                step_s=(t1 - t0) / (s1 - s0) if s1 > s0 else None,
+                message=self._message, n_snapshots=len(self._snapshots),
+                sample=self._snapshots[-1].sample if self._snapshots else "")
+
+    def snapshots(self) -> list[Snapshot]:
+        with self._lock:
+            return list(self._snapshots)
+
+    @property
+    def finished(self) -> bool:
+        return self.status().state in ("done", "stopped", "diverged", "failed")
+
+    def model_at(self, snapshot: Snapshot) -> GPT:
+        """A fresh model (on the CPU, eval mode) holding the weights of `snapshot`."""
+        model = GPT(self.spec.model)
+        model.load_state_dict(snapshot.state, strict=False)  # lm_head.weight is wte's, tied
+        return model.eval()
+
+    def model_card(self) -> str:
+        """A README for the exported folder: what was trained, on what, and how it went."""
+        m, t, st = self.spec.model, self.spec.train, self.status()
+        last_val = f"{st.val_losses[-1][1]:.3f}" if st.val_losses else "not measured"
+        return "\n".join([
+            "# A Glassbox model", "",
+            "A small GPT (GPT-2 architecture) trained in the Glassbox app's Train page.",
+            "Load it with `transformers.AutoModelForCausalLM.from_pretrained(folder)` or upload the zip "
+            "to Glassbox again.", "",
+            f"- Shape: {m.n_layer} layers, {m.n_head} heads, width {m.n_embd}, context {m.block_size} tokens, "
+            f"vocabulary {m.vocab_size} tokens ({m.n_params():,} parameters)",
+            f"- Training: {st.step:,} of {t.max_steps:,} steps, batch {t.batch_size}, peak learning rate "
+            f"{t.learning_rate:g}, AdamW with warm-up and cosine decay; these weights are from step "
+            f"{self.kept_step:,}",
+            f"- Corpus: {self.data.corpus_name}. {self.data.corpus_source}",
+            f"- Held-out text: {self.data.heldout}; final held-out loss {last_val} nats per token",
+            f"- Outcome: {st.message}", "",
+        ])
+
+    # -- the thread ------------------------------------------------------------------------------------
+    def _main(self) -> None:
+        try:
+            cap_threads(self.threads)  # this thread only: the app's other threads keep theirs
+            self._train()
+        except Exception as e:  # noqa: BLE001 - a failed run reports in the page; the traceback goes to the log
+            LOG.exception("training run %s failed", self.id)
+            with self._lock:
+                self._state, self._message = "failed", f"Training failed: {e}"
+        finally:
+            with _active_lock:
+                _active.discard(self)
+            _slots.release()
+
+    def _train(self) -> None:
+        spec, data = self.spec, self.data
+        with torch.random.fork_rng(devices=[]):  # seed the init without disturbing other users' randomness
+            torch.manual_seed(spec.seed)
+            model = GPT(spec.model)
+        bs, block = spec.train.batch_size, spec.model.block_size
+        train = Batches([Source(data.train_ids, 1.0, "train")], block, bs, seed=spec.train.seed)
+        val = Batches([Source(data.val_ids, 1.0, "held-out")], block, bs, seed=0)
+        trainer = Trainer(model, train, spec.train, val=val, device=self.device, callback=self._on_progress)
+        with self._lock:
+            self._trainer = trainer
+            self._state = "running"
+            stop_early = bool(self._stop_reason)
+        if stop_early:  # stopped before the thread got here
+            trainer.request_stop()
+        val0 = trainer.evaluate()
+        if val0 is not None:
+            with self._lock:
+                self._val.append((0, val0))
+        self._snapshot(trainer, None, val0)
+        try:
+            result = trainer.run()
+            diverged = result.message if result.stopped == "nan" else ""
+        except _Diverged as e:  # finite weights, but outputs that overflow: diverged all the same
+            result, diverged = None, str(e)
+        snaps = self.snapshots()
+        if diverged:
+            good = snaps[-1]  # snapshots are only kept of weights that give finite outputs
+            model.load_state_dict({k: v.to(self.device) for k, v in good.state.items()}, strict=False)
+            state, message = "diverged", f"{diverged} Try a learning rate about ten times lower."
+            kept = good.step
+        else:
+            if trainer.step != snaps[-1].step and trainer.weights_finite():
+                val = trainer.evaluate()  # where a stopped run ended: measured, so its last point is current
+                if val is not None:
+                    with self._lock:
+                        self._val.append((trainer.step, val))
+                self._snapshot(trainer, result.final_loss, val)
+            kept = trainer.step
+            state = "done" if result.stopped == "done" else "stopped"
+            message = (f"Trained {result.steps:,} steps." if state == "done" else
+                       f"{self._stop_reason or 'Stopped'} at step {result.steps:,} of {spec.train.max_steps:,}.")
+        model.eval()
+        with self._lock:
+            self.model, self.kept_step = model, kept
+            self._state, self._message = state, message
+
+    def _on_progress(self, p: Progress) -> None:
+        with self._lock:
+            self._progress = p
+            if p.event in ("step", "eval"):
+                self._times.append((p.step, p.elapsed_s))
+                if math.isfinite(p.loss):
+                    self._losses.append((p.step, p.loss))
+            if p.event == "eval" and p.val_loss is not None:
+                self._val.append((p.step, p.val_loss))
+            trainer = self._trainer
+            last_val = self._val[-1][1] if self._val else None
+        if p.event == "checkpoint" and trainer is not None:
+            # The trainer only reports "checkpoint" after checking the weights are finite: a good snapshot,
+            # and what its "diverged" message names as the last good checkpoint.
+            trainer.last_good_step = p.step
+            self._snapshot(trainer, p.loss, last_val)
+        self._watchdog(trainer)
+
+    def _watchdog(self, trainer: Trainer | None) -> None:
+        now = time.monotonic()
+        if now < self._next_check or trainer is None:
+            return
+        self._next_check = now + ALIVE_CHECK_S
+        reason = ""
+        if now - self._started > self.max_seconds:
+            reason = f"Stopped at the {self.max_seconds / 60:.0f}-minute limit for one run on this server"
+        elif self.keep_alive is not None:
+            alive = True
+            try:
+                alive = bool(self.keep_alive())
+            except Exception:  # noqa: BLE001 - a failing check must not kill the run
+                LOG.exception("keep_alive check failed")
+            if alive:
+                self._gone_since = None
+            else:
+                self._gone_since = self._gone_since or now
+                if now - self._gone_since >= ALIVE_GRACE_S:
+                    reason = "Stopped because the browser session that started it ended"
+        if reason:
+            with self._lock:
+                self._stop_reason = self._stop_reason or reason
+            trainer.request_stop()
+
+    @torch.no_grad()
+    def _sample(self, model: GPT) -> list[int]:
+        """Text from scratch, with the same random seed every time, so changes come from the model.
+
+        A plain loop over `engine.generation.sampling.sample`, not `generate`: that one also computes every sampling
+        stage for display, which would cost the training run more than the draw itself.
+        """
+        eot = self.tokenizer.convert_tokens_to_ids(EOT)
+        gen = torch.Generator().manual_seed(self.spec.seed)
+        device, block = next(model.parameters()).device, self.spec.model.block_size
+        ids = [eot]
+        for _ in range(self.spec.sample_tokens):
+            logits, _ = model(torch.tensor([ids[-block:]], device=device))
+            token = int(sample(logits[0, -1].float().cpu(), SAMPLE_SETTINGS, gen))
+            if token == eot:
+                break
+            ids.append(token)
+        return ids[1:]
+
+    @torch.no_grad()
+    def _snapshot(self, trainer: Trainer, loss: float | None, val_loss: float | None) -> None:
+        model = trainer.model
+        state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()
+                 if k != "lm_head.weight"}
+        model.eval()
+        try:
+            probe = run_trace(model, self.tokenizer, self.spec.probe)
+            if not torch.isfinite(probe.logits).all():
+                good = self._snapshots[-1].step if self._snapshots else 0
+                raise _Diverged(
+                    f"The model's outputs overflowed to infinity at step {trainer.step}: training diverged, usually "
+                    f"because the learning rate ({self.spec.train.lr_at(trainer.step):.2g}) is too high. Stopped; "
+                    f"the last good checkpoint (step {good}) is kept.")
+            ids = self._sample(model)
+            # Bytes joined then shown: an early model writes broken UTF-8 and control bytes, shown as <0xNN>.
+            text = display_bytes(b"".join(token_bytes(self.tokenizer, i) for i in ids), show_whitespace=False)
+        finally:
+            model.train()
+        snap = Snapshot(step=trainer.step, loss=loss, val_loss=val_loss, sample=text, probe=probe, state=state)
+        with self._lock:
+            self._snapshots.append(snap)

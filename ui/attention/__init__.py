@@ -1,0 +1,17 @@
+"""The Attention page's wing: one section per tab, all drawn from one cached trace.
+
+- state: the chosen layer, head and query token (`head_picker`), kept across reruns
+- figures: figure builders (every head at once, one head large, one query's lines, differences)
+- views: the "All heads" and "Compare two prompts" tabs
+- steps: "How a weight is made", from q and k to the weights
+- heads: "What kind of head?"
+- context: "Context changes meaning"
+"""
+from .context import context_section
+from .heads import head_types_section
+from .state import Pick, head_picker
+from .steps import weight_steps_section
+from .views import compare_section, heads_section
+
+__all__ = ["Pick", "compare_section", "context_section", "head_picker", "head_types_section", "heads_section",
+           "weight_steps_section"]

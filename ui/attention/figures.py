@@ -1,0 +1,282 @@
+"""Figures of attention patterns: every head at once, one head large, one query's lines, and differences.
+
+Weights use viridis (sequential, colour-blind-safe) on a fixed 0-1 scale, so heads compare at a glance;
+differences use RdBu (diverging, colour-blind-safe) centred on 0. Positions after the query are blank: the
+causal mask hides them. Token text is html.escape'd before it reaches Plotly, which renders some HTML.
+
+Plotly heatmaps report no clicks to Streamlit (streamlit#8760), so each clickable heatmap carries a layer
+of invisible scatter points, one per visible cell: they give the hover text and the click Streamlit sees.
+"""
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import torch
+import torch.nn.functional as F
+
+from ..text import csv_text
+
+WEIGHTS = "Viridis"
+DIFFERENCE = "RdBu_r"  # ColorBrewer RdBu, reversed so that positive is red
+HIGHLIGHT = "#D55E00"  # Okabe-Ito vermilion: the selected head, row or token
+LINE = "#0072B2"  # Okabe-Ito blue: the line view's lines
+FONT = dict(size=15)
+MONO = "ui-monospace, Menlo, Consolas, monospace"
+LABEL_CHARS = 12  # longer token labels are shortened on axes (hover shows them whole)
+MAX_TICKS = 48  # at most this many token labels per axis; past it every n-th is shown
+OVERVIEW_CELLS = 16_000  # cells in the overview across all heads; longer texts are averaged into blocks
+CLICK_CELLS = 12_000  # the largest single-head view that gets a clickable point per cell
+DIGITS = 3  # decimals of the weights sent to the browser (the CSV downloads keep full precision)
+LINE_BANDS = 20  # the line view draws weights in this many steps of thickness and darkness
+LINE_LABELS = 40  # the line view names every token up to this many, then only the most-weighted half as many
+
+
+def short(token: str, n: int = LABEL_CHARS) -> str:
+    return token if len(token) <= n else token[:n - 1] + "…"
+
+
+def token_labels(tokens: Sequence[str], first: int = 0) -> list[str]:
+    """'8 ␣fox': position and token, escaped and shortened; unique, so equal tokens stay apart on an axis."""
+    return [f"{first + i} {html.escape(short(t))}" for i, t in enumerate(tokens)]
+
+
+def position_labels(tokens: Sequence[str]) -> list[str]:
+    """'8 ␣fox' for every token, unescaped and whole: for CSV headers and table cells, not for Plotly."""
+    return [f"{i} {t}" for i, t in enumerate(tokens)]
+
+
+def share(w: float) -> str:
+    """A weight as a percentage: '38%', or one decimal below 10% ('4.2%', '0.4%')."""
+    return f"{w:.0%}" if w >= 0.095 else f"{w:.1%}"
+
+
+def tick_step(n: int, most: int = MAX_TICKS) -> int:
+    return max(1, math.ceil(n / most))
+
+
+def _layout(fig: go.Figure, title: str, height: int, **kw: Any) -> go.Figure:
+    kw = dict(margin=dict(l=10, r=10, t=70, b=10)) | kw
+    fig.update_layout(title=dict(text=title, font=dict(size=17)), height=height, font=FONT,
+                      plot_bgcolor="white", **kw)
+    return fig
+
+
+def outline(x0: float, x1: float, y0: float, y1: float, width: int = 3, xref: str = "x", yref: str = "y"
+            ) -> dict[str, Any]:
+    """A rectangle outlining the chosen head, row or cell, for `layout.shapes` (set all shapes in one go:
+    Plotly's add_shape takes tens of milliseconds per call)."""
+    return dict(type="rect", x0=x0, x1=x1, y0=y0, y1=y1, xref=xref, yref=yref,
+                line=dict(color=HIGHLIGHT, width=width))
+
+
+def causal_nan(pattern: torch.Tensor) -> np.ndarray:
+    """[q, k] as float32 numpy with the masked (future) cells set to NaN, so they draw blank. Plotly sends
+    a numeric array as binary: float32 is half the bytes of float64, and more precise than any colour."""
+    z = pattern.float().numpy().copy()
+    z[np.triu_indices_from(z, k=1)] = np.nan
+    return z
+
+
+def overview_side(n_pos: int, n_heads: int) -> int:
+    """Cells per side of each head's tile in the overview: the whole pattern when it fits the budget."""
+    return max(1, min(n_pos, int(math.sqrt(OVERVIEW_CELLS / n_heads))))
+
+
+def _bins(n: int, side: int) -> list[tuple[int, int]]:
+    # The same bins as adaptive average pooling: bin i covers [floor(i n / s), ceil((i + 1) n / s)).
+    return [(i * n // side, -(-(i + 1) * n // side)) for i in range(side)]
+
+
+def overview_figure(patterns: torch.Tensor, selected: tuple[int, int] | None = None) -> go.Figure:
+    """Every head's pattern [layer, head, q, k] as tiles of one heatmap (rows: layers, columns: heads), with
+    an invisible point on each cell that says which head it belongs to when clicked."""
+    n_layer, n_head, n, _ = patterns.shape
+    side = overview_side(n, n_layer * n_head)
+    gap = max(1, side // 6)
+    pooled = patterns.float()
+    causal = torch.ones(n, n).tril()
+    if side < n:  # average blocks of cells; a block wholly in the future stays blank
+        pooled = F.adaptive_avg_pool2d(pooled.reshape(-1, 1, n, n), side).reshape(n_layer, n_head, side, side)
+        causal = F.adaptive_avg_pool2d(causal[None, None], side)[0, 0]
+    visible = (causal > 0).numpy()  # [side, side]
+    step = side + gap
+    z = np.full((n_layer * step - gap, n_head * step - gap), np.nan)
+    for layer in range(n_layer):
+        for head in range(n_head):
+            tile = pooled[layer, head].numpy()
+            z[layer * step:layer * step + side, head * step:head * step + side] = np.where(visible, tile, np.nan)
+    z = z.astype(np.float32)  # sent as binary: half the bytes of float64
+
+    bins = np.array(_bins(n, side))  # [side, 2]: the first and one-past-last position each cell covers
+    qs, ks = np.nonzero(visible)
+    xs, ys, data = [], [], []
+    for layer in range(n_layer):
+        for head in range(n_head):
+            xs.append(head * step + ks)
+            ys.append(layer * step + qs)
+            w = pooled[layer, head].numpy()[qs, ks]
+            # Numbers only, ints as ints and weights rounded: a few bytes a point (the large view next to it
+            # names the tokens).
+            data += [[layer, head, int(q0), int(q1), int(k0), int(k1), round(float(v), DIGITS)] for q0, q1, k0, k1, v
+                     in zip(bins[qs, 0], bins[qs, 1] - 1, bins[ks, 0], bins[ks, 1] - 1, w)]
+    spans = side < n
+    where = ("query %{customdata[2]}–%{customdata[3]}<br>key %{customdata[4]}–%{customdata[5]}<br>mean weight"
+             if spans else "query position %{customdata[2]}<br>key position %{customdata[4]}<br>weight")
+    # No colour bar: the same 0-1 viridis scale as the large view next to it, which has one.
+    fig = go.Figure(go.Heatmap(z=z, colorscale=WEIGHTS, zmin=0, zmax=1, hoverinfo="skip", showscale=False))
+    fig.add_trace(go.Scattergl(
+        x=np.concatenate(xs), y=np.concatenate(ys), mode="markers", showlegend=False,
+        customdata=np.array(data, dtype=object),  # [points, 7]: layer, head, query span, key span, weight
+        hovertemplate=(f"<b>layer %{{customdata[0]}}, head %{{customdata[1]}}</b><br>{where} "
+                       "%{customdata[6]:.3f}<extra>click to open</extra>"),
+        marker=dict(size=6, opacity=0),  # hover and click find the nearest point, whatever its size
+        selected=dict(marker=dict(opacity=0)), unselected=dict(marker=dict(opacity=0))))
+    if selected is not None:
+        layer, head = selected
+        pad = gap / 2
+        fig.update_layout(shapes=[outline(head * step - 0.5 - pad, head * step + side - 0.5 + pad,
+                                          layer * step - 0.5 - pad, layer * step + side - 0.5 + pad, width=4)])
+    centres = [i * step + (side - 1) / 2 for i in range(max(n_layer, n_head))]
+    fig.update_xaxes(tickvals=centres[:n_head], ticktext=[f"head {h}" for h in range(n_head)], side="top",
+                     showgrid=False, zeroline=False, range=[-0.5 - gap, n_head * step - gap - 0.5 + gap],
+                     tickfont=dict(size=13 if n_head > 8 else 15))
+    fig.update_yaxes(tickvals=centres[:n_layer], ticktext=[f"layer {i}" for i in range(n_layer)],
+                     autorange="reversed", showgrid=False, zeroline=False, scaleanchor="x",
+                     tickfont=dict(size=13 if n_layer > 8 else 15))
+    height = int(np.clip(100 + 260 * n_layer / n_head, 260, 860))
+    return _layout(fig, "All heads", height, hovermode="closest",
+                   dragmode=False, margin=dict(l=10, r=10, t=80, b=10))
+
+
+def _token_axes(fig: go.Figure, rows: list[str], cols: list[str], x_most: int = MAX_TICKS) -> None:
+    """Token labels on a heatmap's numeric axes: every n-th past MAX_TICKS rows or `x_most` columns (a narrow
+    figure has room for fewer), key labels upright when there are many."""
+    for axis, names, most in ((fig.update_yaxes, rows, MAX_TICKS), (fig.update_xaxes, cols, x_most)):
+        step = tick_step(len(names), most)
+        axis(tickmode="array", tickvals=list(range(0, len(names), step)), ticktext=names[::step], showgrid=False,
+             zeroline=False, tickfont=dict(family=MONO, size=13 if len(names) > 24 else 14))
+    if len(cols) > 6:
+        fig.update_xaxes(tickangle=-90, tickfont=dict(size=12))
+    fig.update_yaxes(autorange="reversed")
+
+
+def _hover_points(fig: go.Figure, z: np.ndarray, labels: list[str], action: str) -> None:
+    """Invisible points on the visible cells: hover text with both tokens, and a click Streamlit can see."""
+    qs, ks = np.tril_indices(len(labels))
+    fig.add_trace(go.Scattergl(
+        x=ks, y=qs, mode="markers", showlegend=False, marker=dict(size=10, opacity=0),
+        customdata=np.array([[int(q), labels[q], labels[k], float(v)] for q, k, v in zip(qs, ks, z[qs, ks])],
+                            dtype=object),
+        selected=dict(marker=dict(opacity=0)), unselected=dict(marker=dict(opacity=0)),
+        hovertemplate="query %{customdata[1]}<br>key %{customdata[2]}<br>weight %{customdata[3]:.3f}"
+                      f"<extra>{action}</extra>"))
+
+
+def head_figure(pattern: torch.Tensor, tokens: Sequence[str], title: str, query: int | None = None,
+                clickable: bool = True, x_most: int = 24) -> go.Figure:
+    """One head's pattern [q, k] with token labels on both axes; `query`'s row is outlined. Up to CLICK_CELLS
+    visible cells, each carries an invisible point with the tokens in its hover text (and, when `clickable`,
+    a click there picks its row). `x_most`: the most key labels the figure's width has room for."""
+    n = len(tokens)
+    labels = token_labels(tokens)
+    z = causal_nan(pattern)
+    points = n * (n + 1) // 2 <= CLICK_CELLS
+    fig = go.Figure(go.Heatmap(
+        z=z, colorscale=WEIGHTS, zmin=0, zmax=1, xgap=1 if n <= 40 else 0, ygap=1 if n <= 40 else 0,
+        colorbar=dict(title=dict(text="weight", side="top"), thickness=10),
+        hovertemplate="query position %{y}<br>key position %{x}<br>weight %{z:.3f}<extra></extra>",
+        hoverinfo="skip" if points else None))
+    if points:
+        _hover_points(fig, z, labels, "click: use this query" if clickable else "")
+    if query is not None:
+        fig.update_layout(shapes=[outline(-0.5, query + 0.5, query - 0.5, query + 0.5)])
+    _token_axes(fig, labels, labels, x_most)
+    fig.update_xaxes(title="key: the token looked at")
+    fig.update_yaxes(title="query: the token looking")
+    height = int(np.clip(300 + 18 * n, 500, 950))
+    return _layout(fig, title, height, hovermode="closest", dragmode=False)
+
+
+def line_view_figure(weights: torch.Tensor, tokens: Sequence[str], query: int, title: str) -> go.Figure:
+    """BertViz's line view for one query: the tokens on the left look at the tokens on the right; lines run
+    from the query (highlighted) to every token it can see, thicker and darker for more weight.
+    `weights` is the query's row of the pattern [pos]."""
+    n = query + 1  # the mask hides everything after the query
+    w = weights[:n].float().numpy()
+    names = [html.escape(short(t, 20)) for t in tokens[:n]]
+    row_px = int(np.clip(900 / n, 6, 24))
+    # Past LINE_LABELS rows, only the most-weighted tokens (and the query) are named; every line is drawn.
+    labelled = set(range(n)) if n <= LINE_LABELS else {query, *np.argsort(-w)[:LINE_LABELS // 2].tolist()}
+    font = dict(family=MONO, size=15 if row_px >= 18 else 12)
+    fig = go.Figure()
+    # One trace per band of weights (a line's width is per trace): LINE_BANDS traces, however long the text.
+    bands = np.minimum((w * LINE_BANDS).astype(int), LINE_BANDS - 1)
+    for band in np.unique(bands):
+        keys = np.nonzero(bands == band)[0]
+        mid = (band + 0.5) / LINE_BANDS
+        fig.add_trace(go.Scatter(
+            x=np.tile([0.31, 0.6, None], len(keys)), y=np.stack([np.full(len(keys), query), keys,
+                                                                  np.full(len(keys), np.nan)], 1).ravel(),
+            mode="lines", line=dict(color=LINE, width=0.5 + 10 * mid), opacity=0.15 + 0.85 * mid,
+            hoverinfo="skip", showlegend=False))
+    fig.add_trace(go.Scatter(  # left: the tokens looking, the query highlighted
+        x=[0.3] * n, y=list(range(n)), mode="text", textposition="middle left", showlegend=False,
+        text=[f"<b>{names[j]}</b>" if j == query else (names[j] if j in labelled else "") for j in range(n)],
+        textfont=dict(font, color=[HIGHLIGHT if j == query else "#777" for j in range(n)]), hoverinfo="skip"))
+    fig.add_trace(go.Scatter(  # right: every token it sees, with its weight
+        x=[0.6] * n, y=list(range(n)), mode="markers+text", showlegend=False,
+        text=[f"{names[j]}  {share(w[j])}" if j in labelled else "" for j in range(n)],
+        textposition="middle right", textfont=dict(font, color="#111"),
+        marker=dict(size=min(7, max(2, row_px - 2)), color=[HIGHLIGHT if j == query else LINE for j in range(n)]),
+        customdata=np.array([[j, names[j], float(w[j])] for j in range(n)], dtype=object),
+        hovertemplate="key %{customdata[0]} %{customdata[1]}: weight %{customdata[2]:.3f}<extra></extra>"))
+    fig.update_xaxes(visible=False, range=[0, 1])
+    fig.update_yaxes(visible=False, range=[n - 0.5, -0.8])
+    height = int(np.clip(row_px * n + 100, 240, 1200))
+    return _layout(fig, title, height, margin=dict(l=10, r=10, t=60, b=10), dragmode=False)
+
+
+def difference_figure(diff: torch.Tensor, tokens: Sequence[str], positions: Sequence[int], title: str
+                      ) -> go.Figure:
+    """A [n, n] difference of weights (A minus B) on the tokens two prompts share, RdBu centred on 0 (red:
+    more weight in A, blue: more in B). `positions` are the shared tokens' positions in A, for the labels."""
+    labels = [f"{p} {html.escape(short(t))}" for p, t in zip(positions, tokens)]
+    z = causal_nan(diff)
+    top = max(0.05, float(np.nanmax(np.abs(z))) if z.size else 0.05)
+    pos = np.asarray(positions)
+    where = np.dstack(np.meshgrid(pos, pos, indexing="ij")) if len(pos) else None  # [q, k, 2] positions in A
+    fig = go.Figure(go.Heatmap(
+        z=z, colorscale=DIFFERENCE, zmid=0, zmin=-top, zmax=top, customdata=where,
+        xgap=1 if len(labels) <= 40 else 0, ygap=1 if len(labels) <= 40 else 0,
+        colorbar=dict(title=dict(text="A − B<br>(RdBu)", side="top"), thickness=14),
+        hovertemplate="query at %{customdata[0]}, key at %{customdata[1]} (positions in A)"
+                      "<br>A − B %{z:+.3f}<extra></extra>"))
+    _token_axes(fig, labels, labels)
+    fig.update_xaxes(title="key (position in A)")
+    fig.update_yaxes(title="query (position in A)")
+    return _layout(fig, title, int(np.clip(300 + 18 * len(labels), 500, 950)), dragmode=False)
+
+
+def matrix_csv(z: np.ndarray | torch.Tensor, rows: Sequence[str], cols: Sequence[str]) -> str:
+    """A matrix as CSV with a header row and a label column (labels are raw token text, not HTML)."""
+    z = z.numpy() if isinstance(z, torch.Tensor) else z
+    frame = pd.DataFrame(z, index=[csv_text(r) for r in rows], columns=[csv_text(c) for c in cols])
+    return frame.to_csv(index_label="query \\ key", float_format="%.6g")
+
+
+def patterns_csv(patterns: torch.Tensor, tokens: Sequence[str]) -> str:
+    """Every head's weights in long form: layer, head, query position and token, key position and token,
+    weight. Masked (future) cells are left out."""
+    n_layer, n_head, n, _ = patterns.shape
+    qs, ks = np.tril_indices(n)
+    names = np.array([csv_text(t) for t in tokens], dtype=object)
+    frames = [pd.DataFrame({"layer": layer, "head": head, "query_pos": qs, "query_token": names[qs],
+                            "key_pos": ks, "key_token": names[ks], "weight": patterns[layer, head].numpy()[qs, ks]})
+              for layer in range(n_layer) for head in range(n_head)]
+    return pd.concat(frames).to_csv(index=False, float_format="%.6g")

@@ -1,0 +1,161 @@
+"""The Attention page's "What kind of head?" tab: the figures of every head and the heuristic label they give.
+
+The induction score needs one extra model run, over a fixed repeated random sequence: it is cached per
+model like a trace (process-wide for the shared default model, in the session for the session's own models).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+from plotly.subplots import make_subplots
+
+from engine import Trace
+from engine.inspect.heads import (BROAD_MIN, FIRST_MIN, INDUCTION_MIN, PREVIOUS_MIN, SELF_MIN, HeadLabel, HeadStats,
+                                  head_stats, induction_half, induction_trace, label_heads, stacked_patterns)
+
+from ..models import ModelChoice
+from ..plots import plot_config
+from .figures import head_figure, matrix_csv, outline, position_labels
+from .state import Pick
+
+_SESSION_INDUCTION = "Attention.induction_traces"  # session key: {model key: Trace} for session models
+
+# (column, title, HeadStats field, threshold of its label or None)
+FIGURES = (
+    ("previous", "previous token", "previous", PREVIOUS_MIN),
+    ("self", "itself", "self", SELF_MIN),
+    ("first", "first token", "first", FIRST_MIN),
+    ("entropy", "entropy (share of max)", "entropy_norm", BROAD_MIN),
+    ("induction", "induction score", "induction", INDUCTION_MIN),
+)
+
+
+@st.cache_resource(max_entries=4, show_spinner="Measuring induction on a repeated random sequence…")
+def _shared_induction(model_key: str, _choice: ModelChoice) -> Trace | None:
+    try:
+        return induction_trace(_choice.model, _choice.tokenizer)
+    except ValueError:  # a context too short for two copies
+        return None
+
+
+def induction_trace_for(choice: ModelChoice) -> Trace | None:
+    """The trace of the repeated random sequence through `choice` (None if its context is too short)."""
+    if choice.shared:
+        return _shared_induction(choice.key, choice)
+    cache: dict[str, Trace | None] = st.session_state.setdefault(_SESSION_INDUCTION, {})
+    if choice.key not in cache:
+        try:
+            cache.clear()  # one entry: only the model in use matters
+            cache[choice.key] = induction_trace(choice.model, choice.tokenizer)
+        except ValueError:
+            cache[choice.key] = None
+    return cache[choice.key]
+
+
+def stats_for(trace: Trace, choice: ModelChoice) -> HeadStats:
+    """Every head's figures on the user's text, plus the induction score of the model's heads."""
+    rep = induction_trace_for(choice)
+    if rep is None:
+        return head_stats(stacked_patterns(trace))
+    return head_stats(stacked_patterns(trace), stacked_patterns(rep), induction_half(trace.config.block_size))
+
+
+def head_labels(trace: Trace, choice: ModelChoice) -> dict[tuple[int, int], HeadLabel]:
+    """The heuristic label of every head, by (layer, head)."""
+    return {(h.layer, h.head): h for h in label_heads(stats_for(trace, choice), first_is_marker=trace.has_bos)}
+
+
+def stats_table(stats: HeadStats, labels: dict[tuple[int, int], HeadLabel]) -> pd.DataFrame:
+    """One row per head: its label, the figure behind it, and all the figures."""
+    rows = []
+    for (layer, head), lab in labels.items():
+        row = {"layer": layer, "head": head, "label": lab.label}
+        for column, _, field, _ in FIGURES:
+            values = getattr(stats, field)
+            row[column] = float("nan") if values is None else float(values[layer, head])
+        row["entropy (bits)"] = float(stats.entropy_bits[layer, head])
+        row["why"] = lab.reason
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def stats_figure(stats: HeadStats, selected: tuple[int, int]) -> go.Figure:
+    """One small layer × head grid per figure, each cell written out (cividis, 0 to 1)."""
+    shown = [f for f in FIGURES if getattr(stats, f[2]) is not None]
+    fig = make_subplots(rows=1, cols=len(shown), subplot_titles=[f"{title}" for _, title, _, _ in shown],
+                        horizontal_spacing=0.04)
+    n_layer, n_head = stats.previous.shape
+    write = n_layer * n_head <= 64
+    shapes = []
+    for i, (_, title, field, threshold) in enumerate(shown, start=1):
+        z = getattr(stats, field).numpy()
+        fig.add_trace(go.Heatmap(
+            z=z, zmin=0, zmax=1, colorscale="Cividis", showscale=i == len(shown), xgap=2, ygap=2,
+            text=np.vectorize(lambda v: f"{v:.2f}")(z) if write else None, texttemplate="%{text}" if write else None,
+            colorbar=dict(title=dict(text="share<br>(cividis)", side="top"), thickness=12),
+            hovertemplate=f"layer %{{y}}, head %{{x}}<br>{title} %{{z:.3f}}"
+                          f"<br>label threshold {threshold:.2f}<extra></extra>"), row=1, col=i)
+        layer, head = selected
+        axis = "" if i == 1 else str(i)
+        shapes.append(outline(head - 0.5, head + 0.5, layer - 0.5, layer + 0.5, xref=f"x{axis}", yref=f"y{axis}"))
+    fig.update_xaxes(title="head", dtick=1, showgrid=False, zeroline=False, range=[-0.5, n_head - 0.5],
+                     constrain="domain")
+    for i in range(1, len(shown) + 1):  # square cells: each grid's y follows its own x
+        fig.update_yaxes(scaleanchor=f"x{'' if i == 1 else i}", row=1, col=i)
+    fig.update_yaxes(dtick=1, showgrid=False, zeroline=False, range=[n_layer - 0.5, -0.5], constrain="domain",
+                     showticklabels=False)
+    fig.update_yaxes(title="layer", showticklabels=True, col=1)
+    height = int(np.clip(120 + 160 * n_layer / max(n_head, 1), 260, 560))
+    fig.update_layout(height=height, font=dict(size=14), margin=dict(l=10, r=10, t=60, b=10),
+                      plot_bgcolor="white", shapes=shapes)
+    return fig
+
+
+def head_types_section(trace: Trace, choice: ModelChoice, pick: Pick) -> None:
+    """Every head's figures, its heuristic label, and for the chosen head its pattern on the test sequence."""
+    stats = stats_for(trace, choice)
+    labels = head_labels(trace, choice)
+    st.markdown(
+        "Some heads do one recognisable job. From each head's weights on your text, and for induction on a "
+        "fixed repeated random sequence, five figures: how much weight goes to the **previous token**, to the "
+        "token **itself**, to the **first token** (the start marker), how **spread out** it is (entropy as a "
+        "share of the most possible: 1 = even over everything it can see), and its **induction score**.")
+    st.info("The labels are heuristics: a head is named by the first rule it passes "
+            f"(induction ≥ {INDUCTION_MIN:.0%}, previous token ≥ {PREVIOUS_MIN:.0%}, self ≥ {SELF_MIN:.0%}, "
+            f"first token ≥ {FIRST_MIN:.0%}, entropy ≥ {BROAD_MIN:.0%} of max → broad), else “mixed”. "
+            "Real heads often do several things, and the figures depend on the text.",
+            icon=":material/rule:")
+    st.plotly_chart(stats_figure(stats, (pick.layer, pick.head)), config=plot_config("attention-head-figures"),
+                    key="Attention.head_figures")
+    table = stats_table(stats, labels)
+    share = st.column_config.ProgressColumn(format="%.2f", min_value=0.0, max_value=1.0)
+    st.dataframe(table, hide_index=True, key="Attention.head_table", column_config={
+        "previous": share, "self": share, "first": share, "entropy": share, "induction": share,
+        "entropy (bits)": st.column_config.NumberColumn(format="%.2f"),
+        "why": st.column_config.TextColumn(width="large")})
+    st.caption("The table's toolbar downloads it as CSV.")
+    label = labels[(pick.layer, pick.head)]
+    st.subheader(f"Layer {pick.layer}, head {pick.head}: {label.label}")
+    st.markdown(label.reason + ".")
+    rep = induction_trace_for(choice)
+    if rep is None:
+        st.caption("This model's context is too short to hold a repeated sequence, so induction is not measured.")
+        return
+    half = induction_half(trace.config.block_size)
+    pattern = rep.pattern(pick.layer, pick.head)  # [q, k]
+    figure, words = st.columns([2, 1], gap="medium")
+    figure.plotly_chart(head_figure(pattern, rep.tokens, f"Layer {pick.layer}, head {pick.head} on the test sequence",
+                                    clickable=False),
+                        config=plot_config(f"attention-induction-L{pick.layer}H{pick.head}"),
+                        key="Attention.induction_pattern")
+    words.markdown(f"The test sequence: the start marker, then {half} random tokens, then the same {half} again. "
+                   "An induction head, reading the second copy, looks at the token that came *after* the "
+                   "current token's first appearance: a diagonal stripe that starts at the second copy's first "
+                   f"row, {half - 1} places left of the main diagonal. Its mean weight on that stripe is the "
+                   f"induction score: here **{float(stats.induction[pick.layer, pick.head]):.2f}**.")
+    words.download_button("Download this pattern (CSV)",
+                          lambda: matrix_csv(pattern, position_labels(rep.tokens), position_labels(rep.tokens)),
+                          file_name=f"attention-induction-L{pick.layer}H{pick.head}.csv", mime="text/csv",
+                          on_click="ignore", icon=":material/download:")

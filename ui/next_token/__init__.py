@@ -1,0 +1,11 @@
+"""The Next token page's wing.
+
+- controls: the temperature, top-k, top-p and min-p sliders and presets
+- figures: the distribution and draws figures; stages: the sampling pipeline stage by stage
+- draws: one distribution drawn from over and over
+- generation: step-by-step generation, replayable
+- surprise: how surprised the model is by a text, and the context limit
+"""
+from . import controls, draws, figures, generation, stages, surprise
+
+__all__ = ["controls", "draws", "figures", "generation", "stages", "surprise"]

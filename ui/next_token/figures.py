@@ -1,0 +1,156 @@
+"""Figures of the sampling lab, drawn from engine.generation.sampling's stages of one position's logits: the
+distribution a token is drawn from, and N draws against it. The stage-by-stage figures are in ui/next_token/stages.py.
+
+Figures that redraw on every slider move are built as plain dicts and wrapped without Plotly's validation
+(`figure`): validation costs 10-30 ms per figure, more than the sampling itself. The tests validate every
+builder's output instead (test_next_token_app.py).
+
+Colours are Okabe-Ito (distinguishable with the common colour-vision deficiencies), and every state is also
+told in words (bar text, hover, legend), so colour is never the only cue. Token text is html.escape'd before
+it reaches Plotly, which renders a subset of HTML in labels.
+"""
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from typing import Any
+
+import plotly.graph_objects as go
+import torch
+
+from engine import SamplingStages, display_token
+from engine.generation.sampling_lab import TopTokens
+
+KEPT, DRAWN, REST = "#0072B2", "#D55E00", "#999999"
+REMOVED = {"greedy": "#BBBBBB", "top-k": "#E69F00", "top-p": "#CC79A7", "min-p": "#56B4E9"}
+GRID = "#e5e5e5"
+MONO = "ui-monospace, Menlo, Consolas, monospace"
+LABEL_CHARS = 18  # longer token labels are shortened on axes (hover shows them whole)
+TOP_MARGIN = 100  # pixels above the plot for the title and up to two lines of legend
+LOG_TICKS = [m * 10**e for e in range(-2, 5) for m in (1, 2, 5)]  # 0.01, 0.02, 0.05, 0.1, ... 50000
+
+
+def token_label(tokenizer: Any, token_id: int) -> str:
+    """A token's display form, escaped for Plotly and HTML (␣ is a space, ↵ a line break)."""
+    return html.escape(display_token(tokenizer, int(token_id)))
+
+
+def short(label: str) -> str:
+    return label if len(label) <= LABEL_CHARS else label[:LABEL_CHARS - 1] + "…"
+
+
+def fmt_prob(p: float) -> str:
+    """A probability for people: '23.4%', '0.15%', '3.2e-05' (tiny ones keep their digits)."""
+    if p == 0:
+        return "0%"
+    if p >= 0.01:
+        return f"{p:.1%}"
+    return f"{p:.2%}" if p >= 0.0001 else f"{p:.1e}"
+
+
+def base_layout(title: str, height: int, top: int = TOP_MARGIN, **kw: Any) -> dict[str, Any]:
+    """Shared look: the title top left, the legend in a row under it (`top` pixels for both), a white plot."""
+    return dict(
+        title=dict(text=title, font=dict(size=17), x=0.01, xref="container", y=1 - 8 / height, yref="container",
+                   yanchor="top"),
+        legend=dict(orientation="h", font=dict(size=13), x=0.01, xref="container", xanchor="left",
+                    y=1 - 40 / height, yref="container", yanchor="top"),
+        height=height, font=dict(size=15), margin=dict(l=10, r=30, t=top, b=10), plot_bgcolor="white",
+        **kw)
+
+
+def layout(fig: go.Figure, title: str, height: int, **kw: Any) -> go.Figure:
+    """`base_layout` applied to a Figure built the usual way."""
+    fig.update_layout(base_layout(title, height, **kw))
+    return fig
+
+
+def figure(data: list[dict], layout_: dict[str, Any]) -> go.Figure:
+    """A Figure from dicts, skipping Plotly's per-property validation (the tests validate these builders)."""
+    return go.Figure({"data": data, "layout": layout_}, _validate=False)
+
+
+def hline(y: float, text: str, position: str = "top") -> tuple[dict, dict]:
+    """A dashed horizontal line across the plot and its label (a shape and an annotation)."""
+    shape = dict(type="line", xref="paper", x0=0, x1=1, yref="y", y0=y, y1=y,
+                 line=dict(dash="dash", color="#333", width=1.5))
+    note = dict(xref="paper", x=1, xanchor="right", yref="y", y=y, yanchor="bottom" if position == "top" else "top",
+                text=text, showarrow=False, font=dict(size=13))
+    return shape, note
+
+
+def distribution_figure(top: TopTokens, labels: Sequence[str], reasons: Sequence[str | None] | None = None,
+                        drawn: int | None = None, actual: int | None = None, title: str = "") -> go.Figure:
+    """Horizontal bars: the probability each listed token is drawn with, the most likely at the top, and one
+    bar for everything else. Removed tokens are coloured by the filter that removed them; `drawn` is
+    highlighted; a diamond marks each token's probability before the filters; `actual` is labelled."""
+    n = len(top.ids)
+    reasons = reasons or [None] * n
+    rows = [*range(n), n]  # the last row is "everything else"
+    groups: dict[str, dict[str, list]] = {}
+
+    def add(group: str, row: int, p: float, text: str, hover: str) -> None:
+        g = groups.setdefault(group, {"x": [], "y": [], "text": [], "hover": []})
+        # En spaces keep the text clear of the diamond drawn at the bar's end.
+        g["x"].append(p), g["y"].append(row), g["text"].append("\u2002\u2002" + text), g["hover"].append(hover)
+
+    for i, tok in enumerate(top.ids):
+        hover = (f"<b>{labels[i]}</b> (id {tok}, rank {top.rank[i]:,})<br>drawn with "
+                 f"{fmt_prob(top.probs_after[i])}<br>before the filters {fmt_prob(top.probs_before[i])}")
+        if tok == drawn:
+            add("drawn", i, top.probs_after[i], f"{fmt_prob(top.probs_after[i])} ← drawn", hover)
+        elif top.kept[i]:
+            add("can be drawn", i, top.probs_after[i], fmt_prob(top.probs_after[i]), hover)
+        else:
+            why = reasons[i] or "a filter"
+            add(f"removed by {why}", i, 0.0, f"removed by {why}", f"{hover}<br>removed by {why}")
+    add("everything else", n, top.rest_after, fmt_prob(top.rest_after),
+        f"the other {top.n_rest:,} tokens together<br>drawn with {fmt_prob(top.rest_after)}"
+        f"<br>before the filters {fmt_prob(top.rest_before)}")
+
+    colours = {"drawn": DRAWN, "can be drawn": KEPT, "everything else": REST}
+    data = [dict(type="bar", orientation="h", name=group, x=g["x"], y=g["y"], text=g["text"],
+                 textposition="outside", cliponaxis=False, hovertext=g["hover"], hoverinfo="text",
+                 marker=dict(color=colours.get(group) or REMOVED.get(group.removeprefix("removed by "), REST)))
+            for group, g in groups.items()]
+    data.append(dict(type="scatter", mode="markers", name="before the filters", x=[*top.probs_before,
+                     top.rest_before], y=rows, hoverinfo="skip",
+                     marker=dict(symbol="diamond-open", size=11, color="#111", line=dict(width=2))))
+    ticks = [short(lbl) for lbl in labels] + [f"everything else ({top.n_rest:,})"]
+    if actual is not None and actual in top.ids:
+        ticks[top.ids.index(actual)] += "  ✔ next in text"
+    top_x = max([*top.probs_after, top.rest_after, *top.probs_before, 0.01])
+    x_max = min(1.0, top_x) * 1.3  # room for the text after the longest bar
+    step = 0.2 if top_x > 0.5 else 0.1 if top_x > 0.15 else 0.05 if top_x > 0.05 else 0.01
+    n_ticks = int(min(1.0, x_max) / step + 1e-9) + 1
+    top_margin = 45 + 21 * len(data)  # in a narrow column the legend stacks: one line per entry
+    return figure(data, base_layout(
+        title, height=60 + top_margin + 30 * (n + 1), top=top_margin, barmode="overlay", bargap=0.25,
+        xaxis=dict(range=[0, x_max], tickformat=".3~%", title=dict(text="probability"), gridcolor=GRID,
+                   tickvals=[round(i * step, 4) for i in range(n_ticks)], automargin=True),
+        yaxis=dict(tickvals=rows, ticktext=ticks, autorange="reversed", tickfont=dict(family=MONO),
+                   automargin=True)))
+
+
+def draws_figure(drawn: torch.Tensor, stages: SamplingStages, labels_of: dict[int, str], k: int = 15
+                 ) -> go.Figure:
+    """N draws against the probabilities they were drawn from: the k likeliest tokens plus any drawn often."""
+    n = drawn.numel()
+    counts = torch.bincount(drawn, minlength=stages.probs_after.numel()).float()  # [vocab]
+    shown = stages.order[:k].tolist()
+    for tok in torch.argsort(counts, descending=True)[:k].tolist():
+        if counts[tok] > 0 and tok not in shown:
+            shown.append(tok)
+    idx = torch.tensor(shown)
+    share, probs = (counts[idx] / n).tolist(), stages.probs_after[idx].tolist()
+    x = [short(labels_of[t]) for t in shown] + ["everything else"]
+    share.append(max(0.0, 1 - sum(share)))
+    probs.append(max(0.0, 1 - sum(probs)))
+    data = [dict(type="bar", name="probability", x=x, y=probs, marker=dict(color=REST),
+                 hovertemplate="%{x}: %{y:.2%}<extra>probability</extra>"),
+            dict(type="bar", name=f"share of your {n:,} draws", x=x, y=share, marker=dict(color=KEPT),
+                 hovertemplate="%{x}: %{y:.2%}<extra>share of draws</extra>")]
+    return figure(data, base_layout(
+        f"{n:,} draws against the probabilities", height=440, barmode="group",
+        xaxis=dict(tickfont=dict(family=MONO), tickangle=-45, type="category"),
+        yaxis=dict(tickformat=".3~%", gridcolor=GRID)))

@@ -1,0 +1,24 @@
+"""Token text made safe for where it is shown: Markdown, widget labels, CSV cells.
+
+Streamlit renders Markdown in st.markdown, captions and messages, so a token such as `**` or `$` would format
+the page; a spreadsheet runs a CSV cell that starts with `=`. Every page escapes through here.
+"""
+import re
+
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|~<>$:&])")
+
+
+def md(text: str) -> str:
+    """Token text made literal for st.markdown and captions: every Markdown and Streamlit directive
+    character (`*`, `_`, `$`, `:`, `[`...) is backslash-escaped, so a token can never format the page."""
+    return _MARKDOWN.sub(r"\\\1", text)
+
+
+def md_escape(text: str) -> str:
+    """Text shown literally where Streamlit renders Markdown (widget labels and option names)."""
+    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>$~&])", r"\\\1", text)
+
+
+def csv_text(value: str) -> str:
+    """A token for a CSV cell: a leading = + - @ would start a spreadsheet formula, so it gets a quote."""
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value

@@ -1,0 +1,198 @@
+"""The Train page's run: starting it, the live view while it trains in the background, and what to do with
+the result (it becomes "my model" in this session; download it as a zip; upload a zip again).
+
+The run lives in this session's state and belongs to it: other sessions never see it. It stops by itself
+when the browser session ends (Streamlit's runtime says the session is no longer connected) or, where no
+runtime is running, when the page has not polled it for HEARTBEAT_S.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import streamlit as st
+from streamlit.runtime import Runtime
+from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+from engine import pick_device
+from engine.train.budget import check_memory
+from engine.train.bundle import BundleError, export_zip, import_zip
+from engine.train.corpus import Prepared
+from engine.train.runs import RunRefused, RunStatus, TrainingRun
+from engine.train.runspec import RunSpec
+
+from ..models import register_session_model
+from ..plots import plot_config
+from ..state import widget_key
+from ..text import md
+from .figures import duration, loss_figure, loss_table
+
+RUN = "Train._run"  # session key: this session's TrainingRun (one at a time)
+REGISTERED = "Train._registered"  # session key: id of the run whose model is registered as MY_MODEL
+NOTICE = "Train._notice"  # session key: (kind, message) about starting a run, shown once after a rerun
+UPLOAD_NOTICE = "Train._upload_notice"  # session key: the same, about an uploaded zip
+ZIPS = "Train._zip"  # session key: (run id, zip bytes)
+UPLOADED = "Train._uploaded_zip"  # session key: file id of the last zip imported
+HEARTBEAT = "Train._heartbeat"  # session key: {"t": monotonic time of the last poll}
+MY_MODEL, UPLOADED_MODEL = "my model", "uploaded model"
+POLL_S = 1.0
+HEARTBEAT_S = 60.0
+
+
+def current_run() -> TrainingRun | None:
+    return st.session_state.get(RUN)
+
+
+def _keep_alive() -> Callable[[], bool]:
+    """A check the run thread can call: is the session that started it still there?"""
+    beat = st.session_state.setdefault(HEARTBEAT, {"t": time.monotonic()})
+    ctx = get_script_run_ctx()
+    if ctx is not None and Runtime.exists():
+        runtime, session_id = Runtime.instance(), ctx.session_id
+        return lambda: bool(runtime.is_active_session(session_id))
+    return lambda: time.monotonic() - beat["t"] < HEARTBEAT_S
+
+
+def start_run(spec: RunSpec, data: Prepared) -> None:
+    """Start training in the background, or leave a notice saying why not."""
+    old = current_run()
+    if old is not None and old.status().active:
+        return
+    problem = check_memory(spec.model, spec.train.batch_size, spec.n_snapshots, pick_device())
+    if problem:
+        st.session_state[NOTICE] = ("error", problem)
+        return
+    run = TrainingRun(spec, data, keep_alive=_keep_alive())
+    try:
+        run.start()
+    except RunRefused as e:
+        st.session_state[NOTICE] = ("warning", str(e))
+        return
+    st.session_state[RUN] = run
+    st.session_state.pop(ZIPS, None)
+
+
+def show_notice(key: str = NOTICE) -> None:
+    notice = st.session_state.pop(key, None)
+    if notice:
+        kind, message = notice
+        getattr(st, kind)(message)  # already escaped where it quotes anything from outside
+
+
+def ensure_registered(run: TrainingRun) -> bool:
+    """Register a finished run's model as "my model" once. Returns True when it did just now."""
+    if run.model is None or st.session_state.get(REGISTERED) == run.id or run.status().active:
+        return False
+    if run.kept_step == 0:
+        return False  # nothing was learned (or only what diverged): keep whatever "my model" was before
+    register_session_model(MY_MODEL, run.model, run.tokenizer, select=False)
+    st.session_state[REGISTERED] = run.id
+    return True
+
+
+def _progress_line(s: RunStatus) -> str:
+    if s.state == "waiting":
+        return "Starting…"
+    left = f" · about {duration(s.eta_s)} left" if s.eta_s is not None else ""
+    return f"Step {s.step:,} of {s.max_steps:,}{left}"
+
+
+def _metrics(s: RunStatus) -> None:
+    c = st.columns(4)
+    c[0].metric("Training loss", f"{s.losses[-1][1]:.3f}" if s.losses else "–")
+    c[1].metric("Held-out loss", f"{s.val_losses[-1][1]:.3f}" if s.val_losses else "–")
+    c[2].metric("Tokens per second", f"{s.tokens_per_s:,.0f}" if s.tokens_per_s else "–")
+    c[3].metric("Elapsed", duration(s.elapsed_s))
+
+
+def _sample(s: RunStatus, step: int | None = None) -> None:
+    if s.sample:
+        st.markdown(f"**What the model writes now** (step {step if step is not None else s.step:,}; "
+                    "the same random seed every time, so every change comes from training)")
+        st.code(s.sample, language=None, wrap_lines=True)
+
+
+def _chart(run: TrainingRun, s: RunStatus) -> None:
+    st.plotly_chart(loss_figure(s, run.spec.model.vocab_size), config=plot_config("glassbox-loss"),
+                    key=widget_key(f"loss_{run.id}_{s.state}"))
+
+
+def _live_body(run_id: str) -> None:
+    run = current_run()
+    if run is None or run.id != run_id:
+        return
+    st.session_state.setdefault(HEARTBEAT, {"t": 0.0})["t"] = time.monotonic()
+    s = run.status()
+    if not s.active:
+        ensure_registered(run)
+        st.rerun()  # the whole page: the results sections appear, the sidebar lists "my model"
+    st.progress(s.fraction, text=_progress_line(s))
+    _metrics(s)
+    _chart(run, s)
+    _sample(s, run.snapshots()[-1].step if s.n_snapshots else None)
+    st.button("Stop training", on_click=run.stop, kwargs={"wait": False}, icon=":material/stop_circle:",
+              key=widget_key("stop"), type="primary")
+
+
+def live_view(run: TrainingRun) -> None:
+    """While training: refreshed every POLL_S by a fragment, so only this part reruns and the rest of the page
+    stays usable. Afterwards: the final state, drawn once."""
+    s = run.status()
+    if s.active:
+        st.fragment(run_every=POLL_S)(_live_body)(run.id)
+        return
+    if s.state == "done":
+        st.success(s.message, icon=":material/check_circle:")
+    elif s.state == "stopped":
+        st.info(s.message, icon=":material/stop_circle:")
+    else:
+        st.error(md(s.message), icon=":material/error:")  # a failure's message may quote an exception
+    if s.step:
+        _metrics(s)
+        _chart(run, s)
+        st.download_button("Download the losses (CSV)", loss_table(s).to_csv(index=False), "glassbox-losses.csv",
+                           "text/csv", key=widget_key("loss_csv"), icon=":material/download:")
+        _sample(s)
+
+
+def _zip(run: TrainingRun) -> bytes:
+    cached = st.session_state.get(ZIPS)
+    if cached and cached[0] == run.id:
+        return cached[1]
+    data = export_zip(run.model, run.tokenizer, "glassbox-my-model", card=run.model_card())
+    st.session_state[ZIPS] = (run.id, data)
+    return data
+
+
+def use_model(run: TrainingRun) -> None:
+    """The result: selectable as "my model" everywhere in this session, and downloadable."""
+    if st.session_state.get(REGISTERED) != run.id:
+        return
+    st.markdown(f"Your model is now **{MY_MODEL}** in the sidebar's model selector, on every page of the app, for "
+                "as long as this browser tab stays open: look inside it the way you look inside the built-in one. "
+                "Nobody else sees it. To keep it, download it; you can upload the zip again later.")
+    st.download_button("Download my model (.zip, Hugging Face format)", _zip(run), "glassbox-my-model.zip",
+                       "application/zip", key=widget_key("zip"), icon=":material/download:")
+
+
+def upload_model() -> None:
+    """Load a zip downloaded earlier: validated, then selectable as "uploaded model"."""
+    show_notice(UPLOAD_NOTICE)
+    f = st.file_uploader("A model zip downloaded from this page (safetensors only)", type=["zip"],
+                         key=widget_key("upload_zip"))
+    if f is None or st.session_state.get(UPLOADED) == f.file_id:
+        return
+    st.session_state[UPLOADED] = f.file_id  # once per file: a refusal is not retried on every rerun
+    try:
+        with st.spinner("Checking and loading the zip…"):
+            model, tokenizer = import_zip(f.getvalue())
+    except BundleError as e:
+        st.session_state[UPLOAD_NOTICE] = ("error", md(f"{f.name} was not loaded. {e}"))
+    else:
+        register_session_model(UPLOADED_MODEL, model.to(pick_device()), tokenizer, select=False)
+        cfg = model.config
+        st.session_state[UPLOAD_NOTICE] = (
+            "success", f"Loaded {md(f.name)} ({cfg.n_layer} layers, {cfg.n_head} heads, width {cfg.n_embd}) as "
+            f"**{UPLOADED_MODEL}**: choose it in the sidebar's model selector on any page.")
+    st.rerun()  # redraw the sidebar so its selector lists the model
+

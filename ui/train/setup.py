@@ -1,0 +1,265 @@
+"""Setting up a training run on the Train page: the training text, the model's shape and the training
+settings (with presets), and what the run will cost before it starts.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import streamlit as st
+import torch
+
+from engine import GPTConfig, describe, pick_device
+from engine.model.device import run_threads
+from engine.train.budget import (available_memory, estimate_memory, estimate_run_seconds, fits_message, gb,
+                                 measure_step_seconds)
+from engine.train.corpus import (GUTENBERG_URL, MAX_UPLOAD_BYTES, Corpus, CorpusError, Prepared, builtin_stories,
+                                 fetch_gutenberg, from_pasted, from_upload, make_tokenizer, prepare)
+from engine.train.runspec import PRESETS, Preset, RunSpec
+
+from ..models import default_model
+from ..state import widget_key
+from ..text import md
+from .figures import duration
+
+GUTENBERG_ENV = "GLASSBOX_GUTENBERG_URL"  # another Project Gutenberg mirror (tests use a local server)
+BUILTIN, PASTE, UPLOAD, BOOK = "Built-in stories", "Paste text", "Upload a .txt file", "Project Gutenberg book"
+MAX_PASTE_CHARS = 2_000_000
+BUILTIN_TOKENIZER = 0  # vocabulary option: reuse the built-in model's tokenizer
+LAYERS = (1, 2, 3, 4, 6, 8)
+HEADS = (1, 2, 4, 8, 16)
+WIDTHS = (16, 32, 48, 64, 96, 128, 192, 256, 384, 512)
+CONTEXTS = (16, 32, 64, 128, 256, 512)
+BATCHES = (1, 2, 4, 8, 16, 32, 64)
+VOCABS = (512, 1024, 2048, 4096, BUILTIN_TOKENIZER)
+# High rates stay on the slider on purpose: trying one is how you see a run diverge.
+RATES = (1e-4, 3e-4, 1e-3, 2e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 10.0, 100.0, 1000.0)
+_PREPARED = "Train._prepared"  # session key: (key, Prepared) of the last text prepared
+_BOOK = "Train._book"  # session key: the fetched Gutenberg Corpus
+_UPLOADED = "Train._uploaded_corpus"  # session key: (file id, Corpus)
+_KEPT = "Train._kept"  # session key: {widget name: value}; Streamlit drops widget state on other pages
+_CORPUS_WIDGETS = ("corpus_kind", "paste", "book_number")
+
+
+@dataclass(frozen=True)
+class Settings:
+    n_layer: int
+    n_head: int
+    n_embd: int
+    block_size: int
+    vocab: int  # tokenizer size to train; BUILTIN_TOKENIZER = the built-in model's tokenizer
+    max_steps: int
+    batch_size: int
+    learning_rate: float
+
+    def model_config(self, vocab_size: int) -> GPTConfig:
+        return GPTConfig(block_size=self.block_size, vocab_size=vocab_size, n_layer=self.n_layer,
+                         n_head=self.n_head, n_embd=self.n_embd)
+
+
+def _restore(names: tuple[str, ...]) -> None:
+    """Refill widgets from the values kept when this page was last drawn (after a visit to another page)."""
+    kept = st.session_state.get(_KEPT, {})
+    for name in names:
+        if widget_key(name) not in st.session_state and name in kept:
+            st.session_state[widget_key(name)] = kept[name]
+
+
+def _keep(names: tuple[str, ...]) -> None:
+    kept = st.session_state.setdefault(_KEPT, {})
+    kept.update({n: st.session_state[widget_key(n)] for n in names if widget_key(n) in st.session_state})
+
+
+# -- the training text ----------------------------------------------------------------------------------
+@st.cache_resource(show_spinner="Writing the built-in stories…")
+def _builtin() -> Corpus:
+    return builtin_stories()
+
+
+@st.cache_data(ttl=3600, max_entries=8, show_spinner="Downloading the book…")
+def _book(number: int, base_url: str) -> Corpus:
+    return fetch_gutenberg(number, base_url)  # errors are not cached: a retry tries again
+
+
+def _fetch_book() -> None:
+    number = int(st.session_state[widget_key("book_number")])
+    try:
+        st.session_state[_BOOK] = _book(number, os.environ.get(GUTENBERG_ENV) or GUTENBERG_URL)
+        st.session_state.pop(widget_key("book_error"), None)
+    except CorpusError as e:
+        st.session_state.pop(_BOOK, None)
+        st.session_state[widget_key("book_error")] = str(e)
+
+
+def corpus_picker() -> Corpus | None:
+    """The training text the user chose, or None (with the reason shown) when there is none yet."""
+    _restore(_CORPUS_WIDGETS)
+    try:
+        return _pick_corpus()
+    finally:
+        _keep(_CORPUS_WIDGETS)
+
+
+def _pick_corpus() -> Corpus | None:
+    kind = st.radio("Training text", (BUILTIN, PASTE, UPLOAD, BOOK), key=widget_key("corpus_kind"),
+                    horizontal=True)
+    try:
+        if kind == BUILTIN:
+            corpus = _builtin()
+        elif kind == PASTE:
+            text = st.text_area("Text to train on", key=widget_key("paste"), height=160, max_chars=MAX_PASTE_CHARS,
+                                placeholder="Paste any text. Lines holding only <|endoftext|> separate documents.")
+            if not text.strip():
+                st.info("Paste some text to train on (a few pages at least).", icon=":material/content_paste:")
+                return None
+            corpus = from_pasted(text)
+        elif kind == UPLOAD:
+            corpus = _uploaded()
+        else:
+            corpus = _gutenberg()
+    except CorpusError as e:
+        st.error(md(str(e)), icon=":material/block:")  # messages may quote file names and book titles
+        return None
+    if corpus is not None:
+        st.caption(f"**{md(corpus.name)}** · {len(corpus.text):,} characters · {md(corpus.source)}")
+        with st.expander("Preview the text"):
+            st.text(corpus.text[:1500] + ("…" if len(corpus.text) > 1500 else ""))
+    return corpus
+
+
+def _uploaded() -> Corpus | None:
+    f = st.file_uploader(f"A plain-text file (UTF-8, at most {MAX_UPLOAD_BYTES // 10**6} MB)", type=["txt"],
+                         key=widget_key("upload_txt"))
+    cached = st.session_state.get(_UPLOADED)
+    if f is None:
+        if cached:  # the uploader forgets its file on other pages; the text it gave is kept
+            st.caption("Training on the file you uploaded before; upload another to replace it.")
+            return cached[1]
+        return None
+    if cached and cached[0] == f.file_id:
+        return cached[1]
+    corpus = from_upload(f.getvalue(), f.name)
+    st.session_state[_UPLOADED] = (f.file_id, corpus)
+    return corpus
+
+
+def _gutenberg() -> Corpus | None:
+    c1, c2 = st.columns([2, 1], vertical_alignment="bottom")
+    st.session_state.setdefault(widget_key("book_number"), 11)
+    c1.number_input("Book number on gutenberg.org (e.g. 11 is Alice's Adventures in Wonderland)", min_value=1,
+                    max_value=10_000_000, step=1, key=widget_key("book_number"))
+    c2.button("Fetch the book", on_click=_fetch_book, icon=":material/download:", key=widget_key("fetch"))
+    if error := st.session_state.get(widget_key("book_error")):
+        st.error(md(error), icon=":material/cloud_off:")
+    elif _BOOK not in st.session_state:
+        st.info("Choose a book by its number and fetch it (this needs the server to be online).",
+                icon=":material/menu_book:")
+    return st.session_state.get(_BOOK)
+
+
+# -- tokenizing -------------------------------------------------------------------------------------------
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _prepared_builtin(vocab: int, default_key: str) -> Prepared:
+    # Shared by every session: at a workshop, thirty people training on the stories tokenize them once.
+    # `default_key` names the built-in model, whose tokenizer BUILTIN_TOKENIZER reuses (it may be replaced).
+    corpus = _builtin()
+    tok = default_model().tokenizer if vocab == BUILTIN_TOKENIZER else make_tokenizer(corpus, vocab)
+    return prepare(corpus, tok)
+
+
+def prepared_data(corpus: Corpus, vocab: int) -> Prepared:
+    """The corpus tokenized (a tokenizer trained on it first, unless the built-in one is chosen), cached."""
+    if corpus == _builtin():
+        with st.spinner("Training a tokenizer on the stories…"):
+            return _prepared_builtin(vocab, default_model().key if vocab == BUILTIN_TOKENIZER else "")
+    key = (corpus.fingerprint, vocab)
+    cached = st.session_state.get(_PREPARED)
+    if cached and cached[0] == key:
+        return cached[1]
+    with st.spinner("Training a tokenizer on your text and splitting it into tokens…"):
+        tok = default_model().tokenizer if vocab == BUILTIN_TOKENIZER else make_tokenizer(corpus, vocab)
+        data = prepare(corpus, tok)
+    st.session_state[_PREPARED] = (key, data)  # one per session: a user's text is not kept process-wide
+    return data
+
+
+# -- the model and the training settings --------------------------------------------------------------------
+_FIELDS = ("n_layer", "n_head", "n_embd", "block_size", "vocab", "max_steps", "batch_size", "learning_rate")
+
+
+def _preset_values(p: Preset) -> dict:
+    return {"n_layer": p.n_layer, "n_head": p.n_head, "n_embd": p.n_embd, "block_size": p.block_size,
+            "vocab": p.vocab_size, "max_steps": p.max_steps, "batch_size": p.batch_size,
+            "learning_rate": p.learning_rate}
+
+
+def apply_preset(name: str) -> None:
+    for field, value in _preset_values(PRESETS[name]).items():
+        st.session_state[widget_key(field)] = value
+
+
+def settings_form() -> Settings:
+    """Presets, then every setting (starting from the tiny preset; kept across visits to other pages)."""
+    _restore(_FIELDS)
+    if widget_key("n_layer") not in st.session_state:
+        apply_preset("tiny")
+    cols = st.columns([1.2] + [1] * len(PRESETS), vertical_alignment="center")
+    cols[0].markdown("**Presets** (on this server's CPU):")
+    for col, (name, preset) in zip(cols[1:], PRESETS.items()):
+        col.button(preset.label, on_click=apply_preset, args=(name,), key=widget_key(f"preset_{name}"),
+                   use_container_width=True)
+    k = widget_key
+    c = st.columns(4)
+    c[0].selectbox("Layers", LAYERS, key=k("n_layer"), help="Transformer blocks, one after another.")
+    c[1].selectbox("Heads per layer", HEADS, key=k("n_head"), help="Attention heads in each block.")
+    c[2].selectbox("Width (d_model)", WIDTHS, key=k("n_embd"), help="Numbers per token in the residual stream.")
+    c[3].selectbox("Context (tokens)", CONTEXTS, key=k("block_size"), help="The most tokens the model reads at once.")
+    c = st.columns(4)
+    c[0].number_input("Training steps", min_value=1, max_value=20_000, step=50, key=k("max_steps"))
+    c[1].selectbox("Batch size", BATCHES, key=k("batch_size"), help="Text windows per step.")
+    c[2].select_slider("Learning rate", RATES, key=k("learning_rate"), format_func=lambda r: f"{r:g}",
+                       help="The peak step size. Too high and the loss blows up: try it.")
+    c[3].selectbox("Vocabulary", VOCABS, key=k("vocab"),
+                   format_func=lambda v: "built-in model's" if v == BUILTIN_TOKENIZER else f"{v:,} tokens",
+                   help="A tokenizer trained on your text with this many tokens (fewer if the text is small), "
+                        "or the built-in model's tokenizer.")
+    _keep(_FIELDS)
+    return Settings(**{f: st.session_state[k(f)] for f in _FIELDS})
+
+
+# Re-measured every few minutes: a step timed while another run trained would otherwise stick.
+@st.cache_data(ttl=180, max_entries=32, show_spinner="Timing one training step on this device…")
+def _step_seconds(cfg: GPTConfig, batch_size: int, device: str, threads: int) -> float:
+    return measure_step_seconds(cfg, batch_size, torch.device(device), threads)
+
+
+def cost_panel(spec: RunSpec, data: Prepared) -> str | None:
+    """Parameters, memory, time (from a measured step) and device, before the run starts.
+
+    Returns why the run cannot start (not enough memory, with the figures), or None.
+    """
+    cfg, t = spec.model, spec.train
+    device = pick_device()
+    threads = run_threads()
+    est = estimate_memory(cfg, t.batch_size, spec.n_snapshots)
+    free = available_memory()
+    free_gpu = torch.cuda.mem_get_info(device)[0] if device.type == "cuda" else None
+    problem = fits_message(est, device, free, free_gpu)
+    c = st.columns(4)
+    c[0].metric("Parameters", f"{cfg.n_params():,}")
+    c[2].metric("Memory needed", gb(est.total), help=f"Of {gb(free)} free on this server." if free else None)
+    c[3].metric("Training tokens", f"{len(data.train_ids):,}", help=f"Held out: {data.heldout}.")
+    if problem:
+        c[1].metric("Estimated time", "–")
+        return problem  # never time a step of a model that does not fit
+    step_s = _step_seconds(cfg, t.batch_size, str(device), threads)
+    n_evals = t.max_steps // max(1, t.eval_interval) + 1
+    seconds = estimate_run_seconds(step_s, t.max_steps, n_evals, t.eval_batches, spec.n_snapshots, spec.sample_tokens)
+    c[1].metric("Estimated time", duration(seconds), help=f"Measured on this device: {step_s * 1000:,.0f} ms per "
+                f"step × {t.max_steps:,} steps, plus held-out checks and samples.")
+    where = describe(device) if device.type != "cpu" else (
+        f"CPU, {threads} thread{'s' if threads > 1 else ''} of {os.cpu_count()} (capped, so other pages stay "
+        "responsive while it trains)")
+    st.caption(f"Trains on {where}. The tokenizer has {len(data.tokenizer):,} tokens; "
+               f"{spec.n_snapshots} checkpoints are kept for the time-lapse.")
+    return None
