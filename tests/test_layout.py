@@ -20,7 +20,7 @@ ENGINE_LAYERS = {
     "train": {"model", "generation"},
 }
 UI_SHARED = {"__init__", "cache", "chips", "errors", "models", "pages", "plots", "state", "text"}
-UI_WINGS = {"tokens", "attention", "feedforward", "next_token", "train"}
+UI_WINGS = {"tokens", "attention", "feedforward", "next_token", "train", "rlhf"}
 
 
 def module_name(path: Path) -> str:

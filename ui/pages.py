@@ -36,6 +36,8 @@ PAGES: tuple[PageInfo, ...] = (
              "How probabilities become text: temperature, top-k/top-p/min-p, step-by-step generation, surprise."),
     PageInfo("pages/5_Train.py", "Train", ":material/model_training:",
              "Train a small transformer, watch it learn, then look inside the model you trained."),
+    PageInfo("pages/6_Pretraining_vs_RLHF.py", "Pre-training vs RLHF", ":material/thumbs_up_down:",
+             "Tell the model which completions you prefer and tune it with DPO: what changes, and what does not."),
 )
 
 
@@ -59,6 +61,13 @@ def sidebar_nav() -> None:
     """The page list at the top of the sidebar (Streamlit's own list would show file names, e.g. "app")."""
     for page in [HOME, *available_pages()]:
         _link(page)
+
+
+def link_to(file: str, caption: str = "") -> None:
+    """A link to one registered page (by script path), with a line under it; nothing if it is not there."""
+    for page in PAGES:
+        if page.file == file and _link(page) and caption:
+            st.caption(caption)
 
 
 def _link(page: PageInfo) -> bool:

@@ -10,7 +10,13 @@ before drawing, copied back to it by an `on_change` callback. The model selector
 """
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
 import streamlit as st
+from streamlit.runtime import Runtime
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from engine import CheckpointError, describe
 
@@ -25,6 +31,7 @@ AREA_WIDGET = "text_area"  # multi-line box that commits on Ctrl+Enter or leavin
 MODEL_WIDGET = "model_select"  # the sidebar model selector
 DEFAULT_TEXT = "Once upon a time, a little fox found a shiny red ball in the garden."
 MAX_CHARS = 5_000  # the most characters any view looks at; the rest stays in the box, ignored
+HEARTBEAT_S = 60.0  # without a runtime, a background run outlives its last poll by this long
 
 PAGE_CSS = """
 [data-testid="stSidebar"] [data-testid="stCaptionContainer"] { font-size: 0.95rem; }
@@ -121,3 +128,58 @@ def cap_text(text: str) -> str:
     st.info(f"Your text has {len(text):,} characters. Glassbox looks at the first {MAX_CHARS:,}; "
             "the rest stays in the box but is ignored.", icon=":material/content_cut:")
     return text[:MAX_CHARS]
+
+
+def session_alive(heartbeat_key: str) -> Callable[[], bool]:
+    """A check a background run's thread can call: is the browser session that started it still there?
+
+    Under `streamlit run` the runtime knows whether the session is connected. Where there is none (AppTest),
+    the page's live view writes the time of each poll into `st.session_state[heartbeat_key]["t"]`, and the
+    session counts as gone once it has not polled for HEARTBEAT_S.
+    """
+    beat = st.session_state.setdefault(heartbeat_key, {"t": time.monotonic()})
+    ctx = get_script_run_ctx()
+    if ctx is not None and Runtime.exists():
+        runtime, session_id = Runtime.instance(), ctx.session_id
+        return lambda: bool(runtime.is_active_session(session_id))
+    return lambda: time.monotonic() - beat["t"] < HEARTBEAT_S
+
+
+def kept_key(page: str, name: str) -> str:
+    """The canonical session key of a remembered widget: `Attention.kept.layer`."""
+    return f"{page}.kept.{name}"
+
+
+def _copy_kept(widget: str, kept: str, then: Callable[[], None] | None) -> None:
+    st.session_state[kept] = st.session_state[widget]
+    if then is not None:
+        then()
+
+
+def remembered(page: str, name: str, default: Any, options: Sequence[Any] | None = None,
+               then: Callable[[], None] | None = None) -> dict[str, Any]:
+    """Keyword arguments for a widget whose value survives closed tabs and page changes: key and on_change
+    (which keeps the new value, then calls `then`). Use as `st.slider("Steps", 5, 100, **remembered(...))`.
+
+    Streamlit forgets the state of widgets a run does not draw, so the value lives in a canonical key
+    (`kept_key`) and fills the widget before it is drawn. The kept value falls back to `default` when it is
+    not among `options` (another model, a shorter text).
+    """
+    kept, widget = kept_key(page, name), f"{page}.{name}"
+    value = st.session_state.get(kept, default)
+    if options is not None and value not in options:
+        value = default
+    st.session_state[kept] = value
+    if st.session_state.get(widget) != value:
+        st.session_state[widget] = value
+    return dict(key=widget, on_change=_copy_kept, args=(widget, kept, then))
+
+
+def kept_value(page: str, name: str, default: Any = None) -> Any:
+    return st.session_state.get(kept_key(page, name), default)
+
+
+def choose(page: str, name: str, value: Any) -> None:
+    """Set a remembered widget's value (from a callback: a click on a figure)."""
+    st.session_state[kept_key(page, name)] = value
+    st.session_state[f"{page}.{name}"] = value

@@ -3,6 +3,7 @@
 Streamlit renders Markdown in st.markdown, captions and messages, so a token such as `**` or `$` would format
 the page; a spreadsheet runs a CSV cell that starts with `=`. Every page escapes through here.
 """
+import html
 import re
 
 _MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|~<>$:&])")
@@ -22,3 +23,10 @@ def md_escape(text: str) -> str:
 def csv_text(value: str) -> str:
     """A token for a CSV cell: a leading = + - @ would start a spreadsheet formula, so it gets a quote."""
     return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
+def plotly_text(text: str) -> str:
+    """Token text for a Plotly label or hover: Plotly reads `<` as the start of a tag and decodes only &amp;,
+    &lt;, &gt; and numeric entities, so those three are escaped and a quote is left as it is (an escaped
+    quote would show as "&quot;")."""
+    return html.escape(text, quote=False)

@@ -100,3 +100,33 @@ def compare(n_params: int, models: tuple[KnownModel, ...] = KNOWN_MODELS) -> lis
     if n_params <= 0:
         raise ValueError("a model has at least one parameter")
     return [(m, m.params / n_params) for m in models]
+
+
+@dataclass(frozen=True)
+class ParamChange:
+    part: str  # one of PARTS
+    layer: int | None  # the block; None outside the blocks
+    name: str  # what it is, in words, as in ParamGroup
+    relative: float  # ||after - before|| / ||before|| over the group's parameters
+    count: int  # parameters in the group
+
+
+def param_changes(before: nn.Module, after: nn.Module) -> list[ParamChange]:
+    """How far each group of parameters moved between two models of one shape, largest first.
+
+    The relative change is the length of the difference over the length of the original, per group (block
+    and part), so groups of different sizes compare. It says *where* the weights changed, not *why* the
+    behaviour did: that is the black box.
+    """
+    old = dict(before.named_parameters())
+    sums: dict[tuple[str, int | None, str], list[float]] = {}
+    for name, p in after.named_parameters():
+        if name not in old or old[name].shape != p.shape:
+            raise ValueError(f"the models differ at {name}: compare a model with a tuned copy of itself")
+        entry = sums.setdefault(_classify(name), [0.0, 0.0, 0])
+        entry[0] += float((p.detach().float().cpu() - old[name].detach().float().cpu()).pow(2).sum())
+        entry[1] += float(old[name].detach().float().pow(2).sum())
+        entry[2] += p.numel()
+    changes = [ParamChange(part=k[0], layer=k[1], name=k[2], relative=(d ** 0.5) / max(b ** 0.5, 1e-12), count=n)
+               for k, (d, b, n) in sums.items()]
+    return sorted(changes, key=lambda c: c.relative, reverse=True)

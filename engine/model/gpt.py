@@ -149,6 +149,9 @@ class GPT(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
     def _run(self, idx: torch.Tensor, cache: Cache | None) -> torch.Tensor:
+        return self.lm_head(self._final(idx, cache))  # [batch, pos, vocab]
+
+    def _final(self, idx: torch.Tensor, cache: Cache | None) -> torch.Tensor:
         B, T = idx.shape
         if T > self.config.block_size:
             raise ValueError(f"{T} tokens exceed the context of {self.config.block_size}")
@@ -162,7 +165,7 @@ class GPT(nn.Module):
             x = block(x, cache, f"blocks.{i}.")
         x = tr.ln_f(x)
         _record(cache, "ln_final.hook_normalized", x)  # [batch, pos, d_model]
-        return self.lm_head(x)  # [batch, pos, vocab]
+        return x
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -172,6 +175,12 @@ class GPT(nn.Module):
             return logits, None
         loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-1)
         return logits, loss
+
+    def final_hidden(self, idx: torch.Tensor) -> torch.Tensor:
+        """The residual stream after the final layer norm, before the output layer: [batch, pos, d_model].
+        `lm_head` of it is `forward`'s logits; a caller that needs logits at a few positions only (the
+        completion tokens of preference tuning) applies it there and skips the rest of the vocabulary matmul."""
+        return self._final(idx, None)
 
     @torch.no_grad()
     def run_with_cache(self, idx: torch.Tensor) -> tuple[torch.Tensor, Cache]:

@@ -99,8 +99,24 @@ def busy_message() -> str:
     with _active_lock:
         etas = [s.eta_s for s in (r.status() for r in _active) if s.eta_s is not None]
     when = f" The next one should finish in about {max(1, round(min(etas) / 60))} min." if etas else ""
-    return (f"This server is already training {MAX_RUNS} model{'s' if MAX_RUNS > 1 else ''} (the limit, so that "
-            f"everyone's pages stay responsive).{when} Please try again then.")
+    models = f"{MAX_RUNS} model{'s' if MAX_RUNS > 1 else ''}"
+    return (f"This server is already training or tuning {models} (the limit, so that everyone's pages stay "
+            f"responsive).{when} Please try again then.")
+
+
+def claim_slot(job) -> None:
+    """Take one of the server's MAX_RUNS slots for a background job (a training or a tuning run), or raise
+    RunRefused. The job's `status().eta_s` tells the next user in line how long it will be."""
+    if not _slots.acquire(blocking=False):
+        raise RunRefused(busy_message())
+    with _active_lock:
+        _active.add(job)
+
+
+def release_slot(job) -> None:
+    with _active_lock:
+        _active.discard(job)
+    _slots.release()
 
 
 class TrainingRun:
@@ -133,10 +149,7 @@ class TrainingRun:
     # -- control ---------------------------------------------------------------------------------------
     def start(self) -> None:
         """Take a slot and start training in a background thread; RunRefused when the server is busy."""
-        if not _slots.acquire(blocking=False):
-            raise RunRefused(busy_message())
-        with _active_lock:
-            _active.add(self)
+        claim_slot(self)
         self._started = time.monotonic()
         self._thread = threading.Thread(target=self._main, name=f"glassbox-train-{self.id}", daemon=True)
         self._thread.start()
@@ -211,9 +224,7 @@ class TrainingRun:
             with self._lock:
                 self._state, self._message = "failed", f"Training failed: {e}"
         finally:
-            with _active_lock:
-                _active.discard(self)
-            _slots.release()
+            release_slot(self)
 
     def _train(self) -> None:
         spec, data = self.spec, self.data

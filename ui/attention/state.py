@@ -1,12 +1,11 @@
 """What the Attention page has chosen: a layer, a head and a query token, plus the page's other widgets.
 
 Streamlit forgets the state of widgets a run does not draw (a closed tab, another page), so each widget is
-filled from a canonical session key before it is drawn and copies its value back on change, as ui.state does
-for the text. Clicks on figures write both keys, so a click and a selectbox always agree.
+filled from a canonical session key before it is drawn and copies its value back on change (ui.state's
+`remembered`). Clicks on figures write both keys, so a click and a selectbox always agree.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -14,6 +13,8 @@ from typing import Any
 import streamlit as st
 
 from engine import Trace
+
+from .. import state
 
 PAGE = "Attention"
 _QUERY_OF = f"{PAGE}.kept.query_of"  # session key: the (model, text) the kept query position belongs to
@@ -26,45 +27,10 @@ class Pick:
     query: int  # position of the query token
 
 
-def _kept(name: str) -> str:
-    return f"{PAGE}.kept.{name}"
-
-
-def _widget_key(name: str) -> str:
-    return f"{PAGE}.{name}"
-
-
-def _copy(widget: str, kept: str, then: Callable[[], None] | None) -> None:
-    st.session_state[kept] = st.session_state[widget]
-    if then is not None:
-        then()
-
-
-def remembered(name: str, default: Any, options: Sequence[Any] | None = None,
-               then: Callable[[], None] | None = None) -> dict[str, Any]:
-    """Keyword arguments for a widget whose value survives closed tabs and page changes: key and on_change
-    (which keeps the new value, then calls `then`).
-
-    The kept value falls back to `default` when it is not among `options` (another model, a shorter text).
-    """
-    kept, widget = _kept(name), _widget_key(name)
-    value = st.session_state.get(kept, default)
-    if options is not None and value not in options:
-        value = default
-    st.session_state[kept] = value
-    if st.session_state.get(widget) != value:
-        st.session_state[widget] = value
-    return dict(key=widget, on_change=_copy, args=(widget, kept, then))
-
-
-def kept_value(name: str, default: Any = None) -> Any:
-    return st.session_state.get(_kept(name), default)
-
-
-def choose(name: str, value: Any) -> None:
-    """Set a remembered widget's value (from a callback: a click on a figure)."""
-    st.session_state[_kept(name)] = value
-    st.session_state[_widget_key(name)] = value
+# The page's widgets keep their values across closed tabs and page changes (ui.state.remembered).
+remembered = partial(state.remembered, PAGE)
+kept_value = partial(state.kept_value, PAGE)
+choose = partial(state.choose, PAGE)
 
 
 def clicked_points(chart_key: str) -> list[dict[str, Any]]:
@@ -103,7 +69,7 @@ def head_picker(trace: Trace, model_key: str) -> Pick:
     last = len(trace) - 1
     if st.session_state.get(_QUERY_OF) != (model_key, trace.text):
         st.session_state[_QUERY_OF] = (model_key, trace.text)
-        st.session_state[_kept("query")] = last
+        st.session_state[state.kept_key(PAGE, "query")] = last
     cols = st.columns([1, 1, 2.2])
     layers, heads, positions = range(cfg.n_layer), range(cfg.n_head), range(len(trace))
     layer = cols[0].selectbox("Layer", layers, help="Layers count from 0, as in the model's activation names.",

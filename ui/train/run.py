@@ -2,17 +2,13 @@
 the result (it becomes "my model" in this session; download it as a zip; upload a zip again).
 
 The run lives in this session's state and belongs to it: other sessions never see it. It stops by itself
-when the browser session ends (Streamlit's runtime says the session is no longer connected) or, where no
-runtime is running, when the page has not polled it for HEARTBEAT_S.
+when the browser session ends (ui.state.session_alive).
 """
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 
 import streamlit as st
-from streamlit.runtime import Runtime
-from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from engine import pick_device
 from engine.train.budget import check_memory
@@ -23,7 +19,7 @@ from engine.train.runspec import RunSpec
 
 from ..models import register_session_model
 from ..plots import plot_config
-from ..state import widget_key
+from ..state import session_alive, widget_key
 from ..text import md
 from .figures import duration, loss_figure, loss_table
 
@@ -33,24 +29,13 @@ NOTICE = "Train._notice"  # session key: (kind, message) about starting a run, s
 UPLOAD_NOTICE = "Train._upload_notice"  # session key: the same, about an uploaded zip
 ZIPS = "Train._zip"  # session key: (run id, zip bytes)
 UPLOADED = "Train._uploaded_zip"  # session key: file id of the last zip imported
-HEARTBEAT = "Train._heartbeat"  # session key: {"t": monotonic time of the last poll}
+HEARTBEAT = "Train._heartbeat"  # session key: {"t": monotonic time of the last poll} (see session_alive)
 MY_MODEL, UPLOADED_MODEL = "my model", "uploaded model"
 POLL_S = 1.0
-HEARTBEAT_S = 60.0
 
 
 def current_run() -> TrainingRun | None:
     return st.session_state.get(RUN)
-
-
-def _keep_alive() -> Callable[[], bool]:
-    """A check the run thread can call: is the session that started it still there?"""
-    beat = st.session_state.setdefault(HEARTBEAT, {"t": time.monotonic()})
-    ctx = get_script_run_ctx()
-    if ctx is not None and Runtime.exists():
-        runtime, session_id = Runtime.instance(), ctx.session_id
-        return lambda: bool(runtime.is_active_session(session_id))
-    return lambda: time.monotonic() - beat["t"] < HEARTBEAT_S
 
 
 def start_run(spec: RunSpec, data: Prepared) -> None:
@@ -62,7 +47,7 @@ def start_run(spec: RunSpec, data: Prepared) -> None:
     if problem:
         st.session_state[NOTICE] = ("error", problem)
         return
-    run = TrainingRun(spec, data, keep_alive=_keep_alive())
+    run = TrainingRun(spec, data, keep_alive=session_alive(HEARTBEAT))
     try:
         run.start()
     except RunRefused as e:

@@ -1,0 +1,10 @@
+"""The Pre-training vs RLHF page's wing.
+
+- pretraining: how the built-in model was pre-trained (its training record, loss curve, samples)
+- pairs: preferences you give (completions side by side, marked) and the built-in, rule-labelled sets
+- tuning: DPO in the background, live; before / after; which parameters moved; the tuned model
+- figures: the page's figure builders; notes: its words
+"""
+from . import figures, notes, pairs, pretraining, tuning
+
+__all__ = ["figures", "notes", "pairs", "pretraining", "tuning"]

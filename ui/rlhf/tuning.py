@@ -1,0 +1,224 @@
+"""Tuning with DPO in the background, watched live, and what it changed: the next-token distribution and
+completions before and after (same seeds), which parameters moved, and the tuned model as a session model.
+
+The run lives in this session's state; the model it tunes is a copy, so the shared built-in model and every
+other session are untouched.
+"""
+from __future__ import annotations
+
+import time
+
+import streamlit as st
+import torch
+
+from engine import display_token
+from engine.inspect.params import param_changes
+from engine.train.bundle import export_zip
+from engine.train.preference import PreferenceError, TuneConfig, next_token_probs, write_completions
+from engine.train.runs import RunRefused
+from engine.train.tuning import TuningRun
+
+from ..models import ModelChoice, register_session_model
+from ..plots import plot_config
+from ..state import session_alive, widget_key
+from ..text import md
+from .figures import before_after_figure, changes_figure, changes_frame, tuning_figure, tuning_frame
+from .pairs import pairs
+from .state import remembered
+
+RUN = "RLHF._run"  # session key: this session's TuningRun (one at a time)
+REGISTERED = "RLHF._registered"  # session key: id of the run whose model is registered as TUNED_MODEL
+NOTICE = "RLHF._notice"  # session key: (kind, message) about starting a run
+HEARTBEAT = "RLHF._heartbeat"  # session key: the live view's last poll (see ui.state.session_alive)
+ZIP = "RLHF._zip"  # session key: (run id, zip bytes)
+TUNED_MODEL = "tuned model"
+POLL_S = 0.5
+LEARNING_RATES = (1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4)
+COMPARE_SEEDS = (11, 12, 13)
+COMPARE_TOKENS = 40
+TOP_TOKENS = 8
+
+
+def current_run() -> TuningRun | None:
+    return st.session_state.get(RUN)
+
+
+def settings() -> TuneConfig:
+    """The three knobs, each with a line on what it does."""
+    c = st.columns(3)
+    with c[0]:
+        betas = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
+        beta = st.select_slider("beta", betas, **remembered("beta", 0.1, betas))
+        st.caption("How tightly the tuned model is held to the original. Small: it may drift far to please the "
+                   "rule; large: it changes only a little.")
+    with c[1]:
+        lr = st.select_slider("Learning rate", LEARNING_RATES, format_func="{:g}".format,
+                              **remembered("lr", 5e-5, LEARNING_RATES))
+        st.caption("How big each step is. Too big and the model soon forgets its English along with the lesson.")
+    with c[2]:
+        steps = st.slider("Steps", 5, 100, step=5, **remembered("steps", 30))
+        st.caption("How many times it goes over all the pairs. Each step is one gradient update on every pair.")
+    return TuneConfig(beta=beta, learning_rate=lr, steps=steps)
+
+
+def start(choice: ModelChoice, cfg: TuneConfig) -> None:
+    """Start tuning a copy of the current model on this session's pairs, or leave a notice saying why not."""
+    old = current_run()
+    if old is not None and old.status().active:
+        return
+    try:
+        run = TuningRun(choice.model, choice.tokenizer, pairs(), cfg, keep_alive=session_alive(HEARTBEAT),
+                        reference_name=choice.name)
+        run.start()
+    except PreferenceError as e:
+        st.session_state[NOTICE] = ("error", md(str(e)))
+        return
+    except RunRefused as e:
+        st.session_state[NOTICE] = ("warning", str(e))
+        return
+    st.session_state[RUN] = run
+    st.session_state.pop(ZIP, None)
+
+
+def show_notice() -> None:
+    notice = st.session_state.pop(NOTICE, None)
+    if notice:
+        getattr(st, notice[0])(notice[1])
+
+
+def ensure_registered(run: TuningRun) -> bool:
+    """Register a finished run's model as "tuned model" once. Returns True when it did just now."""
+    if run.model is None or run.status().active or st.session_state.get(REGISTERED) == run.id:
+        return False
+    if run.status().step == 0:
+        return False  # stopped before the first step: nothing changed
+    register_session_model(TUNED_MODEL, run.model, run.tokenizer, select=False)
+    st.session_state[REGISTERED] = run.id
+    return True
+
+
+def _metrics(run: TuningRun) -> None:
+    h = run.status().history
+    if not h:
+        return
+    first, last = h[0], h[-1]
+    c = st.columns(4)
+    c[0].metric("DPO loss", f"{last.stats.loss:.3f}", f"{last.stats.loss - first.stats.loss:+.3f}",
+                delta_color="inverse")
+    c[1].metric("Reward margin", f"{last.stats.margin:.2f}", f"{last.stats.margin - first.stats.margin:+.2f}")
+    c[2].metric("Pairs preferred as told", f"{last.stats.accuracy:.0%}")
+    c[3].metric("KL from the original", f"{last.kl:.3f} nats",
+                help="Per completion token: how far the tuned model's next-token distributions have moved from "
+                     "the original's. 0 means unchanged.")
+
+
+def _chart(run: TuningRun) -> None:
+    s = run.status()
+    st.plotly_chart(tuning_figure(s.history, s.steps), config=plot_config("dpo-tuning"),
+                    key=widget_key(f"tuning_{run.id}_{s.state}"))
+    st.caption("Both log-probabilities often fall while the margin grows: DPO only asks that the chosen "
+               "completion gain *relative to the rejected one and to the original*. Pushing the rejected one down "
+               "hard is the cheapest way there, and a completion written once by a sampler was never likely to "
+               "begin with. That is expected, and one reason real pipelines keep the tuned model close to the "
+               "original (beta, few steps).")
+
+
+def _live_body(run_id: str) -> None:
+    run = current_run()
+    if run is None or run.id != run_id:
+        return
+    st.session_state.setdefault(HEARTBEAT, {"t": 0.0})["t"] = time.monotonic()
+    s = run.status()
+    if not s.active:
+        ensure_registered(run)
+        st.rerun()  # the whole page: the results appear, the sidebar lists the tuned model
+    st.progress(s.fraction, text=f"Step {s.step} of {s.steps}" if s.state == "running" else "Starting…")
+    _metrics(run)
+    _chart(run)
+    st.button("Stop tuning", on_click=run.stop, kwargs={"wait": False}, icon=":material/stop_circle:",
+              key=widget_key("stop"), type="primary")
+
+
+def live_view(run: TuningRun) -> None:
+    """While tuning: a fragment refreshed every POLL_S. Afterwards: the final state, drawn once."""
+    s = run.status()
+    if s.active:
+        st.fragment(run_every=POLL_S)(_live_body)(run.id)
+        return
+    (st.success if s.state == "done" else st.info if s.state == "stopped" else st.error)(md(s.message))
+    _metrics(run)
+    if s.history:
+        _chart(run)
+        st.download_button("Download every step (CSV)", tuning_frame(s.history).to_csv(index=False),
+                           "glassbox-dpo-steps.csv", "text/csv", key=widget_key("steps_csv"),
+                           icon=":material/download:")
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _compare(run_id: str, prompt: str, _run: TuningRun) -> dict:
+    """Everything the before / after views draw, for one prompt; computed once per run and prompt."""
+    ref, tuned, tok = _run.reference, _run.model, _run.tokenizer
+    before, after = next_token_probs(ref, tok, prompt), next_token_probs(tuned, tok, prompt)
+    ids = torch.cat([before.topk(TOP_TOKENS).indices, after.topk(TOP_TOKENS).indices]).unique().tolist()
+    ids.sort(key=lambda i: -float(before[i] + after[i]))
+    ids = ids[:TOP_TOKENS + 2]
+    return {"labels": [display_token(tok, i) for i in ids], "before": [float(before[i]) for i in ids],
+            "after": [float(after[i]) for i in ids],
+            "texts": [(write_completions(ref, tok, prompt, 1, COMPARE_TOKENS, seed)[0],
+                       write_completions(tuned, tok, prompt, 1, COMPARE_TOKENS, seed)[0]) for seed in COMPARE_SEEDS]}
+
+
+def what_changed(run: TuningRun) -> None:
+    """The next-token distribution and completions of a prompt before and after, with the same seeds."""
+    prompts = list(dict.fromkeys(p.prompt for p in run.pairs))
+    prompt = st.selectbox("Prompt", prompts, **remembered("compare_prompt", prompts[0], prompts),
+                          help="One of the prompts you tuned on; the tuned model may also have changed elsewhere.")
+    data = _compare(run.id, prompt, run)
+    name = run.reference_name
+    st.plotly_chart(before_after_figure(data["labels"], data["before"], data["after"],
+                                        "The next token, before and after tuning"),
+                    config=plot_config("dpo-next-token"), key=widget_key("before_after"))
+    st.caption(f"Grey: **{md(name)}** as it was (the frozen reference). Blue: the tuned copy. The most likely next "
+               "tokens of either model are listed.")
+    st.markdown(f"**Completions with the same seeds** ({', '.join(map(str, COMPARE_SEEDS))}): the only thing that "
+                "differs is the weights.")
+    for seed, (old, new) in zip(COMPARE_SEEDS, data["texts"]):
+        c1, c2 = st.columns(2)
+        c1.code(old.strip(), language=None, wrap_lines=True)
+        c2.code(new.strip(), language=None, wrap_lines=True)
+        c1.caption(f"before · seed {seed}")
+        c2.caption(f"after · seed {seed}")
+
+
+def black_box(run: TuningRun) -> None:
+    changes = param_changes(run.reference, run.model)
+    st.plotly_chart(changes_figure(changes), config=plot_config("dpo-parameter-changes"), key=widget_key("changes"))
+    st.download_button("Every parameter group (CSV)", changes_frame(changes).to_csv(index=False),
+                       "glassbox-dpo-parameter-changes.csv", "text/csv", key=widget_key("changes_csv"),
+                       icon=":material/download:")
+    st.markdown("Every one of the model's parameters moved a little. The chart says **where** the weights changed "
+                "most, relative to their size; it does **not** say **why** the behaviour changed, or what else "
+                "changed with it. Alignment adjusts what the model does; it does not make its inner logic any "
+                "easier to read. Look inside the tuned model on the other pages (choose **tuned model** in the "
+                "sidebar) to compare its attention and neurons with the original's.")
+
+
+def use_model(run: TuningRun) -> None:
+    if st.session_state.get(REGISTERED) != run.id:
+        return
+    st.markdown(f"The tuned model is **{TUNED_MODEL}** in the sidebar's model selector, on every page, for as long "
+                "as this browser tab stays open (yours, this session only). To keep it, download it.")
+    cached = st.session_state.get(ZIP)
+    if not cached or cached[0] != run.id:
+        cfg = run.cfg
+        card = "\n".join([
+            "# A Glassbox model tuned with DPO", "",
+            f"Tuned in the Glassbox app from **{run.reference_name}** with Direct Preference "
+            f"Optimization on {len(run.pairs)} preference pairs: beta {cfg.beta:g}, learning rate "
+            f"{cfg.learning_rate:g}, {run.status().step} steps, AdamW.", "",
+            "Labelled by: " + ", ".join(sorted({p.labelled_by for p in run.pairs})) + ".", ""])
+        cached = (run.id, export_zip(run.model, run.tokenizer, "glassbox-tuned-model", card=card))
+        st.session_state[ZIP] = cached
+    st.download_button("Download the tuned model (.zip, Hugging Face format)", cached[1],
+                       "glassbox-tuned-model.zip", "application/zip", key=widget_key("zip"),
+                       icon=":material/download:")
