@@ -212,6 +212,95 @@ def test_error_boundary_shows_plain_message() -> None:
     assert at.main.markdown[-1].value == "still here"
 
 
+def _native_failure_page() -> None:
+    import streamlit as st
+    from tokenizers import normalizers
+
+    import ui
+    ui.setup_page("Panic")
+    with ui.error_boundary("splitting your text"):
+        normalizers.Precompiled(b"\x04\x00\x00\x00" + b"\xff" * 4).normalize_str("abc")  # a Rust panic
+    with ui.error_boundary("refusing"):
+        raise ui.Refused("That text is too long for this model.")
+    st.write("still here")
+
+
+def test_error_boundary_catches_native_panics_with_a_plain_message() -> None:
+    at = AppTest.from_function(_native_failure_page, default_timeout=TIMEOUT).run()
+    assert not at.exception
+    assert at.error[0].value.startswith("A library Glassbox uses failed while splitting your text.")
+    assert "index out of bounds" not in at.error[0].value
+    assert at.error[1].value == "That text is too long for this model."  # a refusal says its own words
+    assert at.main.markdown[-1].value == "still here"
+
+
+def _control_flow_page() -> None:
+    import streamlit as st
+
+    import ui
+    ui.setup_page("Flow")
+    st.session_state["runs"] = st.session_state.get("runs", 0) + 1
+    with ui.error_boundary("rerunning"):
+        if st.session_state["runs"] == 1:
+            st.rerun()
+    with ui.error_boundary("stopping"):
+        st.stop()
+    st.write("never drawn")
+
+
+def test_error_boundary_lets_stop_and_rerun_through() -> None:
+    at = AppTest.from_function(_control_flow_page, default_timeout=TIMEOUT).run()
+    assert not at.exception and not at.error
+    assert at.session_state["runs"] == 2  # st.rerun() reran the script instead of becoming an error
+    assert "never drawn" not in [m.value for m in at.main.markdown]  # st.stop() stopped it
+
+
+@pytest.mark.parametrize("signal", [KeyboardInterrupt, SystemExit, GeneratorExit])
+def test_error_boundary_never_swallows_interrupts_or_exits(signal) -> None:
+    with pytest.raises(signal):
+        with ui.error_boundary("waiting"):
+            raise signal()
+
+
+def _session_traces_page() -> None:
+    import streamlit as st
+    import torch
+
+    import ui
+    from engine import GPT, GPTConfig
+    choice = ui.setup_page("Traces")
+    torch.manual_seed(0)
+    small = GPT(GPTConfig(block_size=64, vocab_size=choice.model.config.vocab_size, n_layer=1, n_head=2,
+                          n_embd=16)).eval()
+    mine = st.session_state.get("Traces.mine") or ui.register_session_model("small", small, choice.tokenizer,
+                                                                            select=False)
+    st.session_state["Traces.mine"] = mine
+    with ui.error_boundary("running your model"):
+        st.write(len(ui.get_trace(st.session_state.get("text", "hello"), mine)))
+
+
+def test_session_traces_never_hold_more_than_the_cap(monkeypatch) -> None:
+    monkeypatch.setenv(ui.cache.SESSION_TRACE_ENV, "1")  # MB: two or three short traces of this model
+    cap = ui.cache.session_trace_cap()
+    at = AppTest.from_function(_session_traces_page, default_timeout=TIMEOUT).run()
+    sizes = []
+    for i in range(8):
+        at.session_state["text"] = f"Story {i}: the little cat sat on the mat and looked at the big dog."
+        at.run()
+        cache = at.session_state["session_traces"]
+        assert not at.exception and not at.error
+        assert ui.cache.cached_bytes(cache) <= cap and len(cache) <= ui.cache.SESSION_TRACES
+        sizes.append(len(cache))
+    # The byte cap, not the count, is what bites here: it keeps two and evicts the oldest to stay under it.
+    assert max(sizes) == 2 < ui.cache.SESSION_TRACES
+    assert list(at.session_state["session_traces"])[-1][1].startswith("Story 7")
+    at.session_state["text"] = "many words " * 100  # the full 64-token context: about 1.2 MB, over the cap alone
+    at.run()
+    assert not at.exception
+    assert "more than the 1.0 MB this server keeps per session: try a shorter text" in at.error[0].value
+    assert ui.cache.cached_bytes(at.session_state["session_traces"]) <= cap
+
+
 def test_missing_model_is_a_plain_message(monkeypatch, tmp_path) -> None:
     monkeypatch.setenv(ui.models.MODEL_ENV, str(tmp_path / "no-such-model"))
     at = home()

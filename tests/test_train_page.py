@@ -2,6 +2,10 @@
 time-lapse and before/after views, and model zips going in and out."""
 from __future__ import annotations
 
+import io
+import json
+import zipfile
+
 from conftest import ROOT
 from streamlit.testing.v1 import AppTest
 
@@ -11,6 +15,7 @@ from engine.train.corpus import builtin_stories, make_tokenizer, prepare
 from engine.train.runs import TrainingRun
 from engine.train.runspec import PRESETS, make_spec
 from engine_fixtures import tiny_model, tokenizer
+from ui.text import md
 
 PAGE = str(ROOT / "pages" / "5_Train.py")
 TIMEOUT = 120
@@ -127,6 +132,45 @@ def test_zips_upload_as_a_session_model_and_hostile_ones_are_refused():
     assert not at.exception
     assert "uploaded model" in at.session_state["session_models"]
     assert any("Loaded old-model.zip" in s.value.replace("\\", "") for s in at.success)
+
+
+def test_the_uploader_says_its_limit_and_names_are_shown_as_text():
+    at = page()
+    uploader = at.file_uploader(key="Train.upload_zip")
+    assert "up to 25 MB" in uploader.label  # Streamlit shows only a red icon for a file over the limit
+    assert "24 layers" in uploader.help and "256 MB" in uploader.help
+    name = "**bold** <img src=x>.zip"
+    good = export_zip(tiny_model(seed=1), tokenizer(), "old-model")
+    uploader.set_value((name, good, "application/zip")).run()
+    message = next(s.value for s in at.success if "Loaded" in s.value)
+    assert md(name) in message and name not in message  # escaped: no bold, no tag
+
+
+def test_an_upload_with_a_hostile_tokenizer_is_refused_in_words():
+    good = export_zip(tiny_model(seed=1), tokenizer(), "m")
+    with zipfile.ZipFile(io.BytesIO(good)) as zf:
+        files = {i.filename: zf.read(i) for i in zf.infolist()}
+    tok = json.loads(files["m/tokenizer.json"])
+    tok["pre_tokenizer"] = {"type": "Split", "pattern": {"Regex": "(a+)+$"}, "behavior": "Isolated", "invert": False}
+    files["m/tokenizer.json"] = json.dumps(tok).encode()
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for n, d in files.items():
+            zf.writestr(n, d)
+    at = page()
+    at.file_uploader(key="Train.upload_zip").set_value(("slow.zip", buf.getvalue(), "application/zip")).run()
+    assert not at.exception
+    assert "slow.zip was not loaded. tokenizer.json holds a regular expression" in at.error[0].value.replace("\\", "")
+    assert "uploaded model" not in at.session_state["session_models"]
+
+
+def test_a_model_too_costly_to_look_inside_is_refused_before_training(monkeypatch):
+    monkeypatch.setenv("GLASSBOX_TRACE_BUDGET_MB", "0.5")
+    at = page()
+    message = at.error[0].value.replace("\\", "")
+    assert "One look inside this model over its full 64-token context would hold 1.0 MB (" in message
+    assert "this server allows 512 KB per trace (GLASSBOX_TRACE_BUDGET_MB)" in message
+    assert at.button(key="Train.start").disabled
 
 
 def test_a_learning_rate_too_high_explains_and_keeps_no_broken_model():

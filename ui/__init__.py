@@ -14,15 +14,15 @@ A page is thin:
 """
 from .cache import context_message, get_encoding, get_trace, trace_or_stop
 from .chips import MAX_CHIPS, chips_html, show_token_chips, token_overview
-from .errors import error_boundary
+from .errors import Refused, error_boundary
 from .models import (ModelChoice, current_model, default_model, forget_session_model, register_session_model,
                      session_models)
 from .pages import PAGES, PageInfo, available_pages, page_links
 from .state import MAX_CHARS, cap_text, get_text, set_text, setup_page, text_input_area, widget_key
 
 __all__ = [
-    "MAX_CHARS", "MAX_CHIPS", "PAGES", "ModelChoice", "PageInfo", "available_pages", "cap_text", "chips_html",
-    "context_message", "current_model", "default_model", "error_boundary", "forget_session_model",
+    "MAX_CHARS", "MAX_CHIPS", "PAGES", "ModelChoice", "PageInfo", "Refused", "available_pages", "cap_text",
+    "chips_html", "context_message", "current_model", "default_model", "error_boundary", "forget_session_model",
     "get_encoding", "get_text", "get_trace", "page_links", "register_session_model", "session_models",
     "set_text", "setup_page", "show_token_chips", "text_input_area", "token_overview", "trace_or_stop",
     "widget_key",

@@ -2,19 +2,39 @@
 
 Traces of the shared default model are cached process-wide (`st.cache_resource`, bounded): every session
 typing the same text gets the same Trace, which is therefore read-only. Traces of a session's own model are
-cached in that session only.
+cached in that session only, bounded by count and by bytes (SESSION_TRACE_MB, oldest out first), because a
+model a user uploads or trains can have traces of hundreds of MB. They live in `st.session_state`, which
+Streamlit frees when the session ends (server.disconnectedSessionTTL, 2 minutes by default, after its tab
+closes).
 """
 from __future__ import annotations
+
+import os
 
 import streamlit as st
 
 from engine import Encoding, Trace, encode, run_trace
+from engine.model.cost import config_cost, size_text
+from engine.model.trace import encode_for_model
 
+from .errors import Refused
 from .models import ModelChoice, current_model
 
 SHARED_TRACES = 16  # process-wide cache entries; one trace is tens of MB for a small model
 SESSION_TRACES = 4  # per-session cache entries for the session's own models
+SESSION_TRACE_ENV = "GLASSBOX_SESSION_TRACE_MB"
+SESSION_TRACE_MB = 512  # per session: two traces at the upload budget (GLASSBOX_TRACE_BUDGET_MB, 256 MB)
 _SESSION_CACHE = "session_traces"  # session key: {(model key, text): Trace}
+
+
+def session_trace_cap() -> int:
+    """Bytes the traces of one session's own models may hold together."""
+    raw = os.environ.get(SESSION_TRACE_ENV, "").strip()
+    return int(float(raw) * 2**20) if raw else SESSION_TRACE_MB * 2**20
+
+
+def cached_bytes(cache: dict[tuple[str, str], Trace]) -> int:
+    return sum(t.nbytes for t in cache.values())
 
 
 @st.cache_resource(max_entries=SHARED_TRACES, show_spinner="Running the model…")
@@ -35,13 +55,24 @@ def get_trace(text: str, choice: ModelChoice | None = None) -> Trace:
         return _shared_trace(choice.key, text, choice)
     cache: dict[tuple[str, str], Trace] = st.session_state.setdefault(_SESSION_CACHE, {})
     key = (choice.key, text)
-    if key not in cache:
-        with st.spinner("Running your model…"):
-            trace = run_trace(choice.model, choice.tokenizer, text)
-        while len(cache) >= SESSION_TRACES:
-            cache.pop(next(iter(cache)))  # oldest first: dicts keep insertion order
-        cache[key] = trace
-    return cache[key]
+    if key in cache:
+        return cache[key]
+    cap = session_trace_cap()
+    enc, _ = encode_for_model(choice.tokenizer, text, choice.model.config.block_size)
+    _refuse_over(config_cost(choice.model.config, n_pos=len(enc)).bytes, cap)  # exact for ours: before running
+    with st.spinner("Running your model…"):
+        trace = run_trace(choice.model, choice.tokenizer, text)
+    _refuse_over(trace.nbytes, cap)
+    while cache and (len(cache) >= SESSION_TRACES or cached_bytes(cache) + trace.nbytes > cap):
+        cache.pop(next(iter(cache)))  # oldest first: dicts keep insertion order
+    cache[key] = trace
+    return trace
+
+
+def _refuse_over(need: int, cap: int) -> None:
+    if need > cap:
+        raise Refused(f"A trace of this text through your model would hold {size_text(need)}, more than the "
+                      f"{size_text(cap)} this server keeps per session: try a shorter text.")
 
 
 def get_encoding(text: str, choice: ModelChoice | None = None) -> Encoding:

@@ -3,6 +3,7 @@
 - config: `GPTConfig`, a frozen dataclass convertible to and from a Hugging Face `GPT2Config`
 - gpt: `GPT`, GPT-2's architecture with GPT-2 / Hugging Face parameter names
 - trace: `Trace` and `run_trace`, one forward pass with every internal under TransformerLens names
+- cost: what one Trace costs in bytes and seconds, from a config's numbers alone, and the server's budget
 - tokenizer: byte-level BPE (train, load, display forms of tokens)
 - checkpoint: Hugging Face-compatible folders, read as safetensors and JSON only
 - device: where the model runs (CUDA, MPS, CPU) and on how many CPU threads

@@ -70,13 +70,15 @@ def read_config(folder: str | Path) -> GPTConfig:
         raise CheckpointError("config.json is larger than 1 MB: not a model config")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"config.json is not valid JSON ({e})") from None
+    except RecursionError:  # Python's parser recurses once per level: [[[[...]]]] exhausts the stack
+        raise CheckpointError("config.json is nested too deeply to be a model config") from None
+    except (UnicodeDecodeError, ValueError) as e:  # JSONDecodeError, and integers of more than 4,300 digits
+        raise CheckpointError(f"config.json is not valid JSON ({str(e)[:200]})") from None
     if not isinstance(data, dict):
         raise CheckpointError("config.json must hold a JSON object")
     try:
         return GPTConfig.from_hf_dict(data)
-    except (KeyError, TypeError, ValueError) as e:
+    except (KeyError, TypeError, ValueError, ArithmeticError) as e:
         raise CheckpointError(f"config.json does not describe a GPT-2-style model: {e}") from None
 
 

@@ -1,6 +1,7 @@
 """Model configuration: one frozen dataclass, convertible to and from a Hugging Face `GPT2Config`."""
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -29,6 +30,8 @@ class GPTConfig:
         for name in ("dropout", "attn_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        if not 0.0 < self.layer_norm_epsilon <= 1.0:  # NaN fails this too; layer norm would return NaN
+            raise ValueError(f"layer_norm_epsilon must be a small positive number, got {self.layer_norm_epsilon}")
 
     @property
     def d_head(self) -> int:
@@ -70,30 +73,60 @@ class GPTConfig:
 
     @classmethod
     def from_hf_dict(cls, d: dict[str, Any]) -> "GPTConfig":
-        """Read a `GPT2Config` dict; refuse settings this engine does not implement."""
+        """Read a `GPT2Config` dict; refuse settings this engine does not implement, and numbers that are not
+        plain finite numbers (JSON's 1e400 reads as infinity, `true` as 1, "4" as a string)."""
         if d.get("model_type") != "gpt2":
-            raise ValueError(f"expected model_type 'gpt2', got {d.get('model_type')!r}")
+            raise ValueError(f"expected model_type 'gpt2', got {str(d.get('model_type'))[:40]!r}")
         if d.get("activation_function", "gelu_new") not in ("gelu_new", "gelu_pytorch_tanh"):
-            raise ValueError(f"unsupported activation_function {d.get('activation_function')!r}")
-        if d.get("n_inner") not in (None, 4 * d["n_embd"]):
+            raise ValueError(f"unsupported activation_function {str(d.get('activation_function'))[:40]!r}")
+        if d.get("n_inner") is not None and _whole(d, "n_inner") != 4 * _whole(d, "n_embd"):
             raise ValueError("only n_inner = 4 * n_embd is supported")
         for flag, ok in (("scale_attn_by_inverse_layer_idx", False), ("reorder_and_upcast_attn", False),
                          ("scale_attn_weights", True), ("tie_word_embeddings", True)):
             if d.get(flag, ok) != ok:
-                raise ValueError(f"unsupported {flag}={d.get(flag)!r}")
-        eos = d.get("eos_token_id", 0)
+                raise ValueError(f"unsupported {flag}={str(d.get(flag))[:40]}")
+        eos = _whole(d, "eos_token_id", 0)
+        dropout = _real(d, "resid_pdrop", 0.0)
         return cls(
-            block_size=int(d["n_positions"]),
-            vocab_size=int(d["vocab_size"]),
-            n_layer=int(d["n_layer"]),
-            n_head=int(d["n_head"]),
-            n_embd=int(d["n_embd"]),
-            dropout=float(d.get("resid_pdrop", 0.0)),
-            attn_dropout=float(d.get("attn_pdrop", d.get("resid_pdrop", 0.0))),
-            layer_norm_epsilon=float(d.get("layer_norm_epsilon", 1e-5)),
-            bos_token_id=int(d.get("bos_token_id", eos) if d.get("bos_token_id") is not None else 0),
-            eos_token_id=int(eos if eos is not None else 0),
+            block_size=_whole(d, "n_positions"),
+            vocab_size=_whole(d, "vocab_size"),
+            n_layer=_whole(d, "n_layer"),
+            n_head=_whole(d, "n_head"),
+            n_embd=_whole(d, "n_embd"),
+            dropout=dropout,
+            attn_dropout=_real(d, "attn_pdrop", dropout),
+            layer_norm_epsilon=_real(d, "layer_norm_epsilon", 1e-5),
+            bos_token_id=_whole(d, "bos_token_id", 0),
+            eos_token_id=eos,
         )
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _number(d: dict[str, Any], key: str, default: float | None) -> float | int:
+    """d[key] (or `default` when absent or null) if it is a finite JSON number; ValueError naming it otherwise."""
+    if key not in d and default is None:
+        raise KeyError(key)
+    value = d.get(key)
+    if value is None:
+        if default is None:
+            raise ValueError(f"{key} must be a number, got null")
+        return default
+    # bool is an int in Python: `true` must not pass as 1 layer.
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{key} must be a number, got {str(value)[:40]!r}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{key} must be a finite number, got {value}")
+    return value
+
+
+def _whole(d: dict[str, Any], key: str, default: int | None = None) -> int:
+    value = _number(d, key, default)
+    if isinstance(value, float) and not value.is_integer():
+        raise ValueError(f"{key} must be a whole number, got {value}")
+    return int(value)
+
+
+def _real(d: dict[str, Any], key: str, default: float) -> float:
+    return float(_number(d, key, default))

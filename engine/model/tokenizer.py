@@ -6,6 +6,7 @@ and bytes that are only part of a UTF-8 character show as `<0xF0>` (never as U+F
 """
 from __future__ import annotations
 
+import json
 import weakref
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -44,6 +45,85 @@ def load_tokenizer(folder: str | Path) -> PreTrainedTokenizerFast:
     for how_it_was_loaded in ("local_files_only", "is_local"):  # else save_pretrained writes them into the config
         tok.init_kwargs.pop(how_it_was_loaded, None)
     return tok
+
+
+MAX_ADDED_TOKENS = 256  # ours writes one (<|endoftext|>)
+
+
+def _type(node: object) -> str | None:
+    return str(node.get("type"))[:40] if isinstance(node, dict) else None
+
+
+def _kind(node: object, what: str) -> str:
+    """'a Split pre-tokenizer', 'no pre-tokenizer': for messages."""
+    return f"a {_type(node)} {what}" if _type(node) is not None else f"no {what}"
+
+
+def _regex_in(data: object) -> str | None:
+    """The first `{"Regex": ...}` pattern anywhere in the JSON (iterative: the file may be deeply nested)."""
+    stack = [data]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if "Regex" in node:
+                return str(node["Regex"])
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return None
+
+
+def check_tokenizer_json(raw: bytes, max_vocab: int) -> None:
+    """Refuse a tokenizer.json that is not a byte-level BPE as `train_bpe` (and GPT-2) write it, before the
+    tokenizers library builds it: a regular expression can take minutes on a short text (`(a+)+$` on
+    "aaaa...!" backtracks), and a huge vocabulary takes a minute and a gigabyte to load.
+
+    Raises ValueError with one plain sentence. Checks the JSON only; building and using it is the caller's.
+    """
+    try:
+        data = json.loads(raw)
+    except RecursionError:  # Python's parser recurses once per level
+        raise ValueError("tokenizer.json is nested too deeply to be a tokenizer.") from None
+    except (UnicodeDecodeError, ValueError) as e:
+        raise ValueError(f"tokenizer.json is not valid JSON ({str(e)[:200]}).") from None
+    if not isinstance(data, dict):
+        raise ValueError("tokenizer.json must hold a JSON object.")
+    pattern = _regex_in(data)
+    if pattern is not None:
+        raise ValueError(f"tokenizer.json holds a regular expression ({pattern[:60]!r}), which can make splitting "
+                         "a short text take minutes; Glassbox takes byte-level BPE tokenizers, whose only pattern is "
+                         "built in, as its own trainer writes them.")
+    ours = "as its own trainer writes them"
+    pre, model = data.get("pre_tokenizer"), data.get("model")
+    if _type(pre) != "ByteLevel":
+        raise ValueError(f"tokenizer.json splits text with {_kind(pre, 'pre-tokenizer')}; Glassbox takes byte-level "
+                         f"BPE tokenizers (a ByteLevel pre-tokenizer), {ours}.")
+    for field in ("normalizer", "truncation", "padding"):
+        if data.get(field) is not None:
+            raise ValueError(f"tokenizer.json sets a {field}; Glassbox takes byte-level BPE tokenizers without one, "
+                             f"{ours}.")
+    if _type(data.get("decoder")) not in (None, "ByteLevel"):
+        raise ValueError(f"tokenizer.json has {_kind(data.get('decoder'), 'decoder')}; Glassbox takes byte-level "
+                         f"BPE tokenizers (a ByteLevel decoder), {ours}.")
+    if _type(data.get("post_processor")) not in (None, "ByteLevel", "TemplateProcessing"):
+        raise ValueError(f"tokenizer.json has {_kind(data.get('post_processor'), 'post-processor')}; Glassbox "
+                         f"takes byte-level BPE tokenizers, {ours}.")
+    if _type(model) != "BPE":
+        raise ValueError(f"tokenizer.json holds {_kind(model, 'model')}; Glassbox takes byte-level BPE tokenizers, "
+                         f"{ours}.")
+    if model.get("dropout") not in (None, 0, 0.0):
+        raise ValueError("tokenizer.json sets BPE dropout, which splits the same text differently every time; "
+                         "Glassbox takes tokenizers without it.")
+    vocab, merges, added = model.get("vocab"), model.get("merges"), data.get("added_tokens") or []
+    if not isinstance(vocab, dict) or not isinstance(merges, list) or not isinstance(added, list):
+        raise ValueError("tokenizer.json's vocabulary, merges or added tokens are not in the expected form.")
+    for what, n, limit in (("tokens", len(vocab), max_vocab), ("merges", len(merges), max_vocab),
+                           ("added tokens", len(added), MAX_ADDED_TOKENS)):
+        if n > limit:
+            raise ValueError(f"The tokenizer has {n:,} {what}; Glassbox takes tokenizers with up to {limit:,}.")
+    ids = sorted(i for i in vocab.values() if isinstance(i, int) and not isinstance(i, bool))
+    if ids != list(range(len(vocab))):  # the library accepts gaps and repeats, then hands out ids the model lacks
+        raise ValueError("tokenizer.json's token ids are not 0, 1, 2, ... one per token.")
 
 
 @lru_cache(maxsize=1)

@@ -51,6 +51,11 @@ class Trace:
     def __len__(self) -> int:
         return len(self.ids)
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes its tensors hold: what keeping it in a cache costs (engine/model/cost.py estimates it)."""
+        return sum(t.numel() * t.element_size() for t in (self.logits, *self.act.values()))
+
     def pattern(self, layer: int, head: int) -> torch.Tensor:
         return self.act[f"blocks.{layer}.attn.hook_pattern"][head]  # [query_pos, key_pos]
 

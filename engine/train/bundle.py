@@ -6,6 +6,12 @@ nothing is written outside a fresh temporary folder), refuses pickles and anythi
 symbolic links, encrypted entries, oversized files and suspicious compression ratios (zip bombs), reads
 each file with a hard size cap whatever its header claims, and loads the weights with
 `engine.model.checkpoint.load_pretrained`, which checks names, shapes and values before using any tensor.
+
+A small zip can still describe a model that is ruinous to run (a trace of 2 layers of 16 heads over 2,048
+tokens holds 1 GB; 2,000 layers take a minute per run), so before anything is built the config is held to
+caps on its shape and to the server's trace budget (engine/model/cost.py), the tokenizer.json to what our own
+trainer writes (no regular expressions, a bounded vocabulary), and after loading the model must give finite,
+sane logits on a test sentence.
 """
 from __future__ import annotations
 
@@ -15,23 +21,36 @@ import tempfile
 import zipfile
 from pathlib import Path, PurePosixPath
 
+import torch
 from tokenizers import Tokenizer
 
 from ..model.checkpoint import CONFIG, WEIGHTS, CheckpointError, load_pretrained, read_config, save_pretrained
+from ..model.config import GPTConfig
+from ..model.cost import TraceBudget, config_cost, over_budget
 from ..model.gpt import GPT
-from ..model.tokenizer import EOT, wrap
+from ..model.tokenizer import EOT, check_tokenizer_json, wrap
+from ..model.trace import run_trace
 
-MAX_ZIP_BYTES = 64 * 2**20
+MAX_ZIP_BYTES = 25 * 2**20  # the same as server.maxUploadSize in .streamlit/config.toml (a test holds them equal)
 MAX_WEIGHTS_BYTES = 200 * 2**20
+MAX_TOKENIZER_BYTES = 2 * 2**20  # ours is 0.26 MB at 4,096 tokens; a 30 MB one takes a minute to load
 MAX_PARAMS = 50_000_000  # pages trace whole models: bigger ones would make every page crawl
-MAX_CONTEXT = 2048
+# Caps on the shape, each well above what the Train page offers (8 layers, 16 heads, 512 tokens, a
+# 4,096-token vocabulary): pages draw every layer x head, and each layer costs time to build and run.
+MAX_LAYERS = 24
+MAX_HEADS = 32
+MAX_CONTEXT = 1024
+MAX_VOCAB = 8192
 MAX_RATIO = 100  # uncompressed / compressed; safetensors barely compresses, JSON ~5-10x
 MAX_ENTRIES = 32
 LIMITS = {  # the files we read, with the most bytes each may hold
     CONFIG: 1 * 2**20,
     WEIGHTS: MAX_WEIGHTS_BYTES,
-    "tokenizer.json": 32 * 2**20,
+    "tokenizer.json": MAX_TOKENIZER_BYTES,
 }
+PROBE = 'Once upon a time, a little dog said: "Hello!" 🐕\n'  # a test sentence every loaded model must survive
+MAX_LOGIT = 1e4  # trained GPT-2 logits stay within a few hundred; beyond this the weights are broken
+NOT_NATIVE = (KeyboardInterrupt, SystemExit, GeneratorExit)  # BaseExceptions that are not a library failing
 IGNORED = {  # harmless files a Hugging Face folder often holds; never read
     "tokenizer_config.json", "special_tokens_map.json", "generation_config.json", "README.md", "training.json",
     "vocab.json", "merges.txt", ".gitattributes", "LICENSE", "LICENSE.txt",
@@ -132,24 +151,69 @@ def check_zip(data: bytes) -> dict[str, bytes]:
             raise BundleError(f"The zip is damaged: {e}") from None
 
 
+def _check_shape(cfg: GPTConfig, budget: TraceBudget) -> None:
+    """Refuse a config whose shape, or whose trace over its full context, is beyond what this server runs."""
+    for figure, limit, what in ((cfg.n_layer, MAX_LAYERS, "layers"), (cfg.n_head, MAX_HEADS, "heads per layer"),
+                                (cfg.block_size, MAX_CONTEXT, "tokens of context"),
+                                (cfg.vocab_size, MAX_VOCAB, "tokens in its vocabulary")):
+        if figure > limit:
+            raise BundleError(f"The model has {figure:,} {what}; Glassbox takes uploads with up to {limit:,}.")
+    if cfg.n_params() > MAX_PARAMS:
+        raise BundleError(f"The model has {cfg.n_params():,} parameters; Glassbox takes models up to "
+                          f"{MAX_PARAMS:,}.")
+    problem = over_budget(config_cost(cfg), budget)
+    if problem:
+        raise BundleError(problem)
+
+
 def _tokenizer(raw: bytes, vocab_size: int):
     try:
+        check_tokenizer_json(raw, MAX_VOCAB)
+    except ValueError as e:
+        raise BundleError(str(e)) from None
+    try:
         tok = Tokenizer.from_str(raw.decode("utf-8"))
-    except Exception as e:  # noqa: BLE001 - the tokenizers library raises plain Exceptions for bad JSON
+    except NOT_NATIVE:
+        raise
+    except BaseException as e:  # noqa: BLE001 - plain Exceptions for bad JSON, pyo3's PanicException for worse
         raise BundleError(f"tokenizer.json could not be read: {str(e)[:200]}") from None
     if tok.token_to_id(EOT) is None:
         raise BundleError(f"The tokenizer has no {EOT} token, which Glassbox uses to start every text.")
-    if tok.get_vocab_size() > vocab_size:
-        raise BundleError(f"The tokenizer has {tok.get_vocab_size():,} tokens, the model only {vocab_size:,}.")
+    if tok.get_vocab_size() != vocab_size:  # fewer: the model predicts ids with no text; more: ids it lacks
+        raise BundleError(f"The tokenizer has {tok.get_vocab_size():,} tokens and the model {vocab_size:,}; "
+                          "they must be the same.")
     return wrap(tok)
 
 
-def import_zip(data: bytes, max_bytes: int = MAX_WEIGHTS_BYTES) -> tuple[GPT, object]:
+def _probe(model: GPT, tokenizer) -> None:
+    """Run the loaded model on a test sentence: finite weights can still give NaN (a broken layer norm) or
+    logits so large that every probability is 0 or 1 and every page's entropy is NaN."""
+    try:
+        trace = run_trace(model, tokenizer, PROBE)
+    except NOT_NATIVE:
+        raise
+    except BaseException as e:  # noqa: BLE001 - whatever the tokenizer or the model raise, it is a refusal
+        raise BundleError(f"The model failed on a test sentence ({type(e).__name__}: {str(e)[:200]}).") from None
+    for name, t in {**trace.act, "logits": trace.logits}.items():  # in the order the forward pass makes them
+        if name.endswith("hook_attn_scores"):
+            t = t[~torch.isneginf(t)]  # the scores of future positions are -inf by design
+        if not torch.isfinite(t).all():
+            raise BundleError(f"The model's {name} on a test sentence hold NaN or infinite values: its weights or "
+                              "config are broken.")
+    peak = float(trace.logits.abs().max())
+    if peak > MAX_LOGIT:
+        raise BundleError(f"The model's logits on a test sentence reach {peak:.3g}; a working model's stay within "
+                          f"±{MAX_LOGIT:,.0f}, so its weights look broken.")
+
+
+def import_zip(data: bytes, max_bytes: int = MAX_WEIGHTS_BYTES,
+               budget: TraceBudget | None = None) -> tuple[GPT, object]:
     """(model, tokenizer) from a zip made by `export_zip` (or any GPT-2 folder in safetensors, zipped).
 
     The model is on the CPU in eval mode. Raises BundleError with a plain message for anything unsafe,
-    broken or too big.
+    broken, too big, or too costly to trace under `budget` (default: TraceBudget.from_env()).
     """
+    budget = budget or TraceBudget.from_env()
     files = check_zip(data)
     with tempfile.TemporaryDirectory(prefix="glassbox-import-") as tmp:
         folder = Path(tmp)
@@ -159,15 +223,11 @@ def import_zip(data: bytes, max_bytes: int = MAX_WEIGHTS_BYTES) -> tuple[GPT, ob
             cfg = read_config(folder)
         except CheckpointError as e:
             raise BundleError(str(e)) from None
-        if cfg.n_params() > MAX_PARAMS:
-            raise BundleError(f"The model has {cfg.n_params():,} parameters; Glassbox takes models up to "
-                              f"{MAX_PARAMS:,}.")
-        if cfg.block_size > MAX_CONTEXT:
-            raise BundleError(f"The model's context is {cfg.block_size:,} tokens; the limit is {MAX_CONTEXT:,}.")
+        _check_shape(cfg, budget)
         tokenizer = _tokenizer(files["tokenizer.json"], cfg.vocab_size)
         try:
             model, _ = load_pretrained(folder, "cpu", max_bytes=max_bytes, with_tokenizer=False)
         except CheckpointError as e:
             raise BundleError(f"The weights were refused: {e}") from None
+    _probe(model, tokenizer)
     return model, tokenizer
-

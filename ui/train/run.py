@@ -11,8 +11,9 @@ import time
 import streamlit as st
 
 from engine import pick_device
+from engine.model.cost import TraceBudget, size_text
 from engine.train.budget import check_memory
-from engine.train.bundle import BundleError, export_zip, import_zip
+from engine.train.bundle import MAX_CONTEXT, MAX_HEADS, MAX_LAYERS, MAX_ZIP_BYTES, BundleError, export_zip, import_zip
 from engine.train.corpus import Prepared
 from engine.train.runs import RunRefused, RunStatus, TrainingRun
 from engine.train.runspec import RunSpec
@@ -156,21 +157,31 @@ def use_model(run: TrainingRun) -> None:
     st.markdown(f"Your model is now **{MY_MODEL}** in the sidebar's model selector, on every page of the app, for "
                 "as long as this browser tab stays open: look inside it the way you look inside the built-in one. "
                 "Nobody else sees it. To keep it, download it; you can upload the zip again later.")
-    st.download_button("Download my model (.zip, Hugging Face format)", _zip(run), "glassbox-my-model.zip",
+    data = _zip(run)
+    st.download_button("Download my model (.zip, Hugging Face format)", data, "glassbox-my-model.zip",
                        "application/zip", key=widget_key("zip"), icon=":material/download:")
+    if len(data) > MAX_ZIP_BYTES:
+        st.caption(f"This zip is {size_text(len(data))}, more than the {size_text(MAX_ZIP_BYTES)} this page takes "
+                   "back: transformers loads it, but uploading it here again will be refused.")
 
 
 def upload_model() -> None:
     """Load a zip downloaded earlier: validated, then selectable as "uploaded model"."""
     show_notice(UPLOAD_NOTICE)
-    f = st.file_uploader("A model zip downloaded from this page (safetensors only)", type=["zip"],
-                         key=widget_key("upload_zip"))
+    # Streamlit refuses a file over server.maxUploadSize with only a red icon, so the label says the limit.
+    budget = TraceBudget.from_env()
+    f = st.file_uploader(
+        f"A model zip downloaded from this page (safetensors only, up to {size_text(MAX_ZIP_BYTES)})", type=["zip"],
+        key=widget_key("upload_zip"),
+        help=f"Up to {MAX_LAYERS} layers, {MAX_HEADS} heads and {MAX_CONTEXT:,} tokens of context, and small enough "
+             f"that one look inside it over its whole context holds at most {size_text(budget.max_bytes)} and takes "
+             f"at most {budget.max_seconds:g} s on this server.")
     if f is None or st.session_state.get(UPLOADED) == f.file_id:
         return
     st.session_state[UPLOADED] = f.file_id  # once per file: a refusal is not retried on every rerun
     try:
         with st.spinner("Checking and loading the zip…"):
-            model, tokenizer = import_zip(f.getvalue())
+            model, tokenizer = import_zip(f.getvalue(), budget=budget)
     except BundleError as e:
         st.session_state[UPLOAD_NOTICE] = ("error", md(f"{f.name} was not loaded. {e}"))
     else:

@@ -10,6 +10,7 @@ import streamlit as st
 import torch
 
 from engine import GPTConfig, describe, pick_device
+from engine.model.cost import TraceBudget, config_cost, over_budget
 from engine.model.device import run_threads
 from engine.train.budget import (available_memory, estimate_memory, estimate_run_seconds, fits_message, gb,
                                  measure_step_seconds)
@@ -236,7 +237,8 @@ def _step_seconds(cfg: GPTConfig, batch_size: int, device: str, threads: int) ->
 def cost_panel(spec: RunSpec, data: Prepared) -> str | None:
     """Parameters, memory, time (from a measured step) and device, before the run starts.
 
-    Returns why the run cannot start (not enough memory, with the figures), or None.
+    Returns why the run cannot start (not enough memory, with the figures, or a model too costly to look
+    inside on this server, by the same trace budget an uploaded zip is held to), or None.
     """
     cfg, t = spec.model, spec.train
     device = pick_device()
@@ -244,7 +246,7 @@ def cost_panel(spec: RunSpec, data: Prepared) -> str | None:
     est = estimate_memory(cfg, t.batch_size, spec.n_snapshots)
     free = available_memory()
     free_gpu = torch.cuda.mem_get_info(device)[0] if device.type == "cuda" else None
-    problem = fits_message(est, device, free, free_gpu)
+    problem = fits_message(est, device, free, free_gpu) or over_budget(config_cost(cfg), TraceBudget.from_env())
     c = st.columns(4)
     c[0].metric("Parameters", f"{cfg.n_params():,}")
     c[2].metric("Memory needed", gb(est.total), help=f"Of {gb(free)} free on this server." if free else None)
