@@ -49,7 +49,9 @@ def app_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
            "--server.address", "127.0.0.1", "--server.headless", "true"]
     with open(log_path, "wb") as log:
         # Its own process group, so stopping it reaches anything it started and nothing else.
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        # A run outlives its closed tab by 30 s here, not the 90 s a user gets: the tab-close test waits for it.
+        env = {**os.environ, "GLASSBOX_RECONNECT_GRACE_S": "30"}
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + SERVER_START_S

@@ -97,7 +97,7 @@ def test_a_tuning_run_becomes_the_tuned_model_and_leaves_the_shared_model_alone(
         assert torch.equal(a, b), name
 
 
-def test_bad_pairs_and_a_busy_server_get_plain_messages():
+def test_bad_pairs_get_a_plain_message_and_a_busy_server_a_place_in_line():
     at = page()
     at.session_state[PAIRS] = [PreferencePair("Tom was", "", " sad.")]  # an empty side, however it got there
     at.run()
@@ -112,7 +112,11 @@ def test_bad_pairs_and_a_busy_server_get_plain_messages():
         at.session_state[PAIRS] = [PreferencePair("Tom was", " happy.", " sad.")]
         at.run()
         at.button(key=K + "start").click().run()
-        assert "already training or tuning" in at.warning[0].value and RUN not in at.session_state
+        run = at.session_state[RUN]
+        assert run.status().state == "queued" and any("Waiting in line" in i.value for i in at.info)
+        at.button(key=K + "leave_line").click().run()
+        run.join(10)
+        assert run.status().state == "stopped" and not at.exception
     finally:
         other.stop()
 

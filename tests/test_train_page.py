@@ -73,7 +73,7 @@ def test_a_model_too_big_for_memory_is_refused_before_starting(monkeypatch):
     assert at.button(key="Train.start").disabled
 
 
-def test_a_busy_server_refuses_with_a_message():
+def test_a_busy_server_puts_the_run_in_line():
     corpus = builtin_stories(100)
     data = prepare(corpus, make_tokenizer(corpus, 300))
     cfg = GPTConfig(block_size=16, vocab_size=len(data.tokenizer), n_layer=1, n_head=1, n_embd=16)
@@ -82,7 +82,13 @@ def test_a_busy_server_refuses_with_a_message():
     try:
         at = page()
         at.button(key="Train.start").click().run()
-        assert "already training" in at.warning[0].value and RUN not in at.session_state
+        run = at.session_state[RUN]
+        assert run.status().state == "queued" and not at.exception
+        assert any("Waiting in line" in i.value and "you are next" in i.value for i in at.info)
+        assert at.button(key="Train.start").disabled  # one run per session, queued or not
+        at.button(key="Train.leave_line").click().run()
+        run.join(10)
+        assert run.status().state == "stopped" and "out of the line" in run.status().message
     finally:
         other.stop()
 

@@ -10,10 +10,12 @@ import torch
 
 from engine import GPTConfig
 from engine.model.device import cap_threads
+from engine.train import queue as queue_module
 from engine.train import runs as runs_module
 from engine.train.budget import MemoryEstimate, estimate_memory, fits_message
 from engine.train.corpus import CorpusError, builtin_stories, from_pasted, make_tokenizer, prepare
-from engine.train.runs import RunRefused, TrainingRun
+from engine.train.queue import RunRefused
+from engine.train.runs import TrainingRun
 from engine.train.runspec import make_spec
 
 
@@ -70,19 +72,51 @@ def test_stop_joins_cleanly_and_keeps_what_was_learned(data):
     assert s.val_losses[-1][0] == s.step
 
 
-def test_only_max_runs_train_at_once(data, monkeypatch):
+def test_only_max_runs_train_at_once_and_the_rest_wait_in_line(data):
     spec = make_spec(tiny_cfg(data), max_steps=100_000, batch_size=4, learning_rate=1e-3)
-    first = TrainingRun(spec, data, threads=1)
+    first = TrainingRun(spec, data, threads=1, owner="a")
     first.start()
     try:
-        second = TrainingRun(spec, data, threads=1)
-        with pytest.raises(RunRefused, match="already training"):
-            second.start()
+        while first.status().state != "running":
+            time.sleep(0.05)
+        second = TrainingRun(make_spec(tiny_cfg(data), 2, 4, 1e-3), data, threads=1, owner="b", expected_s=30)
+        second.start()
+        third = TrainingRun(make_spec(tiny_cfg(data), 2, 4, 1e-3), data, threads=1, owner="c")
+        third.start()
+        time.sleep(0.3)
+        s2, s3 = second.status(), third.status()
+        assert s2.state == s3.state == "queued" and s2.active and (s2.place, s3.place) == (1, 2)
+        assert first.status().state == "running" and second.status().step == 0  # nobody else trains meanwhile
+        with pytest.raises(RunRefused, match="already have a run waiting"):
+            TrainingRun(spec, data, threads=1, owner="b").start()  # one place in line per session
+        third.stop(wait=True, timeout=10)  # leaving the line
+        assert third.status().state == "stopped" and "out of the line" in third.status().message
+        assert second.status().place == 1
     finally:
         first.stop()
-    third = TrainingRun(make_spec(tiny_cfg(data), 2, 4, 1e-3), data, threads=1)
-    third.start()  # the slot is free again
-    finish(third)
+    finish(second)  # it started by itself once the slot was free
+    assert second.status().state == "done"
+
+
+def test_the_expected_wait_adds_up_what_is_ahead():
+    from engine.train.queue import RunQueue
+
+    class Job:
+        def __init__(self, eta, planned):
+            self.eta, self.expected_s, self.owner = eta, planned, None
+
+        def status(self):
+            return type("S", (), {"eta_s": self.eta})()
+
+    q = RunQueue(1)
+    running, a, b = Job(100.0, None), Job(None, 60.0), Job(None, None)
+    q.join(running)
+    assert q.wait_turn(running, lambda: "") == ""  # it holds the slot
+    q.join(a)
+    q.join(b)
+    assert (q.place(a), q.place(b), q.place(running)) == (1, 2, None)
+    assert q.expected_wait(a) == 100.0 and q.expected_wait(b) == 160.0
+    assert q.wait_turn(b, lambda: "bored") == "bored" and q.place(b) is None  # gave up its place
 
 
 def test_a_learning_rate_far_too_high_stops_and_keeps_the_last_good_weights(data):
@@ -100,7 +134,7 @@ def test_a_learning_rate_far_too_high_stops_and_keeps_the_last_good_weights(data
 
 def test_a_run_stops_when_its_session_is_gone(data, monkeypatch):
     monkeypatch.setattr(runs_module, "ALIVE_CHECK_S", 0.0)
-    monkeypatch.setattr(runs_module, "ALIVE_GRACE_S", 0.2)
+    monkeypatch.setattr(queue_module, "ALIVE_GRACE_S", 0.2)
     spec = make_spec(tiny_cfg(data), max_steps=100_000, batch_size=4, learning_rate=1e-3)
     run = TrainingRun(spec, data, threads=1, keep_alive=lambda: False)
     run.start()
@@ -160,3 +194,18 @@ def test_a_corpus_shorter_than_the_context_is_refused(data):
         prepared.check(256)
     with pytest.raises(CorpusError, match="empty"):
         from_pasted("  \n<|endoftext|>\n  ")
+
+
+def test_a_run_in_line_leaves_it_when_its_session_is_gone(data, monkeypatch):
+    monkeypatch.setattr(queue_module, "ALIVE_GRACE_S", 0.2)
+    monkeypatch.setattr(queue_module, "CHECK_S", 0.05)
+    first = TrainingRun(make_spec(tiny_cfg(data), 100_000, 4, 1e-3), data, threads=1)
+    first.start()
+    try:
+        waiting = TrainingRun(make_spec(tiny_cfg(data), 2, 4, 1e-3), data, threads=1, keep_alive=lambda: False)
+        waiting.start()
+        finish(waiting, timeout=30)
+        assert waiting.status().state == "stopped" and "session" in waiting.status().message
+        assert waiting.model is None and first.status().state == "running"
+    finally:
+        first.stop()

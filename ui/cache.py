@@ -19,6 +19,7 @@ from engine.model.trace import encode_for_model
 
 from .errors import Refused
 from .models import ModelChoice, current_model
+from .server import model_work
 
 SHARED_TRACES = 16  # process-wide cache entries; one trace is tens of MB for a small model
 SESSION_TRACES = 4  # per-session cache entries for the session's own models
@@ -40,7 +41,8 @@ def cached_bytes(cache: dict[tuple[str, str], Trace]) -> int:
 @st.cache_resource(max_entries=SHARED_TRACES, show_spinner="Running the model…")
 def _shared_trace(model_key: str, text: str, _choice: ModelChoice) -> Trace:
     # Keyed by (model_key, text); `_choice` is not hashed (the leading underscore tells Streamlit so).
-    return run_trace(_choice.model, _choice.tokenizer, text)
+    with model_work():
+        return run_trace(_choice.model, _choice.tokenizer, text)
 
 
 def get_trace(text: str, choice: ModelChoice | None = None) -> Trace:
@@ -61,7 +63,8 @@ def get_trace(text: str, choice: ModelChoice | None = None) -> Trace:
     enc, _ = encode_for_model(choice.tokenizer, text, choice.model.config.block_size)
     _refuse_over(config_cost(choice.model.config, n_pos=len(enc)).bytes, cap)  # exact for ours: before running
     with st.spinner("Running your model…"):
-        trace = run_trace(choice.model, choice.tokenizer, text)
+        with model_work():
+            trace = run_trace(choice.model, choice.tokenizer, text)
     _refuse_over(trace.nbytes, cap)
     while cache and (len(cache) >= SESSION_TRACES or cached_bytes(cache) + trace.nbytes > cap):
         cache.pop(next(iter(cache)))  # oldest first: dicts keep insertion order

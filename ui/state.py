@@ -23,6 +23,7 @@ from engine import CheckpointError, describe
 from .chips import CSS as CHIP_CSS
 from .models import ModelChoice, describe_size, model_selector
 from .pages import sidebar_nav
+from .server import prepare_process
 
 TEXT = "text"  # session key: the canonical text (not a widget key)
 PAGE = "current_page"  # session key: the name of the page this run draws, set by setup_page
@@ -59,6 +60,7 @@ def setup_page(title: str, icon: str = "🔬") -> ModelChoice:
             st.error(f"The model could not be loaded: {e}")
             st.stop()
         _model_facts(choice)
+    prepare_process()  # once per process: thread policy, gc.freeze (ui/server.py)
     return choice
 
 

@@ -6,9 +6,10 @@ intervals a `Snapshot`: the weights at that step (copied to the CPU), a sample f
 trace of a fixed prompt (its attention patterns and next-token distribution), so a time-lapse can scrub
 through the run afterwards without running anything again.
 
-Sharing a server: at most MAX_RUNS runs train at once per process (others are refused with a message that
-says when a slot frees up); each run caps its CPU threads; a run stops by itself when `keep_alive` (e.g.
-"the browser session is still connected") has been false for ALIVE_GRACE_S, or after MAX_RUN_S.
+Sharing a server: at most QUEUE.slots runs train (or tune) at once per process; others wait in line
+(engine/train/queue.py) with their place and expected wait in their status. Each run caps its CPU threads;
+a run stops by itself (or leaves the line) when `keep_alive` (e.g. "the browser session is still connected")
+has been false for ALIVE_GRACE_S, or after MAX_RUN_S of training.
 """
 from __future__ import annotations
 
@@ -31,14 +32,13 @@ from ..model.tokenizer import EOT, display_bytes, token_bytes
 from ..model.trace import Trace, run_trace
 from .corpus import Prepared
 from .data import Batches, Source
+from .queue import QUEUE, Liveness, leave_reason
 from .runspec import RunSpec
 from .trainer import Progress, Trainer
 
 LOG = logging.getLogger("glassbox.runs")
-MAX_RUNS = int(os.environ.get("GLASSBOX_MAX_TRAINING_RUNS", "1"))  # concurrent runs per server process
 MAX_RUN_S = 60 * float(os.environ.get("GLASSBOX_MAX_TRAIN_MINUTES", "20"))  # so one run cannot hold a slot forever
 ALIVE_CHECK_S = 2.0  # how often a run asks `keep_alive`
-ALIVE_GRACE_S = 30.0  # a session gone this long (not a network blip) stops its run
 SAMPLE_SETTINGS = SamplingSettings(temperature=0.8)
 RATE_WINDOW = 50  # steps over which the time left is estimated (recent speed, not the start-up's)
 
@@ -55,7 +55,7 @@ class Snapshot:
 
 @dataclass(frozen=True)
 class RunStatus:
-    state: str  # "waiting", "running", "done", "stopped", "diverged" or "failed"
+    state: str  # "queued", "running", "done", "stopped", "diverged" or "failed"
     step: int
     max_steps: int
     losses: tuple[tuple[int, float], ...]  # (step, training loss) for every step
@@ -66,10 +66,12 @@ class RunStatus:
     message: str  # why it stopped, in words (empty while running)
     n_snapshots: int
     sample: str  # the latest sample
+    place: int | None = None  # place in line while queued (1 = next to start), else None
+    wait_s: float | None = None  # expected seconds until it starts, while queued (None: unknown)
 
     @property
     def active(self) -> bool:
-        return self.state in ("waiting", "running")
+        return self.state in ("queued", "running")
 
     @property
     def fraction(self) -> float:
@@ -86,55 +88,25 @@ class _Diverged(Exception):
     """Raised from the progress callback to end a run whose outputs are no longer finite."""
 
 
-class RunRefused(RuntimeError):
-    """The run cannot start now (server busy, too big); the message says why and what to do."""
-
-
-_slots = threading.BoundedSemaphore(MAX_RUNS)
-_active: set["TrainingRun"] = set()
-_active_lock = threading.Lock()
-
-
-def busy_message() -> str:
-    with _active_lock:
-        etas = [s.eta_s for s in (r.status() for r in _active) if s.eta_s is not None]
-    when = f" The next one should finish in about {max(1, round(min(etas) / 60))} min." if etas else ""
-    models = f"{MAX_RUNS} model{'s' if MAX_RUNS > 1 else ''}"
-    return (f"This server is already training or tuning {models} (the limit, so that everyone's pages stay "
-            f"responsive).{when} Please try again then.")
-
-
-def claim_slot(job) -> None:
-    """Take one of the server's MAX_RUNS slots for a background job (a training or a tuning run), or raise
-    RunRefused. The job's `status().eta_s` tells the next user in line how long it will be."""
-    if not _slots.acquire(blocking=False):
-        raise RunRefused(busy_message())
-    with _active_lock:
-        _active.add(job)
-
-
-def release_slot(job) -> None:
-    with _active_lock:
-        _active.discard(job)
-    _slots.release()
-
-
 class TrainingRun:
     """One background run. Create, `start()`, poll `status()`, `stop()`; `model` is the result."""
 
     def __init__(self, spec: RunSpec, data: Prepared, device: torch.device | str | None = None,
                  threads: int | None = None, keep_alive: Callable[[], bool] | None = None,
-                 max_seconds: float = MAX_RUN_S):
+                 max_seconds: float = MAX_RUN_S, owner: str | None = None, expected_s: float | None = None):
         self.id = uuid.uuid4().hex[:8]
+        self.owner = owner  # who started it (a browser session): one place in line per owner
+        self.expected_s = expected_s  # its planned length, for the expected wait of runs behind it
         self.spec, self.data = spec, data
         self.tokenizer = data.tokenizer
         self.device = torch.device(device) if device is not None else pick_device()
         self.threads = threads or run_threads()
         self.keep_alive, self.max_seconds = keep_alive, max_seconds
+        self._liveness = Liveness(keep_alive)
         self.model: GPT | None = None  # the trained model once finished (eval mode); None before
         self.kept_step = 0  # the training step whose weights `model` holds (earlier than the last if it diverged)
         self._lock = threading.Lock()
-        self._state, self._message, self._progress = "waiting", "", None
+        self._state, self._message, self._progress = "queued", "", None
         self._losses: list[tuple[int, float]] = []
         self._times: deque[tuple[int, float]] = deque(maxlen=RATE_WINDOW)  # (step, elapsed s) of recent reports
         self._val: list[tuple[int, float]] = []
@@ -143,14 +115,13 @@ class TrainingRun:
         self._trainer: Trainer | None = None
         self._thread: threading.Thread | None = None
         self._started = 0.0
-        self._gone_since: float | None = None
         self._next_check = 0.0
 
     # -- control ---------------------------------------------------------------------------------------
     def start(self) -> None:
-        """Take a slot and start training in a background thread; RunRefused when the server is busy."""
-        claim_slot(self)
-        self._started = time.monotonic()
+        """Join the line and start the background thread, which trains once a slot is free; RunRefused when
+        its owner already has a run waiting."""
+        QUEUE.join(self)
         self._thread = threading.Thread(target=self._main, name=f"glassbox-train-{self.id}", daemon=True)
         self._thread.start()
 
@@ -161,6 +132,7 @@ class TrainingRun:
             trainer = self._trainer
         if trainer is not None:
             trainer.request_stop()
+        QUEUE.wake()  # a run still in line leaves it now
         if wait and self._thread is not None:
             self._thread.join(timeout)
 
@@ -179,7 +151,8 @@ class TrainingRun:
                 tokens_per_s=p.tokens_per_s if p else 0.0, elapsed_s=p.elapsed_s if p else 0.0,
                 step_s=(t1 - t0) / (s1 - s0) if s1 > s0 else None,
                 message=self._message, n_snapshots=len(self._snapshots),
-                sample=self._snapshots[-1].sample if self._snapshots else "")
+                sample=self._snapshots[-1].sample if self._snapshots else "",
+                place=QUEUE.place(self), wait_s=QUEUE.expected_wait(self) if self._state == "queued" else None)
 
     def snapshots(self) -> list[Snapshot]:
         with self._lock:
@@ -217,6 +190,12 @@ class TrainingRun:
     # -- the thread ------------------------------------------------------------------------------------
     def _main(self) -> None:
         try:
+            left = QUEUE.wait_turn(self, self._give_up)
+            if left:
+                with self._lock:
+                    self._state, self._message = "stopped", left
+                return
+            self._started = time.monotonic()
             cap_threads(self.threads)  # this thread only: the app's other threads keep theirs
             self._train()
         except Exception as e:  # noqa: BLE001 - a failed run reports in the page; the traceback goes to the log
@@ -224,7 +203,7 @@ class TrainingRun:
             with self._lock:
                 self._state, self._message = "failed", f"Training failed: {e}"
         finally:
-            release_slot(self)
+            QUEUE.leave(self)
 
     def _train(self) -> None:
         spec, data = self.spec, self.data
@@ -291,6 +270,11 @@ class TrainingRun:
             self._snapshot(trainer, p.loss, last_val)
         self._watchdog(trainer)
 
+    def _give_up(self) -> str:
+        with self._lock:
+            stopped = self._stop_reason
+        return leave_reason(stopped, self._liveness)
+
     def _watchdog(self, trainer: Trainer | None) -> None:
         now = time.monotonic()
         if now < self._next_check or trainer is None:
@@ -299,18 +283,8 @@ class TrainingRun:
         reason = ""
         if now - self._started > self.max_seconds:
             reason = f"Stopped at the {self.max_seconds / 60:.0f}-minute limit for one run on this server"
-        elif self.keep_alive is not None:
-            alive = True
-            try:
-                alive = bool(self.keep_alive())
-            except Exception:  # noqa: BLE001 - a failing check must not kill the run
-                LOG.exception("keep_alive check failed")
-            if alive:
-                self._gone_since = None
-            else:
-                self._gone_since = self._gone_since or now
-                if now - self._gone_since >= ALIVE_GRACE_S:
-                    reason = "Stopped because the browser session that started it ended"
+        elif self._liveness.gone():
+            reason = "Stopped because the browser session that started it ended"
         if reason:
             with self._lock:
                 self._stop_reason = self._stop_reason or reason

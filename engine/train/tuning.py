@@ -1,9 +1,9 @@
 """A preference-tuning run in the background, for the Pre-training vs RLHF page: one thread owns a
 `PreferenceTuner`, and the page polls `status()` while the model changes.
 
-It shares the server's training slots with `TrainingRun` (engine/train/runs.py): tuning and training cost the
-same cores, so at most MAX_RUNS of either run at once. Like a training run, it caps its CPU threads and stops
-by itself when `keep_alive` has been false for ALIVE_GRACE_S, or after `max_seconds`.
+It waits in the same line as `TrainingRun` (engine/train/queue.py): tuning and training cost the same
+cores, so at most QUEUE.slots of either run at once. Like a training run, it caps its CPU threads and stops
+(or leaves the line) when its browser session has been gone for ALIVE_GRACE_S, or after `max_seconds`.
 """
 from __future__ import annotations
 
@@ -17,22 +17,26 @@ from dataclasses import dataclass
 from ..model.device import cap_threads, run_threads
 from ..model.gpt import GPT
 from .preference import PreferencePair, PreferenceTuner, TuneConfig, TuneProgress
-from .runs import ALIVE_GRACE_S, MAX_RUN_S, claim_slot, release_slot
+from .queue import QUEUE, Liveness, leave_reason
+from .runs import MAX_RUN_S
 
 LOG = logging.getLogger("glassbox.tuning")
+STEP_S_GUESS = 0.3  # seconds per step of a built-in set on one thread (about 0.1-0.2 measured), before it runs
 
 
 @dataclass(frozen=True)
 class TuneStatus:
-    state: str  # "waiting", "running", "done", "stopped" or "failed"
+    state: str  # "queued", "running", "done", "stopped" or "failed"
     step: int
     steps: int
     history: tuple[TuneProgress, ...]  # one report per step, and one for the tuned model at the end
     message: str  # how it ended, in words (empty while running)
+    place: int | None = None  # place in line while queued (1 = next to start), else None
+    wait_s: float | None = None  # expected seconds until it starts, while queued (None: unknown)
 
     @property
     def active(self) -> bool:
-        return self.state in ("waiting", "running")
+        return self.state in ("queued", "running")
 
     @property
     def fraction(self) -> float:
@@ -55,27 +59,29 @@ class TuningRun:
 
     def __init__(self, model: GPT, tokenizer, pairs: Sequence[PreferencePair], cfg: TuneConfig = TuneConfig(),
                  keep_alive: Callable[[], bool] | None = None, max_seconds: float = MAX_RUN_S,
-                 threads: int | None = None, reference_name: str = "the original"):
+                 threads: int | None = None, reference_name: str = "the original", owner: str | None = None):
         self.id = uuid.uuid4().hex[:8]
         self.reference_name = reference_name  # what a page calls the model it started from
         self.tokenizer, self.cfg, self.pairs = tokenizer, cfg, tuple(pairs)
         self.reference = model
         self.tuner = PreferenceTuner(model, tokenizer, self.pairs, cfg, callback=self._on_progress)
         self.keep_alive, self.max_seconds = keep_alive, max_seconds
+        self.owner = owner  # who started it (a browser session): one place in line per owner
+        self.expected_s = cfg.steps * STEP_S_GUESS  # planned length, for the expected wait of runs behind it
+        self._liveness = Liveness(keep_alive)
         self.threads = threads or run_threads()
         self.model: GPT | None = None  # the tuned copy (eval mode) once finished
         self._lock = threading.Lock()
-        self._state, self._message = "waiting", ""
+        self._state, self._message = "queued", ""
         self._history: list[TuneProgress] = []
         self._stop_reason = ""
         self._thread: threading.Thread | None = None
         self._started = 0.0
-        self._gone_since: float | None = None
 
     def start(self) -> None:
-        """Take a slot and tune in a background thread; RunRefused when the server is busy."""
-        claim_slot(self)
-        self._started = time.monotonic()
+        """Join the line and start the background thread, which tunes once a slot is free; RunRefused when its
+        owner already has a run waiting."""
+        QUEUE.join(self)
         self._thread = threading.Thread(target=self._main, name=f"glassbox-tune-{self.id}", daemon=True)
         self._thread.start()
 
@@ -83,6 +89,7 @@ class TuningRun:
         with self._lock:
             self._stop_reason = self._stop_reason or reason or "Stopped by you"
         self.tuner.request_stop()
+        QUEUE.wake()  # a run still in line leaves it now
         if wait:
             self.join(timeout)
 
@@ -93,10 +100,19 @@ class TuningRun:
     def status(self) -> TuneStatus:
         with self._lock:
             step = self._history[-1].step if self._history else 0
-            return TuneStatus(self._state, step, self.cfg.steps, tuple(self._history), self._message)
+            state, history, message = self._state, tuple(self._history), self._message
+        queued = state == "queued"
+        return TuneStatus(state, step, self.cfg.steps, history, message, place=QUEUE.place(self),
+                          wait_s=QUEUE.expected_wait(self) if queued else None)
 
     def _main(self) -> None:
         try:
+            left = QUEUE.wait_turn(self, self._give_up)
+            if left:
+                with self._lock:
+                    self._state, self._message = "stopped", left
+                return
+            self._started = time.monotonic()
             cap_threads(self.threads)  # this thread only: the app's other threads keep theirs
             with self._lock:
                 self._state = "running"
@@ -113,26 +129,24 @@ class TuningRun:
             with self._lock:
                 self._state, self._message = "failed", f"Tuning failed: {e}"
         finally:
-            release_slot(self)
+            QUEUE.leave(self)
 
     def _on_progress(self, p: TuneProgress) -> None:
         with self._lock:
             self._history.append(p)
         self._watchdog()
 
+    def _give_up(self) -> str:
+        with self._lock:
+            stopped = self._stop_reason
+        return leave_reason(stopped, self._liveness)
+
     def _watchdog(self) -> None:
-        now, reason = time.monotonic(), ""
-        if now - self._started > self.max_seconds:
+        reason = ""
+        if time.monotonic() - self._started > self.max_seconds:
             reason = f"Stopped at the {self.max_seconds / 60:.0f}-minute limit for one run on this server"
-        elif self.keep_alive is not None:
-            try:
-                alive = bool(self.keep_alive())
-            except Exception:  # noqa: BLE001 - a failing check must not kill the run
-                LOG.exception("keep_alive check failed")
-                alive = True
-            self._gone_since = None if alive else (self._gone_since or now)
-            if self._gone_since is not None and now - self._gone_since >= ALIVE_GRACE_S:
-                reason = "Stopped because the browser session that started it ended"
+        elif self._liveness.gone():
+            reason = "Stopped because the browser session that started it ended"
         if reason:
             with self._lock:
                 self._stop_reason = self._stop_reason or reason

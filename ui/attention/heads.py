@@ -17,6 +17,7 @@ from engine.inspect.heads import (BROAD_MIN, FIRST_MIN, INDUCTION_MIN, PREVIOUS_
 
 from ..models import ModelChoice
 from ..plots import plot_config
+from ..server import model_work
 from .figures import head_figure, matrix_csv, outline, position_labels
 from .state import Pick
 
@@ -35,7 +36,8 @@ FIGURES = (
 @st.cache_resource(max_entries=4, show_spinner="Measuring induction on a repeated random sequence…")
 def _shared_induction(model_key: str, _choice: ModelChoice) -> Trace | None:
     try:
-        return induction_trace(_choice.model, _choice.tokenizer)
+        with model_work():
+            return induction_trace(_choice.model, _choice.tokenizer)
     except ValueError:  # a context too short for two copies
         return None
 
@@ -48,7 +50,8 @@ def induction_trace_for(choice: ModelChoice) -> Trace | None:
     if choice.key not in cache:
         try:
             cache.clear()  # one entry: only the model in use matters
-            cache[choice.key] = induction_trace(choice.model, choice.tokenizer)
+            with model_work():
+                cache[choice.key] = induction_trace(choice.model, choice.tokenizer)
         except ValueError:
             cache[choice.key] = None
     return cache[choice.key]

@@ -19,6 +19,7 @@ from engine.inspect.lens import Contributions, Lens, contributions, logit_lens
 from engine.model.device import cap_threads, run_threads
 
 from ..models import ModelChoice, default_model
+from ..server import model_work
 
 T = TypeVar("T")
 SHARED_ENTRIES = 16  # as ui/cache.py: one entry per (model, text) the shared trace cache may hold
@@ -68,7 +69,8 @@ def _capped(compute: Callable[[], T]) -> T:
     def body() -> None:
         try:
             cap_threads(run_threads())
-            result["value"] = compute()
+            with model_work():  # one of the server's places for a forward pass (ui/server.py)
+                result["value"] = compute()
         except BaseException as e:  # noqa: BLE001 - raised again in the caller's thread
             result["error"] = e
 

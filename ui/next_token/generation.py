@@ -19,6 +19,7 @@ from engine.generation.sampling_lab import Run, StepRecord, advance
 
 from ..models import ModelChoice
 from ..plots import plot_config
+from ..server import model_work
 from .controls import current_settings, describe
 from .figures import DRAWN, KEPT, distribution_figure, fmt_prob, layout, token_label
 from .surprise import prob_colour
@@ -60,7 +61,8 @@ def _advance(choice: ModelChoice, text: str, n: int) -> None:
     n = min(int(n), MAX_STEPS - len(run.steps))
     st.session_state.pop(ERROR, None)
     try:
-        run = advance(choice.model, run, n, current_settings())
+        with model_work():
+            run = advance(choice.model, run, n, current_settings())
     except Exception:  # a step that fails leaves the run as it was, with a plain message
         LOG.exception("Glassbox: generation failed")
         st.session_state[ERROR] = "The model could not generate the next token; the run is unchanged."

@@ -20,6 +20,7 @@ from engine.inspect.surprise import TextSurprise, text_surprise
 
 from ..models import ModelChoice
 from ..plots import plot_config
+from ..server import model_work
 from ..state import set_text
 from ..text import md_escape
 from .figures import layout
@@ -76,7 +77,8 @@ LONG_EXAMPLE = (
 
 @st.cache_resource(max_entries=SHARED_SCORES, show_spinner="Scoring every token of your text…")
 def _shared_surprise(model_key: str, text: str, stride: int | None, _choice: ModelChoice) -> TextSurprise:
-    return text_surprise(_choice.model, _choice.tokenizer, text, stride)
+    with model_work():
+        return text_surprise(_choice.model, _choice.tokenizer, text, stride)
 
 
 def get_surprise(text: str, choice: ModelChoice, stride: int | None = None) -> TextSurprise:
@@ -86,7 +88,7 @@ def get_surprise(text: str, choice: ModelChoice, stride: int | None = None) -> T
     cache: dict = st.session_state.setdefault(_SESSION_CACHE, {})
     key = (choice.key, text, stride)
     if key not in cache:
-        with st.spinner("Scoring every token of your text…"):
+        with st.spinner("Scoring every token of your text…"), model_work():
             result = text_surprise(choice.model, choice.tokenizer, text, stride)
         while len(cache) >= SESSION_SCORES:
             cache.pop(next(iter(cache)))

@@ -13,6 +13,7 @@ from engine.train.preference_sets import NAMES, SETS, build_pairs, find_set
 
 from .. import state
 from ..models import ModelChoice
+from ..server import model_work
 from ..state import widget_key
 from ..text import md
 from .state import PAGE, remembered
@@ -57,7 +58,7 @@ def builtin_sets(choice: ModelChoice) -> None:
                "answers in real RLHF.** The completions are the current model's own, seeded, so the set is the same "
                "every time.")
     if st.button("Add this set's pairs", key=widget_key("add_set"), icon=":material/playlist_add:"):
-        with st.spinner("The model writes completions and the rule picks…"):
+        with st.spinner("The model writes completions and the rule picks…"), model_work():
             new = build_pairs(choice.model, choice.tokenizer, key, option)
         if new:
             _add(new, f"pair{'s' if len(new) != 1 else ''} labelled by the rule “{pref.title}”")
@@ -82,7 +83,8 @@ def your_pairs(choice: ModelChoice) -> None:
         seed = int(st.number_input("Seed", 0, 9_999, **remembered("seed", 0),
                                    help="The same seed writes the same completions; change it for others."))
     if st.button(f"Write {N_COMPLETIONS} completions", key=widget_key("write"), icon=":material/edit_note:"):
-        texts = write_completions(choice.model, choice.tokenizer, prompt, N_COMPLETIONS, COMPLETION_TOKENS, seed)
+        with model_work():
+            texts = write_completions(choice.model, choice.tokenizer, prompt, N_COMPLETIONS, COMPLETION_TOKENS, seed)
         st.session_state[DRAFT] = (choice.key, prompt, seed, texts)
     draft = st.session_state.get(DRAFT)
     if not draft or draft[0] != choice.key or draft[1] != prompt:

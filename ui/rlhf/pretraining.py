@@ -12,6 +12,7 @@ from engine.train.preference import write_completions
 from ..models import ModelChoice, default_model, default_model_dir, describe_size
 from ..pages import link_to
 from ..plots import plot_config
+from ..server import model_work
 from .figures import pretraining_figure
 
 SAMPLE_SEEDS = (1, 2, 3)
@@ -33,8 +34,9 @@ def _training_record(folder: str, stamp: int) -> dict | None:
 @st.cache_resource(max_entries=4, show_spinner="The pre-trained model writes…")
 def _samples(model_key: str, _choice: ModelChoice) -> list[str]:
     # once per model per process: every session sees the same three stories
-    return [write_completions(_choice.model, _choice.tokenizer, "", 1, SAMPLE_TOKENS, seed=s, temperature=0.8)[0]
-            for s in SAMPLE_SEEDS]
+    with model_work():
+        return [write_completions(_choice.model, _choice.tokenizer, "", 1, SAMPLE_TOKENS, seed=s, temperature=0.8)[0]
+                for s in SAMPLE_SEEDS]
 
 
 def _corpora(data: list[str]) -> str:

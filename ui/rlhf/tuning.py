@@ -15,11 +15,12 @@ from engine import display_token
 from engine.inspect.params import param_changes
 from engine.train.bundle import export_zip
 from engine.train.preference import PreferenceError, TuneConfig, next_token_probs, write_completions
-from engine.train.runs import RunRefused
+from engine.train.queue import RunRefused
 from engine.train.tuning import TuningRun
 
 from ..models import ModelChoice, register_session_model
 from ..plots import plot_config
+from ..server import model_work, place_in_line, session_id
 from ..state import session_alive, widget_key
 from ..text import md
 from .figures import before_after_figure, changes_figure, changes_frame, tuning_figure, tuning_frame
@@ -68,7 +69,7 @@ def start(choice: ModelChoice, cfg: TuneConfig) -> None:
         return
     try:
         run = TuningRun(choice.model, choice.tokenizer, pairs(), cfg, keep_alive=session_alive(HEARTBEAT),
-                        reference_name=choice.name)
+                        reference_name=choice.name, owner=session_id())
         run.start()
     except PreferenceError as e:
         st.session_state[NOTICE] = ("error", md(str(e)))
@@ -132,7 +133,12 @@ def _live_body(run_id: str) -> None:
     if not s.active:
         ensure_registered(run)
         st.rerun()  # the whole page: the results appear, the sidebar lists the tuned model
-    st.progress(s.fraction, text=f"Step {s.step} of {s.steps}" if s.state == "running" else "Starting…")
+    if s.state == "queued":
+        place_in_line(s.place, s.wait_s, "tuning run")
+        st.button("Take it out of the line", on_click=run.stop, kwargs={"wait": False}, icon=":material/close:",
+                  key=widget_key("leave_line"))
+        return
+    st.progress(s.fraction, text=f"Step {s.step} of {s.steps}")
     _metrics(run)
     _chart(run)
     st.button("Stop tuning", on_click=run.stop, kwargs={"wait": False}, icon=":material/stop_circle:",
@@ -158,6 +164,11 @@ def live_view(run: TuningRun) -> None:
 def _compare(run_id: str, prompt: str, _run: TuningRun) -> dict:
     """Everything the before / after views draw, for one prompt; computed once per run and prompt."""
     ref, tuned, tok = _run.reference, _run.model, _run.tokenizer
+    with model_work():
+        return _compare_now(ref, tuned, tok, prompt)
+
+
+def _compare_now(ref, tuned, tok, prompt: str) -> dict:
     before, after = next_token_probs(ref, tok, prompt), next_token_probs(tuned, tok, prompt)
     ids = torch.cat([before.topk(TOP_TOKENS).indices, after.topk(TOP_TOKENS).indices]).unique().tolist()
     ids.sort(key=lambda i: -float(before[i] + after[i]))

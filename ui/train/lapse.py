@@ -13,6 +13,7 @@ from engine.train.runs import Snapshot, TrainingRun
 
 from ..attention.figures import head_figure, matrix_csv, position_labels
 from ..plots import plot_config
+from ..server import model_work
 from ..state import widget_key
 from .figures import next_token_csv, next_token_figure, next_token_table
 
@@ -115,8 +116,9 @@ def _compare_traces(run: TrainingRun, prompt: str) -> tuple[Trace, Trace]:
     if cached and cached[0] == (run.id, prompt):
         return cached[1]
     with st.spinner("Running both models…"):
-        before = run_trace(run.model_at(run.snapshots()[0]), run.tokenizer, prompt)
-        after = run_trace(run.model, run.tokenizer, prompt)
+        with model_work():
+            before = run_trace(run.model_at(run.snapshots()[0]), run.tokenizer, prompt)
+            after = run_trace(run.model, run.tokenizer, prompt)
     st.session_state[_COMPARE] = ((run.id, prompt), (before, after))  # one pair per session
     return before, after
 

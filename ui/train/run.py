@@ -15,11 +15,13 @@ from engine.model.cost import TraceBudget, size_text
 from engine.train.budget import check_memory
 from engine.train.bundle import MAX_CONTEXT, MAX_HEADS, MAX_LAYERS, MAX_ZIP_BYTES, BundleError, export_zip, import_zip
 from engine.train.corpus import Prepared
-from engine.train.runs import RunRefused, RunStatus, TrainingRun
+from engine.train.queue import RunRefused
+from engine.train.runs import RunStatus, TrainingRun
 from engine.train.runspec import RunSpec
 
 from ..models import register_session_model
 from ..plots import plot_config
+from ..server import place_in_line, session_id
 from ..state import session_alive, widget_key
 from ..text import md
 from .figures import duration, loss_figure, loss_table
@@ -32,7 +34,8 @@ ZIPS = "Train._zip"  # session key: (run id, zip bytes)
 UPLOADED = "Train._uploaded_zip"  # session key: file id of the last zip imported
 HEARTBEAT = "Train._heartbeat"  # session key: {"t": monotonic time of the last poll} (see session_alive)
 MY_MODEL, UPLOADED_MODEL = "my model", "uploaded model"
-POLL_S = 1.0
+ESTIMATE = "Train._estimate_s"  # session key: the cost panel's estimate of the run's length, in seconds
+POLL_S = 2.0  # the live view redraws this often: often enough to watch, rarely enough to cost the run little
 
 
 def current_run() -> TrainingRun | None:
@@ -48,7 +51,8 @@ def start_run(spec: RunSpec, data: Prepared) -> None:
     if problem:
         st.session_state[NOTICE] = ("error", problem)
         return
-    run = TrainingRun(spec, data, keep_alive=session_alive(HEARTBEAT))
+    run = TrainingRun(spec, data, keep_alive=session_alive(HEARTBEAT), owner=session_id(),
+                      expected_s=st.session_state.get(ESTIMATE))
     try:
         run.start()
     except RunRefused as e:
@@ -77,8 +81,8 @@ def ensure_registered(run: TrainingRun) -> bool:
 
 
 def _progress_line(s: RunStatus) -> str:
-    if s.state == "waiting":
-        return "Starting…"
+    if s.state == "queued":
+        return "Waiting for the training slot…"
     left = f" · about {duration(s.eta_s)} left" if s.eta_s is not None else ""
     return f"Step {s.step:,} of {s.max_steps:,}{left}"
 
@@ -112,6 +116,11 @@ def _live_body(run_id: str) -> None:
     if not s.active:
         ensure_registered(run)
         st.rerun()  # the whole page: the results sections appear, the sidebar lists "my model"
+    if s.state == "queued":
+        place_in_line(s.place, s.wait_s, "training run")
+        st.button("Take it out of the line", on_click=run.stop, kwargs={"wait": False}, icon=":material/close:",
+                  key=widget_key("leave_line"))
+        return
     st.progress(s.fraction, text=_progress_line(s))
     _metrics(s)
     _chart(run, s)

@@ -257,6 +257,7 @@ def cost_panel(spec: RunSpec, data: Prepared) -> str | None:
     step_s = _step_seconds(cfg, t.batch_size, str(device), threads)
     n_evals = t.max_steps // max(1, t.eval_interval) + 1
     seconds = estimate_run_seconds(step_s, t.max_steps, n_evals, t.eval_batches, spec.n_snapshots, spec.sample_tokens)
+    st.session_state["Train._estimate_s"] = seconds  # the run's planned length, for those who queue behind it
     c[1].metric("Estimated time", duration(seconds), help=f"Measured on this device: {step_s * 1000:,.0f} ms per "
                 f"step × {t.max_steps:,} steps, plus held-out checks and samples.")
     where = describe(device) if device.type != "cpu" else (

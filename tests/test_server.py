@@ -1,0 +1,63 @@
+"""The server's sharing policy (ui/server.py): at most MAX_FORWARDS forward passes at once, on FORWARD_THREADS
+threads in a page, and the process prepared once (gc.freeze)."""
+from __future__ import annotations
+
+import gc
+import threading
+import time
+
+import torch
+
+import ui.server as server
+
+
+def test_at_most_max_forwards_run_at_once(monkeypatch):
+    monkeypatch.setattr(server, "_gate", threading.BoundedSemaphore(2))
+    inside, most, lock = [0], [0], threading.Lock()
+
+    def work() -> None:
+        with server.model_work():
+            with lock:
+                inside[0] += 1
+                most[0] = max(most[0], inside[0])
+            time.sleep(0.05)
+            with lock:
+                inside[0] -= 1
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert most[0] == 2 and inside[0] == 0
+
+
+def test_a_failing_forward_gives_its_place_back(monkeypatch):
+    monkeypatch.setattr(server, "_gate", threading.BoundedSemaphore(1))
+    try:
+        with server.model_work():
+            raise ValueError("boom")
+    except ValueError:
+        pass
+    assert server._gate.acquire(blocking=False)  # free again
+    server._gate.release()
+
+
+def test_the_process_is_prepared_once(monkeypatch):
+    monkeypatch.setattr(server, "_prepared", threading.Event())
+    threads = torch.get_num_threads()
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: None)  # the policy's thread count: not for the tests
+    server.prepare_process()
+    frozen = gc.get_freeze_count()
+    assert frozen > 100_000  # torch, transformers, plotly, pandas: out of the collector's way
+    server.prepare_process()
+    assert gc.get_freeze_count() == frozen  # a second call does nothing
+    gc.unfreeze()
+    assert torch.get_num_threads() == threads
+
+
+def test_settings_come_from_the_environment(monkeypatch):
+    monkeypatch.setenv(server.THREADS_ENV, "3")
+    assert server._setting(server.THREADS_ENV, 1) == 3
+    monkeypatch.setenv(server.THREADS_ENV, "zero")
+    assert server._setting(server.THREADS_ENV, 1) == 1
