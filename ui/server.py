@@ -23,7 +23,8 @@ import gc
 import importlib
 import os
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import streamlit as st
@@ -97,3 +98,20 @@ def place_in_line(place: int | None, wait_s: float | None, what: str) -> None:
             " The wait cannot be estimated yet (the run ahead has only just started).")
     st.info(f"Waiting in line for this server's training slot: {ahead}.{when} Your {what} starts by itself; "
             "keep this tab open.", icon=":material/hourglass_top:")
+
+
+def watch_run(run, heartbeat_key: str, what: str, when_done: Callable[[], object], leave_key: str) -> bool:
+    """The top of a background run's live view (a fragment that reruns every few seconds): note the poll for
+    ui.state.session_alive; once the run has ended, call `when_done` and redraw the whole page; while it waits
+    in line, show its place and a way out. True when the run is running and the caller draws its progress."""
+    st.session_state.setdefault(heartbeat_key, {"t": 0.0})["t"] = time.monotonic()
+    s = run.status()
+    if not s.active:
+        when_done()
+        st.rerun()  # the whole page: the results appear, the sidebar lists the new model
+    if s.state == "queued":
+        place_in_line(s.place, s.wait_s, what)
+        st.button("Take it out of the line", on_click=run.stop, kwargs={"wait": False}, icon=":material/close:",
+                  key=leave_key)
+        return False
+    return True

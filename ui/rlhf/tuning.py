@@ -6,8 +6,6 @@ other session are untouched.
 """
 from __future__ import annotations
 
-import time
-
 import streamlit as st
 import torch
 
@@ -20,7 +18,7 @@ from engine.train.tuning import TuningRun
 
 from ..models import ModelChoice, register_session_model
 from ..plots import plot_config
-from ..server import model_work, place_in_line, session_id
+from ..server import model_work, session_id, watch_run
 from ..state import session_alive, widget_key
 from ..text import md
 from .figures import before_after_figure, changes_figure, changes_frame, tuning_figure, tuning_frame
@@ -128,16 +126,9 @@ def _live_body(run_id: str) -> None:
     run = current_run()
     if run is None or run.id != run_id:
         return
-    st.session_state.setdefault(HEARTBEAT, {"t": 0.0})["t"] = time.monotonic()
-    s = run.status()
-    if not s.active:
-        ensure_registered(run)
-        st.rerun()  # the whole page: the results appear, the sidebar lists the tuned model
-    if s.state == "queued":
-        place_in_line(s.place, s.wait_s, "tuning run")
-        st.button("Take it out of the line", on_click=run.stop, kwargs={"wait": False}, icon=":material/close:",
-                  key=widget_key("leave_line"))
+    if not watch_run(run, HEARTBEAT, "tuning run", lambda: ensure_registered(run), widget_key("leave_line")):
         return
+    s = run.status()
     st.progress(s.fraction, text=f"Step {s.step} of {s.steps}")
     _metrics(run)
     _chart(run)

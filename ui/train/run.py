@@ -6,8 +6,6 @@ when the browser session ends (ui.state.session_alive).
 """
 from __future__ import annotations
 
-import time
-
 import streamlit as st
 
 from engine import pick_device
@@ -21,7 +19,7 @@ from engine.train.runspec import RunSpec
 
 from ..models import register_session_model
 from ..plots import plot_config
-from ..server import place_in_line, session_id
+from ..server import session_id, watch_run
 from ..state import session_alive, widget_key
 from ..text import md
 from .figures import duration, loss_figure, loss_table
@@ -111,16 +109,9 @@ def _live_body(run_id: str) -> None:
     run = current_run()
     if run is None or run.id != run_id:
         return
-    st.session_state.setdefault(HEARTBEAT, {"t": 0.0})["t"] = time.monotonic()
-    s = run.status()
-    if not s.active:
-        ensure_registered(run)
-        st.rerun()  # the whole page: the results sections appear, the sidebar lists "my model"
-    if s.state == "queued":
-        place_in_line(s.place, s.wait_s, "training run")
-        st.button("Take it out of the line", on_click=run.stop, kwargs={"wait": False}, icon=":material/close:",
-                  key=widget_key("leave_line"))
+    if not watch_run(run, HEARTBEAT, "training run", lambda: ensure_registered(run), widget_key("leave_line")):
         return
+    s = run.status()
     st.progress(s.fraction, text=_progress_line(s))
     _metrics(s)
     _chart(run, s)
