@@ -61,3 +61,30 @@ def test_settings_come_from_the_environment(monkeypatch):
     assert server._setting(server.THREADS_ENV, 1) == 3
     monkeypatch.setenv(server.THREADS_ENV, "zero")
     assert server._setting(server.THREADS_ENV, 1) == 1
+
+
+def test_a_session_keeps_its_models_within_a_memory_cap(monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    def script():
+        import streamlit as st
+
+        import ui
+        from engine_fixtures import tiny_model, tokenizer
+        from ui.errors import Refused
+
+        ui.register_session_model("first", tiny_model(seed=1), tokenizer())
+        try:
+            ui.register_session_model("second", tiny_model(seed=2), tokenizer())
+        except Refused as e:
+            st.error(str(e))
+        ui.register_session_model("first", tiny_model(seed=3), tokenizer())  # replacing one is fine
+
+    from ui.models import model_bytes
+    from engine_fixtures import tiny_model
+    one = model_bytes(tiny_model())
+    monkeypatch.setenv("GLASSBOX_SESSION_MODELS_MB", str(1.5 * one / 2**20))
+    at = AppTest.from_function(script).run()
+    assert not at.exception
+    assert "more than the" in at.error[0].value and "per session" in at.error[0].value
+    assert set(at.session_state["session_models"]) == {"first"}

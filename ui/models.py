@@ -15,12 +15,16 @@ import torch
 
 from engine import GPT, load_pretrained, pick_device
 
+from .errors import Refused
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL_DIR = ROOT / "models" / "glassbox-stories"
 MODEL_ENV = "GLASSBOX_MODEL"  # optional: another checkpoint folder to serve as the default model
 SESSION_MODELS = "session_models"  # session key: {name: ModelChoice} owned by this session
 SELECTED = "model_name"  # session key: name of the model in use (canonical, survives page switches)
 _VERSION = "session_model_version"  # session key: bumps on every registration, so caches never go stale
+SESSION_MODELS_ENV = "GLASSBOX_SESSION_MODELS_MB"
+SESSION_MODELS_MB = 300  # the weights one session's own models may hold together: thirty sessions, bounded
 
 
 @dataclass(frozen=True, eq=False)
@@ -59,6 +63,11 @@ def default_model() -> ModelChoice:
     return _load_shared(str(folder), stamp)
 
 
+def model_bytes(model: GPT) -> int:
+    """Bytes of a model's weights (a tied weight counted once, as `parameters()` lists it)."""
+    return sum(p.numel() * p.element_size() for p in model.parameters())
+
+
 def session_models() -> dict[str, ModelChoice]:
     """Models this session owns, by name (empty until a page registers one)."""
     return st.session_state.setdefault(SESSION_MODELS, {})
@@ -74,6 +83,12 @@ def register_session_model(name: str, model: GPT, tokenizer: Any, select: bool =
         raise ValueError("a session model needs a name")
     if name == default_model_dir().name:
         raise ValueError(f"{name!r} is the default model's name; choose another")
+    others = sum(model_bytes(c.model) for n, c in session_models().items() if n != name)
+    cap = int(float(os.environ.get(SESSION_MODELS_ENV) or SESSION_MODELS_MB) * 2**20)
+    if others + model_bytes(model) > cap:
+        raise Refused(f"Your models in this session would hold {(others + model_bytes(model)) / 2**20:,.0f} MB of "
+                      f"weights, more than the {cap / 2**20:,.0f} MB this server keeps per session: the new one was "
+                      "not kept. Download a model you want to keep, then reload the page to start afresh.")
     version = st.session_state.get(_VERSION, 0) + 1
     st.session_state[_VERSION] = version
     choice = ModelChoice(name, model, tokenizer, key=f"session:{version}:{name}", shared=False)
