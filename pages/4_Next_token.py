@@ -1,5 +1,6 @@
 """Next token: the model's probabilities for the next token, every stage of turning them into a choice,
-generation one token at a time, and how surprised the model is by a text, including past its window.
+generation one token at a time, how surprised the model is by a text, including past its window, and a hosted
+model's candidates beside ours (off until an endpoint is set).
 
 Moving a sampling control touches only the cached logits of the trace (a fragment reruns, the model does not).
 """
@@ -10,6 +11,7 @@ from engine import display_token, sampling_stages
 from engine.generation.sampling_lab import blame, removed_by, top_tokens
 from ui.next_token import controls, draws, generation, surprise
 from ui.next_token.figures import distribution_figure, token_label
+from ui.next_token.hosted import hosted_section
 from ui.next_token.stages import STAGES, show_stage
 from ui.plots import plot_config
 from ui.text import md_escape
@@ -123,3 +125,5 @@ generation_lab()
 st.header("3 · Surprise, and where the window ends")
 with ui.error_boundary("scoring your text"):
     surprise.surprise_panel(text, choice)
+st.header("4 · Compare with a hosted model")
+hosted_section(choice, trace)

@@ -5,7 +5,8 @@
 - draws: one distribution drawn from over and over
 - generation: step-by-step generation, replayable
 - surprise: how surprised the model is by a text, and the context limit
+- hosted: a hosted model's candidates beside ours, its answers sampled N times (engine.generation.hosted)
 """
-from . import controls, draws, figures, generation, stages, surprise
+from . import controls, draws, figures, generation, hosted, stages, surprise
 
-__all__ = ["controls", "draws", "figures", "generation", "stages", "surprise"]
+__all__ = ["controls", "draws", "figures", "generation", "hosted", "stages", "surprise"]

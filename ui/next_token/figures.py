@@ -154,3 +154,65 @@ def draws_figure(drawn: torch.Tensor, stages: SamplingStages, labels_of: dict[in
         f"{n:,} draws against the probabilities", height=440, barmode="group",
         xaxis=dict(tickfont=dict(family=MONO), tickangle=-45, type="category"),
         yaxis=dict(tickformat=".3~%", gridcolor=GRID)))
+
+
+def reported_figure(labels: Sequence[str], probs: Sequence[float], chosen: int | None = None,
+                    title: str = "") -> go.Figure:
+    """`distribution_figure`'s bars for the candidates a hosted API reported (probabilities from its
+    log-probabilities, likeliest first) and one bar for the probability it does not report. That rest is spread
+    over tokens the API does not name, so it is one grey bar, never invented tokens. `labels` are display
+    strings, escaped here after shortening (so no entity is cut); `chosen` is the index of the candidate the
+    server generated, highlighted."""
+    n = len(probs)
+    rest = max(0.0, 1.0 - sum(probs))
+    esc = [html.escape(lbl, quote=False) for lbl in labels]  # as ui.text.plotly_text
+    rows = [*range(n), n]
+    groups: dict[str, dict[str, list]] = {}
+
+    def add(group: str, row: int, p: float, text: str, hover: str) -> None:
+        g = groups.setdefault(group, {"x": [], "y": [], "text": [], "hover": []})
+        g["x"].append(p), g["y"].append(row), g["text"].append("\u2002" + text), g["hover"].append(hover)
+
+    for i, p in enumerate(probs):
+        hover = f"<b>{esc[i]}</b> (the server's #{i + 1})<br>probability {fmt_prob(p)}"
+        if i == chosen:
+            add("generated", i, p, f"{fmt_prob(p)} ← generated", hover)
+        else:
+            add("reported", i, p, fmt_prob(p), hover)
+    add("not reported", n, rest, f"{fmt_prob(rest)} not reported",
+        "probability the API does not break down:<br>the rest of its vocabulary, which it does not list")
+    colours = {"generated": DRAWN, "reported": KEPT, "not reported": REST}
+    data = [dict(type="bar", orientation="h", name=group, x=g["x"], y=g["y"], text=g["text"],
+                 textposition="outside", cliponaxis=False, hovertext=g["hover"], hoverinfo="text",
+                 marker=dict(color=colours[group], pattern=dict(shape="/" if group == "not reported" else "")))
+            for group, g in groups.items()]
+    top_x = max([*probs, rest, 0.01])
+    x_max = min(1.0, top_x) * 1.45  # room for "not reported" after the longest bar
+    step = 0.2 if top_x > 0.5 else 0.1 if top_x > 0.15 else 0.05 if top_x > 0.05 else 0.01
+    n_ticks = int(min(1.0, x_max) / step + 1e-9) + 1
+    top_margin = 45 + 21 * len(data)
+    return figure(data, base_layout(
+        title, height=60 + top_margin + 30 * (n + 1), top=top_margin, barmode="overlay", bargap=0.25,
+        xaxis=dict(range=[0, x_max], tickformat=".3~%", title=dict(text="probability"), gridcolor=GRID,
+                   tickvals=[round(i * step, 4) for i in range(n_ticks)], automargin=True),
+        yaxis=dict(tickvals=rows, ticktext=[*(html.escape(short(lbl), quote=False) for lbl in labels), "not reported"],
+                   autorange="reversed", tickfont=dict(family=MONO), automargin=True)))
+
+
+def spread_figure(labels: Sequence[str], counts: Sequence[int], what: str, title: str) -> go.Figure:
+    """How often each distinct `what` (first token, first word) came back from N samples, most often first;
+    `labels` are display strings, escaped here."""
+    n = sum(counts)
+    esc = [html.escape(lbl, quote=False) for lbl in labels]
+    share = [c / n for c in counts] if n else []
+    data = [dict(type="bar", orientation="h", name=f"share of {n:,} answers", x=share, y=list(range(len(labels))),
+                 text=[f"\u2002{c} of {n}" for c in counts], textposition="outside", cliponaxis=False,
+                 hovertext=[f"<b>{lbl}</b><br>{what} of {c} of {n} answers" for lbl, c in zip(esc, counts)],
+                 hoverinfo="text", marker=dict(color=KEPT))]
+    return figure(data, base_layout(
+        title, height=60 + 70 + 30 * max(1, len(labels)), top=70, bargap=0.25, showlegend=False,
+        xaxis=dict(range=[0, 1.25], tickformat=".0%", title=dict(text="share of answers"), gridcolor=GRID,
+                   tickvals=[0, 0.2, 0.4, 0.6, 0.8, 1.0]),
+        yaxis=dict(tickvals=list(range(len(labels))),
+                   ticktext=[html.escape(short(lbl), quote=False) for lbl in labels],
+                   autorange="reversed", tickfont=dict(family=MONO), automargin=True)))

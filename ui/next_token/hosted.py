@@ -1,0 +1,409 @@
+"""Compare with a hosted model: a large model's next-token candidates for your text beside ours, its answer
+step by step, and the same prompt sampled N times (the same prompt does not give the same output).
+
+The client is engine.generation.hosted (no Streamlit). Where the endpoint and the key come from:
+
+- the host: GLASSBOX_HOSTED_BASE_URL, GLASSBOX_HOSTED_MODEL, GLASSBOX_HOSTED_API (chat, completions or
+  anthropic) and GLASSBOX_HOSTED_API_KEY, as environment variables or top-level entries of
+  .streamlit/secrets.toml. The host's key is read for each request and never enters the session; it is sent
+  only to the host's base URL with the host's model, so nobody can point it at another server.
+- a user: an API kind, base URL and model id, and a key typed into a password field. The typed key lives only
+  in that widget's session state (KEY): it is never copied to another session key, the URL, a log line, a
+  message or a file, and Streamlit drops it when the user leaves the page. GLASSBOX_HOSTED_USER_ENDPOINTS=0
+  turns typed endpoints off (the server would otherwise send requests wherever a user points it).
+
+Limits per session: GLASSBOX_HOSTED_PER_MINUTE requests a minute (default 20; N samples are N requests), at most
+GLASSBOX_HOSTED_MAX_SAMPLES samples per click (default 10), GLASSBOX_HOSTED_TIMEOUT_S seconds per request (8).
+Nothing is sent until a button is pressed.
+"""
+from __future__ import annotations
+
+import html
+import math
+import os
+import re
+import time
+from collections import Counter
+from dataclasses import dataclass
+
+import pandas as pd
+import streamlit as st
+
+from engine import display_bytes, sampling_stages
+from engine.generation import hosted as client
+from engine.generation.hosted import API_KINDS, Endpoint, HostedCompletion, HostedError, HostedStep
+from engine.generation.sampling_lab import RAW, top_tokens
+
+from ..errors import error_boundary
+from ..models import ModelChoice
+from ..plots import plot_config
+from ..state import remembered
+from ..text import csv_text, md, plotly_text
+from .figures import distribution_figure, fmt_prob, reported_figure, spread_figure, token_label
+from .surprise import prob_colour
+
+ENV = "GLASSBOX_HOSTED_"  # every setting's prefix
+PAGE = "next_token"  # remembered widgets are next_token.hosted_*
+KEY = "next_token_hosted_key"  # widget key: a typed API key, the only place it is held
+CALLS = "next_token_hosted_calls"  # session key: times (monotonic) of this session's requests in the last minute
+ANSWER = "next_token_hosted_answer"  # session key: the last answer with candidates, and what it was for
+SAMPLES = "next_token_hosted_samples"  # session key: the last N samples, and what they were for
+REFUSED = "next_token_hosted_refused"  # session key: why the last click sent nothing (the rate limit)
+VIEW = "next_token_hosted_view"  # widget key: the step of the answer shown
+ANSWER_TOKENS = 12  # tokens of the answer stepped through
+SAMPLE_TOKENS = 12  # tokens per sampled answer
+TEMPERATURES = (0.0, 0.2, 0.5, 0.7, 1.0, 1.3, 1.6, 2.0)  # OpenAI accepts 0-2, Anthropic 0-1
+TOPS = (1, 2, 3, 5, 8, 10, 15, 20)
+SPREAD_BARS = 15  # distinct first tokens drawn; the rest are counted in "other"
+
+
+@dataclass(frozen=True)
+class Limits:
+    per_minute: int  # requests per session per minute
+    max_samples: int  # samples per click
+    timeout_s: float  # per request
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where this session's requests go, and whose key they carry (the key itself is looked up per request)."""
+    endpoint: Endpoint
+    host_key: bool  # True: the host's key from the environment or secrets; False: the key typed in KEY
+
+
+def setting(name: str) -> str:
+    """GLASSBOX_HOSTED_<name> from the environment, else from st.secrets (which raises without a secrets file)."""
+    value = os.environ.get(ENV + name, "")
+    if not value:
+        try:
+            value = str(st.secrets.get(ENV + name, "") or "")
+        except Exception:  # no secrets file, or one that does not parse: there are no secrets
+            value = ""
+    return value.strip()
+
+
+def _number(name: str, default: float, low: float, high: float) -> float:
+    try:
+        return min(high, max(low, float(setting(name) or default)))
+    except ValueError:
+        return default
+
+
+def limits() -> Limits:
+    per_minute = int(_number("PER_MINUTE", 20, 1, 1000))
+    return Limits(per_minute, max_samples=min(per_minute, int(_number("MAX_SAMPLES", 10, 1, 50))),
+                  timeout_s=_number("TIMEOUT_S", client.TIMEOUT_S, 1, 60))
+
+
+def host_endpoint() -> Endpoint | None:
+    """The endpoint the host configured, or None."""
+    base = setting("BASE_URL")
+    if not base:
+        return None
+    return Endpoint(base, setting("MODEL"), setting("API") or "chat")  # check_endpoint says what is wrong
+
+
+def _key(target: Target) -> str | None:
+    if target.host_key:
+        return setting("API_KEY") or None
+    return st.session_state.get(KEY) or None
+
+
+def _spend(n: int, lim: Limits) -> bool:
+    """Take n requests from this session's budget for the minute; False (and the reason kept) if it has not
+    enough left, and then nothing is taken."""
+    now = time.monotonic()
+    calls = [t for t in st.session_state.get(CALLS, []) if now - t < 60]
+    if len(calls) + n > lim.per_minute:
+        free_at = calls[len(calls) + n - lim.per_minute - 1] if n <= lim.per_minute else now
+        left = lim.per_minute - len(calls)
+        st.session_state[REFUSED] = (
+            f"This session may send {lim.per_minute} requests a minute to the hosted model and has {max(0, left)} "
+            f"left; this needs {n}. Try again in {max(1, round(60 - (now - free_at)))} s.")
+        st.session_state[CALLS] = calls
+        return False
+    st.session_state[CALLS] = calls + [now] * n
+    return True
+
+
+def _refund(n: int) -> None:
+    """Give back n requests taken by `_spend` that were never sent."""
+    if n > 0:
+        st.session_state[CALLS] = st.session_state.get(CALLS, [])[:-n]
+
+
+def _forget_results() -> None:
+    """A new endpoint or key: the answers shown came from the old one."""
+    st.session_state.pop(ANSWER, None)
+    st.session_state.pop(SAMPLES, None)
+
+
+def _forget_key() -> None:
+    st.session_state[KEY] = ""
+    _forget_results()
+
+
+def endpoint_form() -> Target | None:
+    """The host's endpoint, or the user's own (API kind, base URL, model, key); None until one is complete."""
+    host, own_allowed = host_endpoint(), setting("USER_ENDPOINTS") not in ("0", "false", "no", "off")
+    if host is not None:
+        source = "host"
+        if own_allowed:
+            source = st.radio("Hosted model", ("host", "own"), horizontal=True,
+                              format_func={"host": f"{host.model} (set up by this app's host)",
+                                           "own": "my own endpoint and key"}.get,
+                              **remembered(PAGE, "hosted_source", "host", ("host", "own"), _forget_results))
+        if source == "host":
+            st.caption(f"{md(host.model)} through the {md(API_KINDS.get(host.api, host.api))} API. The host's key "
+                       "stays on the server: it is never sent to your browser, and goes only to the host's endpoint.")
+            return Target(host, host_key=True)
+    elif not own_allowed:
+        return None
+    c = st.columns([1.4, 1.4, 1])
+    api = c[0].selectbox("API kind", tuple(API_KINDS), format_func=API_KINDS.get,
+                         **remembered(PAGE, "hosted_api", "chat", tuple(API_KINDS), _forget_results))
+    url = c[1].text_input("Base URL", placeholder="https://api.openai.com/v1",
+                          help="Up to and including the version: https://api.openai.com/v1, "
+                               "http://localhost:11434/v1 (Ollama), http://localhost:8000/v1 (vLLM).",
+                          **remembered(PAGE, "hosted_url", "", then=_forget_results))
+    model = c[2].text_input("Model id", placeholder="gpt-4o-mini",
+                            **remembered(PAGE, "hosted_model", "", then=_forget_results))
+    k = st.columns([2.8, 1])
+    k[0].text_input("API key (held in this browser session's memory only)", type="password", key=KEY,
+                    autocomplete="off", on_change=_forget_results,
+                    placeholder="sk-…  (leave empty for a local server without keys)",
+                    help="Sent only to the base URL above, with each request. Never written to disk, a log, "
+                         "the URL or a message; forgotten when you leave this page or close the tab.")
+    k[1].button("Forget my key", key="next_token_hosted_forget", on_click=_forget_key,
+                disabled=not st.session_state.get(KEY), width="stretch")
+    if not (url or "").strip() or not (model or "").strip():
+        return None
+    return Target(Endpoint(url.strip(), model.strip(), api), host_key=False)
+
+
+def _label(token: str) -> str:
+    """A hosted model's token shown as ours are (␣ a space, ↵ a line break); the figures escape it."""
+    return display_bytes(token.encode("utf-8", "replace"))
+
+
+def _send(target: Target, prompt: str, lim: Limits, **kw) -> HostedCompletion:
+    return client.complete(target.endpoint, _key(target), prompt, timeout_s=lim.timeout_s, **kw)
+
+
+def _ask(target: Target, prompt: str, top: int, temperature: float, instruction: str | None, lim: Limits) -> None:
+    if not _spend(1, lim):
+        return
+    answer = {"for": (target.endpoint, prompt), "top": top, "temperature": temperature}
+    try:
+        with st.spinner(f"Asking {md(target.endpoint.model)}…"):
+            answer["done"] = _send(target, prompt, lim, max_tokens=ANSWER_TOKENS, temperature=temperature,
+                                   top=top, instruction=instruction)
+    except HostedError as e:
+        answer["error"] = str(e)
+    st.session_state[ANSWER] = answer
+    st.session_state[VIEW] = 1
+
+
+def _sample(target: Target, prompt: str, n: int, temperature: float, instruction: str | None, lim: Limits) -> None:
+    if not _spend(n, lim):
+        return
+    done: list[HostedCompletion] = []
+    error = None
+    bar = st.progress(0.0, text=f"Sampling {n} answers…")
+    for i in range(n):
+        try:
+            done.append(_send(target, prompt, lim, max_tokens=SAMPLE_TOKENS, temperature=temperature, top=1,
+                              need_logprobs=False, instruction=instruction))
+        except HostedError as e:  # stop at the first failure: the next would most likely fail the same way
+            error = str(e)
+            _refund(n - i - 1)
+            break
+        bar.progress((i + 1) / n, text=f"Sampled {i + 1} of {n}")
+    bar.empty()
+    st.session_state[SAMPLES] = {"for": (target.endpoint, prompt), "temperature": temperature, "done": done,
+                                 "error": error, "asked": n}
+
+
+def _ours(choice: ModelChoice, trace, top: int) -> None:
+    """Our model's raw distribution after the whole text (T = 1, no filters: what an API's logprobs are)."""
+    stages = sampling_stages(trace.logits[-1], RAW)
+    tt = top_tokens(stages, top)
+    labels = [token_label(choice.tokenizer, t) for t in tt.ids]
+    st.plotly_chart(distribution_figure(tt, labels, title=f"Ours: {plotly_text(choice.name)}"),
+                    key="next_token_hosted_ours", config=plot_config("glassbox-next-token-ours"))
+
+
+def _theirs(step: HostedStep, key: str, title: str, chosen: bool = False) -> None:
+    labels = [_label(c.token) for c in step.top]
+    pick = next((i for i, c in enumerate(step.top) if c.token == step.token), None) if chosen else None
+    st.plotly_chart(reported_figure(labels, [c.prob for c in step.top], pick, title=title), key=key,
+                    config=plot_config("glassbox-next-token-hosted"))
+
+
+def _answer_html(steps: tuple[HostedStep, ...], upto: int) -> str:
+    """The answer's first `upto` tokens, each coloured by its probability, the last outlined."""
+    parts = ['<div class="gb-nt-text">']
+    for i, s in enumerate(steps[:upto]):
+        p = None if s.logprob is None else math.exp(s.logprob)
+        style = "" if p is None else ' style="background:{};color:{}"'.format(*prob_colour(p))
+        cls = "gb-nt-tok gb-nt-drawn" if i == upto - 1 else "gb-nt-tok"
+        title = f"step {i + 1}: " + ("probability not reported" if p is None else f"probability {fmt_prob(p)}")
+        parts.append(f'<span class="{cls}" title="{html.escape(title)}"{style}>'
+                     f'{html.escape(display_bytes(s.token.encode("utf-8", "replace"), show_whitespace=False))}</span>')
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def _show_answer(answer: dict, choice: ModelChoice, trace) -> None:
+    if "error" in answer:
+        st.error(md(answer["error"]), icon=":material/cloud_off:")
+        return
+    done: HostedCompletion = answer["done"]
+    left, right = st.columns(2, gap="large")
+    with left:
+        _ours(choice, trace, answer["top"])
+    with right:
+        _theirs(done.steps[0], "next_token_hosted_theirs", f"Hosted: {plotly_text(done.model)}")
+    first = done.steps[0]
+    st.caption(f"Both: the {answer['top']} likeliest next tokens after your text. Hosted bars are "
+               f"exp(log-probability) of the candidates {md(done.model)} reported; they hold "
+               f"{fmt_prob(first.reported)}, and the other {fmt_prob(1 - first.reported)} is **not reported**: the API "
+               "does not say how it is spread over the rest of its vocabulary. The two models have different "
+               "tokenizers, so the same word can be one token in one and two in the other.")
+    if answer["for"][0].api == "chat":
+        st.caption("A chat endpoint answers your text as a message, so its first token starts a reply; a "
+                   "completions endpoint continues the text as ours does.")
+    st.markdown(f"**Its answer, token by token** (temperature {answer['temperature']:g}, {len(done.steps)} tokens)")
+    n = len(done.steps)
+    view = 1
+    if n >= 2:
+        if not 1 <= st.session_state.get(VIEW, 1) <= n:
+            st.session_state[VIEW] = 1
+        view = st.slider("Show step of the hosted answer", 1, n, key=VIEW)
+    st.markdown(_answer_html(done.steps, view), unsafe_allow_html=True)
+    step = done.steps[view - 1]
+    rank = next((i + 1 for i, c in enumerate(step.top) if c.token == step.token), None)
+    said = f"the server's #{rank} candidate" if rank else f"not among the {len(step.top)} candidates it reported"
+    prob = "" if step.logprob is None else f" with probability {fmt_prob(math.exp(step.logprob))}"
+    # HTML, not Markdown: the token is the server's text; escaped whole, it cannot format the page.
+    st.markdown(f'<div class="gb-nt-note">Step {view} of {n}: it generated <code>{html.escape(_label(step.token))}'
+                f"</code>{prob}, {said}.</div>", unsafe_allow_html=True)
+    _theirs(step, "next_token_hosted_step", f"Step {view}: the candidates it reported", chosen=True)
+
+
+def _first(c: HostedCompletion) -> str:
+    if c.steps:
+        return c.steps[0].token
+    m = re.match(r"\s*\S+", c.text)  # no tokens from this API: the first word stands in
+    return m.group(0) if m else c.text
+
+
+def _count(n: int, thing: str) -> str:
+    return f"{n} {thing}" + ("" if n == 1 else "s")
+
+
+def _show_samples(samples: dict) -> None:
+    done: list[HostedCompletion] = samples["done"]
+    if samples["error"]:
+        st.error(md(samples["error"]) + (f" ({len(done)} of {samples['asked']} answers came back first.)"
+                                         if done else ""), icon=":material/cloud_off:")
+    if not done:
+        return
+    by_token = all(c.steps for c in done)
+    what = "first token" if by_token else "first word"
+    firsts = Counter(_first(c) for c in done).most_common()
+    shown = firsts[:SPREAD_BARS]
+    labels = [_label(t) for t, _ in shown]
+    counts = [c for _, c in shown]
+    if len(firsts) > SPREAD_BARS:
+        labels.append("other")
+        counts.append(sum(c for _, c in firsts[SPREAD_BARS:]))
+    answers = Counter(c.text for c in done).most_common()
+    t = samples["temperature"]
+    st.markdown(f"**{_count(len(answers), 'different answer')}** and **{_count(len(firsts), f'different {what}')}** "
+                f"in {len(done)} samples of the same text at temperature {t:g}.")
+    if t == 0:
+        st.caption("At temperature 0 a model should pick its likeliest token every time. Hosted models often "
+                   "still differ from run to run (requests batched with other people's, numbers summed in a "
+                   "different order on different hardware), so even T = 0 does not promise the same answer.")
+    if not by_token:
+        st.caption("This API sent no tokens, so the spread is of first words.")
+    left, right = st.columns([1, 1.3], gap="large")
+    with left:
+        st.plotly_chart(spread_figure(labels, counts, what, f"The {what} of each answer"),
+                        key="next_token_hosted_spread", config=plot_config("glassbox-hosted-spread"))
+    with right:
+        st.dataframe(pd.DataFrame([{"answer": csv_text(a.replace("\n", "↵")), "times": n} for a, n in answers]),
+                     hide_index=True, width="stretch")
+
+
+def _panel(choice: ModelChoice, trace) -> None:
+    st.markdown("The same mechanism runs the large models people use every day. Many hosted and local servers "
+                "speak OpenAI's API and return the log-probabilities of their top candidate tokens (OpenAI, vLLM, "
+                "llama.cpp's server, Ollama, ...): point this at one to see its candidates for your text beside "
+                "ours, and to ask it the same thing several times.")
+    lim = limits()
+    target = endpoint_form()
+    if target is None:
+        st.info("**Off.** Nothing is sent until an endpoint is set. With one, this section shows a hosted model's "
+                "likeliest next tokens after your text beside ours, its answer token by token with the "
+                "candidates at each step, and N answers to the same text, which are rarely all the same. "
+                "Type a base URL, a model id and your key above, or, as the host, set "
+                f"`{ENV}BASE_URL`, `{ENV}MODEL` and `{ENV}API_KEY` (environment or Streamlit secrets).",
+                icon=":material/cloud:")
+        return
+    try:
+        client.check_endpoint(target.endpoint)
+    except HostedError as e:
+        whose = "The host's settings (GLASSBOX_HOSTED_*) are incomplete. " if target.host_key else ""
+        st.error(md(whose + str(e)), icon=":material/link_off:")
+        return
+    prompt, ep = trace.text, target.endpoint
+    c = st.columns([1, 1, 1.4])
+    temps = TEMPERATURES if ep.api != "anthropic" else tuple(t for t in TEMPERATURES if t <= 1)
+    temperature = c[0].select_slider("Temperature (hosted)", temps, format_func=lambda t: f"{t:g}",
+                                     **remembered(PAGE, "hosted_temperature", 1.0, temps))
+    top = c[1].select_slider("Candidates listed", TOPS,
+                             **remembered(PAGE, "hosted_top", 5 if ep.api == "completions" else 10, TOPS),
+                             help="How many top candidates to ask for (OpenAI's chat allows 20, its completions 5).",
+                             disabled=not ep.has_logprobs)
+    cont = True
+    if ep.api != "completions":
+        with c[2]:
+            cont = st.toggle("Ask it to continue the text", help=f"Sends the instruction “{client.CONTINUE}” as a "
+                             "system message, so a chat model continues your text instead of replying to it.",
+                             **remembered(PAGE, "hosted_continue", True))
+    instruction = client.CONTINUE if cont and ep.api != "completions" else None
+    st.caption(f"Limits: {lim.per_minute} requests a minute for this session, at most {lim.max_samples} samples "
+               f"a click, {lim.timeout_s:g} s a request.")
+    b = st.columns([1, 1, 1])
+    asked = b[0].button("Ask for its next-token candidates", key="next_token_hosted_ask", type="primary",
+                        disabled=not ep.has_logprobs, width="stretch", help="One request.")
+    n = int(b[1].number_input("Answers to sample", 1, lim.max_samples, label_visibility="collapsed",
+                              **remembered(PAGE, "hosted_n", min(5, lim.max_samples), range(1, lim.max_samples + 1))))
+    sampled = b[2].button(f"Sample {n} answers", key="next_token_hosted_sample", width="stretch",
+                          help=f"{n} requests with the same text at this temperature.")
+    if asked or sampled:
+        st.session_state.pop(REFUSED, None)
+    if asked:
+        _ask(target, prompt, top, temperature, instruction, lim)
+    if sampled:
+        _sample(target, prompt, n, temperature, instruction, lim)
+    if REFUSED in st.session_state:
+        st.warning(st.session_state[REFUSED], icon=":material/hourglass:")
+    if not ep.has_logprobs:
+        st.info("Anthropic's Messages API does not return log-probabilities, so there are no bars of its "
+                "candidates to draw. Sampling still shows how much its answers vary.", icon=":material/info:")
+    answer, samples = st.session_state.get(ANSWER), st.session_state.get(SAMPLES)
+    if answer and answer["for"] == (ep, prompt):
+        _show_answer(answer, choice, trace)
+    if samples and samples["for"] == (ep, prompt):
+        st.markdown("**The same text, sampled again and again**")
+        _show_samples(samples)
+
+
+@st.fragment
+def hosted_section(choice: ModelChoice, trace) -> None:
+    """The whole section, as one fragment: its buttons rerun it alone, and a failure stays inside it."""
+    with error_boundary("talking to the hosted model"):
+        _panel(choice, trace)
