@@ -4,7 +4,8 @@
   `sampling_stages` keeps every stage for drawing; `generate_steps` yields each step's distribution
 - sampling_lab: the Next token page's helpers (presets, which filter removed a token, N draws, a replayable run)
 - decode: batched generation with a key/value cache
-- hosted: a client for hosted models behind an OpenAI-compatible API (their top candidates and log-probabilities)
+- hosted: a client for hosted models behind an OpenAI-compatible API (their top candidates and log-probabilities):
+  the transport and `complete`; hosted_api: the formats it sends and parses, its data types and errors
 
 (The wing is `generation`, not `generate`: `engine.generate` is the function that writes text.)
 """

@@ -1,37 +1,23 @@
 """Compare with a hosted model: a large model's next-token candidates for your text beside ours, its answer
 step by step, and the same prompt sampled N times (the same prompt does not give the same output).
 
-The client is engine.generation.hosted (no Streamlit). Where the endpoint and the key come from:
-
-- the host: GLASSBOX_HOSTED_BASE_URL, GLASSBOX_HOSTED_MODEL, GLASSBOX_HOSTED_API (chat, completions or
-  anthropic) and GLASSBOX_HOSTED_API_KEY, as environment variables or top-level entries of
-  .streamlit/secrets.toml. The host's key is read for each request and never enters the session; it is sent
-  only to the host's base URL with the host's model, so nobody can point it at another server.
-- a user: an API kind, base URL and model id, and a key typed into a password field. The typed key lives only
-  in that widget's session state (KEY): it is never copied to another session key, the URL, a log line, a
-  message or a file, and Streamlit drops it when the user leaves the page. GLASSBOX_HOSTED_USER_ENDPOINTS=0
-  turns typed endpoints off (the server would otherwise send requests wherever a user points it).
-
-Limits per session: GLASSBOX_HOSTED_PER_MINUTE requests a minute (default 20; N samples are N requests), at most
-GLASSBOX_HOSTED_MAX_SAMPLES samples per click (default 10), GLASSBOX_HOSTED_TIMEOUT_S seconds per request (8).
-Nothing is sent until a button is pressed.
+This module draws the section; ui.next_token.hosted_state holds what it draws from (the host's settings and the
+limits, the endpoint form and the key, the rate limit, the requests and the answers kept), and its session and
+widget keys are importable from here too.
 """
 from __future__ import annotations
 
 import html
 import math
-import os
 import re
-import time
 from collections import Counter
-from dataclasses import dataclass
 
 import pandas as pd
 import streamlit as st
 
 from engine import display_bytes, sampling_stages
 from engine.generation import hosted as client
-from engine.generation.hosted import API_KINDS, Endpoint, HostedCompletion, HostedError, HostedStep
+from engine.generation.hosted import HostedCompletion, HostedError, HostedStep
 from engine.generation.sampling_lab import RAW, top_tokens
 
 from ..errors import error_boundary
@@ -40,188 +26,20 @@ from ..plots import plot_config
 from ..state import remembered
 from ..text import csv_text, md, plotly_text
 from .figures import distribution_figure, fmt_prob, reported_figure, spread_figure, token_label
+from .hosted_state import (ANSWER, ENV, KEY, PAGE, REFUSED, SAMPLES, VIEW, ask, endpoint_form, limits,
+                           sample_answers)
 from .surprise import prob_colour
 
-ENV = "GLASSBOX_HOSTED_"  # every setting's prefix
-PAGE = "next_token"  # remembered widgets are next_token.hosted_*
-KEY = "next_token_hosted_key"  # widget key: a typed API key, the only place it is held
-CALLS = "next_token_hosted_calls"  # session key: times (monotonic) of this session's requests in the last minute
-ANSWER = "next_token_hosted_answer"  # session key: the last answer with candidates, and what it was for
-SAMPLES = "next_token_hosted_samples"  # session key: the last N samples, and what they were for
-REFUSED = "next_token_hosted_refused"  # session key: why the last click sent nothing (the rate limit)
-VIEW = "next_token_hosted_view"  # widget key: the step of the answer shown
-ANSWER_TOKENS = 12  # tokens of the answer stepped through
-SAMPLE_TOKENS = 12  # tokens per sampled answer
+__all__ = ["ANSWER", "ENV", "KEY", "REFUSED", "SAMPLES", "VIEW", "hosted_section"]
+
 TEMPERATURES = (0.0, 0.2, 0.5, 0.7, 1.0, 1.3, 1.6, 2.0)  # OpenAI accepts 0-2, Anthropic 0-1
 TOPS = (1, 2, 3, 5, 8, 10, 15, 20)
 SPREAD_BARS = 15  # distinct first tokens drawn; the rest are counted in "other"
 
 
-@dataclass(frozen=True)
-class Limits:
-    per_minute: int  # requests per session per minute
-    max_samples: int  # samples per click
-    timeout_s: float  # per request
-
-
-@dataclass(frozen=True)
-class Target:
-    """Where this session's requests go, and whose key they carry (the key itself is looked up per request)."""
-    endpoint: Endpoint
-    host_key: bool  # True: the host's key from the environment or secrets; False: the key typed in KEY
-
-
-def setting(name: str) -> str:
-    """GLASSBOX_HOSTED_<name> from the environment, else from st.secrets (which raises without a secrets file)."""
-    value = os.environ.get(ENV + name, "")
-    if not value:
-        try:
-            value = str(st.secrets.get(ENV + name, "") or "")
-        except Exception:  # no secrets file, or one that does not parse: there are no secrets
-            value = ""
-    return value.strip()
-
-
-def _number(name: str, default: float, low: float, high: float) -> float:
-    try:
-        return min(high, max(low, float(setting(name) or default)))
-    except ValueError:
-        return default
-
-
-def limits() -> Limits:
-    per_minute = int(_number("PER_MINUTE", 20, 1, 1000))
-    return Limits(per_minute, max_samples=min(per_minute, int(_number("MAX_SAMPLES", 10, 1, 50))),
-                  timeout_s=_number("TIMEOUT_S", client.TIMEOUT_S, 1, 60))
-
-
-def host_endpoint() -> Endpoint | None:
-    """The endpoint the host configured, or None."""
-    base = setting("BASE_URL")
-    if not base:
-        return None
-    return Endpoint(base, setting("MODEL"), setting("API") or "chat")  # check_endpoint says what is wrong
-
-
-def _key(target: Target) -> str | None:
-    if target.host_key:
-        return setting("API_KEY") or None
-    return st.session_state.get(KEY) or None
-
-
-def _spend(n: int, lim: Limits) -> bool:
-    """Take n requests from this session's budget for the minute; False (and the reason kept) if it has not
-    enough left, and then nothing is taken."""
-    now = time.monotonic()
-    calls = [t for t in st.session_state.get(CALLS, []) if now - t < 60]
-    if len(calls) + n > lim.per_minute:
-        free_at = calls[len(calls) + n - lim.per_minute - 1] if n <= lim.per_minute else now
-        left = lim.per_minute - len(calls)
-        st.session_state[REFUSED] = (
-            f"This session may send {lim.per_minute} requests a minute to the hosted model and has {max(0, left)} "
-            f"left; this needs {n}. Try again in {max(1, round(60 - (now - free_at)))} s.")
-        st.session_state[CALLS] = calls
-        return False
-    st.session_state[CALLS] = calls + [now] * n
-    return True
-
-
-def _refund(n: int) -> None:
-    """Give back n requests taken by `_spend` that were never sent."""
-    if n > 0:
-        st.session_state[CALLS] = st.session_state.get(CALLS, [])[:-n]
-
-
-def _forget_results() -> None:
-    """A new endpoint or key: the answers shown came from the old one."""
-    st.session_state.pop(ANSWER, None)
-    st.session_state.pop(SAMPLES, None)
-
-
-def _forget_key() -> None:
-    st.session_state[KEY] = ""
-    _forget_results()
-
-
-def endpoint_form() -> Target | None:
-    """The host's endpoint, or the user's own (API kind, base URL, model, key); None until one is complete."""
-    host, own_allowed = host_endpoint(), setting("USER_ENDPOINTS") not in ("0", "false", "no", "off")
-    if host is not None:
-        source = "host"
-        if own_allowed:
-            source = st.radio("Hosted model", ("host", "own"), horizontal=True,
-                              format_func={"host": f"{host.model} (set up by this app's host)",
-                                           "own": "my own endpoint and key"}.get,
-                              **remembered(PAGE, "hosted_source", "host", ("host", "own"), _forget_results))
-        if source == "host":
-            st.caption(f"{md(host.model)} through the {md(API_KINDS.get(host.api, host.api))} API. The host's key "
-                       "stays on the server: it is never sent to your browser, and goes only to the host's endpoint.")
-            return Target(host, host_key=True)
-    elif not own_allowed:
-        return None
-    c = st.columns([1.4, 1.4, 1])
-    api = c[0].selectbox("API kind", tuple(API_KINDS), format_func=API_KINDS.get,
-                         **remembered(PAGE, "hosted_api", "chat", tuple(API_KINDS), _forget_results))
-    url = c[1].text_input("Base URL", placeholder="https://api.openai.com/v1",
-                          help="Up to and including the version: https://api.openai.com/v1, "
-                               "http://localhost:11434/v1 (Ollama), http://localhost:8000/v1 (vLLM).",
-                          **remembered(PAGE, "hosted_url", "", then=_forget_results))
-    model = c[2].text_input("Model id", placeholder="gpt-4o-mini",
-                            **remembered(PAGE, "hosted_model", "", then=_forget_results))
-    k = st.columns([2.8, 1])
-    k[0].text_input("API key (held in this browser session's memory only)", type="password", key=KEY,
-                    autocomplete="off", on_change=_forget_results,
-                    placeholder="sk-…  (leave empty for a local server without keys)",
-                    help="Sent only to the base URL above, with each request. Never written to disk, a log, "
-                         "the URL or a message; forgotten when you leave this page or close the tab.")
-    k[1].button("Forget my key", key="next_token_hosted_forget", on_click=_forget_key,
-                disabled=not st.session_state.get(KEY), width="stretch")
-    if not (url or "").strip() or not (model or "").strip():
-        return None
-    return Target(Endpoint(url.strip(), model.strip(), api), host_key=False)
-
-
 def _label(token: str) -> str:
     """A hosted model's token shown as ours are (␣ a space, ↵ a line break); the figures escape it."""
     return display_bytes(token.encode("utf-8", "replace"))
-
-
-def _send(target: Target, prompt: str, lim: Limits, **kw) -> HostedCompletion:
-    return client.complete(target.endpoint, _key(target), prompt, timeout_s=lim.timeout_s, **kw)
-
-
-def _ask(target: Target, prompt: str, top: int, temperature: float, instruction: str | None, lim: Limits) -> None:
-    if not _spend(1, lim):
-        return
-    answer = {"for": (target.endpoint, prompt), "top": top, "temperature": temperature}
-    try:
-        with st.spinner(f"Asking {md(target.endpoint.model)}…"):
-            answer["done"] = _send(target, prompt, lim, max_tokens=ANSWER_TOKENS, temperature=temperature,
-                                   top=top, instruction=instruction)
-    except HostedError as e:
-        answer["error"] = str(e)
-    st.session_state[ANSWER] = answer
-    st.session_state[VIEW] = 1
-
-
-def _sample(target: Target, prompt: str, n: int, temperature: float, instruction: str | None, lim: Limits) -> None:
-    if not _spend(n, lim):
-        return
-    done: list[HostedCompletion] = []
-    error = None
-    bar = st.progress(0.0, text=f"Sampling {n} answers…")
-    for i in range(n):
-        try:
-            done.append(_send(target, prompt, lim, max_tokens=SAMPLE_TOKENS, temperature=temperature, top=1,
-                              need_logprobs=False, instruction=instruction))
-        except HostedError as e:  # stop at the first failure: the next would most likely fail the same way
-            error = str(e)
-            _refund(n - i - 1)
-            break
-        bar.progress((i + 1) / n, text=f"Sampled {i + 1} of {n}")
-    bar.empty()
-    st.session_state[SAMPLES] = {"for": (target.endpoint, prompt), "temperature": temperature, "done": done,
-                                 "error": error, "asked": n}
 
 
 def _ours(choice: ModelChoice, trace, top: int) -> None:
@@ -386,9 +204,9 @@ def _panel(choice: ModelChoice, trace) -> None:
     if asked or sampled:
         st.session_state.pop(REFUSED, None)
     if asked:
-        _ask(target, prompt, top, temperature, instruction, lim)
+        ask(target, prompt, top, temperature, instruction, lim)
     if sampled:
-        _sample(target, prompt, n, temperature, instruction, lim)
+        sample_answers(target, prompt, n, temperature, instruction, lim)
     if REFUSED in st.session_state:
         st.warning(st.session_state[REFUSED], icon=":material/hourglass:")
     if not ep.has_logprobs:
