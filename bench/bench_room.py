@@ -227,11 +227,11 @@ async def run_room(base: str, n: int, timeout_s: float, stagger_s: float = 0.5) 
     return room
 
 
-def start_server(port: int, env: dict[str, str] | None = None) -> subprocess.Popen:
+def start_server(port: int, env: dict[str, str] | None = None, root: Path = ROOT) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
            "--server.address", "127.0.0.1", "--server.headless", "true"]
     log = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"glassbox-room-{port}.log", "wb")
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    proc = subprocess.Popen(cmd, cwd=root, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                             env={**os.environ, **(env or {})})
     base, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 90
     while time.monotonic() < deadline:
@@ -289,6 +289,10 @@ def main() -> None:
     ap.add_argument("--url", help="an app already running (default: start one on a free port)")
     ap.add_argument("--timeout", type=float, default=900, help="seconds; the whole run stops by itself then")
     ap.add_argument("--stagger", type=float, default=0.5, help="seconds between attendees arriving")
+    ap.add_argument("--app-dir", type=Path, default=ROOT,
+                    help="serve the app of another checkout (e.g. an older commit, to compare)")
+    ap.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                    help="set for the server, e.g. --env GLASSBOX_FORWARD_THREADS=2 (repeatable)")
     args = ap.parse_args()
     load = os.getloadavg()[0]
     print(f"{args.sessions} sessions, {os.cpu_count()} CPUs, load average {load:.1f} before the run")
@@ -302,7 +306,7 @@ def main() -> None:
         with __import__("socket").socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        proc = start_server(port)
+        proc = start_server(port, dict(e.split("=", 1) for e in args.env), root=args.app_dir)
         base, pid = f"http://127.0.0.1:{port}", proc.pid
     sampler = Sampler(pid)
     sampler.start()
