@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -21,7 +22,9 @@ TEXT_BOX = "[data-testid='stMain'] textarea, [data-testid='stMain'] input[type='
 
 
 def test_four_attendees_at_once_see_no_error_and_only_their_own_text(app_server: str) -> None:
-    room = asyncio.run(run_room(app_server, 4, timeout_s=420, stagger_s=0.2))
+    # Its own thread and event loop: the session's sync Playwright (the `browser` fixture) holds this one's.
+    with ThreadPoolExecutor(1) as pool:
+        room = pool.submit(asyncio.run, run_room(app_server, 4, timeout_s=420, stagger_s=0.2)).result()
     assert room.errors == []
     for what in INTERACTIONS:
         assert len(room.latencies[what]) == 4, what  # every attendee did everything
