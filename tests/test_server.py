@@ -88,3 +88,22 @@ def test_a_session_keeps_its_models_within_a_memory_cap(monkeypatch):
     assert not at.exception
     assert "more than the" in at.error[0].value and "per session" in at.error[0].value
     assert set(at.session_state["session_models"]) == {"first"}
+
+
+def test_a_run_model_over_the_cap_is_refused_once(monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    def script():
+        import streamlit as st
+
+        from engine_fixtures import tiny_model, tokenizer
+        from ui.models import keep_run_model
+
+        kept = [keep_run_model("run1", "my model", tiny_model(), tokenizer(), "done", "notice") for _ in range(2)]
+        st.write(kept, st.session_state.get("notice"), st.session_state.get("done"))
+
+    monkeypatch.setenv("GLASSBOX_SESSION_MODELS_MB", "0.001")
+    at = AppTest.from_function(script).run()
+    assert not at.exception
+    assert at.session_state["done"] == "not kept:run1" and at.session_state["notice"][0] == "error"
+    assert "session_models" not in at.session_state or not at.session_state["session_models"]

@@ -98,6 +98,21 @@ def register_session_model(name: str, model: GPT, tokenizer: Any, select: bool =
     return choice
 
 
+def keep_run_model(run_id: str, name: str, model: GPT, tokenizer: Any, done_key: str, notice_key: str) -> bool:
+    """Register the model a background run made as `name`, once per run (`done_key` remembers the run). True
+    when it did just now; a model over the session's cap is not kept, and `notice_key` gets the message."""
+    if st.session_state.get(done_key) in (run_id, f"not kept:{run_id}"):
+        return False
+    try:
+        register_session_model(name, model, tokenizer, select=False)
+    except Refused as e:  # over this session's memory for models: said once, not on every rerun
+        st.session_state[notice_key] = ("error", str(e))
+        st.session_state[done_key] = f"not kept:{run_id}"
+        return False
+    st.session_state[done_key] = run_id
+    return True
+
+
 def forget_session_model(name: str) -> None:
     """Drop a session model; if it was in use, the default model takes over."""
     session_models().pop(name, None)

@@ -16,6 +16,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 LOG = logging.getLogger("glassbox.queue")
 CHECK_S = 1.0  # how often a waiting run asks whether it should give up its place
@@ -23,6 +24,18 @@ CHECK_S = 1.0  # how often a waiting run asks whether it should give up its plac
 # which the session itself survives (Streamlit keeps a disconnected session for server.disconnectedSessionTTL,
 # 120 s); GLASSBOX_RECONNECT_GRACE_S overrides (the browser tests shorten it).
 ALIVE_GRACE_S = float(os.environ.get("GLASSBOX_RECONNECT_GRACE_S", "90"))
+
+
+@dataclass(frozen=True)
+class LineStatus:
+    """What every background run's status says about the line (a base for RunStatus and TuneStatus, whose
+    own fields come first: these two are keyword-only)."""
+    place: int | None = field(default=None, kw_only=True)  # place in line while queued (1 = next), else None
+    wait_s: float | None = field(default=None, kw_only=True)  # expected seconds until it starts (None: unknown)
+
+    @property
+    def active(self) -> bool:
+        return self.state in ("queued", "running")  # `state` is the subclass's first field
 
 
 class RunRefused(RuntimeError):

@@ -32,7 +32,7 @@ from ..model.tokenizer import EOT, display_bytes, token_bytes
 from ..model.trace import Trace, run_trace
 from .corpus import Prepared
 from .data import Batches, Source
-from .queue import QUEUE, Liveness, leave_reason
+from .queue import QUEUE, LineStatus, Liveness, leave_reason
 from .runspec import RunSpec
 from .trainer import Progress, Trainer
 
@@ -54,7 +54,7 @@ class Snapshot:
 
 
 @dataclass(frozen=True)
-class RunStatus:
+class RunStatus(LineStatus):
     state: str  # "queued", "running", "done", "stopped", "diverged" or "failed"
     step: int
     max_steps: int
@@ -66,13 +66,6 @@ class RunStatus:
     message: str  # why it stopped, in words (empty while running)
     n_snapshots: int
     sample: str  # the latest sample
-    place: int | None = None  # place in line while queued (1 = next to start), else None
-    wait_s: float | None = None  # expected seconds until it starts, while queued (None: unknown)
-
-    @property
-    def active(self) -> bool:
-        return self.state in ("queued", "running")
-
     @property
     def fraction(self) -> float:
         return self.step / max(1, self.max_steps)

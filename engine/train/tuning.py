@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from ..model.device import cap_threads, run_threads
 from ..model.gpt import GPT
 from .preference import PreferencePair, PreferenceTuner, TuneConfig, TuneProgress
-from .queue import QUEUE, Liveness, leave_reason
+from .queue import QUEUE, LineStatus, Liveness, leave_reason
 from .runs import MAX_RUN_S
 
 LOG = logging.getLogger("glassbox.tuning")
@@ -25,19 +25,12 @@ STEP_S_GUESS = 0.3  # seconds per step of a built-in set on one thread (about 0.
 
 
 @dataclass(frozen=True)
-class TuneStatus:
+class TuneStatus(LineStatus):
     state: str  # "queued", "running", "done", "stopped" or "failed"
     step: int
     steps: int
     history: tuple[TuneProgress, ...]  # one report per step, and one for the tuned model at the end
     message: str  # how it ended, in words (empty while running)
-    place: int | None = None  # place in line while queued (1 = next to start), else None
-    wait_s: float | None = None  # expected seconds until it starts, while queued (None: unknown)
-
-    @property
-    def active(self) -> bool:
-        return self.state in ("queued", "running")
-
     @property
     def fraction(self) -> float:
         return self.step / max(1, self.steps)

@@ -16,8 +16,7 @@ from engine.train.preference import PreferenceError, TuneConfig, next_token_prob
 from engine.train.queue import RunRefused
 from engine.train.tuning import TuningRun
 
-from ..errors import Refused
-from ..models import ModelChoice, register_session_model
+from ..models import ModelChoice, keep_run_model
 from ..plots import plot_config
 from ..server import model_work, session_id, watch_run
 from ..state import session_alive, widget_key
@@ -92,14 +91,7 @@ def ensure_registered(run: TuningRun) -> bool:
         return False
     if run.status().step == 0:
         return False  # stopped before the first step: nothing changed
-    try:
-        register_session_model(TUNED_MODEL, run.model, run.tokenizer, select=False)
-    except Refused as e:  # over this session's memory for models: said once, not on every rerun
-        st.session_state[NOTICE] = ("error", str(e))
-        st.session_state[REGISTERED] = f"not kept:{run.id}"
-        return False
-    st.session_state[REGISTERED] = run.id
-    return True
+    return keep_run_model(run.id, TUNED_MODEL, run.model, run.tokenizer, REGISTERED, NOTICE)
 
 
 def _metrics(run: TuningRun) -> None:

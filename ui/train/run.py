@@ -17,8 +17,7 @@ from engine.train.queue import RunRefused
 from engine.train.runs import RunStatus, TrainingRun
 from engine.train.runspec import RunSpec
 
-from ..errors import Refused
-from ..models import register_session_model
+from ..models import keep_run_model, register_session_model
 from ..plots import plot_config
 from ..server import session_id, watch_run
 from ..state import session_alive, widget_key
@@ -74,14 +73,7 @@ def ensure_registered(run: TrainingRun) -> bool:
         return False
     if run.kept_step == 0:
         return False  # nothing was learned (or only what diverged): keep whatever "my model" was before
-    try:
-        register_session_model(MY_MODEL, run.model, run.tokenizer, select=False)
-    except Refused as e:  # over this session's memory for models: said once, not on every rerun
-        st.session_state[NOTICE] = ("error", str(e))
-        st.session_state[REGISTERED] = f"not kept:{run.id}"
-        return False
-    st.session_state[REGISTERED] = run.id
-    return True
+    return keep_run_model(run.id, MY_MODEL, run.model, run.tokenizer, REGISTERED, NOTICE)
 
 
 def _progress_line(s: RunStatus) -> str:
