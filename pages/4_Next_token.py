@@ -12,7 +12,7 @@ from ui.next_token import controls, draws, generation, surprise
 from ui.next_token.figures import distribution_figure, token_label
 from ui.next_token.stages import STAGES, show_stage
 from ui.plots import plot_config
-from ui.text import md_escape
+from ui.text import md
 
 POSITION = "next_token_position"  # widget key: the position whose prediction is shown
 POSITION_TEXT = "next_token_position_text"  # session key: the text the position belongs to
@@ -46,7 +46,7 @@ def _position_picker() -> int:
         return 0
     return st.select_slider(
         "Predict the token after…", range(len(trace)), key=POSITION,
-        format_func=lambda i: f"{i}: {md_escape(trace.tokens[i])}" + (" (end of your text)" if i == len(trace) - 1
+        format_func=lambda i: f"{i}: {md(trace.tokens[i])}" + (" (end of your text)" if i == len(trace) - 1
                                                                         else ""),
         help="The model predicts a next token at every position at once; pick an earlier one to compare its "
              "guess with what your text actually says next.")
@@ -79,7 +79,7 @@ def _distribution_lab() -> None:
         m[1].metric("Entropy", f"{stages.entropy_after:.2f} bits",
                     help=f"bits of choice left after the filters ({stages.entropy_before:.2f} before them)")
         best = int(stages.order[0])
-        m[2].metric("Top token", md_escape(display_token(tok, best)),  # metric values are Markdown
+        m[2].metric("Top token", md(display_token(tok, best)),  # metric values are Markdown
                     help=f"the most likely token: {float(stages.probs_after[best]):.1%} after the filters")
         m[3].metric("Filtered out", f"{float(stages.probs_before[~stages.kept].sum()):.1%}",
                     help="probability (at this temperature) taken from the removed tokens and shared out "

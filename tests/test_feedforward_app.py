@@ -112,6 +112,9 @@ def test_neuron_explorer_builds_its_reference_once(monkeypatch) -> None:
     html = " ".join(m.value for m in at.markdown if "gb-ff" in m.value)
     neuron = at.selectbox(key="Feed-forward.neuron")
     assert neuron.options[0].startswith("neuron ")
+    # selectbox options are plain text: a token such as "." shows as itself, never as a Markdown escape "\."
+    assert not any("\\" in o for o in neuron.options), neuron.options[:5]
+    assert any("on “.”" in o for o in neuron.options)
     other = int(neuron.options[5].split()[1])
     neuron.set_value(other).run()
     clean(at)

@@ -94,7 +94,7 @@ def test_ui_and_pages_never_import_pages(path):
 def test_ui_wings_do_not_lean_on_each_other_for_shared_helpers():
     """A page's wing may reuse another page's figure (the Train page's time-lapse draws attention heads),
     but text escaping, CSV cells and the like live in the shared ui/ modules."""
-    shared_names = {"md", "md_escape", "csv_text"}
+    shared_names = {"md", "plotly_text", "csv_text"}
     for path in sources("ui"):
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):

@@ -74,6 +74,10 @@ def test_greedy_says_so_and_draws_the_same_token() -> None:
     ok(at)
     assert any("greedy" in i.value for i in at.info)
     assert metrics(at)["Can be drawn"] == "1"
+    # T = 0 is the low-temperature limit: nothing left to filter and no choice left (was "70.2%", "-0.00 bits")
+    assert metrics(at)["Filtered out"] == "0.0%" and metrics(at)["Entropy"] == "0.00 bits"
+    ticks = chart(at, "next_token_distribution")["layout"]["yaxis"]["ticktext"]
+    assert len(ticks) == 2 and "at 0%" in ticks[-1]  # the top token; every other one rounds to 0
     for _ in range(3):
         at.button(key="next_token_draw_one").click().run()
     draws = at.session_state["next_token_draws"]

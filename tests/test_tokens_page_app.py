@@ -99,6 +99,7 @@ def test_huge_text_is_cut_with_messages(tokenizer) -> None:
     assert "will not see" in messages(at)
     n = len(encode(tokenizer, text[:5000]))
     assert int(metrics(at)["Tokens"].replace(",", "")) == n
+    assert metrics(at)["Context used"] == f"all 255; {n - 255:,} cut"  # in words, never "1,600%"
     left_out, seen = chip_blocks(at)[:2]  # the left-out tokens, faded, then the ones the model reads
     assert 'class="gb-left-out"' in left_out and n_chips(left_out) == n - 255
     assert n_chips(seen) == 255

@@ -2,14 +2,13 @@
 
 Weights use viridis (sequential, colour-blind-safe) on a fixed 0-1 scale, so heads compare at a glance;
 differences use RdBu (diverging, colour-blind-safe) centred on 0. Positions after the query are blank: the
-causal mask hides them. Token text is html.escape'd before it reaches Plotly, which renders some HTML.
+causal mask hides them. Token text goes through ui.text.plotly_text before it reaches Plotly, which renders some HTML.
 
 Plotly heatmaps report no clicks to Streamlit (streamlit#8760), so each clickable heatmap carries a layer
 of invisible scatter points, one per visible cell: they give the hover text and the click Streamlit sees.
 """
 from __future__ import annotations
 
-import html
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -20,7 +19,7 @@ import plotly.graph_objects as go
 import torch
 import torch.nn.functional as F
 
-from ..text import csv_text
+from ..text import csv_text, plotly_text
 
 WEIGHTS = "Viridis"
 DIFFERENCE = "RdBu_r"  # ColorBrewer RdBu, reversed so that positive is red
@@ -43,7 +42,7 @@ def short(token: str, n: int = LABEL_CHARS) -> str:
 
 def token_labels(tokens: Sequence[str], first: int = 0) -> list[str]:
     """'8 ␣fox': position and token, escaped and shortened; unique, so equal tokens stay apart on an axis."""
-    return [f"{first + i} {html.escape(short(t))}" for i, t in enumerate(tokens)]
+    return [f"{first + i} {plotly_text(short(t))}" for i, t in enumerate(tokens)]
 
 
 def position_labels(tokens: Sequence[str]) -> list[str]:
@@ -209,7 +208,7 @@ def line_view_figure(weights: torch.Tensor, tokens: Sequence[str], query: int, t
     `weights` is the query's row of the pattern [pos]."""
     n = query + 1  # the mask hides everything after the query
     w = weights[:n].float().numpy()
-    names = [html.escape(short(t, 20)) for t in tokens[:n]]
+    names = [plotly_text(short(t, 20)) for t in tokens[:n]]
     row_px = int(np.clip(900 / n, 6, 24))
     # Past LINE_LABELS rows, only the most-weighted tokens (and the query) are named; every line is drawn.
     labelled = set(range(n)) if n <= LINE_LABELS else {query, *np.argsort(-w)[:LINE_LABELS // 2].tolist()}
@@ -246,7 +245,7 @@ def difference_figure(diff: torch.Tensor, tokens: Sequence[str], positions: Sequ
                       ) -> go.Figure:
     """A [n, n] difference of weights (A minus B) on the tokens two prompts share, RdBu centred on 0 (red:
     more weight in A, blue: more in B). `positions` are the shared tokens' positions in A, for the labels."""
-    labels = [f"{p} {html.escape(short(t))}" for p, t in zip(positions, tokens)]
+    labels = [f"{p} {plotly_text(short(t))}" for p, t in zip(positions, tokens)]
     z = causal_nan(diff)
     top = max(0.05, float(np.nanmax(np.abs(z))) if z.size else 0.05)
     pos = np.asarray(positions)

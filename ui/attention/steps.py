@@ -6,7 +6,6 @@ shown next to the recorded stage they lead to.
 """
 from __future__ import annotations
 
-import html
 import math
 
 import numpy as np
@@ -20,7 +19,7 @@ from engine.inspect.attention_steps import WeightSteps, weight_steps
 
 from ..models import ModelChoice
 from ..plots import plot_config
-from ..text import csv_text, md
+from ..text import csv_text, md, plotly_text
 from .figures import MONO, outline, short, tick_step
 from .state import Pick
 
@@ -29,7 +28,7 @@ NEG_INF = "−∞"
 
 
 def _labels(tokens: list[str], positions: range) -> list[str]:
-    return [f"{p} {html.escape(short(tokens[p]))}" for p in positions]
+    return [f"{p} {plotly_text(short(tokens[p]))}" for p in positions]
 
 
 def vectors_figure(rows: torch.Tensor, labels: list[str], title: str, colour_title: str) -> go.Figure:
@@ -144,7 +143,7 @@ def weight_steps_section(trace: Trace, choice: ModelChoice, pick: Pick) -> None:
                 f"(what it looks for) and a **key** vector (what it offers), {d} numbers each "
                 f"(`blocks.{pick.layer}.attn.hook_q`, `hook_k`).")
     rows = torch.cat([s.q[None], s.k[list(visible)]])  # [1 + keys, d_head]
-    labels = [f"query: {html.escape(short(tokens[q]))}"] + [f"key {lbl}" for lbl in _labels(tokens, visible)]
+    labels = [f"query: {plotly_text(short(tokens[q]))}"] + [f"key {lbl}" for lbl in _labels(tokens, visible)]
     st.plotly_chart(vectors_figure(rows, labels, "The query vector (top) and the key vector of every token it sees",
                                    "value"), config=plot_config(f"attention-qk-{name}"), key="Attention.qk")
 

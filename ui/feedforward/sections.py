@@ -16,7 +16,7 @@ from engine.inspect.params import compare, param_breakdown, part_totals
 from ..errors import error_boundary
 from ..models import ModelChoice, describe_size
 from ..state import widget_key
-from ..text import md_escape
+from ..text import md
 from . import figures as ff
 from . import residual as rs
 from .data import describe_reference, get_atlas, get_contributions, get_lens
@@ -71,7 +71,7 @@ def position_picker(v: View, key: str) -> int:
     if st.session_state.get(state) not in positions:
         st.session_state[state] = positions[-1]
     return st.select_slider("Position", positions, key=state,
-                            format_func=lambda p: f"{p}: {md_escape(v.trace.tokens[p])}",
+                            format_func=lambda p: f"{p}: {md(v.trace.tokens[p])}",
                             help="At every position the model predicts the token after it.")
 
 
@@ -143,8 +143,8 @@ def neuron_explorer(v: View) -> None:
             neuron = st.selectbox(
                 "Neuron (most active on your text first; type a number to find one)", order.tolist(),
                 key=widget_key("neuron"),
-                format_func=lambda n: (f"neuron {n} · peak {peak_of[n]:.2f} "
-                                       f"on “{md_escape(v.tokens[int(where[n])])}”"))
+                # selectbox options are plain text, not Markdown: the token is shown as it is
+                format_func=lambda n: f"neuron {n} · peak {peak_of[n]:.2f} on “{v.tokens[int(where[n])]}”")
         acts = shown[:, neuron]  # [pos]
         examples = atlas.examples(layer, neuron)
         scale = max([e.value for e in examples] + [float(acts.max())] + [1e-6])
@@ -212,7 +212,7 @@ def lens_view(v: View) -> None:
         ff.csv_button("Every stage and position (CSV)", lambda: rs.lens_frame(lens, v.tokens, v.decode, v.first),
                       f"{name('logit-lens')}.csv", widget_key("lens_csv"))
         pos = position_picker(v, "lens_pos")
-        st.markdown(f"**Position {pos}** ({md_escape(v.trace.tokens[pos])}): what each stage would predict next")
+        st.markdown(f"**Position {pos}** ({md(v.trace.tokens[pos])}): what each stage would predict next")
         st.dataframe(rs.lens_table(full, pos, v.decode), hide_index=True,
                      column_config={"final prediction p": st.column_config.NumberColumn(format="percent")})
         st.caption("The last row is the model's real output, the same numbers the Next token page shows.")

@@ -50,7 +50,7 @@ def live_tokens(text: str, choice: ModelChoice, show_whitespace: bool) -> Encodi
     cols[1].metric("Tokens", f"{len(enc):,}")
     ratio = chars_per_token(text, len(enc))
     cols[2].metric("Characters per token", f"{ratio:.2f}" if ratio else "–")
-    cols[3].metric("Context used", f"{fit.fraction:.0%}" if fit.room else "–",
+    cols[3].metric("Context used", context_used(fit),
                    help=f"The model reads {fit.block_size:,} tokens at once; the first is a start marker.")
     context_meter(fit)
     if fit.dropped:
@@ -59,6 +59,16 @@ def live_tokens(text: str, choice: ModelChoice, show_whitespace: bool) -> Encodi
         show_token_chips(enc.ids, enc.tokens, choice.tokenizer)
     st.caption("  \n".join(html.escape(n) for n in token_notes(text, enc, show_whitespace)))
     return enc
+
+
+def context_used(fit: ContextFit) -> str:
+    """The share of the context a text fills, or, for a longer text, what is read and what is cut, in words
+    (a share above 100% says neither)."""
+    if not fit.room:
+        return "–"
+    if fit.dropped:
+        return f"all {fit.room:,}; {fit.dropped:,} cut"
+    return f"{fit.fraction:.0%}"
 
 
 def context_meter(fit: ContextFit) -> None:

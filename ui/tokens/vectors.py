@@ -19,6 +19,7 @@ from engine.inspect.embeddings import (PCA2D, ModelInput, cosine_matrix, model_i
 
 from ..models import ModelChoice
 from ..plots import plot_config
+from ..text import plotly_text
 from ..state import widget_key
 
 MAX_LABELS = 40  # axis labels on a heatmap side; more would overlap, so the rest are thinned out
@@ -33,7 +34,8 @@ def _tick_positions(n: int) -> list[int]:
 
 
 def _row_labels(mi: ModelInput) -> list[str]:
-    return [f"{i}: {t}" for i, t in enumerate(mi.encoding.tokens)]
+    """Plotly axis labels "0: <|endoftext|>", escaped for Plotly."""
+    return [f"{i}: {plotly_text(t)}" for i, t in enumerate(mi.encoding.tokens)]
 
 
 def show_input_vectors(text: str, choice: ModelChoice) -> ModelInput | None:
@@ -155,16 +157,17 @@ def show_vocab_map(mi: ModelInput, choice: ModelChoice) -> None:
 def map_figure(vm: VocabMap, mi: ModelInput) -> go.Figure:
     xy = vm.pca.coords.numpy()
     ids = list(range(len(vm.pieces)))
+    shown = [plotly_text(p) for p in vm.pieces]
     fig = go.Figure(go.Scattergl(
-        x=xy[:, 0], y=xy[:, 1], mode="markers", name="vocabulary", customdata=ids, text=vm.pieces,
+        x=xy[:, 0], y=xy[:, 1], mode="markers", name="vocabulary", customdata=ids, text=shown,
         marker={"size": 4, "color": BACKGROUND, "opacity": 0.45},
         hovertemplate="%{text}<br>id %{customdata}<extra></extra>"))
     mine = list(dict.fromkeys(mi.encoding.ids))
     named = set(mine[:MAX_MAP_LABELS])
     fig.add_trace(go.Scatter(
         x=xy[mine, 0], y=xy[mine, 1], mode="markers+text", name="your text", customdata=mine,
-        text=[vm.pieces[i] if i in named else "" for i in mine], textposition="top center",
-        textfont={"family": "monospace", "size": 13, "color": "#111"}, hovertext=[vm.pieces[i] for i in mine],
+        text=[shown[i] if i in named else "" for i in mine], textposition="top center",
+        textfont={"family": "monospace", "size": 13, "color": "#111"}, hovertext=[shown[i] for i in mine],
         marker={"size": 10, "color": HIGHLIGHT, "line": {"width": 1, "color": "#222"}, "symbol": "diamond"},
         hovertemplate="%{hovertext}<br>id %{customdata}<extra>your text</extra>"))
     ex = vm.pca.explained
