@@ -1,7 +1,7 @@
 """Tokens and vectors: a text becomes tokens, each token an id, each id a vector the first block receives.
 
 Nothing on this page runs the transformer: splitting text and looking up embedding rows is all it takes, so
-typing updates the chips at tokenizer speed.
+a new text updates the chips at tokenizer speed.
 """
 import streamlit as st
 
@@ -17,7 +17,7 @@ st.markdown("A model cannot read text. It cuts the text into **tokens**, looks u
 
 text, show_whitespace = "", True  # what the tabs use if drawing the chips fails
 with ui.error_boundary("splitting your text into tokens"):
-    text = ui.text_input_area(live=True)
+    text = ui.text_input_area()
     show_whitespace = splitting.show_whitespace_toggle()
     enc = splitting.live_tokens(text, choice, show_whitespace)
     if enc is not None:

@@ -45,7 +45,7 @@ def page(tab: str | None = None) -> AppTest:
 
 
 def set_text(at: AppTest, text: str) -> AppTest:
-    return at.text_input(key=P + "text_line").set_value(text).run()
+    return at.text_area(key=P + "text_area").set_value(text).run()
 
 
 def chip_blocks(at: AppTest) -> list[str]:
@@ -187,7 +187,7 @@ def test_pitfall_button_puts_the_sample_in_the_text_box() -> None:
     assert_clean(at)
     assert len(chip_blocks(at)) >= 1 + 12
     at.button(key=P + "pitfall_0_1").click().run()
-    assert at.text_input(key=P + "text_line").value == "1,234,567"
+    assert at.text_area(key=P + "text_area").value == "1,234,567"
     assert metrics(at)["Characters"] == "9"
 
 
