@@ -6,6 +6,7 @@ a new text updates the chips at tokenizer speed.
 import streamlit as st
 
 import ui
+from ui.state import remembered
 from ui.tokens import bpe, pitfalls, splitting, vectors
 
 TABS = ("Compare tokenizers", "Watch BPE learn", "Tokenization pitfalls", "Vectors")
@@ -23,8 +24,10 @@ with ui.error_boundary("splitting your text into tokens"):
     if enc is not None:
         splitting.show_token_table(text, enc, choice.tokenizer)
 
-# Only the open tab runs (on_change="rerun"): typing never trains BPE or draws a map nobody is looking at.
-compare_tab, bpe_tab, pitfalls_tab, vectors_tab = st.tabs(TABS, key=ui.widget_key("section"), on_change="rerun")
+# Only the open tab runs (its on_change reruns): typing never trains BPE or draws a map nobody is looking at.
+# The open tab is remembered across page changes (ui.state.remembered).
+compare_tab, bpe_tab, pitfalls_tab, vectors_tab = st.tabs(TABS, **remembered("Tokens and vectors", "section", TABS[0],
+                                                                            TABS))
 with compare_tab:
     if compare_tab.open:
         with ui.error_boundary("comparing tokenizers"):

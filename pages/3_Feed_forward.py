@@ -7,6 +7,7 @@ import streamlit as st
 
 import ui
 from ui.feedforward import SNIPPET_CSS, TABS, View, start_marker_toggle
+from ui.feedforward.sections import remembered
 
 choice = ui.setup_page("Feed-forward", "🧮")
 st.html(f"<style>{SNIPPET_CSS}</style>")
@@ -27,7 +28,8 @@ if trace is None:
     st.stop()
 view = View(choice, trace, start_marker_toggle(trace))
 
-tabs = st.tabs(list(TABS), key=ui.widget_key("tab"), on_change="rerun")
+# on_change reruns (only the open tab draws); the open tab is remembered across page changes too.
+tabs = st.tabs(list(TABS), **remembered("tab", next(iter(TABS)), list(TABS)))
 for tab, draw in zip(tabs, TABS.values()):
     if tab.open:
         with tab:

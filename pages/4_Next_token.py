@@ -12,12 +12,14 @@ from ui.next_token import controls, draws, generation, surprise
 from ui.next_token.figures import distribution_figure, token_label
 from ui.next_token.stages import STAGES, show_stage
 from ui.plots import plot_config
+from ui.state import choose, kept_key, kept_value, remembered
 from ui.text import md
 
-POSITION = "next_token_position"  # widget key: the position whose prediction is shown
-POSITION_TEXT = "next_token_position_text"  # session key: the text the position belongs to
-BARS = "next_token_bars"  # widget key: how many tokens the charts list
-STAGE = "next_token_stage"  # widget key: which stage of the pipeline is drawn
+PAGE = "Next token"  # remembered widgets (ui.state.remembered) survive a visit to another page:
+POSITION = "position"  # the position whose prediction is shown (widget key "Next token.position")
+POSITION_TEXT = "position_text"  # the text that position belongs to (a new text starts at its end)
+BARS = "bars"  # how many tokens the charts list
+STAGE = "stage"  # which stage of the pipeline is drawn
 
 choice = ui.setup_page("Next token", "🎲")
 st.html(f"<style>{surprise.CSS}{draws.CSS}</style>")
@@ -39,13 +41,14 @@ block = choice.model.config.block_size
 
 def _position_picker() -> int:
     """Which position's prediction to show: the end of the text unless the user picks an earlier one."""
-    if st.session_state.get(POSITION_TEXT) != trace.text or st.session_state.get(POSITION, -1) >= len(trace):
-        st.session_state[POSITION] = len(trace) - 1
-        st.session_state[POSITION_TEXT] = trace.text
+    end = len(trace) - 1
+    if kept_value(PAGE, POSITION_TEXT) != trace.text:
+        choose(PAGE, POSITION, end)
+        st.session_state[kept_key(PAGE, POSITION_TEXT)] = trace.text
     if len(trace) < 2:
         return 0
     return st.select_slider(
-        "Predict the token after…", range(len(trace)), key=POSITION,
+        "Predict the token after…", range(len(trace)), **remembered(PAGE, POSITION, end, range(len(trace))),
         format_func=lambda i: f"{i}: {md(trace.tokens[i])}" + (" (end of your text)" if i == len(trace) - 1
                                                                         else ""),
         help="The model predicts a next token at every position at once; pick an earlier one to compare its "
@@ -66,7 +69,7 @@ def _distribution_lab() -> None:
     with left:
         s = controls.settings_controls(vocab)
         pos = _position_picker()
-        n_bars = st.slider("Tokens listed in the charts", 5, 40, 15, key=BARS)
+        n_bars = st.slider("Tokens listed in the charts", 5, 40, **remembered(PAGE, BARS, 15, range(5, 41)))
     logits = trace.logits[pos]  # [vocab], cached: no model run from here on
     stages = sampling_stages(logits, s)
     masks = removed_by(logits, s)
@@ -102,7 +105,7 @@ def _distribution_lab() -> None:
                         unsafe_allow_html=True)
 
     st.subheader("Stage by stage")
-    stage = st.segmented_control("Stage", STAGES, key=STAGE, label_visibility="collapsed",
+    stage = st.segmented_control("Stage", STAGES, label_visibility="collapsed", **remembered(PAGE, STAGE, STAGES[0]),
                                  help="Each stage of turning the model's scores into the distribution above.")
     show_stage(stage or STAGES[0], stages, masks, s, [token_label(tok, t) for t in stages.order[:n_bars].tolist()])
 

@@ -185,3 +185,23 @@ def test_a_session_model_of_another_shape() -> None:
     at.run()
     assert len(figure(at, "Layer 0 MLP activations")["data"][0]["x"]) == 32
     assert "Feed-forward.atlas" in at.session_state  # its atlas lives in the session, not the shared cache
+
+
+def test_choices_survive_a_visit_to_another_page() -> None:
+    """The open tab, the layer and the neuron count are as they were after a visit to the home page."""
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
+    at.switch_page("pages/3_Feed_forward.py").run()
+    clean(at)
+    at.selectbox(key="Feed-forward.act_layer").set_value(1).run()
+    at.slider(key="Feed-forward.act_neurons").set_value(7).run()
+    at.switch_page("app.py").run()
+    at.switch_page("pages/3_Feed_forward.py").run()
+    clean(at)
+    assert at.selectbox(key="Feed-forward.act_layer").value == 1
+    assert at.slider(key="Feed-forward.act_neurons").value == 7
+    at.session_state[TAB] = "Logit lens"
+    at.run()
+    at.switch_page("app.py").run()
+    at.switch_page("pages/3_Feed_forward.py").run()
+    clean(at)
+    assert figure(at, "Logit lens")

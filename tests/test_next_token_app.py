@@ -63,7 +63,7 @@ def test_temperature_reshapes_the_distribution_without_running_the_model(monkeyp
     at.select_slider(key="next_token_top_p").set_value(0.5).run()
     at.button(key="next_token_preset_creative").click().run()
     assert at.select_slider(key="next_token_temperature").value == 1.3
-    at.select_slider(key="next_token_position").set_value(1).run()
+    at.select_slider(key="Next token.position").set_value(1).run()
     ok(at)
     assert calls == []  # every change above reshaped the cached logits only
 
@@ -240,3 +240,24 @@ def test_entropy_curve_is_the_stages_entropy_at_each_temperature() -> None:
     for t, b, a in zip(temps, before, after):
         st = sampling_stages(logits, replace(s, temperature=float(t)))
         assert b == pytest.approx(st.entropy_before, abs=1e-4) and a == pytest.approx(st.entropy_after, abs=1e-4)
+
+
+def test_selections_survive_a_visit_to_another_page() -> None:
+    """Open the page, pick a position and a bar count, go Home and back: both are as they were (the position
+    read "0: <|endoftext|>" after such a visit). A new text starts at its end again."""
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
+    at.switch_page("pages/4_Next_token.py").run()
+    end = len(at.select_slider(key="Next token.position").options) - 1
+    assert at.select_slider(key="Next token.position").value == end
+    at.select_slider(key="Next token.position").set_value(3).run()
+    at.slider(key="Next token.bars").set_value(9).run()
+    at.switch_page("app.py").run()
+    ok(at)
+    at.switch_page("pages/4_Next_token.py").run()
+    ok(at)
+    assert at.select_slider(key="Next token.position").value == 3
+    assert at.slider(key="Next token.bars").value == 9
+    assert len(chart(at, "next_token_distribution")["data"][0]["y"]) <= 10
+    at.text_area(key="Next token.text_area").set_value("The cat sat on the mat.").run()
+    picker = at.select_slider(key="Next token.position")
+    assert picker.value == len(picker.options) - 1

@@ -160,10 +160,13 @@ def remembered(page: str, name: str, default: Any, options: Sequence[Any] | None
 
     Streamlit forgets the state of widgets a run does not draw, so the value lives in a canonical key
     (`kept_key`) and fills the widget before it is drawn. The kept value falls back to `default` when it is
-    not among `options` (another model, a shorter text).
+    not among `options` (another model, a shorter text). A value written to the widget's key (as
+    `st.session_state["Feed-forward.tab"] = ...` does) is kept too.
     """
     kept, widget = kept_key(page, name), f"{page}.{name}"
-    value = st.session_state.get(kept, default)
+    # A widget drawn in the last run holds the latest value (or one code wrote to its key); one that was not
+    # drawn (another page, a closed tab) has been forgotten by Streamlit, and the kept value fills it.
+    value = st.session_state[widget] if widget in st.session_state else st.session_state.get(kept, default)
     if options is not None and value not in options:
         value = default
     st.session_state[kept] = value

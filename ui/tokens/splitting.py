@@ -16,7 +16,7 @@ from engine.inspect.compare_tokenizers import (ContextFit, Gpt2Tokenizer, chars_
 from ..cache import context_message
 from ..chips import MAX_CHIPS, chips_html, show_token_chips
 from ..models import ROOT, ModelChoice
-from ..state import widget_key
+from ..state import remembered
 
 GPT2_ENV = "GLASSBOX_GPT2_TOKENIZER"  # optional: a folder holding GPT-2's tokenizer (tokenizer.json)
 GPT2_FOLDER = ROOT / "models" / "gpt2-tokenizer"  # looked at when the variable is not set
@@ -34,7 +34,7 @@ METER_CSS = (
 
 
 def show_whitespace_toggle() -> bool:
-    return st.toggle("Show whitespace", value=True, key=widget_key("show_whitespace"),
+    return st.toggle("Show whitespace", **remembered("Tokens and vectors", "show_whitespace", True),
                      help="Spaces show as ␣, line breaks as ↵, tabs as ⇥. Off: they show as they are.")
 
 
