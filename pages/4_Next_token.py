@@ -111,6 +111,7 @@ def _distribution_lab() -> None:
 
     st.subheader("Draw from this distribution")
     draws.draw_panel(logits, s, pos, tok)
+    draws.continuations_panel(choice.model, trace.ids[:pos + 1], s, pos, tok)
 
 
 @st.fragment

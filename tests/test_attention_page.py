@@ -190,3 +190,16 @@ def test_any_model_shape(odd_model: ModelChoice) -> None:
         assert at.selectbox(key="Attention.layer").options == ["0", "1", "2"]
         assert at.selectbox(key="Attention.head").options == ["0", "1"]
         assert at.selectbox(key="Attention.layer").value == 0
+
+
+def test_a_head_type_no_head_reaches_is_said_with_what_a_larger_model_shows() -> None:
+    """No head of the built-in model reaches the induction threshold: the page says so, with the closest
+    head and what a larger model would show, instead of leaving the type silently absent."""
+    at = page(tab="What kind of head?")
+    clean(at)
+    labels = set(at.dataframe[0].value["label"])
+    assert "induction" not in labels
+    text = messages(at)
+    assert "No induction head" in text and "GPT-2 small" in text and "the rule needs 0.30" in text
+    for kind in ("previous token", "self", "first token (sink)", "broad"):
+        assert (kind in labels) != (f"No {kind} head" in text)

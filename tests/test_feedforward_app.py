@@ -140,6 +140,13 @@ def test_logit_lens_ends_with_the_models_own_prediction() -> None:
     assert last["final prediction p"] == pytest.approx(float(probs[top]))
     assert last["its rank"] == 1
     assert len(table) == 1 + 2 * model.config.n_layer
+    # The embeddings row reads back the input token itself (tied weights), and the page says why beside it.
+    from engine.inspect.lens import logit_lens
+    lens = logit_lens(model, trace)
+    assert (lens.top_ids[0, :, 0] == torch.tensor(trace.ids)).float().mean() > 0.8
+    ticks = figure(at, "Logit lens")["layout"]["yaxis"]["ticktext"]
+    assert "input token" in ticks[0] and "tied" in ticks[0]
+    assert any("tied" in c.value and "embeddings row" in c.value for c in at.caption)
 
 
 def test_parameters_tab_counts_the_model() -> None:
@@ -205,3 +212,14 @@ def test_choices_survive_a_visit_to_another_page() -> None:
     at.switch_page("pages/3_Feed_forward.py").run()
     clean(at)
     assert figure(at, "Logit lens")
+
+
+def test_the_intro_follows_the_models_own_parameter_shares() -> None:
+    """The built-in model's MLPs hold 39% of its parameters, its embeddings 41%: the intro says so, as the
+    Parameters tab does, instead of "Most of a model's parameters live here"."""
+    at = page(tab="Parameters")
+    clean(at)
+    shares = {m.label: m.value for m in at.metric}
+    intro = next(m.value for m in at.markdown if "neuron" in m.value and "feed-forward" in m.value)
+    assert f"MLPs hold {shares['MLP']} of the parameters and the embeddings {shares['Embeddings']}" in intro
+    assert "Most of a model's parameters" not in intro

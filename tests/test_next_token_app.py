@@ -261,3 +261,25 @@ def test_selections_survive_a_visit_to_another_page() -> None:
     at.text_area(key="Next token.text_area").set_value("The cat sat on the mat.").run()
     picker = at.select_slider(key="Next token.position")
     assert picker.value == len(picker.options) - 1
+
+
+def test_n_continuations_show_the_determinism_pitfall_on_text() -> None:
+    """N whole continuations: greedy writes one text N times; sampling writes different ones; the same seed
+    writes the same N again."""
+    at = page()
+    at.button(key="next_token_preset_greedy").click().run()
+    at.button(key="next_token_continue_many").click().run()
+    ok(at)
+    texts = at.session_state["next_token_continuations"]["texts"]
+    assert len(texts) == 5 and len(set(texts)) == 1 and texts[0]
+    assert any("all 5 continuations are the same text" in c.value for c in at.caption)
+    at.button(key="next_token_preset_model_as_is").click().run()
+    at.toggle(key="next_token_fresh_seed").set_value(False).run()
+    at.number_input(key="next_token_draw_seed").set_value(7).run()
+    at.button(key="next_token_continue_many").click().run()
+    ok(at)
+    first = at.session_state["next_token_continuations"]["texts"]
+    assert len(set(first)) > 1
+    at.button(key="next_token_continue_many").click().run()
+    assert at.session_state["next_token_continuations"]["texts"] == first
+    assert any("continuations after position" in m.value for m in at.markdown)

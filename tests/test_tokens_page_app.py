@@ -238,3 +238,27 @@ def test_page_works_with_another_model_size(tab: str, no_model_runs) -> None:
     if tab == "Vectors":
         assert len(at.get("plotly_chart")) == 3
     assert no_model_runs == []
+
+
+def test_without_gpt2_the_page_says_how_to_add_it(monkeypatch, tmp_path) -> None:
+    """Offline with no copy: the note says where to put GPT-2's tokenizer and which variable points at one;
+    following it (the variable, here at a folder with a tokenizer.json) puts the fourth tokenizer on the page."""
+    import shutil
+
+    import ui.tokens.splitting as splitting
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv(splitting.GPT2_ENV, str(tmp_path / "nowhere"))
+    splitting.gpt2_tokenizer.clear()
+    at = page("Compare tokenizers")
+    assert_clean(at)
+    note = messages(at)
+    assert "not available offline" in note and "GLASSBOX_GPT2_TOKENIZER" in note and "models/gpt2-tokenizer/" in note
+    folder = tmp_path / "gpt2"
+    folder.mkdir()
+    shutil.copy(ROOT / "models" / "glassbox-stories" / "tokenizer.json", folder / "tokenizer.json")
+    monkeypatch.setenv(splitting.GPT2_ENV, str(folder))
+    splitting.gpt2_tokenizer.clear()
+    at = page("Compare tokenizers")
+    assert_clean(at)
+    assert f"a local folder ({folder})" in messages(at)
+    splitting.gpt2_tokenizer.clear()

@@ -13,7 +13,8 @@ from plotly.subplots import make_subplots
 
 from engine import Trace
 from engine.inspect.heads import (BROAD_MIN, FIRST_MIN, INDUCTION_MIN, PREVIOUS_MIN, SELF_MIN, HeadLabel, HeadStats,
-                                  head_stats, induction_half, induction_trace, label_heads, stacked_patterns)
+                                  MissingType, head_stats, induction_half, induction_trace, label_heads,
+                                  missing_types, stacked_patterns)
 
 from ..models import ModelChoice
 from ..plots import plot_config
@@ -113,6 +114,24 @@ def stats_figure(stats: HeadStats, selected: tuple[int, int]) -> go.Figure:
     return fig
 
 
+# What a larger model shows for a type this one lacks (Olsson et al. 2022, "In-context Learning and Induction
+# Heads": induction heads form in every model of two or more layers they trained, early in training).
+LARGER = {
+    "induction": "induction heads appear in models of two or more layers trained long enough (Olsson et al. "
+                 "2022); GPT-2 small has several, in its middle layers",
+    "previous token": "larger models usually have clear previous-token heads in their first layers",
+    "self": "a head that mostly attends to its own token is common in early layers of larger models",
+    "first token (sink)": "larger models often park spare attention on the first token (an attention sink)",
+    "broad": "larger models usually have some heads that average over everything they see",
+}
+
+
+def missing_text(m: MissingType) -> str:
+    """One line on a head type no head of this model reaches: the closest head, the rule, what larger show."""
+    return (f"**No {m.label} head** in this model on this text: the highest figure is {m.best:.2f} (layer "
+            f"{m.layer}, head {m.head}), and the rule needs {m.threshold:.2f}. For comparison, {LARGER[m.label]}.")
+
+
 def head_types_section(trace: Trace, choice: ModelChoice, pick: Pick) -> None:
     """Every head's figures, its heuristic label, and for the chosen head its pattern on the test sequence."""
     stats = stats_for(trace, choice)
@@ -127,6 +146,9 @@ def head_types_section(trace: Trace, choice: ModelChoice, pick: Pick) -> None:
             f"first token ≥ {FIRST_MIN:.0%}, entropy ≥ {BROAD_MIN:.0%} of max → broad), else “mixed”. "
             "Real heads often do several things, and the figures depend on the text.",
             icon=":material/rule:")
+    missing = missing_types(stats, list(labels.values()))
+    if missing:
+        st.markdown("  \n".join(missing_text(m) for m in missing))
     st.plotly_chart(stats_figure(stats, (pick.layer, pick.head)), config=plot_config("attention-head-figures"),
                     key="Attention.head_figures")
     table = stats_table(stats, labels)

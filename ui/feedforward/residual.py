@@ -58,6 +58,12 @@ def contribution_waterfall(c: Contributions, pos: int, decode: Decode) -> go.Fig
     return _layout(fig, f"Position {pos}: who pushes towards the prediction “{target}” (blue up, red down)", 380)
 
 
+EMBEDDINGS_TICK = "embeddings: the input token<br>itself (tied weights)"
+EMBEDDINGS_NOTE = ("The embeddings row mostly shows the input token itself, near 100%: the output layer is the token "
+                   "embedding (the weights are tied), so reading the embeddings back through it finds the token they "
+                   "came from. Predictions start with the first block.")
+
+
 def lens_heatmap(lens: Lens, tokens: Sequence[str], decode: Decode, first_position: int = 0) -> go.Figure:
     """Stages (rows) x positions: probability of the model's final prediction at each stage."""
     n_stage, n_pos = lens.target_probs.shape
@@ -80,7 +86,10 @@ def lens_heatmap(lens: Lens, tokens: Sequence[str], decode: Decode, first_positi
     ))
     fig.update_xaxes(title="position (the model predicts the token after it)", tickangle=-60, tickfont=FONT,
                      **token_ticks(tokens, first_position, WIDE_TICKS))
-    fig.update_yaxes(autorange="reversed")
+    # The first row reads the embeddings back through the output layer, which is the token embedding itself
+    # (tied weights): it finds the input token, not a prediction. Said beside the row, not only in a caption.
+    ticks = [EMBEDDINGS_TICK if s == "embeddings" else s for s in lens.stages]
+    fig.update_yaxes(autorange="reversed", tickmode="array", tickvals=list(lens.stages), ticktext=ticks)
     title = "Logit lens: probability of the final prediction at every stage"
     if n_pos <= TEXT_CELLS:
         title += " (cells: the stage's top token)"

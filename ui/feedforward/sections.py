@@ -215,6 +215,7 @@ def lens_view(v: View) -> None:
         st.caption("Each row applies the model's own final layer norm and output layer to the residual stream at "
                    "that stage, as if the model stopped there. Colour: viridis from 0% to 100%, the probability "
                    "of the token the model finally predicts at that position. Hover a cell for its top token.")
+        st.caption(rs.EMBEDDINGS_NOTE)
         ff.csv_button("Every stage and position (CSV)", lambda: rs.lens_frame(lens, v.tokens, v.decode, v.first),
                       f"{name('logit-lens')}.csv", widget_key("lens_csv"))
         pos = position_picker(v, "lens_pos")
@@ -222,6 +223,21 @@ def lens_view(v: View) -> None:
         st.dataframe(rs.lens_table(full, pos, v.decode), hide_index=True,
                      column_config={"final prediction p": st.column_config.NumberColumn(format="percent")})
         st.caption("The last row is the model's real output, the same numbers the Next token page shows.")
+
+
+def mlp_share_text(model) -> str:
+    """What share of this model's parameters the MLPs hold, in words that follow the model on screen (a small
+    model spends much of its size on the vocabulary; in a large one the MLPs hold most of it)."""
+    totals = part_totals(param_breakdown(model))
+    total = sum(totals.values())
+    mlp, emb = totals.get("MLP", 0) / total, totals.get("Embeddings", 0) / total
+    if mlp > 0.5:
+        return f"Most of this model's parameters live here: {mlp:.0%} of them."
+    if mlp >= max(totals.values()) / total:
+        return f"The MLPs are this model's largest part: {mlp:.0%} of its parameters (embeddings {emb:.0%})."
+    return (f"In this model the MLPs hold {mlp:.0%} of the parameters and the embeddings {emb:.0%}: a small "
+            "model spends much of its size on its vocabulary. In large models the MLPs hold most of them (about "
+            "two thirds in GPT-3).")
 
 
 def parameters(v: View) -> None:

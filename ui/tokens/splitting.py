@@ -10,8 +10,8 @@ import pandas as pd
 import streamlit as st
 
 from engine import Encoding, encode, token_bytes
-from engine.inspect.compare_tokenizers import (ContextFit, Gpt2Tokenizer, chars_per_token, compare, dropped_text,
-                                               load_gpt2_tokenizer)
+from engine.inspect.compare_tokenizers import (GPT2_REPO, ContextFit, Gpt2Tokenizer, chars_per_token, compare,
+                                               dropped_text, load_gpt2_tokenizer)
 
 from ..cache import context_message
 from ..chips import MAX_CHIPS, chips_html, show_token_chips
@@ -131,6 +131,14 @@ def show_token_table(text: str, enc: Encoding, tokenizer) -> None:
         st.caption("The table's toolbar (top right, on hover) downloads it as CSV.")
 
 
+def gpt2_howto() -> str:
+    """How to add GPT-2's tokenizer to a server that has none (Markdown): a folder, or the variable."""
+    folder = GPT2_FOLDER.relative_to(ROOT)
+    return (f"To add it, put its `tokenizer.json` (or `vocab.json` and `merges.txt`) in `{folder}/`, for "
+            f"example with `hf download {GPT2_REPO} tokenizer.json --local-dir {folder}` on a machine that is "
+            f"online, or set `{GPT2_ENV}` to a folder that holds it; then restart the app.")
+
+
 @st.cache_resource(show_spinner="Looking for GPT-2's tokenizer…")
 def gpt2_tokenizer() -> Gpt2Tokenizer:
     """Process-wide and read-only: tried once per server, so an offline server answers instantly after."""
@@ -156,7 +164,7 @@ def compare_tokenizers(text: str, choice: ModelChoice, show_whitespace: bool) ->
         "vocabulary size": st.column_config.NumberColumn(format="localized"),
         "tokens": st.column_config.NumberColumn(format="localized")})
     if gpt2.tokenizer is None:
-        st.caption(f":material/cloud_off: {gpt2.note}")
+        st.caption(f":material/cloud_off: {gpt2.note} {gpt2_howto()}")
     else:
         st.caption(f"GPT-2's tokenizer comes from {gpt2.source}. It has a 50,257-token vocabulary, "
                    "learned from web text, so it needs fewer tokens for most English.")
