@@ -19,7 +19,7 @@ ENGINE_LAYERS = {
     "inspect": {"model", "generation"},
     "train": {"model", "generation"},
 }
-UI_SHARED = {"__init__", "cache", "chips", "errors", "models", "pages", "plots", "state", "text"}
+UI_SHARED = {"__init__", "cache", "chips", "colours", "errors", "models", "pages", "plots", "state", "text"}
 UI_WINGS = {"tokens", "attention", "feedforward", "next_token", "train", "rlhf"}
 
 

@@ -1,8 +1,9 @@
 """Figures of attention patterns: every head at once, one head large, one query's lines, and differences.
 
 Weights use viridis (sequential, colour-blind-safe) on a fixed 0-1 scale, so heads compare at a glance;
-differences use RdBu (diverging, colour-blind-safe) centred on 0. Positions after the query are blank: the
-causal mask hides them. Token text goes through ui.text.plotly_text before it reaches Plotly, which renders some HTML.
+differences use the shared diverging scale (ui.colours: RdBu, blue positive, red negative) centred on 0.
+Positions after the query are blank: the causal mask hides them. Token text goes through ui.text.plotly_text
+before it reaches Plotly, which renders some HTML.
 
 Plotly heatmaps report no clicks to Streamlit (streamlit#8760), so each clickable heatmap carries a layer
 of invisible scatter points, one per visible cell: they give the hover text and the click Streamlit sees.
@@ -19,10 +20,10 @@ import plotly.graph_objects as go
 import torch
 import torch.nn.functional as F
 
+from ..colours import diverging_scale
 from ..text import csv_text, plotly_text
 
 WEIGHTS = "Viridis"
-DIFFERENCE = "RdBu_r"  # ColorBrewer RdBu, reversed so that positive is red
 HIGHLIGHT = "#D55E00"  # Okabe-Ito vermilion: the selected head, row or token
 LINE = "#0072B2"  # Okabe-Ito blue: the line view's lines
 FONT = dict(size=15)
@@ -243,17 +244,16 @@ def line_view_figure(weights: torch.Tensor, tokens: Sequence[str], query: int, t
 
 def difference_figure(diff: torch.Tensor, tokens: Sequence[str], positions: Sequence[int], title: str
                       ) -> go.Figure:
-    """A [n, n] difference of weights (A minus B) on the tokens two prompts share, RdBu centred on 0 (red:
-    more weight in A, blue: more in B). `positions` are the shared tokens' positions in A, for the labels."""
+    """A [n, n] difference of weights (A minus B) on the tokens two prompts share, on the shared diverging
+    scale (blue: more weight in A, red: more in B). `positions` are the shared tokens' positions in A."""
     labels = [f"{p} {plotly_text(short(t))}" for p, t in zip(positions, tokens)]
     z = causal_nan(diff)
-    top = max(0.05, float(np.nanmax(np.abs(z))) if z.size else 0.05)
     pos = np.asarray(positions)
     where = np.dstack(np.meshgrid(pos, pos, indexing="ij")) if len(pos) else None  # [q, k, 2] positions in A
     fig = go.Figure(go.Heatmap(
-        z=z, colorscale=DIFFERENCE, zmid=0, zmin=-top, zmax=top, customdata=where,
+        z=z, **diverging_scale(z, floor=0.05), customdata=where,
         xgap=1 if len(labels) <= 40 else 0, ygap=1 if len(labels) <= 40 else 0,
-        colorbar=dict(title=dict(text="A − B<br>(RdBu)", side="top"), thickness=14),
+        colorbar=dict(title=dict(text="A − B<br>(blue: more in A)", side="top"), thickness=14),
         hovertemplate="query at %{customdata[0]}, key at %{customdata[1]} (positions in A)"
                       "<br>A − B %{z:+.3f}<extra></extra>"))
     _token_axes(fig, labels, labels)

@@ -17,6 +17,7 @@ import torch
 from engine import Trace
 from engine.inspect.attention_steps import WeightSteps, weight_steps
 
+from ..colours import SIGN_WORDS, diverging_scale
 from ..models import ModelChoice
 from ..plots import plot_config
 from ..text import csv_text, md, plotly_text
@@ -32,13 +33,12 @@ def _labels(tokens: list[str], positions: range) -> list[str]:
 
 
 def vectors_figure(rows: torch.Tensor, labels: list[str], title: str, colour_title: str) -> go.Figure:
-    """Vectors as rows of a heatmap [n, d_head], RdBu centred on 0 (red positive, blue negative)."""
+    """Vectors as rows of a heatmap [n, d_head], on the shared diverging scale (ui.colours: blue positive)."""
     z = rows.float().numpy()
-    top = max(1e-6, float(np.abs(z).max()))
     n, d = z.shape
     fig = go.Figure(go.Heatmap(
-        z=z, y=labels, x=list(range(d)), colorscale="RdBu_r", zmid=0, zmin=-top, zmax=top,
-        colorbar=dict(title=dict(text=f"{colour_title}<br>(RdBu)", side="top"), thickness=12),
+        z=z, y=labels, x=list(range(d)), **diverging_scale(z),
+        colorbar=dict(title=dict(text=f"{colour_title}<br>(blue +, red −)", side="top"), thickness=12),
         hovertemplate="%{y}<br>dimension %{x}<br>value %{z:.4f}<extra></extra>"))
     step = tick_step(n)
     fig.update_yaxes(autorange="reversed", tickmode="array", tickvals=labels[::step], ticktext=labels[::step],
@@ -51,13 +51,13 @@ def vectors_figure(rows: torch.Tensor, labels: list[str], title: str, colour_tit
 
 
 def scores_figure(scores: torch.Tensor, tokens: list[str], query: int) -> go.Figure:
-    """The head's whole score matrix [q, k] from the trace: finite scores on RdBu, masked cells grey and
+    """The head's whole score matrix [q, k] from the trace: finite scores on the shared diverging scale
+    (ui.colours: blue positive), masked cells grey and
     marked −∞ (written in each cell while they are big enough to read)."""
     n = len(tokens)
     z = scores.float().numpy()
     masked = np.isneginf(z)
     finite = np.where(masked, np.nan, z).astype(np.float32)
-    top = max(1e-6, float(np.nanmax(np.abs(finite))))
     labels = _labels(tokens, range(n))
     fig = go.Figure()
     fig.add_trace(go.Heatmap(  # the mask: a constant grey layer where the trace holds -inf
@@ -67,8 +67,9 @@ def scores_figure(scores: torch.Tensor, tokens: list[str], query: int) -> go.Fig
         textfont=dict(size=12, color="#333"), hovertemplate="query %{y}, key %{x}: −∞ (masked)<extra></extra>",
         xgap=1 if n <= 40 else 0, ygap=1 if n <= 40 else 0))
     fig.add_trace(go.Heatmap(
-        z=finite, colorscale="RdBu_r", zmid=0, zmin=-top, zmax=top, xgap=1 if n <= 40 else 0,
-        ygap=1 if n <= 40 else 0, colorbar=dict(title=dict(text="score<br>(RdBu)", side="top"), thickness=10),
+        z=finite, **diverging_scale(finite), xgap=1 if n <= 40 else 0,
+        ygap=1 if n <= 40 else 0,
+        colorbar=dict(title=dict(text="score<br>(blue +, red −)", side="top"), thickness=10),
         hovertemplate="query %{y}, key %{x}: score %{z:.4f}<extra></extra>"))
     step = tick_step(n, 32)
     ticks = dict(tickmode="array", tickvals=list(range(0, n, step)), ticktext=labels[::step],
@@ -164,8 +165,9 @@ def weight_steps_section(trace: Trace, choice: ModelChoice, pick: Pick) -> None:
     scores = trace.act[f"blocks.{pick.layer}.attn.hook_attn_scores"][pick.head]  # [q, k], -inf above the diagonal
     st.plotly_chart(scores_figure(scores, tokens, q), config=plot_config(f"attention-scores-{name}"),
                     key="Attention.scores")
-    st.caption("Every row's scores as the trace recorded them (`hook_attn_scores`), RdBu centred on 0: red "
-               "matches the query more, blue less. Grey cells are the mask, −∞: the future.")
+    st.caption(f"Every row's scores as the trace recorded them (`hook_attn_scores`), RdBu centred on 0 "
+               f"({SIGN_WORDS}, as on every page): blue matches the query more, red less. Grey cells are the "
+               "mask, −∞: the future.")
 
     st.plotly_chart(weights_bar(s, tokens, shown), config=plot_config(f"attention-weights-{name}"),
                     key="Attention.weights_bar")

@@ -4,8 +4,9 @@ Builders are plain functions from tensors to Plotly figures or HTML strings (no 
 can check them directly; `show_figure` and `csv_button` put them in the page. Token text is escaped with
 `ui.text.plotly_text` in figures (Plotly reads a subset of HTML in its labels) and with `html.escape` in
 snippets, which are raw HTML.
-Colour scales: viridis (sequential, colour-blind safe) for activations and probabilities, RdBu (diverging,
-centred on zero) for signed contributions, one orange hue at varying strength for a neuron over text.
+Colour scales: viridis (sequential, colour-blind safe) for activations and probabilities, the shared
+diverging scale (ui.colours: RdBu, blue positive, red negative) for signed contributions, one orange hue at
+varying strength for a neuron over text.
 """
 from __future__ import annotations
 

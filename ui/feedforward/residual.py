@@ -12,9 +12,10 @@ import plotly.graph_objects as go
 from engine.inspect.lens import Contributions, Lens
 from engine.inspect.params import KnownModel, ParamGroup, part_totals
 
+from ..colours import NEGATIVE, POSITIVE, diverging_scale
 from .figures import FONT, WIDE_TICKS, esc, token_ticks
 
-POS_COLOUR, NEG_COLOUR, TOTAL_COLOUR = "#2166ac", "#b2182b", "#555555"  # the ends of RdBu, and grey
+POS_COLOUR, NEG_COLOUR, TOTAL_COLOUR = POSITIVE, NEGATIVE, "#555555"  # ui.colours' blue and red, and grey
 PART_COLOURS = {"Embeddings": "#440154", "Attention": "#3b528b", "MLP": "#21918c", "Layer norms": "#5ec962",
                 "Final norm": "#b5de2b", "Output layer": "#fde725", "Other": "#999999"}  # viridis steps
 TEXT_CELLS = 32  # positions up to which the lens heatmap writes each cell's top token in the cell
@@ -28,10 +29,11 @@ def _layout(fig: go.Figure, title: str, height: int) -> go.Figure:
 
 def part_heatmap(values, parts: Sequence[str], tokens: Sequence[str], signed: bool, title: str,
                  first_position: int = 0) -> go.Figure:
-    """Parts (rows) x tokens (columns). signed: RdBu centred on 0 (blue = towards the prediction), else viridis."""
+    """Parts (rows) x tokens (columns). signed: the shared diverging scale (blue = towards the prediction),
+    else viridis."""
     z = np.asarray(values)
     positions = list(range(first_position, first_position + len(tokens)))
-    scale = dict(colorscale="RdBu", zmid=0) if signed else dict(colorscale="Viridis")
+    scale = diverging_scale(z) if signed else dict(colorscale="Viridis")
     fig = go.Figure(go.Heatmap(
         z=z, x=positions, y=list(parts), **scale, colorbar=dict(title="logit" if signed else "norm"),
         customdata=np.array([[esc(t) for t in tokens]] * len(parts)),

@@ -189,8 +189,9 @@ def residual_stream(v: View) -> None:
         ff.show_figure(rs.part_heatmap(values.numpy(), c.parts, v.tokens, view == "direct", title, v.first),
                        name(f"residual-{view}"), key=widget_key("resid_heatmap"))
         if view == "direct":
-            st.caption("Colour: RdBu centred on zero; blue pushes the logit of the token the model finally "
-                       "predicts at that position up, red pushes it down. The final layer norm is applied with the "
+            st.caption("Colour: RdBu centred on zero, blue positive and red negative as on every page: blue "
+                       "pushes the logit of the token the model finally predicts at that position up, red pushes "
+                       "it down. The final layer norm is applied with the "
                        "scale the real forward pass used, so the pushes plus the norm's bias add up to the logit.")
         else:
             st.caption("Colour: viridis, yellow = a long vector. Parts write into the same stream; a long vector "

@@ -17,6 +17,7 @@ from engine import EOT, display_token
 from engine.inspect.embeddings import (PCA2D, ModelInput, cosine_matrix, model_input, nearest_neighbours, pca_2d,
                                        position_table, sample_positions, token_table)
 
+from ..colours import CLIP_PERCENTILE, DIVERGING, SIGN_WORDS, clipped, diverging_scale
 from ..models import ModelChoice
 from ..plots import plot_config
 from ..text import plotly_text
@@ -48,26 +49,36 @@ def show_input_vectors(text: str, choice: ModelChoice) -> ModelInput | None:
         st.caption(f"The text is longer than the context: these are the last {len(mi.encoding) - 1:,} tokens, "
                    f"the ones the model sees ({mi.n_dropped:,} earlier ones are left out).")
     st.plotly_chart(input_figure(mi), config=plot_config("input-vectors"), key=widget_key("input_vectors"))
-    st.caption("Colour scale RdBu: red is negative, blue positive, white zero; the three panels share one scale. "
-               "Row 0 is the <|endoftext|> start marker the model reads before your text.")
+    scale = input_scale(mi)
+    beyond = clipped(torch.stack([mi.token, mi.position, mi.total]).numpy(), scale)
+    st.caption(f"Colour: RdBu, {SIGN_WORDS}, as on every page; the three panels share one scale, clipped at "
+               f"±{scale['zmax']:.3f}, the {CLIP_PERCENTILE:g}th percentile of the values' size, so a few "
+               f"outliers ({beyond:,} values beyond it, drawn in the end colours) do not wash out the rest. "
+               "Hover a cell for its exact value. Row 0 is the <|endoftext|> start marker the model reads before "
+               "your text.")
     st.download_button("Download these vectors (CSV)", vectors_csv(mi), file_name="glassbox-input-vectors.csv",
                        mime="text/csv", icon=":material/download:", key=widget_key("input_vectors_csv"))
     return mi
 
 
+def input_scale(mi: ModelInput) -> dict:
+    """One diverging scale for the three panels, clipped at a high percentile: position 0's embedding holds an
+    outlier (about -1.6 in the built-in model) that would otherwise leave every other cell nearly white."""
+    return diverging_scale(torch.stack([mi.token, mi.position, mi.total]).numpy(), CLIP_PERCENTILE)
+
+
 def input_figure(mi: ModelInput) -> go.Figure:
     labels = _row_labels(mi)
     n, d = mi.total.shape
-    scale = float(torch.stack([mi.token, mi.position, mi.total]).abs().max()) or 1.0
+    scale = input_scale(mi)
     fig = make_subplots(rows=1, cols=3, shared_yaxes=True, horizontal_spacing=0.02,
                         subplot_titles=("Token embedding (wte row)", "Position embedding (wpe row)",
                                         "Sum: what block 0 receives"))
     for col, (name, values) in enumerate((("token", mi.token), ("position", mi.position), ("sum", mi.total)), 1):
         fig.add_trace(go.Heatmap(
-            z=values.numpy(), x=list(range(d)), y=labels, zmin=-scale, zmax=scale, zmid=0,
-            colorscale="RdBu", showscale=col == 3,
+            z=values.numpy(), x=list(range(d)), y=labels, **scale, showscale=col == 3,
             hovertemplate=f"{name}<br>%{{y}}<br>dimension %{{x}}<br>value %{{z:.4f}}<extra></extra>",
-            colorbar={"title": "value", "thickness": 14}), row=1, col=col)
+            colorbar={"title": f"value<br>(clipped at<br>±{scale['zmax']:.2f})", "thickness": 14}), row=1, col=col)
         fig.update_xaxes(title_text="dimension", row=1, col=col)
     ticks = _tick_positions(n)
     fig.update_yaxes(autorange="reversed", type="category", tickvals=[labels[i] for i in ticks],
@@ -180,7 +191,7 @@ def show_position_similarity(mi: ModelInput | None, choice: ModelChoice) -> None
     wpe = position_table(choice.model)  # [block_size, d_model]
     keep = sample_positions(wpe.shape[0], MAX_POS_CELLS)
     sims = cosine_matrix(wpe[keep])  # [kept, kept]
-    fig = go.Figure(go.Heatmap(z=sims.numpy(), x=keep, y=keep, zmin=-1, zmax=1, zmid=0, colorscale="RdBu",
+    fig = go.Figure(go.Heatmap(z=sims.numpy(), x=keep, y=keep, zmin=-1, zmax=1, zmid=0, colorscale=DIVERGING,
                                colorbar={"title": "cosine", "thickness": 14},
                                hovertemplate="positions %{y} and %{x}<br>cosine %{z:.3f}<extra></extra>"))
     if mi is not None:
