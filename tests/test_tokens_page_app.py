@@ -195,7 +195,8 @@ def test_vectors_tab_neighbours_and_downloads(tokenizer) -> None:
     at = set_text(page("Vectors"), "the cat and the dog")
     assert_clean(at)
     assert len(at.get("plotly_chart")) == 3
-    assert len(at.get("download_button")) == 3
+    # the Vectors tab's three CSVs, and the chips' own above the tabs (every figure and the chips export data)
+    assert len(at.get("download_button")) == 4 and at.download_button(key=P + "chips_csv.0")
     box = at.selectbox(key=P + "neighbour_token")
     ids = encode(tokenizer, "the cat and the dog").ids
     assert box.value == ids[0]  # the text's first token (the start marker goes last)
@@ -262,3 +263,16 @@ def test_without_gpt2_the_page_says_how_to_add_it(monkeypatch, tmp_path) -> None
     assert_clean(at)
     assert f"a local folder ({folder})" in messages(at)
     splitting.gpt2_tokenizer.clear()
+
+
+def test_chips_and_the_bpe_curve_export_their_data(tokenizer) -> None:
+    from ui.chips import chips_csv
+    from ui.tokens.bpe import curve_csv
+    enc = encode(tokenizer, "=1+2 the cat")
+    rows = chips_csv(enc.ids, enc.tokens, tokenizer).splitlines()
+    assert rows[0] == "position,id,token,bytes" and len(rows) == 1 + len(enc)
+    assert rows[1].split(",")[2].startswith("'=")  # a formula-looking token is made inert
+    assert curve_csv([9, 7, 5]).splitlines() == ["merges learned,tokens", "0,9", "1,7", "2,5"]
+    at = page("Watch BPE learn")
+    assert_clean(at)
+    assert at.download_button(key=P + "bpe_curve_csv")

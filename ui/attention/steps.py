@@ -19,7 +19,7 @@ from engine.inspect.attention_steps import WeightSteps, weight_steps
 
 from ..colours import SIGN_WORDS, diverging_scale
 from ..models import ModelChoice
-from ..plots import plot_config
+from ..plots import MIN_FONT_PX, plot_config
 from ..text import csv_text, md, plotly_text
 from .figures import MONO, outline, short, tick_step
 from .state import Pick
@@ -64,7 +64,7 @@ def scores_figure(scores: torch.Tensor, tokens: list[str], query: int) -> go.Fig
         z=np.where(masked, 1.0, np.nan).astype(np.float32), colorscale=[[0, "#C8C8C8"], [1, "#C8C8C8"]],
         showscale=False, text=np.where(masked, NEG_INF, "") if n <= 16 else None,
         texttemplate="%{text}" if n <= 16 else None,
-        textfont=dict(size=12, color="#333"), hovertemplate="query %{y}, key %{x}: −∞ (masked)<extra></extra>",
+        textfont=dict(size=MIN_FONT_PX, color="#333"), hovertemplate="query %{y}, key %{x}: −∞ (masked)<extra></extra>",
         xgap=1 if n <= 40 else 0, ygap=1 if n <= 40 else 0))
     fig.add_trace(go.Heatmap(
         z=finite, **diverging_scale(finite), xgap=1 if n <= 40 else 0,

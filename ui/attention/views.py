@@ -89,8 +89,8 @@ def heads_section(trace: Trace, choice: ModelChoice, pick: Pick) -> None:
                                     "token": st.column_config.TextColumn(width="small"),
                                     "weight": st.column_config.NumberColumn(format="%.3f", width="small")})
         if pick.query + 1 > LINE_LABELS:
-            st.caption(f"With this many tokens, only the {LINE_LABELS // 2} with the most weight are named; "
-                       "every line is drawn, and hovering a dot names its token.")
+            st.caption(f"With this many tokens, the lines go to the {LINE_LABELS // 2} with the most weight (and "
+                       "the query itself), in text order with their positions; the last row adds up the rest.")
 
 
 def _csv_of(pattern: torch.Tensor, tokens: Sequence[str]) -> Callable[[], str]:

@@ -13,12 +13,13 @@ from engine.inspect.lens import Contributions, Lens
 from engine.inspect.params import KnownModel, ParamGroup, part_totals
 
 from ..colours import NEGATIVE, POSITIVE, diverging_scale
+from ..plots import MIN_FONT_PX
 from .figures import FONT, WIDE_TICKS, esc, token_ticks
 
 POS_COLOUR, NEG_COLOUR, TOTAL_COLOUR = POSITIVE, NEGATIVE, "#555555"  # ui.colours' blue and red, and grey
 PART_COLOURS = {"Embeddings": "#440154", "Attention": "#3b528b", "MLP": "#21918c", "Layer norms": "#5ec962",
                 "Final norm": "#b5de2b", "Output layer": "#fde725", "Other": "#999999"}  # viridis steps
-TEXT_CELLS = 32  # positions up to which the lens heatmap writes each cell's top token in the cell
+TEXT_CELLS = 20  # positions (at 12 px, readable cell widths) up to which the lens heatmap writes each cell's top token in the cell
 Decode = Callable[[int], str]  # token id -> display form
 
 
@@ -81,7 +82,7 @@ def lens_heatmap(lens: Lens, tokens: Sequence[str], decode: Decode, first_positi
         z=lens.target_probs.numpy(), x=positions, y=list(lens.stages), colorscale="Viridis", zmin=0, zmax=1,
         colorbar=dict(title="probability", tickformat=".0%"), customdata=custom,
         text=top1 if n_pos <= TEXT_CELLS else None, texttemplate="%{text}" if n_pos <= TEXT_CELLS else None,
-        textfont=dict(size=10, **FONT),
+        textfont=dict(size=MIN_FONT_PX, **FONT),
         hovertemplate=("%{y}, position %{x} (%{customdata[0]})<br>final prediction “%{customdata[1]}”: "
                        "%{z:.1%}, rank %{customdata[4]}<br>top token here: “%{customdata[2]}” "
                        "(%{customdata[3]:.1%})<extra></extra>"),
