@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from conftest import ROOT
 
-from engine import SamplingSettings, display_token, load_pretrained, load_tokenizer, run_trace, sampling_stages
+from engine import SamplingSettings, display_token, load_pretrained, run_trace, sampling_stages
 from engine.generation.sampling_lab import Run, advance, blame, draw, removed_by, top_tokens
 from engine.inspect.attention_steps import weight_steps
 from engine.inspect.embeddings import model_input, pca_2d, token_table
