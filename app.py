@@ -1,4 +1,4 @@
-"""Glassbox home page: what the app is, your text split into tokens as you type, links to every page."""
+"""Glassbox home page: what the app is, your text split into tokens, links to every page."""
 import streamlit as st
 
 import ui
@@ -9,7 +9,7 @@ st.markdown("Glassbox lets you look inside a small GPT language model while it r
             "every number on every page comes straight from the model.")
 
 with ui.error_boundary("splitting your text into tokens"):
-    text = ui.text_input_area(live=True)
+    text = ui.text_input_area()
     ui.token_overview(text, choice)
 
 st.subheader("Look inside")

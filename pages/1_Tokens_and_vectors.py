@@ -1,11 +1,12 @@
 """Tokens and vectors: a text becomes tokens, each token an id, each id a vector the first block receives.
 
 Nothing on this page runs the transformer: splitting text and looking up embedding rows is all it takes, so
-typing updates the chips at tokenizer speed.
+a new text updates the chips at tokenizer speed.
 """
 import streamlit as st
 
 import ui
+from ui.state import remembered
 from ui.tokens import bpe, pitfalls, splitting, vectors
 
 TABS = ("Compare tokenizers", "Watch BPE learn", "Tokenization pitfalls", "Vectors")
@@ -17,14 +18,16 @@ st.markdown("A model cannot read text. It cuts the text into **tokens**, looks u
 
 text, show_whitespace = "", True  # what the tabs use if drawing the chips fails
 with ui.error_boundary("splitting your text into tokens"):
-    text = ui.text_input_area(live=True)
+    text = ui.text_input_area()
     show_whitespace = splitting.show_whitespace_toggle()
     enc = splitting.live_tokens(text, choice, show_whitespace)
     if enc is not None:
         splitting.show_token_table(text, enc, choice.tokenizer)
 
-# Only the open tab runs (on_change="rerun"): typing never trains BPE or draws a map nobody is looking at.
-compare_tab, bpe_tab, pitfalls_tab, vectors_tab = st.tabs(TABS, key=ui.widget_key("section"), on_change="rerun")
+# Only the open tab runs (its on_change reruns): typing never trains BPE or draws a map nobody is looking at.
+# The open tab is remembered across page changes (ui.state.remembered).
+compare_tab, bpe_tab, pitfalls_tab, vectors_tab = st.tabs(TABS, **remembered("Tokens and vectors", "section", TABS[0],
+                                                                            TABS))
 with compare_tab:
     if compare_tab.open:
         with ui.error_boundary("comparing tokenizers"):

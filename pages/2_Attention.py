@@ -5,6 +5,7 @@ import ui
 from engine import Trace
 from ui.attention import (compare_section, context_section, head_picker, head_types_section, heads_section,
                           weight_steps_section)
+from ui.attention.state import remembered
 
 SECTIONS = {
     "All heads": heads_section,
@@ -26,7 +27,7 @@ st.markdown("A transformer reads the whole text at once. In every layer, each **
 def explore(trace: Trace, choice: ui.ModelChoice) -> None:
     """Everything that only reads the trace: picking a head, a token or a tab reruns this, not the model."""
     pick = head_picker(trace, choice.key)
-    tabs = st.tabs(list(SECTIONS), key="Attention.tab", on_change="rerun")
+    tabs = st.tabs(list(SECTIONS), **remembered("tab", next(iter(SECTIONS)), list(SECTIONS)))  # kept across pages
     for tab, (name, section) in zip(tabs, SECTIONS.items()):
         if tab.open:
             with tab, ui.error_boundary(f"drawing “{name}”"):

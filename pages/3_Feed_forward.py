@@ -7,6 +7,7 @@ import streamlit as st
 
 import ui
 from ui.feedforward import SNIPPET_CSS, TABS, View, start_marker_toggle
+from ui.feedforward.sections import mlp_share_text, remembered
 
 choice = ui.setup_page("Feed-forward", "🧮")
 st.html(f"<style>{SNIPPET_CSS}</style>")
@@ -14,8 +15,8 @@ st.title("Feed-forward layers and the residual stream")
 st.markdown(
     "After attention has mixed information between tokens, every token passes on its own through a "
     "**feed-forward network** (an *MLP*): it widens the token's vector four times, applies a nonlinearity "
-    "(GELU), and narrows it again. Each unit of the wide layer is a **neuron**. Most of a model's parameters "
-    "live here. Attention and MLP blocks never replace a token's vector: each **adds** its output to a running "
+    "(GELU), and narrows it again. Each unit of the wide layer is a **neuron**. " + mlp_share_text(choice.model) +
+    " Attention and MLP blocks never replace a token's vector: each **adds** its output to a running "
     "sum, the **residual stream**, and the model's prediction is read from that sum at the end. Everything below "
     "is computed from the running model on your text.")
 
@@ -27,7 +28,8 @@ if trace is None:
     st.stop()
 view = View(choice, trace, start_marker_toggle(trace))
 
-tabs = st.tabs(list(TABS), key=ui.widget_key("tab"), on_change="rerun")
+# on_change reruns (only the open tab draws); the open tab is remembered across page changes too.
+tabs = st.tabs(list(TABS), **remembered("tab", next(iter(TABS)), list(TABS)))
 for tab, draw in zip(tabs, TABS.values()):
     if tab.open:
         with tab:

@@ -14,12 +14,14 @@ from ui.next_token.figures import distribution_figure, token_label
 from ui.next_token.hosted import hosted_section
 from ui.next_token.stages import STAGES, show_stage
 from ui.plots import plot_config
-from ui.text import md_escape
+from ui.state import choose, kept_key, kept_value, remembered
+from ui.text import md
 
-POSITION = "next_token_position"  # widget key: the position whose prediction is shown
-POSITION_TEXT = "next_token_position_text"  # session key: the text the position belongs to
-BARS = "next_token_bars"  # widget key: how many tokens the charts list
-STAGE = "next_token_stage"  # widget key: which stage of the pipeline is drawn
+PAGE = "Next token"  # remembered widgets (ui.state.remembered) survive a visit to another page:
+POSITION = "position"  # the position whose prediction is shown (widget key "Next token.position")
+POSITION_TEXT = "position_text"  # the text that position belongs to (a new text starts at its end)
+BARS = "bars"  # how many tokens the charts list
+STAGE = "stage"  # which stage of the pipeline is drawn
 
 choice = ui.setup_page("Next token", "🎲")
 st.html(f"<style>{surprise.CSS}{draws.CSS}</style>")
@@ -41,14 +43,15 @@ block = choice.model.config.block_size
 
 def _position_picker() -> int:
     """Which position's prediction to show: the end of the text unless the user picks an earlier one."""
-    if st.session_state.get(POSITION_TEXT) != trace.text or st.session_state.get(POSITION, -1) >= len(trace):
-        st.session_state[POSITION] = len(trace) - 1
-        st.session_state[POSITION_TEXT] = trace.text
+    end = len(trace) - 1
+    if kept_value(PAGE, POSITION_TEXT) != trace.text:
+        choose(PAGE, POSITION, end)
+        st.session_state[kept_key(PAGE, POSITION_TEXT)] = trace.text
     if len(trace) < 2:
         return 0
     return st.select_slider(
-        "Predict the token after…", range(len(trace)), key=POSITION,
-        format_func=lambda i: f"{i}: {md_escape(trace.tokens[i])}" + (" (end of your text)" if i == len(trace) - 1
+        "Predict the token after…", range(len(trace)), **remembered(PAGE, POSITION, end, range(len(trace))),
+        format_func=lambda i: f"{i}: {md(trace.tokens[i])}" + (" (end of your text)" if i == len(trace) - 1
                                                                         else ""),
         help="The model predicts a next token at every position at once; pick an earlier one to compare its "
              "guess with what your text actually says next.")
@@ -68,7 +71,7 @@ def _distribution_lab() -> None:
     with left:
         s = controls.settings_controls(vocab)
         pos = _position_picker()
-        n_bars = st.slider("Tokens listed in the charts", 5, 40, 15, key=BARS)
+        n_bars = st.slider("Tokens listed in the charts", 5, 40, **remembered(PAGE, BARS, 15, range(5, 41)))
     logits = trace.logits[pos]  # [vocab], cached: no model run from here on
     stages = sampling_stages(logits, s)
     masks = removed_by(logits, s)
@@ -81,7 +84,7 @@ def _distribution_lab() -> None:
         m[1].metric("Entropy", f"{stages.entropy_after:.2f} bits",
                     help=f"bits of choice left after the filters ({stages.entropy_before:.2f} before them)")
         best = int(stages.order[0])
-        m[2].metric("Top token", md_escape(display_token(tok, best)),  # metric values are Markdown
+        m[2].metric("Top token", md(display_token(tok, best)),  # metric values are Markdown
                     help=f"the most likely token: {float(stages.probs_after[best]):.1%} after the filters")
         m[3].metric("Filtered out", f"{float(stages.probs_before[~stages.kept].sum()):.1%}",
                     help="probability (at this temperature) taken from the removed tokens and shared out "
@@ -104,12 +107,13 @@ def _distribution_lab() -> None:
                         unsafe_allow_html=True)
 
     st.subheader("Stage by stage")
-    stage = st.segmented_control("Stage", STAGES, key=STAGE, label_visibility="collapsed",
+    stage = st.segmented_control("Stage", STAGES, label_visibility="collapsed", **remembered(PAGE, STAGE, STAGES[0]),
                                  help="Each stage of turning the model's scores into the distribution above.")
     show_stage(stage or STAGES[0], stages, masks, s, [token_label(tok, t) for t in stages.order[:n_bars].tolist()])
 
     st.subheader("Draw from this distribution")
     draws.draw_panel(logits, s, pos, tok)
+    draws.continuations_panel(choice.model, trace.ids[:pos + 1], s, pos, tok)
 
 
 @st.fragment

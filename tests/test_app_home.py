@@ -13,8 +13,7 @@ import ui.cache
 from conftest import ROOT
 from engine import encode, load_tokenizer
 
-LIVE_BOX = "Home.text_line"
-AREA_BOX = "Home.text_area"
+AREA_BOX = "Home.text_area"  # every page has the same multi-line box (a one-line box loses pasted line breaks)
 TIMEOUT = 60  # seconds per script run; the first run loads the model
 
 
@@ -42,7 +41,7 @@ def metrics(at: AppTest) -> dict[str, str]:
 
 
 def set_text(at: AppTest, text: str) -> AppTest:
-    return at.text_input(key=LIVE_BOX).set_value(text).run()
+    return at.text_area(key=AREA_BOX).set_value(text).run()
 
 
 def test_home_runs_and_shows_default_text() -> None:
@@ -90,11 +89,32 @@ def test_hard_inputs_render_cleanly(text: str, message: str | None) -> None:
         assert n_chips(chips_markdown(at)) > 0
 
 
-def test_line_breaks_switch_to_the_multiline_box() -> None:
-    at = set_text(home(), "first line\nsecond line")
+STORY = ("Once upon a time, a fox lived in the wood.\nShe liked the rain.\n\n"
+         "One day she met a bear.\r\nThey became friends.\n\tThe end.\n")
+
+
+def test_line_breaks_are_kept_exactly_as_typed(tokenizer) -> None:
+    """A pasted multi-line text keeps every line break, on the home page and on every other page: the same
+    tokens everywhere (a one-line box once turned them into spaces: 413 tokens at home, 428 on Attention)."""
+    at = set_text(home(), STORY)
     assert not at.exception
-    assert at.text_area(key=AREA_BOX).value == "first line\nsecond line"
+    assert at.text_area(key=AREA_BOX).value == STORY and at.session_state["text"] == STORY
     assert "<br>" in chips_markdown(at)
+    assert metrics(at)["Tokens"] == f"{len(encode(tokenizer, STORY)):,}"
+    assert len(encode(tokenizer, STORY)) != len(encode(tokenizer, " ".join(STORY.split())))
+
+
+@pytest.mark.parametrize("script", ["app.py", "pages/1_Tokens_and_vectors.py", "pages/2_Attention.py",
+                                    "pages/3_Feed_forward.py", "pages/4_Next_token.py"])
+def test_every_text_box_is_the_same_multiline_box_with_the_same_words(script: str) -> None:
+    at = AppTest.from_file(str(ROOT / script), default_timeout=TIMEOUT)
+    at.session_state["text"] = STORY
+    at.run()
+    assert not at.exception
+    assert len(at.text_input) == 0 or all(not b.key.endswith("text_line") for b in at.text_input)
+    boxes = [b for b in at.text_area if b.key.endswith(".text_area")]
+    assert len(boxes) == 1 and boxes[0].value == STORY
+    assert ui.state.APPLY_HINT in [c.value for c in at.caption]
 
 
 def test_long_text_notes_the_context_limit(tokenizer) -> None:
@@ -131,19 +151,19 @@ def _two_pages() -> None:
     import ui
     title = st.session_state.get("which", "One")
     ui.setup_page(title)
-    st.write(ui.text_input_area(live=title == "One"))
+    st.write(ui.text_input_area())
 
 
 def test_text_is_shared_between_pages() -> None:
     at = AppTest.from_function(_two_pages, default_timeout=TIMEOUT).run()
-    at.text_input(key="One.text_line").set_value("shared by every page").run()
+    at.text_area(key="One.text_area").set_value("shared by every page").run()
     at.session_state["which"] = "Two"
     at.run()
     assert at.text_area(key="Two.text_area").value == "shared by every page"
     at.text_area(key="Two.text_area").set_value("edited on page two").run()
     at.session_state["which"] = "One"
     at.run()
-    assert at.text_input(key="One.text_line").value == "edited on page two"
+    assert at.text_area(key="One.text_area").value == "edited on page two"
     assert not at.exception
 
 

@@ -211,3 +211,16 @@ def test_alignment_and_difference() -> None:
     assert diff[2, 2] == pytest.approx(1 / 3 - 1 / 5)
     assert aligned_difference(pa, pa, align_tokens([1, 2, 3], [1, 2, 3])).abs().max() == 0
     assert aligned_difference(pa, pb, align_tokens([1], [2])).shape == (0, 0)
+
+
+def test_missing_types_name_the_closest_head_and_skip_what_was_not_measured():
+    from engine.inspect.heads import HeadStats, label_heads, missing_types
+    z = torch.zeros(2, 3)
+    previous = z.clone()
+    previous[1, 2] = 0.9
+    stats = HeadStats(entropy_bits=z, entropy_norm=z + 0.1, previous=previous, first=z + 0.2, self=z,
+                      induction=None)
+    missing = {m.label: m for m in missing_types(stats, label_heads(stats))}
+    assert "previous token" not in missing and "induction" not in missing  # found; not measured
+    assert set(missing) == {"self", "first token (sink)", "broad"}
+    assert missing["broad"].best == pytest.approx(0.1) and missing["broad"].threshold == 0.75

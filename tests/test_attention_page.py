@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 from streamlit.testing.v1 import AppTest
 
 import ui.cache
@@ -190,3 +191,34 @@ def test_any_model_shape(odd_model: ModelChoice) -> None:
         assert at.selectbox(key="Attention.layer").options == ["0", "1", "2"]
         assert at.selectbox(key="Attention.head").options == ["0", "1"]
         assert at.selectbox(key="Attention.layer").value == 0
+
+
+def test_a_head_type_no_head_reaches_is_said_with_what_a_larger_model_shows() -> None:
+    """No head of the built-in model reaches the induction threshold: the page says so, with the closest
+    head and what a larger model would show, instead of leaving the type silently absent."""
+    at = page(tab="What kind of head?")
+    clean(at)
+    labels = set(at.dataframe[0].value["label"])
+    assert "induction" not in labels
+    text = messages(at)
+    assert "No induction head" in text and "GPT-2 small" in text and "the rule needs 0.30" in text
+    for kind in ("previous token", "self", "first token (sink)", "broad"):
+        assert (kind in labels) != (f"No {kind} head" in text)
+
+
+def test_the_line_view_at_256_tokens_gives_each_top_weight_a_readable_row() -> None:
+    """At 256 tokens rows of 6 px piled the labels into a stack: now the top keys get a 24 px row each, in
+    text order, and a last row adds up the rest."""
+    from ui.attention.figures import LINE_LABELS, line_view_figure
+    w = torch.softmax(torch.randn(256, generator=torch.Generator().manual_seed(0)) * 3, 0)
+    fig = line_view_figure(w, [f"t{i}" for i in range(256)], 255, "lines")
+    right = next(d for d in fig.data if d.mode == "markers+text")
+    keys = [int(c[0]) for c in right.customdata]
+    top = set(torch.argsort(w, descending=True)[:LINE_LABELS // 2].tolist())
+    assert top <= set(keys) and 255 in keys and keys == sorted(keys)
+    assert list(right.y) == list(range(len(keys)))  # one row each
+    assert all(t.startswith(f"{k} t{k}") for k, t in zip(keys, right.text))
+    rows = len(keys) + 1
+    assert (fig.layout.height - 100) / rows >= 20  # pixels per row: room for 13-15 px text
+    rest = fig.data[-1].text[0]
+    assert f"the other {256 - len(keys)} tokens" in rest

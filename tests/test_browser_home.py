@@ -1,4 +1,5 @@
-"""A real browser against a real server: pages open by direct URL, live token splitting, no HTML injection.
+"""A real browser against a real server: pages open by direct URL, token splitting, pasted line breaks kept,
+no HTML injection.
 
 The direct-URL test comes first in this file so it meets a freshly started server, as a workshop attendee
 opening a link would.
@@ -15,7 +16,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 EXCEPTION = "[data-testid='stException']"
 CHIP = ".gb-chip"
-LIVE_BOX = "[data-testid='stTextInput'] input"
+TEXT_BOX = "[data-testid='stTextArea'] textarea"
 
 
 def _page_urls() -> list[tuple[str, str]]:
@@ -44,10 +45,12 @@ def _chip_count_becomes(tab, n: int) -> None:
     tab.wait_for_function(f"() => document.querySelectorAll('{CHIP}').length === {n}", timeout=60_000)
 
 
-def _type_live(tab, text: str) -> None:
-    box = tab.locator(LIVE_BOX)
+def _type(tab, text: str) -> None:
+    """Type into the text box and apply it with Ctrl+Enter, as the caption under every box says."""
+    box = tab.locator(TEXT_BOX)
     box.fill("")
     box.press_sequentially(text, delay=15)
+    box.press("ControlOrMeta+Enter")
 
 
 @pytest.mark.parametrize("path", [u for _, u in PAGE_URLS], ids=[i for i, _ in PAGE_URLS])
@@ -63,27 +66,46 @@ def test_page_opens_by_direct_url(page, app_server: str, path: str) -> None:
     assert "parameters" in page.inner_text("[data-testid='stSidebar']")
 
 
-def test_typing_updates_chips_live(page, app_server: str, tokenizer) -> None:
+def test_typing_updates_chips(page, app_server: str, tokenizer) -> None:
     open_app(page, app_server)
     page.wait_for_selector(CHIP)
     before = page.locator(CHIP).count()
-    first, rest = "The dog ran to the park,", " and then the dog ran home again."
-    expected = len(encode(tokenizer, first + rest))
+    text = "The dog ran to the park, and then the dog ran home again."
+    expected = len(encode(tokenizer, text))
     assert expected != before
-    _type_live(page, first)  # no Enter, no blur: the box commits on a pause in typing
-    page.wait_for_timeout(400)  # pause: the page reruns...
-    page.locator(LIVE_BOX).press_sequentially(rest, delay=15)  # ...while typing goes on
+    _type(page, text)
     _chip_count_becomes(page, expected)
-    assert page.locator(LIVE_BOX).input_value() == first + rest  # no keystroke lost to the rerun
+    assert page.locator(TEXT_BOX).input_value() == text
     wait_for_app(page)
     assert page.locator(EXCEPTION).count() == 0
+
+
+def test_pasted_line_breaks_are_kept_on_every_page(page, app_server: str, tokenizer) -> None:
+    """A pasted story keeps its line breaks (a one-line box once made them spaces: other tokens at home than
+    on the Attention page), and the next page reads the same text."""
+    open_app(page, app_server)
+    page.wait_for_selector(CHIP)
+    story = "Once upon a time, a fox lived in the wood.\nShe liked the rain.\n\nOne day she met a bear.\n"
+    box = page.locator(TEXT_BOX)
+    box.click()
+    page.keyboard.press("ControlOrMeta+A")
+    page.keyboard.insert_text(story)  # what a paste does: the whole text arrives in one input event
+    box.press("ControlOrMeta+Enter")
+    n = len(encode(tokenizer, story))
+    _chip_count_becomes(page, n)
+    assert box.input_value() == story
+    page.locator("[data-testid='stSidebar']").get_by_role("link", name="Attention").click()  # same session
+    page.wait_for_url("**/Attention")
+    wait_for_app(page)
+    page.wait_for_function(f"() => document.querySelector(\"{TEXT_BOX}\").value === {story!r}",
+                           timeout=60_000)
 
 
 def test_html_in_text_shows_as_text(page, app_server: str, tokenizer) -> None:
     open_app(page, app_server)
     page.wait_for_selector(CHIP)
     text = "<img src=x onerror=alert(1)> <b>bold</b>"
-    _type_live(page, text)
+    _type(page, text)
     _chip_count_becomes(page, len(encode(tokenizer, text)))
     wait_for_app(page)
     assert page.locator("img[src='x']").count() == 0

@@ -106,6 +106,34 @@ def test_temperature_zero_is_greedy():
     torch.testing.assert_close(stages.scaled, logits[0])  # greedy does not rescale
 
 
+@pytest.mark.parametrize("temperature", [0, 0.001, 0.01])
+def test_low_temperatures_agree_with_greedy_and_entropy_is_never_negative(temperature):
+    """T = 0 is the limit of low temperatures: nothing left to filter at T = 0 either (it read 70% there and
+    0% at 0.01), entropy 0.0 (it read -0.00), and the order is the model's, not underflow noise."""
+    logits = random_logits(rows=1, seed=6, scale=3.0)[0]
+    stages = sampling_stages(logits, SamplingSettings(temperature=temperature))
+    assert float(stages.probs_before[~stages.kept].sum()) < 1e-6
+    for h in (stages.entropy_before, stages.entropy_after):
+        assert h >= 0 and math.copysign(1.0, h) == 1.0 and f"{h:.2f}" == "0.00"
+    assert stages.order.tolist() == torch.argsort(logits, descending=True, stable=True).tolist()
+
+
+def test_entropy_bits_is_never_negative_zero():
+    one_hot = torch.tensor([0.0, 1.0, 0.0])
+    assert math.copysign(1.0, float(entropy_bits(one_hot))) == 1.0
+    assert float(entropy_bits(torch.tensor([1.0000001, 0.0]))) == 0.0
+
+
+def test_top_tokens_lists_only_tokens_above_zero_and_counts_the_rest():
+    from engine.generation.sampling_lab import top_tokens
+    logits = torch.arange(V, dtype=torch.float32) * 0.5  # gaps of 50 logits at T = 0.01: most underflow to 0
+    stages = sampling_stages(logits, SamplingSettings(temperature=0.01))
+    top = top_tokens(stages, 15)
+    assert all(p > 0 for p in top.probs_before) and len(top.ids) < 15
+    assert top.n_zero == int((stages.probs_before == 0).sum()) > 0
+    assert top.ids == list(range(V - 1, V - 1 - len(top.ids), -1))  # the likeliest, in the model's order
+
+
 @pytest.mark.parametrize("temperature", [0.001, 0.01, 10.0, 100.0])
 @pytest.mark.parametrize("s_extra", [{}, {"top_p": 0.9}, {"min_p": 0.1}, {"top_k": 3}])
 def test_extreme_temperatures_give_finite_probabilities(temperature, s_extra):

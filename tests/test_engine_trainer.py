@@ -252,3 +252,82 @@ def test_the_command_refuses_a_heldout_file_used_to_train_the_tokenizer(corpus, 
     code = train_main(["--data", str(train), "--tokenizer-data", str(held), "--heldout", str(held),
                        "--out", str(tmp_path / "m"), "--work-dir", str(tmp_path / "w")])
     assert code == 2 and "also a training file" in capsys.readouterr().err
+
+
+def _damage(folder, how: str, other) -> str:
+    """Damage a checkpoint folder one way; returns a word the refusal must contain."""
+    import json
+    import shutil
+    weights, state = folder / "model.safetensors", folder / "trainer_state.pt"
+    if how == "truncated weights":
+        weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+        return "model.safetensors"
+    if how == "missing weights":
+        weights.unlink()
+        return "model.safetensors is missing"
+    if how == "empty trainer state":
+        state.write_bytes(b"")
+        return "trainer_state.pt is empty"
+    if how == "garbage trainer state":
+        state.write_bytes(b"\x80\x04garbage, not a torch file" * 10)
+        return "trainer_state.pt could not be read"
+    if how == "truncated trainer state":
+        state.write_bytes(state.read_bytes()[:100])
+        return "trainer_state.pt could not be read"
+    if how == "pickled trainer state":  # what torch.load(weights_only=True) refuses: a pickled object
+        import pickle
+        state.write_bytes(pickle.dumps(Progress))
+        return "trainer_state.pt could not be read"
+    if how == "invalid config":
+        (folder / "config.json").write_text("{not json")
+        return "config.json is not valid JSON"
+    if how == "missing tokenizer":
+        (folder / "tokenizer.json").unlink()
+        return "tokenizer.json is missing"
+    if how == "weights of another shape":
+        shutil.copy(other / "model.safetensors", weights)
+        return "shape"
+    if how == "config of another shape":
+        cfg = json.loads((folder / "config.json").read_text())
+        (folder / "config.json").write_text(json.dumps(cfg | {"n_embd": 32}))
+        return "config.json implies"
+    raise AssertionError(how)
+
+
+DAMAGE = ["truncated weights", "missing weights", "empty trainer state", "garbage trainer state",
+          "truncated trainer state", "pickled trainer state", "invalid config", "missing tokenizer",
+          "weights of another shape", "config of another shape"]
+
+
+@pytest.fixture(scope="module")
+def checkpoints(corpus, tmp_path_factory):
+    """Two finished 2-step runs of different widths, to damage copies of (one per test)."""
+    train, _ = corpus
+    root = tmp_path_factory.mktemp("runs")
+
+    def args(out, width):
+        return ["--data", str(train), "--out", str(root / out), "--vocab-size", "300", "--block-size", "32",
+                "--n-layer", "1", "--n-head", "2", "--n-embd", str(width), "--max-steps", "4", "--stop-after", "2",
+                "--batch-size", "4", "--checkpoint-interval", "2", "--work-dir", str(root / "w")]
+    assert train_main(args("m", 16)) == 0 and train_main(args("wide", 24)) == 0
+    return root, args
+
+
+@pytest.mark.parametrize("how", DAMAGE)
+def test_a_damaged_checkpoint_is_refused_in_one_plain_line(how, checkpoints, tmp_path, capsys):
+    """Resuming from a damaged folder ends with one line saying what is wrong and what to do, a non-zero exit
+    status and no traceback (it ended in torch's weights_only error, a bare EOFError or a KeyError)."""
+    import shutil
+    root, args = checkpoints
+    folder = tmp_path / "m"
+    shutil.copytree(root / "m", folder)
+    expected = _damage(folder, how, root / "wide")
+    capsys.readouterr()
+    argv = args("m", 16)
+    argv[argv.index("--out") + 1] = str(folder)
+    code = train_main(argv)
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert code != 0 and "Traceback" not in err
+    assert len(lines) == 1 and expected in lines[0], err
+    assert "another --out" in lines[0] and "trainer_state.pt" in lines[0]

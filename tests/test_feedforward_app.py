@@ -112,6 +112,9 @@ def test_neuron_explorer_builds_its_reference_once(monkeypatch) -> None:
     html = " ".join(m.value for m in at.markdown if "gb-ff" in m.value)
     neuron = at.selectbox(key="Feed-forward.neuron")
     assert neuron.options[0].startswith("neuron ")
+    # selectbox options are plain text: a token such as "." shows as itself, never as a Markdown escape "\."
+    assert not any("\\" in o for o in neuron.options), neuron.options[:5]
+    assert any("on “.”" in o for o in neuron.options)
     other = int(neuron.options[5].split()[1])
     neuron.set_value(other).run()
     clean(at)
@@ -137,6 +140,13 @@ def test_logit_lens_ends_with_the_models_own_prediction() -> None:
     assert last["final prediction p"] == pytest.approx(float(probs[top]))
     assert last["its rank"] == 1
     assert len(table) == 1 + 2 * model.config.n_layer
+    # The embeddings row reads back the input token itself (tied weights), and the page says why beside it.
+    from engine.inspect.lens import logit_lens
+    lens = logit_lens(model, trace)
+    assert (lens.top_ids[0, :, 0] == torch.tensor(trace.ids)).float().mean() > 0.8
+    ticks = figure(at, "Logit lens")["layout"]["yaxis"]["ticktext"]
+    assert "input token" in ticks[0] and "tied" in ticks[0]
+    assert any("tied" in c.value and "embeddings row" in c.value for c in at.caption)
 
 
 def test_parameters_tab_counts_the_model() -> None:
@@ -182,3 +192,34 @@ def test_a_session_model_of_another_shape() -> None:
     at.run()
     assert len(figure(at, "Layer 0 MLP activations")["data"][0]["x"]) == 32
     assert "Feed-forward.atlas" in at.session_state  # its atlas lives in the session, not the shared cache
+
+
+def test_choices_survive_a_visit_to_another_page() -> None:
+    """The open tab, the layer and the neuron count are as they were after a visit to the home page."""
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
+    at.switch_page("pages/3_Feed_forward.py").run()
+    clean(at)
+    at.selectbox(key="Feed-forward.act_layer").set_value(1).run()
+    at.slider(key="Feed-forward.act_neurons").set_value(7).run()
+    at.switch_page("app.py").run()
+    at.switch_page("pages/3_Feed_forward.py").run()
+    clean(at)
+    assert at.selectbox(key="Feed-forward.act_layer").value == 1
+    assert at.slider(key="Feed-forward.act_neurons").value == 7
+    at.session_state[TAB] = "Logit lens"
+    at.run()
+    at.switch_page("app.py").run()
+    at.switch_page("pages/3_Feed_forward.py").run()
+    clean(at)
+    assert figure(at, "Logit lens")
+
+
+def test_the_intro_follows_the_models_own_parameter_shares() -> None:
+    """The built-in model's MLPs hold 39% of its parameters, its embeddings 41%: the intro says so, as the
+    Parameters tab does, instead of "Most of a model's parameters live here"."""
+    at = page(tab="Parameters")
+    clean(at)
+    shares = {m.label: m.value for m in at.metric}
+    intro = next(m.value for m in at.markdown if "neuron" in m.value and "feed-forward" in m.value)
+    assert f"MLPs hold {shares['MLP']} of the parameters and the embeddings {shares['Embeddings']}" in intro
+    assert "Most of a model's parameters" not in intro

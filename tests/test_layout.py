@@ -19,7 +19,8 @@ ENGINE_LAYERS = {
     "inspect": {"model", "generation"},
     "train": {"model", "generation"},
 }
-UI_SHARED = {"__init__", "cache", "chips", "errors", "models", "pages", "plots", "server", "state", "text"}
+UI_SHARED = {"__init__", "cache", "chips", "colours", "errors", "models", "pages", "plots", "server", "state",
+             "text"}
 UI_WINGS = {"tokens", "attention", "feedforward", "next_token", "train", "rlhf"}
 
 
@@ -94,7 +95,7 @@ def test_ui_and_pages_never_import_pages(path):
 def test_ui_wings_do_not_lean_on_each_other_for_shared_helpers():
     """A page's wing may reuse another page's figure (the Train page's time-lapse draws attention heads),
     but text escaping, CSV cells and the like live in the shared ui/ modules."""
-    shared_names = {"md", "md_escape", "csv_text"}
+    shared_names = {"md", "plotly_text", "csv_text"}
     for path in sources("ui"):
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):

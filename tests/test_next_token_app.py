@@ -63,7 +63,7 @@ def test_temperature_reshapes_the_distribution_without_running_the_model(monkeyp
     at.select_slider(key="next_token_top_p").set_value(0.5).run()
     at.button(key="next_token_preset_creative").click().run()
     assert at.select_slider(key="next_token_temperature").value == 1.3
-    at.select_slider(key="next_token_position").set_value(1).run()
+    at.select_slider(key="Next token.position").set_value(1).run()
     ok(at)
     assert calls == []  # every change above reshaped the cached logits only
 
@@ -74,6 +74,10 @@ def test_greedy_says_so_and_draws_the_same_token() -> None:
     ok(at)
     assert any("greedy" in i.value for i in at.info)
     assert metrics(at)["Can be drawn"] == "1"
+    # T = 0 is the low-temperature limit: nothing left to filter and no choice left (was "70.2%", "-0.00 bits")
+    assert metrics(at)["Filtered out"] == "0.0%" and metrics(at)["Entropy"] == "0.00 bits"
+    ticks = chart(at, "next_token_distribution")["layout"]["yaxis"]["ticktext"]
+    assert len(ticks) == 2 and "at 0%" in ticks[-1]  # the top token; every other one rounds to 0
     for _ in range(3):
         at.button(key="next_token_draw_one").click().run()
     draws = at.session_state["next_token_draws"]
@@ -236,3 +240,46 @@ def test_entropy_curve_is_the_stages_entropy_at_each_temperature() -> None:
     for t, b, a in zip(temps, before, after):
         st = sampling_stages(logits, replace(s, temperature=float(t)))
         assert b == pytest.approx(st.entropy_before, abs=1e-4) and a == pytest.approx(st.entropy_after, abs=1e-4)
+
+
+def test_selections_survive_a_visit_to_another_page() -> None:
+    """Open the page, pick a position and a bar count, go Home and back: both are as they were (the position
+    read "0: <|endoftext|>" after such a visit). A new text starts at its end again."""
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
+    at.switch_page("pages/4_Next_token.py").run()
+    end = len(at.select_slider(key="Next token.position").options) - 1
+    assert at.select_slider(key="Next token.position").value == end
+    at.select_slider(key="Next token.position").set_value(3).run()
+    at.slider(key="Next token.bars").set_value(9).run()
+    at.switch_page("app.py").run()
+    ok(at)
+    at.switch_page("pages/4_Next_token.py").run()
+    ok(at)
+    assert at.select_slider(key="Next token.position").value == 3
+    assert at.slider(key="Next token.bars").value == 9
+    assert len(chart(at, "next_token_distribution")["data"][0]["y"]) <= 10
+    at.text_area(key="Next token.text_area").set_value("The cat sat on the mat.").run()
+    picker = at.select_slider(key="Next token.position")
+    assert picker.value == len(picker.options) - 1
+
+
+def test_n_continuations_show_the_determinism_pitfall_on_text() -> None:
+    """N whole continuations: greedy writes one text N times; sampling writes different ones; the same seed
+    writes the same N again."""
+    at = page()
+    at.button(key="next_token_preset_greedy").click().run()
+    at.button(key="next_token_continue_many").click().run()
+    ok(at)
+    texts = at.session_state["next_token_continuations"]["texts"]
+    assert len(texts) == 5 and len(set(texts)) == 1 and texts[0]
+    assert any("all 5 continuations are the same text" in c.value for c in at.caption)
+    at.button(key="next_token_preset_model_as_is").click().run()
+    at.toggle(key="next_token_fresh_seed").set_value(False).run()
+    at.number_input(key="next_token_draw_seed").set_value(7).run()
+    at.button(key="next_token_continue_many").click().run()
+    ok(at)
+    first = at.session_state["next_token_continuations"]["texts"]
+    assert len(set(first)) > 1
+    at.button(key="next_token_continue_many").click().run()
+    assert at.session_state["next_token_continuations"]["texts"] == first
+    assert any("continuations after position" in m.value for m in at.markdown)

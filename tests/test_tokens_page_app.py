@@ -45,7 +45,7 @@ def page(tab: str | None = None) -> AppTest:
 
 
 def set_text(at: AppTest, text: str) -> AppTest:
-    return at.text_input(key=P + "text_line").set_value(text).run()
+    return at.text_area(key=P + "text_area").set_value(text).run()
 
 
 def chip_blocks(at: AppTest) -> list[str]:
@@ -99,6 +99,7 @@ def test_huge_text_is_cut_with_messages(tokenizer) -> None:
     assert "will not see" in messages(at)
     n = len(encode(tokenizer, text[:5000]))
     assert int(metrics(at)["Tokens"].replace(",", "")) == n
+    assert metrics(at)["Context used"] == f"all 255; {n - 255:,} cut"  # in words, never "1,600%"
     left_out, seen = chip_blocks(at)[:2]  # the left-out tokens, faded, then the ones the model reads
     assert 'class="gb-left-out"' in left_out and n_chips(left_out) == n - 255
     assert n_chips(seen) == 255
@@ -186,7 +187,7 @@ def test_pitfall_button_puts_the_sample_in_the_text_box() -> None:
     assert_clean(at)
     assert len(chip_blocks(at)) >= 1 + 12
     at.button(key=P + "pitfall_0_1").click().run()
-    assert at.text_input(key=P + "text_line").value == "1,234,567"
+    assert at.text_area(key=P + "text_area").value == "1,234,567"
     assert metrics(at)["Characters"] == "9"
 
 
@@ -194,7 +195,8 @@ def test_vectors_tab_neighbours_and_downloads(tokenizer) -> None:
     at = set_text(page("Vectors"), "the cat and the dog")
     assert_clean(at)
     assert len(at.get("plotly_chart")) == 3
-    assert len(at.get("download_button")) == 3
+    # the Vectors tab's three CSVs, and the chips' own above the tabs (every figure and the chips export data)
+    assert len(at.get("download_button")) == 4 and at.download_button(key=P + "chips_csv.0")
     box = at.selectbox(key=P + "neighbour_token")
     ids = encode(tokenizer, "the cat and the dog").ids
     assert box.value == ids[0]  # the text's first token (the start marker goes last)
@@ -237,3 +239,40 @@ def test_page_works_with_another_model_size(tab: str, no_model_runs) -> None:
     if tab == "Vectors":
         assert len(at.get("plotly_chart")) == 3
     assert no_model_runs == []
+
+
+def test_without_gpt2_the_page_says_how_to_add_it(monkeypatch, tmp_path) -> None:
+    """Offline with no copy: the note says where to put GPT-2's tokenizer and which variable points at one;
+    following it (the variable, here at a folder with a tokenizer.json) puts the fourth tokenizer on the page."""
+    import shutil
+
+    import ui.tokens.splitting as splitting
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv(splitting.GPT2_ENV, str(tmp_path / "nowhere"))
+    splitting.gpt2_tokenizer.clear()
+    at = page("Compare tokenizers")
+    assert_clean(at)
+    note = messages(at)
+    assert "not available offline" in note and "GLASSBOX_GPT2_TOKENIZER" in note and "models/gpt2-tokenizer/" in note
+    folder = tmp_path / "gpt2"
+    folder.mkdir()
+    shutil.copy(ROOT / "models" / "glassbox-stories" / "tokenizer.json", folder / "tokenizer.json")
+    monkeypatch.setenv(splitting.GPT2_ENV, str(folder))
+    splitting.gpt2_tokenizer.clear()
+    at = page("Compare tokenizers")
+    assert_clean(at)
+    assert f"a local folder ({folder})" in messages(at)
+    splitting.gpt2_tokenizer.clear()
+
+
+def test_chips_and_the_bpe_curve_export_their_data(tokenizer) -> None:
+    from ui.chips import chips_csv
+    from ui.tokens.bpe import curve_csv
+    enc = encode(tokenizer, "=1+2 the cat")
+    rows = chips_csv(enc.ids, enc.tokens, tokenizer).splitlines()
+    assert rows[0] == "position,id,token,bytes" and len(rows) == 1 + len(enc)
+    assert rows[1].split(",")[2].startswith("'=")  # a formula-looking token is made inert
+    assert curve_csv([9, 7, 5]).splitlines() == ["merges learned,tokens", "0,9", "1,7", "2,5"]
+    at = page("Watch BPE learn")
+    assert_clean(at)
+    assert at.download_button(key=P + "bpe_curve_csv")

@@ -39,7 +39,8 @@ def test_typing_changes_the_chips(page, app_server: str, tokenizer) -> None:
     _main_chip_count_becomes(page, first)
     text = "A tiny owl sat in the old oak tree."
     box.fill("")
-    box.press_sequentially(text, delay=15)  # no Enter: the box commits on a pause in typing
+    box.press_sequentially(text, delay=15)
+    box.press("ControlOrMeta+Enter")  # applies it, as the caption under every text box says
     _main_chip_count_becomes(page, len(encode(tokenizer, text)))
     wait_for_app(page)
     shown = page.evaluate(f"() => Array.from({MAIN_CHIPS}.querySelectorAll('.gb-chip')).map(c => c.innerText)")
@@ -54,6 +55,7 @@ def test_pasting_20000_characters_shows_a_message(page, app_server: str, tokeniz
     box.click()
     page.keyboard.press("ControlOrMeta+A")
     page.keyboard.insert_text(huge)  # what a paste does: the whole text arrives in one input event
+    box.press("ControlOrMeta+Enter")
     page.get_by_text("Glassbox looks at the first 5,000").wait_for(timeout=60_000)
     wait_for_app(page)
     main = _main_text(page)

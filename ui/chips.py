@@ -7,12 +7,14 @@ import html
 from collections.abc import Sequence
 from typing import Any
 
+import pandas as pd
 import streamlit as st
 
 from engine import EOT, token_bytes
 
 from .cache import context_message, get_encoding
 from .models import ModelChoice
+from .text import csv_text
 
 MAX_CHIPS = 3_000  # more chips than this make the page slow to draw; the rest are counted, not drawn
 
@@ -61,11 +63,23 @@ def chips_html(ids: Sequence[int], tokens: Sequence[str], tokenizer: Any, first_
     return "".join(parts)
 
 
+def chips_csv(ids: Sequence[int], tokens: Sequence[str], tokenizer: Any, first_position: int = 0) -> str:
+    """The chips as CSV: position, id, the display form and the raw bytes in hex (cells safe for spreadsheets)."""
+    rows = [{"position": first_position + i, "id": int(t), "token": csv_text(s),
+             "bytes": token_bytes(tokenizer, int(t)).hex(" ")} for i, (t, s) in enumerate(zip(ids, tokens))]
+    return pd.DataFrame(rows, columns=["position", "id", "token", "bytes"]).to_csv(index=False)
+
+
 def show_token_chips(ids: Sequence[int], tokens: Sequence[str], tokenizer: Any, first_position: int = 0) -> None:
-    """Draw the chips; past MAX_CHIPS, say how many are not drawn."""
+    """Draw the chips, with a CSV download of them (chips are HTML, not a figure: no PNG); past MAX_CHIPS, say
+    how many are not drawn."""
     st.markdown(chips_html(ids, tokens, tokenizer, first_position), unsafe_allow_html=True)
     if len(ids) > MAX_CHIPS:
         st.caption(f"Showing the first {MAX_CHIPS:,} of {len(ids):,} tokens.")
+    page = st.session_state.get("current_page", "page")  # ui.state.PAGE (state imports this module)
+    st.download_button("Download these tokens (CSV)", lambda: chips_csv(ids, tokens, tokenizer, first_position),
+                       file_name="glassbox-tokens.csv", mime="text/csv", on_click="ignore",
+                       icon=":material/download:", key=f"{page}.chips_csv.{first_position}")
 
 
 def token_overview(text: str, choice: ModelChoice) -> None:

@@ -24,7 +24,7 @@ class PageInfo:
     blurb: str  # one line: what the page shows
 
 
-HOME = PageInfo("app.py", "Home", ":material/home:", "What Glassbox is, and your text split into tokens as you type.")
+HOME = PageInfo("app.py", "Home", ":material/home:", "What Glassbox is, and your text split into tokens.")
 PAGES: tuple[PageInfo, ...] = (
     PageInfo("pages/1_Tokens_and_vectors.py", "Tokens and vectors", ":material/token:",
              "Text becomes tokens, tokens become vectors: chips, tokenizers compared, BPE learning live."),

@@ -5,6 +5,7 @@ from typing import Any
 
 PNG_PREFIX = "glassbox-"  # every downloaded figure is named glassbox-<what>.png
 PNG_SCALE = 2  # twice the screen resolution: sharp on slides and on a projector
+MIN_FONT_PX = 12  # the smallest text in any figure: readable on a projector at 1280x720
 
 
 def plot_config(name: str) -> dict[str, Any]:

@@ -27,8 +27,8 @@ from .server import prepare_process
 
 TEXT = "text"  # session key: the canonical text (not a widget key)
 PAGE = "current_page"  # session key: the name of the page this run draws, set by setup_page
-LINE_WIDGET = "text_line"  # one-line box that commits after a typing pause
-AREA_WIDGET = "text_area"  # multi-line box that commits on Ctrl+Enter or leaving the box
+AREA_WIDGET = "text_area"  # the multi-line text box, on every page; commits on Ctrl+Enter or leaving the box
+APPLY_HINT = "Press Ctrl+Enter (⌘+Enter on a Mac) or click outside the box to apply changes."
 MODEL_WIDGET = "model_select"  # the sidebar model selector
 DEFAULT_TEXT = "Once upon a time, a little fox found a shiny red ball in the garden."
 MAX_CHARS = 5_000  # the most characters any view looks at; the rest stays in the box, ignored
@@ -91,7 +91,7 @@ def set_text(text: str) -> None:
 
 
 def widget_key(name: str) -> str:
-    """A widget key unique to the current page: `Home.text_line`, `Attention.layer`, ..."""
+    """A widget key unique to the current page: `Home.text_area`, `Attention.layer`, ..."""
     return f"{st.session_state.get(PAGE, 'page')}.{name}"
 
 
@@ -99,27 +99,24 @@ def _sync_text(key: str) -> None:
     st.session_state[TEXT] = st.session_state.get(key) or ""
 
 
-def text_input_area(label: str = "Your text", live: bool = False) -> str:
-    """The shared text box. Returns the text capped at MAX_CHARS (possibly empty), with a note if capped.
+def text_input_area(label: str = "Your text") -> str:
+    """The shared text box, the same on every page. Returns the text capped at MAX_CHARS (possibly empty),
+    with a note if capped.
 
-    live=True: a one-line box that updates the page after a short pause in typing (Streamlit's text_area
-    only commits on Ctrl+Enter or blur). A text with line breaks gets the multi-line box instead, since a
-    one-line box would silently drop them.
+    Always a multi-line box, which keeps a pasted text exactly, line breaks included. A one-line box would
+    update as you type, but the browser turns the line breaks of a pasted text into spaces, silently: the
+    same story then has other tokens on another page. Streamlit's multi-line box commits on Ctrl+Enter or on
+    leaving it, and every page says so in the same words (APPLY_HINT).
     """
     text = get_text()
-    one_line = live and "\n" not in text
-    key = widget_key(LINE_WIDGET if one_line else AREA_WIDGET)
+    key = widget_key(AREA_WIDGET)
     # Only write the widget's state when it differs: rewriting it on every run could undo keystrokes that
     # arrive while the page is rerunning.
     if st.session_state.get(key) != text:
         st.session_state[key] = text
-    if one_line:
-        st.text_input(label, key=key, live=True, on_change=_sync_text, args=(key,),
-                      placeholder="Type anything: the tokens update when you pause.")
-    else:
-        st.text_area(label, key=key, on_change=_sync_text, args=(key,), height=140,
-                     placeholder="Type or paste text here.")
-        st.caption("Press Ctrl+Enter (⌘+Enter on a Mac) or click outside the box to apply changes.")
+    st.text_area(label, key=key, on_change=_sync_text, args=(key,), height=140,
+                 placeholder="Type or paste text here.")
+    st.caption(APPLY_HINT)
     return cap_text(get_text())
 
 
@@ -165,10 +162,13 @@ def remembered(page: str, name: str, default: Any, options: Sequence[Any] | None
 
     Streamlit forgets the state of widgets a run does not draw, so the value lives in a canonical key
     (`kept_key`) and fills the widget before it is drawn. The kept value falls back to `default` when it is
-    not among `options` (another model, a shorter text).
+    not among `options` (another model, a shorter text). A value written to the widget's key (as
+    `st.session_state["Feed-forward.tab"] = ...` does) is kept too.
     """
     kept, widget = kept_key(page, name), f"{page}.{name}"
-    value = st.session_state.get(kept, default)
+    # A widget drawn in the last run holds the latest value (or one code wrote to its key); one that was not
+    # drawn (another page, a closed tab) has been forgotten by Streamlit, and the kept value fills it.
+    value = st.session_state[widget] if widget in st.session_state else st.session_state.get(kept, default)
     if options is not None and value not in options:
         value = default
     st.session_state[kept] = value

@@ -1,4 +1,4 @@
-"""Token text made safe for where it is shown: Markdown, widget labels, CSV cells.
+"""Token text made safe for where it is shown: Markdown (widget labels too), Plotly labels, CSV cells.
 
 Streamlit renders Markdown in st.markdown, captions and messages, so a token such as `**` or `$` would format
 the page; a spreadsheet runs a CSV cell that starts with `=`. Every page escapes through here.
@@ -10,14 +10,12 @@ _MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|~<>$:&])")
 
 
 def md(text: str) -> str:
-    """Token text made literal for st.markdown and captions: every Markdown and Streamlit directive
-    character (`*`, `_`, `$`, `:`, `[`...) is backslash-escaped, so a token can never format the page."""
+    """Token text made literal wherever Streamlit renders Markdown: st.markdown, captions, messages, widget
+    labels, metric values and the options of select_slider, radio, pills and segmented_control. Every
+    Markdown and Streamlit directive character (`*`, `_`, `$`, `:`, `[`...) is backslash-escaped, so a token
+    can never format the page. Not for selectbox or multiselect options, which Streamlit shows as plain text
+    (an escape would show as a stray backslash)."""
     return _MARKDOWN.sub(r"\\\1", text)
-
-
-def md_escape(text: str) -> str:
-    """Text shown literally where Streamlit renders Markdown (widget labels and option names)."""
-    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>$~&])", r"\\\1", text)
 
 
 def csv_text(value: str) -> str:

@@ -85,9 +85,10 @@ def sample(logits: torch.Tensor, s: SamplingSettings, generator: torch.Generator
 
 
 def entropy_bits(probs: torch.Tensor) -> torch.Tensor:
-    """Shannon entropy in bits of distributions over the last dimension (0 log 0 = 0)."""
+    """Shannon entropy in bits of distributions over the last dimension (0 log 0 = 0). Never negative: a
+    certain token gives 0.0, not -0.0, and a softmax rounding a probability to just over 1 gives 0 too."""
     logp = torch.where(probs > 0, probs.log2(), torch.zeros_like(probs))
-    return -(probs * logp).sum(dim=-1)
+    return (-(probs * logp).sum(dim=-1)).clamp(min=0.0) + 0.0  # + 0.0 turns -0.0 into 0.0
 
 
 @dataclass(frozen=True)
@@ -96,10 +97,10 @@ class SamplingStages:
     logits: torch.Tensor  # raw logits from the model
     scaled: torch.Tensor  # logits / T (raw logits when greedy)
     kept: torch.Tensor  # bool: tokens that survive the filters
-    probs_before: torch.Tensor  # softmax(scaled): the distribution before filtering
+    probs_before: torch.Tensor  # softmax(scaled): the distribution before filtering (T = 0: its limit, one-hot)
     probs_after: torch.Tensor  # renormalised over the kept tokens: what is actually sampled from
     cumulative: torch.Tensor  # cumulative probs_before in descending order (what top-p reads)
-    order: torch.Tensor  # token ids in descending order of probs_before
+    order: torch.Tensor  # token ids, most likely first (by logit: probabilities that underflow to 0 tie)
     entropy_before: float  # bits
     entropy_after: float  # bits
 
@@ -109,9 +110,13 @@ def sampling_stages(logits: torch.Tensor, s: SamplingSettings) -> SamplingStages
     scaled = apply_temperature(logits, s.temperature)
     filtered = filter_logits(logits, s)
     kept = torch.isfinite(filtered)
-    before = scaled.softmax(dim=-1)
     after = filtered.softmax(dim=-1)
-    order = torch.argsort(before, descending=True)
+    # T = 0 is the limit of ever lower temperatures: softmax(logits / T) tends to the top token alone, as
+    # T = 0.01 already shows. The logits are not divided (by zero), but the probabilities are that limit.
+    before = after if s.greedy else scaled.softmax(dim=-1)
+    # By the scaled logits, the same order as the probabilities where those are above 0, and still the
+    # model's real order where a low temperature has rounded them all to 0 (sorting those would be noise).
+    order = torch.argsort(scaled, descending=True, stable=True)
     return SamplingStages(
         logits=logits, scaled=scaled, kept=kept, probs_before=before, probs_after=after,
         cumulative=before[order].cumsum(dim=-1), order=order,

@@ -59,11 +59,16 @@ class TopTokens:
     rest_after: float  # ... and after
     n_rest: int  # how many tokens are not listed
     n_kept: int  # tokens that survive the filters, listed or not
+    n_zero: int = 0  # tokens whose probability before the filters is 0 in float32 (too small to show; not listed)
 
 
 def top_tokens(stages: SamplingStages, k: int, include: int | None = None) -> TopTokens:
-    """The k most likely tokens, plus `include` (e.g. the drawn token) if it is not among them."""
-    order = stages.order[:max(1, k)].tolist()
+    """The k most likely tokens, plus `include` (e.g. the drawn token) if it is not among them.
+
+    Only tokens with a probability above 0 are listed (the most likely always is): at a low temperature most
+    probabilities underflow to exactly 0, and the order among them is noise; `n_zero` says how many."""
+    nonzero = int((stages.probs_before > 0).sum())
+    order = stages.order[:max(1, min(k, nonzero))].tolist()
     rank_of = {tok: i + 1 for i, tok in enumerate(order)}
     if include is not None and include not in rank_of:
         rank_of[include] = int((stages.probs_before > stages.probs_before[include]).sum()) + 1
@@ -75,6 +80,7 @@ def top_tokens(stages: SamplingStages, k: int, include: int | None = None) -> To
         rank=[rank_of[t] for t in order],
         rest_before=max(0.0, 1.0 - float(before.sum())), rest_after=max(0.0, 1.0 - float(after.sum())),
         n_rest=stages.logits.numel() - len(order), n_kept=int(stages.kept.sum()),
+        n_zero=stages.logits.numel() - nonzero,
     )
 
 

@@ -208,3 +208,30 @@ def label_heads(stats: HeadStats, first_is_marker: bool = True) -> list[HeadLabe
     """`label_head` for every head, layer by layer."""
     n_layer, n_head = stats.previous.shape
     return [label_head(stats, layer, head, first_is_marker) for layer in range(n_layer) for head in range(n_head)]
+
+
+@dataclass(frozen=True)
+class MissingType:
+    """A head type no head of the model reaches, with the closest head and how close it came."""
+    label: str  # as in HeadLabel.label
+    best: float  # the highest figure any head has for it
+    layer: int  # ... and where
+    head: int
+    threshold: float  # what the rule needs
+
+
+def missing_types(stats: HeadStats, labels: list[HeadLabel]) -> list[MissingType]:
+    """The head types no head is labelled with (an unmeasured figure, induction on a short context, is not
+    counted as missing: it is not known)."""
+    figures = (("induction", stats.induction, INDUCTION_MIN), ("previous token", stats.previous, PREVIOUS_MIN),
+               ("self", stats.self, SELF_MIN), ("first token (sink)", stats.first, FIRST_MIN),
+               ("broad", stats.entropy_norm, BROAD_MIN))
+    found = {h.label for h in labels}
+    missing = []
+    for label, values, threshold in figures:
+        if label in found or values is None:
+            continue
+        flat = int(values.argmax())
+        layer, head = divmod(flat, values.shape[1])
+        missing.append(MissingType(label, float(values.max()), layer, head, threshold))
+    return missing

@@ -17,20 +17,26 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from ..model.checkpoint import load_pretrained
+from ..model.checkpoint import CheckpointError, load_pretrained
 from ..model.config import GPTConfig
 from ..model.device import PRECISIONS, describe, pick_device
 from ..model.gpt import GPT
 from ..model.tokenizer import load_tokenizer, train_bpe
 from .data import Batches, Source, doc_hash, iter_documents, load_ids, tokenize_documents
 from .evaluate import bits_per_char
-from .trainer import Progress, TrainConfig, Trainer
+from .trainer import STATE_FILE, Progress, TrainConfig, Trainer, one_line
 
 TRAINING_FILE = "training.json"
 
 
 class UsageError(Exception):
     """A problem with the command's input, reported as one line, without a traceback."""
+
+
+def damaged(out: Path, e: CheckpointError) -> UsageError:
+    """A checkpoint folder that cannot be resumed from: what is wrong, and the two ways forward."""
+    return UsageError(f"cannot resume from {out}: {one_line(e, 240)}. Start afresh with another --out, or delete "
+                      f"{out / STATE_FILE} to train this folder from scratch (its files are then replaced).")
 
 
 def parse_source(spec: str) -> tuple[Path, float]:
@@ -125,9 +131,12 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
 
     device = pick_device()
     torch.manual_seed(args.seed)
-    resuming = (out / "trainer_state.pt").is_file()
+    resuming = (out / STATE_FILE).is_file()
     if resuming:
-        model, tokenizer = load_pretrained(out, device)
+        try:
+            model, tokenizer = load_pretrained(out, device)
+        except CheckpointError as e:
+            raise damaged(out, e) from None
         cfg = model.config
     else:
         if args.tokenizer:
@@ -184,7 +193,12 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
 
     trainer = Trainer(model, train, tcfg, val=val, device=device, tokenizer=tokenizer, out_dir=out,
                       callback=on_progress)
-    if trainer.resume():
+    try:
+        resumed = trainer.resume()
+    except CheckpointError as e:
+        bar.close()
+        raise damaged(out, e) from None
+    if resumed:
         bar.n = trainer.step
         print(f"resumed from step {trainer.step} in {out}", file=sys.stderr)
     print(f"{model.num_params():,} parameters on {describe(device)}; "

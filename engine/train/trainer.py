@@ -7,21 +7,47 @@ from __future__ import annotations
 import io
 import json
 import math
+import pickle  # only for its exception type: torch.load(weights_only=True) raises it
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 
-from ..model.checkpoint import load_pretrained, save_pretrained
+from ..model.checkpoint import CheckpointError, load_pretrained, save_pretrained
 from ..model.device import PRECISIONS, train_autocast
 from ..model.gpt import GPT
 from .data import Batches
 
 STATE_FILE = "trainer_state.pt"  # optimizer, data-order and random state; our own file, loaded weights_only
 LOG_FILE = "trainer_log.json"
+
+
+def one_line(e: BaseException, limit: int = 160) -> str:
+    """An exception's message on one line, shortened: torch's and safetensors' run to many lines."""
+    text = " ".join(str(e).split()) or type(e).__name__
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _read_state(path: Path, device: torch.device) -> dict:
+    """The trainer state file, loaded weights_only; CheckpointError if it is empty, truncated or garbage."""
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{STATE_FILE} is empty")
+    try:
+        with warnings.catch_warnings():  # a garbage file can draw a multi-line UserWarning before the error
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError:  # torch's weights_only refusal; its advice (weights_only=False) could run code
+        raise CheckpointError(f"{STATE_FILE} could not be read: it is not a trainer state of tensors and numbers, "
+                              "and loading anything else could run code") from None
+    except Exception as e:  # EOFError for a truncated file, RuntimeErrors from the zip reader
+        raise CheckpointError(f"{STATE_FILE} could not be read ({type(e).__name__}: {one_line(e)})") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{STATE_FILE} does not hold a trainer state")
+    return state
 
 
 @dataclass(frozen=True)
@@ -145,22 +171,40 @@ class Trainer:
         self.last_good_step = self.step
 
     def resume(self) -> bool:
-        """Continue from the checkpoint in out_dir, if it has trainer state. Returns whether it resumed."""
+        """Continue from the checkpoint in out_dir, if it has trainer state. Returns whether it resumed.
+
+        Raises CheckpointError, with one line saying which file is damaged, for a folder that cannot be
+        resumed from (weights, config or trainer state truncated, empty, garbage or of another shape)."""
         if self.out_dir is None or not (self.out_dir / STATE_FILE).is_file():
             return False
         model, _ = load_pretrained(self.out_dir, self.device, with_tokenizer=False)
-        self.model.load_state_dict(model.state_dict())
-        state = torch.load(self.out_dir / STATE_FILE, map_location=self.device, weights_only=True)
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.train_data.set_state(state["data_rng"])
-        if "torch_rng" in state:  # checkpoints from before it was saved resume with the caller's seed
-            torch.set_rng_state(state["torch_rng"].cpu())
-        if "cuda_rng" in state and self.device.type == "cuda":
-            torch.cuda.set_rng_state(state["cuda_rng"].cpu(), self.device)
-        self.step, self.tokens_seen = int(state["step"]), int(state["tokens_seen"])
+        try:
+            self.model.load_state_dict(model.state_dict())
+        except RuntimeError as e:  # the weights describe another model than the one being trained
+            raise CheckpointError(f"the saved weights are of another shape than this model ({one_line(e)})"
+                                  ) from None
+        state = _read_state(self.out_dir / STATE_FILE, self.device)
+        try:
+            self.optimizer.load_state_dict(state["optimizer"])
+            for p in self.model.parameters():  # load_state_dict checks the number of tensors, not their shapes
+                saved = self.optimizer.state.get(p, {}).get("exp_avg")
+                if saved is not None and saved.shape != p.shape:
+                    raise ValueError(f"optimizer state of shape {tuple(saved.shape)} for a parameter of "
+                                     f"{tuple(p.shape)}")
+            self.train_data.set_state(state["data_rng"])
+            if "torch_rng" in state:  # checkpoints from before it was saved resume with the caller's seed
+                torch.set_rng_state(state["torch_rng"].cpu())
+            if "cuda_rng" in state and self.device.type == "cuda":
+                torch.cuda.set_rng_state(state["cuda_rng"].cpu(), self.device)
+            self.step, self.tokens_seen = int(state["step"]), int(state["tokens_seen"])
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as e:
+            raise CheckpointError(f"{STATE_FILE} does not fit this checkpoint ({one_line(e)})") from None
         log = self.out_dir / LOG_FILE
         if log.is_file():
-            self.history = json.loads(log.read_text())["history"]
+            try:
+                self.history = json.loads(log.read_text())["history"]
+            except (ValueError, KeyError, TypeError, UnicodeDecodeError) as e:
+                raise CheckpointError(f"{LOG_FILE} is damaged ({one_line(e)})") from None
         self.last_good_step = self.step
         return True
 

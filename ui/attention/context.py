@@ -6,7 +6,6 @@ the word differently. Next to that: what the chosen head makes the word look at 
 """
 from __future__ import annotations
 
-import html
 import re
 
 import pandas as pd
@@ -21,7 +20,7 @@ from ..cache import get_trace
 from ..models import ModelChoice
 from ..plots import plot_config
 from ..state import MAX_CHARS
-from ..text import csv_text, md
+from ..text import csv_text, md, plotly_text
 from .figures import MONO, short, tick_step
 from .state import Pick, choose, kept_value, remembered
 
@@ -66,7 +65,7 @@ def cosine_figure(cosines: list[float], labels: list[str], word: str) -> go.Figu
     fig.update_yaxes(title="cosine similarity", range=[low, 1.12], gridcolor="#e5e5e5", zeroline=True,
                      zerolinecolor="#888")
     fig.update_xaxes(title="where in the model", type="category")
-    fig.update_layout(title=dict(text=f"How alike “{html.escape(word)}” is in the two sentences, layer by layer",
+    fig.update_layout(title=dict(text=f"How alike “{plotly_text(word)}” is in the two sentences, layer by layer",
                                  font=dict(size=16)), height=380, font=dict(size=14), plot_bgcolor="white",
                       margin=dict(l=10, r=10, t=50, b=10), dragmode=False)
     return fig
@@ -75,7 +74,7 @@ def cosine_figure(cosines: list[float], labels: list[str], word: str) -> go.Figu
 def attention_bars(weights: torch.Tensor, tokens: list[str], query: int, title: str) -> go.Figure:
     """What one query looks at: its weights over every token up to itself."""
     n = query + 1
-    labels = [f"{i} {html.escape(short(t))}" for i, t in enumerate(tokens[:n])]
+    labels = [f"{i} {plotly_text(short(t))}" for i, t in enumerate(tokens[:n])]
     w = weights[:n].tolist()
     fig = go.Figure(go.Bar(x=labels, y=w, marker_color=["#D55E00" if i == query else "#0072B2" for i in range(n)],
                            text=[f"{v:.0%}" if v >= 0.01 else "" for v in w], textposition="outside",

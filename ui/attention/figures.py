@@ -1,15 +1,15 @@
 """Figures of attention patterns: every head at once, one head large, one query's lines, and differences.
 
 Weights use viridis (sequential, colour-blind-safe) on a fixed 0-1 scale, so heads compare at a glance;
-differences use RdBu (diverging, colour-blind-safe) centred on 0. Positions after the query are blank: the
-causal mask hides them. Token text is html.escape'd before it reaches Plotly, which renders some HTML.
+differences use the shared diverging scale (ui.colours: RdBu, blue positive, red negative) centred on 0.
+Positions after the query are blank: the causal mask hides them. Token text goes through ui.text.plotly_text
+before it reaches Plotly, which renders some HTML.
 
 Plotly heatmaps report no clicks to Streamlit (streamlit#8760), so each clickable heatmap carries a layer
 of invisible scatter points, one per visible cell: they give the hover text and the click Streamlit sees.
 """
 from __future__ import annotations
 
-import html
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -20,10 +20,10 @@ import plotly.graph_objects as go
 import torch
 import torch.nn.functional as F
 
-from ..text import csv_text
+from ..colours import diverging_scale
+from ..text import csv_text, plotly_text
 
 WEIGHTS = "Viridis"
-DIFFERENCE = "RdBu_r"  # ColorBrewer RdBu, reversed so that positive is red
 HIGHLIGHT = "#D55E00"  # Okabe-Ito vermilion: the selected head, row or token
 LINE = "#0072B2"  # Okabe-Ito blue: the line view's lines
 FONT = dict(size=15)
@@ -34,7 +34,7 @@ OVERVIEW_CELLS = 16_000  # cells in the overview across all heads; longer texts 
 CLICK_CELLS = 12_000  # the largest single-head view that gets a clickable point per cell
 DIGITS = 3  # decimals of the weights sent to the browser (the CSV downloads keep full precision)
 LINE_BANDS = 20  # the line view draws weights in this many steps of thickness and darkness
-LINE_LABELS = 40  # the line view names every token up to this many, then only the most-weighted half as many
+LINE_LABELS = 40  # the line view gives every token a row up to this many, then only the most-weighted half as many
 
 
 def short(token: str, n: int = LABEL_CHARS) -> str:
@@ -43,7 +43,7 @@ def short(token: str, n: int = LABEL_CHARS) -> str:
 
 def token_labels(tokens: Sequence[str], first: int = 0) -> list[str]:
     """'8 ␣fox': position and token, escaped and shortened; unique, so equal tokens stay apart on an axis."""
-    return [f"{first + i} {html.escape(short(t))}" for i, t in enumerate(tokens)]
+    return [f"{first + i} {plotly_text(short(t))}" for i, t in enumerate(tokens)]
 
 
 def position_labels(tokens: Sequence[str]) -> list[str]:
@@ -204,57 +204,69 @@ def head_figure(pattern: torch.Tensor, tokens: Sequence[str], title: str, query:
 
 
 def line_view_figure(weights: torch.Tensor, tokens: Sequence[str], query: int, title: str) -> go.Figure:
-    """BertViz's line view for one query: the tokens on the left look at the tokens on the right; lines run
-    from the query (highlighted) to every token it can see, thicker and darker for more weight.
-    `weights` is the query's row of the pattern [pos]."""
+    """BertViz's line view for one query: the query on the left looks at the tokens on the right; lines run
+    from it to each, thicker and darker for more weight. `weights` is the query's row of the pattern [pos].
+
+    Up to LINE_LABELS tokens, every token it can see has its own row. Past that, rows of a few pixels would
+    pile the labels into a stack, so only the LINE_LABELS // 2 keys with the most weight (and the query
+    itself) get a row each, in text order and readable at any length, and one last row sums up the rest."""
     n = query + 1  # the mask hides everything after the query
     w = weights[:n].float().numpy()
-    names = [html.escape(short(t, 20)) for t in tokens[:n]]
-    row_px = int(np.clip(900 / n, 6, 24))
-    # Past LINE_LABELS rows, only the most-weighted tokens (and the query) are named; every line is drawn.
-    labelled = set(range(n)) if n <= LINE_LABELS else {query, *np.argsort(-w)[:LINE_LABELS // 2].tolist()}
-    font = dict(family=MONO, size=15 if row_px >= 18 else 12)
+    names = [plotly_text(short(t, 20)) for t in tokens[:n]]
+    compact = n > LINE_LABELS
+    keys = (sorted({query, *np.argsort(-w, kind="stable")[:LINE_LABELS // 2].tolist()}) if compact
+            else list(range(n)))
+    rows = len(keys) + compact  # the summary row
+    row_px = 24 if compact else int(np.clip(900 / n, 18, 24))
+    q_row = keys.index(query)
+    font = dict(family=MONO, size=15 if row_px >= 20 else 13)
+    kw = np.array([w[k] for k in keys])
     fig = go.Figure()
-    # One trace per band of weights (a line's width is per trace): LINE_BANDS traces, however long the text.
-    bands = np.minimum((w * LINE_BANDS).astype(int), LINE_BANDS - 1)
+    # One trace per band of weights (a line's width is per trace): at most LINE_BANDS traces.
+    bands = np.minimum((kw * LINE_BANDS).astype(int), LINE_BANDS - 1)
     for band in np.unique(bands):
-        keys = np.nonzero(bands == band)[0]
+        at = np.nonzero(bands == band)[0]
         mid = (band + 0.5) / LINE_BANDS
         fig.add_trace(go.Scatter(
-            x=np.tile([0.31, 0.6, None], len(keys)), y=np.stack([np.full(len(keys), query), keys,
-                                                                  np.full(len(keys), np.nan)], 1).ravel(),
+            x=np.tile([0.31, 0.6, None], len(at)), y=np.stack([np.full(len(at), q_row), at,
+                                                                np.full(len(at), np.nan)], 1).ravel(),
             mode="lines", line=dict(color=LINE, width=0.5 + 10 * mid), opacity=0.15 + 0.85 * mid,
             hoverinfo="skip", showlegend=False))
-    fig.add_trace(go.Scatter(  # left: the tokens looking, the query highlighted
-        x=[0.3] * n, y=list(range(n)), mode="text", textposition="middle left", showlegend=False,
-        text=[f"<b>{names[j]}</b>" if j == query else (names[j] if j in labelled else "") for j in range(n)],
-        textfont=dict(font, color=[HIGHLIGHT if j == query else "#777" for j in range(n)]), hoverinfo="skip"))
-    fig.add_trace(go.Scatter(  # right: every token it sees, with its weight
-        x=[0.6] * n, y=list(range(n)), mode="markers+text", showlegend=False,
-        text=[f"{names[j]}  {share(w[j])}" if j in labelled else "" for j in range(n)],
+    left = [f"<b>{query} {names[query]}</b>" if compact else f"<b>{names[query]}</b>"]
+    fig.add_trace(go.Scatter(  # left: the query, highlighted
+        x=[0.3], y=[q_row], mode="text", textposition="middle left", showlegend=False, text=left,
+        textfont=dict(font, color=HIGHLIGHT), hoverinfo="skip"))
+    right = [(f"{k} {names[k]}" if compact else names[k]) + f"  {share(w[k])}" for k in keys]
+    fig.add_trace(go.Scatter(  # right: the tokens it sees, with their weights
+        x=[0.6] * len(keys), y=list(range(len(keys))), mode="markers+text", showlegend=False, text=right,
         textposition="middle right", textfont=dict(font, color="#111"),
-        marker=dict(size=min(7, max(2, row_px - 2)), color=[HIGHLIGHT if j == query else LINE for j in range(n)]),
-        customdata=np.array([[j, names[j], float(w[j])] for j in range(n)], dtype=object),
+        marker=dict(size=7, color=[HIGHLIGHT if k == query else LINE for k in keys]),
+        customdata=np.array([[k, names[k], float(w[k])] for k in keys], dtype=object),
         hovertemplate="key %{customdata[0]} %{customdata[1]}: weight %{customdata[2]:.3f}<extra></extra>"))
+    if compact:
+        rest = float(w.sum() - kw.sum())
+        fig.add_trace(go.Scatter(
+            x=[0.6], y=[len(keys)], mode="text", textposition="middle right", showlegend=False, hoverinfo="skip",
+            text=[f"… the other {n - len(keys):,} tokens together  {share(rest)}"],
+            textfont=dict(font, color="#555")))
     fig.update_xaxes(visible=False, range=[0, 1])
-    fig.update_yaxes(visible=False, range=[n - 0.5, -0.8])
-    height = int(np.clip(row_px * n + 100, 240, 1200))
+    fig.update_yaxes(visible=False, range=[rows - 0.5, -0.8])
+    height = int(np.clip(row_px * rows + 100, 240, 1200))
     return _layout(fig, title, height, margin=dict(l=10, r=10, t=60, b=10), dragmode=False)
 
 
 def difference_figure(diff: torch.Tensor, tokens: Sequence[str], positions: Sequence[int], title: str
                       ) -> go.Figure:
-    """A [n, n] difference of weights (A minus B) on the tokens two prompts share, RdBu centred on 0 (red:
-    more weight in A, blue: more in B). `positions` are the shared tokens' positions in A, for the labels."""
-    labels = [f"{p} {html.escape(short(t))}" for p, t in zip(positions, tokens)]
+    """A [n, n] difference of weights (A minus B) on the tokens two prompts share, on the shared diverging
+    scale (blue: more weight in A, red: more in B). `positions` are the shared tokens' positions in A."""
+    labels = [f"{p} {plotly_text(short(t))}" for p, t in zip(positions, tokens)]
     z = causal_nan(diff)
-    top = max(0.05, float(np.nanmax(np.abs(z))) if z.size else 0.05)
     pos = np.asarray(positions)
     where = np.dstack(np.meshgrid(pos, pos, indexing="ij")) if len(pos) else None  # [q, k, 2] positions in A
     fig = go.Figure(go.Heatmap(
-        z=z, colorscale=DIFFERENCE, zmid=0, zmin=-top, zmax=top, customdata=where,
+        z=z, **diverging_scale(z, floor=0.05), customdata=where,
         xgap=1 if len(labels) <= 40 else 0, ygap=1 if len(labels) <= 40 else 0,
-        colorbar=dict(title=dict(text="A − B<br>(RdBu)", side="top"), thickness=14),
+        colorbar=dict(title=dict(text="A − B<br>(blue: more in A)", side="top"), thickness=14),
         hovertemplate="query at %{customdata[0]}, key at %{customdata[1]} (positions in A)"
                       "<br>A − B %{z:+.3f}<extra></extra>"))
     _token_axes(fig, labels, labels)

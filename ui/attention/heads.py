@@ -13,10 +13,11 @@ from plotly.subplots import make_subplots
 
 from engine import Trace
 from engine.inspect.heads import (BROAD_MIN, FIRST_MIN, INDUCTION_MIN, PREVIOUS_MIN, SELF_MIN, HeadLabel, HeadStats,
-                                  head_stats, induction_half, induction_trace, label_heads, stacked_patterns)
+                                  MissingType, head_stats, induction_half, induction_trace, label_heads,
+                                  missing_types, stacked_patterns)
 
 from ..models import ModelChoice
-from ..plots import plot_config
+from ..plots import MIN_FONT_PX, plot_config
 from ..server import model_work
 from .figures import head_figure, matrix_csv, outline, position_labels
 from .state import Pick
@@ -97,6 +98,7 @@ def stats_figure(stats: HeadStats, selected: tuple[int, int]) -> go.Figure:
         fig.add_trace(go.Heatmap(
             z=z, zmin=0, zmax=1, colorscale="Cividis", showscale=i == len(shown), xgap=2, ygap=2,
             text=np.vectorize(lambda v: f"{v:.2f}")(z) if write else None, texttemplate="%{text}" if write else None,
+            textfont=dict(size=MIN_FONT_PX + 1),  # fixed: Plotly shrinks cell text to fit, down to about 9 px
             colorbar=dict(title=dict(text="share<br>(cividis)", side="top"), thickness=12),
             hovertemplate=f"layer %{{y}}, head %{{x}}<br>{title} %{{z:.3f}}"
                           f"<br>label threshold {threshold:.2f}<extra></extra>"), row=1, col=i)
@@ -116,6 +118,24 @@ def stats_figure(stats: HeadStats, selected: tuple[int, int]) -> go.Figure:
     return fig
 
 
+# What a larger model shows for a type this one lacks (Olsson et al. 2022, "In-context Learning and Induction
+# Heads": induction heads form in every model of two or more layers they trained, early in training).
+LARGER = {
+    "induction": "induction heads appear in models of two or more layers trained long enough (Olsson et al. "
+                 "2022); GPT-2 small has several, in its middle layers",
+    "previous token": "larger models usually have clear previous-token heads in their first layers",
+    "self": "a head that mostly attends to its own token is common in early layers of larger models",
+    "first token (sink)": "larger models often park spare attention on the first token (an attention sink)",
+    "broad": "larger models usually have some heads that average over everything they see",
+}
+
+
+def missing_text(m: MissingType) -> str:
+    """One line on a head type no head of this model reaches: the closest head, the rule, what larger show."""
+    return (f"**No {m.label} head** in this model on this text: the highest figure is {m.best:.2f} (layer "
+            f"{m.layer}, head {m.head}), and the rule needs {m.threshold:.2f}. For comparison, {LARGER[m.label]}.")
+
+
 def head_types_section(trace: Trace, choice: ModelChoice, pick: Pick) -> None:
     """Every head's figures, its heuristic label, and for the chosen head its pattern on the test sequence."""
     stats = stats_for(trace, choice)
@@ -130,15 +150,23 @@ def head_types_section(trace: Trace, choice: ModelChoice, pick: Pick) -> None:
             f"first token ≥ {FIRST_MIN:.0%}, entropy ≥ {BROAD_MIN:.0%} of max → broad), else “mixed”. "
             "Real heads often do several things, and the figures depend on the text.",
             icon=":material/rule:")
+    missing = missing_types(stats, list(labels.values()))
+    if missing:
+        st.markdown("  \n".join(missing_text(m) for m in missing))
     st.plotly_chart(stats_figure(stats, (pick.layer, pick.head)), config=plot_config("attention-head-figures"),
                     key="Attention.head_figures")
     table = stats_table(stats, labels)
-    share = st.column_config.ProgressColumn(format="%.2f", min_value=0.0, max_value=1.0)
-    st.dataframe(table, hide_index=True, key="Attention.head_table", column_config={
-        "previous": share, "self": share, "first": share, "entropy": share, "induction": share,
-        "entropy (bits)": st.column_config.NumberColumn(format="%.2f"),
-        "why": st.column_config.TextColumn(width="large")})
-    st.caption("The table's toolbar downloads it as CSV.")
+    # The figures fit the page's width at 1280 px (a projector); the long "why" column and the entropy in bits
+    # are in the CSV, and "why" of the chosen head is written out below.
+    small = st.column_config.ProgressColumn(format="%.2f", min_value=0.0, max_value=1.0, width="small")
+    st.dataframe(table.drop(columns=["why", "entropy (bits)"]), hide_index=True, key="Attention.head_table",
+                 column_config={"layer": st.column_config.NumberColumn(width="small"),
+                                "head": st.column_config.NumberColumn(width="small"),
+                                "previous": small, "self": small, "first": small, "entropy": small,
+                                "induction": small})
+    st.download_button("Download the table with every figure and the reasons (CSV)",
+                       table.to_csv(index=False), file_name="attention-head-types.csv",
+                       mime="text/csv", icon=":material/download:", key="Attention.head_table_csv")
     label = labels[(pick.layer, pick.head)]
     st.subheader(f"Layer {pick.layer}, head {pick.head}: {label.label}")
     st.markdown(label.reason + ".")

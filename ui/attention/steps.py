@@ -6,7 +6,6 @@ shown next to the recorded stage they lead to.
 """
 from __future__ import annotations
 
-import html
 import math
 
 import numpy as np
@@ -18,9 +17,10 @@ import torch
 from engine import Trace
 from engine.inspect.attention_steps import WeightSteps, weight_steps
 
+from ..colours import SIGN_WORDS, diverging_scale
 from ..models import ModelChoice
-from ..plots import plot_config
-from ..text import csv_text, md
+from ..plots import MIN_FONT_PX, plot_config
+from ..text import csv_text, md, plotly_text
 from .figures import MONO, outline, short, tick_step
 from .state import Pick
 
@@ -29,17 +29,16 @@ NEG_INF = "−∞"
 
 
 def _labels(tokens: list[str], positions: range) -> list[str]:
-    return [f"{p} {html.escape(short(tokens[p]))}" for p in positions]
+    return [f"{p} {plotly_text(short(tokens[p]))}" for p in positions]
 
 
 def vectors_figure(rows: torch.Tensor, labels: list[str], title: str, colour_title: str) -> go.Figure:
-    """Vectors as rows of a heatmap [n, d_head], RdBu centred on 0 (red positive, blue negative)."""
+    """Vectors as rows of a heatmap [n, d_head], on the shared diverging scale (ui.colours: blue positive)."""
     z = rows.float().numpy()
-    top = max(1e-6, float(np.abs(z).max()))
     n, d = z.shape
     fig = go.Figure(go.Heatmap(
-        z=z, y=labels, x=list(range(d)), colorscale="RdBu_r", zmid=0, zmin=-top, zmax=top,
-        colorbar=dict(title=dict(text=f"{colour_title}<br>(RdBu)", side="top"), thickness=12),
+        z=z, y=labels, x=list(range(d)), **diverging_scale(z),
+        colorbar=dict(title=dict(text=f"{colour_title}<br>(blue +, red −)", side="top"), thickness=12),
         hovertemplate="%{y}<br>dimension %{x}<br>value %{z:.4f}<extra></extra>"))
     step = tick_step(n)
     fig.update_yaxes(autorange="reversed", tickmode="array", tickvals=labels[::step], ticktext=labels[::step],
@@ -52,24 +51,25 @@ def vectors_figure(rows: torch.Tensor, labels: list[str], title: str, colour_tit
 
 
 def scores_figure(scores: torch.Tensor, tokens: list[str], query: int) -> go.Figure:
-    """The head's whole score matrix [q, k] from the trace: finite scores on RdBu, masked cells grey and
+    """The head's whole score matrix [q, k] from the trace: finite scores on the shared diverging scale
+    (ui.colours: blue positive), masked cells grey and
     marked −∞ (written in each cell while they are big enough to read)."""
     n = len(tokens)
     z = scores.float().numpy()
     masked = np.isneginf(z)
     finite = np.where(masked, np.nan, z).astype(np.float32)
-    top = max(1e-6, float(np.nanmax(np.abs(finite))))
     labels = _labels(tokens, range(n))
     fig = go.Figure()
     fig.add_trace(go.Heatmap(  # the mask: a constant grey layer where the trace holds -inf
         z=np.where(masked, 1.0, np.nan).astype(np.float32), colorscale=[[0, "#C8C8C8"], [1, "#C8C8C8"]],
         showscale=False, text=np.where(masked, NEG_INF, "") if n <= 16 else None,
         texttemplate="%{text}" if n <= 16 else None,
-        textfont=dict(size=12, color="#333"), hovertemplate="query %{y}, key %{x}: −∞ (masked)<extra></extra>",
+        textfont=dict(size=MIN_FONT_PX, color="#333"), hovertemplate="query %{y}, key %{x}: −∞ (masked)<extra></extra>",
         xgap=1 if n <= 40 else 0, ygap=1 if n <= 40 else 0))
     fig.add_trace(go.Heatmap(
-        z=finite, colorscale="RdBu_r", zmid=0, zmin=-top, zmax=top, xgap=1 if n <= 40 else 0,
-        ygap=1 if n <= 40 else 0, colorbar=dict(title=dict(text="score<br>(RdBu)", side="top"), thickness=10),
+        z=finite, **diverging_scale(finite), xgap=1 if n <= 40 else 0,
+        ygap=1 if n <= 40 else 0,
+        colorbar=dict(title=dict(text="score<br>(blue +, red −)", side="top"), thickness=10),
         hovertemplate="query %{y}, key %{x}: score %{z:.4f}<extra></extra>"))
     step = tick_step(n, 32)
     ticks = dict(tickmode="array", tickvals=list(range(0, n, step)), ticktext=labels[::step],
@@ -144,7 +144,7 @@ def weight_steps_section(trace: Trace, choice: ModelChoice, pick: Pick) -> None:
                 f"(what it looks for) and a **key** vector (what it offers), {d} numbers each "
                 f"(`blocks.{pick.layer}.attn.hook_q`, `hook_k`).")
     rows = torch.cat([s.q[None], s.k[list(visible)]])  # [1 + keys, d_head]
-    labels = [f"query: {html.escape(short(tokens[q]))}"] + [f"key {lbl}" for lbl in _labels(tokens, visible)]
+    labels = [f"query: {plotly_text(short(tokens[q]))}"] + [f"key {lbl}" for lbl in _labels(tokens, visible)]
     st.plotly_chart(vectors_figure(rows, labels, "The query vector (top) and the key vector of every token it sees",
                                    "value"), config=plot_config(f"attention-qk-{name}"), key="Attention.qk")
 
@@ -165,8 +165,9 @@ def weight_steps_section(trace: Trace, choice: ModelChoice, pick: Pick) -> None:
     scores = trace.act[f"blocks.{pick.layer}.attn.hook_attn_scores"][pick.head]  # [q, k], -inf above the diagonal
     st.plotly_chart(scores_figure(scores, tokens, q), config=plot_config(f"attention-scores-{name}"),
                     key="Attention.scores")
-    st.caption("Every row's scores as the trace recorded them (`hook_attn_scores`), RdBu centred on 0: red "
-               "matches the query more, blue less. Grey cells are the mask, −∞: the future.")
+    st.caption(f"Every row's scores as the trace recorded them (`hook_attn_scores`), RdBu centred on 0 "
+               f"({SIGN_WORDS}, as on every page): blue matches the query more, red less. Grey cells are the "
+               "mask, −∞: the future.")
 
     st.plotly_chart(weights_bar(s, tokens, shown), config=plot_config(f"attention-weights-{name}"),
                     key="Attention.weights_bar")

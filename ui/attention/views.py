@@ -89,8 +89,8 @@ def heads_section(trace: Trace, choice: ModelChoice, pick: Pick) -> None:
                                     "token": st.column_config.TextColumn(width="small"),
                                     "weight": st.column_config.NumberColumn(format="%.3f", width="small")})
         if pick.query + 1 > LINE_LABELS:
-            st.caption(f"With this many tokens, only the {LINE_LABELS // 2} with the most weight are named; "
-                       "every line is drawn, and hovering a dot names its token.")
+            st.caption(f"With this many tokens, the lines go to the {LINE_LABELS // 2} with the most weight (and "
+                       "the query itself), in text order with their positions; the last row adds up the rest.")
 
 
 def _csv_of(pattern: torch.Tensor, tokens: Sequence[str]) -> Callable[[], str]:
@@ -146,7 +146,8 @@ def compare_section(trace: Trace, choice: ModelChoice, pick: Pick) -> None:
     z = diff.numpy().copy()
     z[np.triu_indices_from(z, k=1)] = 0
     q, k = np.unravel_index(np.abs(z).argmax(), z.shape)
-    st.caption(f"Red: the head puts more weight there in A; blue: more in B (RdBu, centred on 0). "
+    st.caption(f"Blue: the head puts more weight there in A; red: more in B (RdBu centred on 0: blue "
+               "positive, red negative, as on every page). "
                f"{len(alignment)} of A's {len(trace)} tokens line up with B's {len(trace_b)} (the same "
                "tokens in the same order, as a diff finds them); the rest are left out. Largest difference: "
                f"query “{md(tokens[q])}” → key “{md(tokens[k])}”, {float(z[q, k]):+.3f}.")

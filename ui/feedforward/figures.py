@@ -2,9 +2,11 @@
 
 Builders are plain functions from tensors to Plotly figures or HTML strings (no Streamlit calls), so tests
 can check them directly; `show_figure` and `csv_button` put them in the page. Token text is escaped with
-`html.escape` everywhere: Plotly reads a subset of HTML in its labels, and snippets are raw HTML.
-Colour scales: viridis (sequential, colour-blind safe) for activations and probabilities, RdBu (diverging,
-centred on zero) for signed contributions, one orange hue at varying strength for a neuron over text.
+`ui.text.plotly_text` in figures (Plotly reads a subset of HTML in its labels) and with `html.escape` in
+snippets, which are raw HTML.
+Colour scales: viridis (sequential, colour-blind safe) for activations and probabilities, the shared
+diverging scale (ui.colours: RdBu, blue positive, red negative) for signed contributions, one orange hue at
+varying strength for a neuron over text.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ import torch
 from engine.inspect.neurons import Example
 
 from ..plots import plot_config
+from ..text import plotly_text
 
 MAX_TICKS = 48  # token labels on a tall axis before they are thinned out
 WIDE_TICKS, HALF_TICKS = 28, 14  # rotated labels along a full-width and a half-width chart
@@ -30,7 +33,8 @@ HIGHLIGHT = (230, 97, 1)  # the orange of ColorBrewer's PuOr: a single hue, read
 
 
 def esc(token: str) -> str:
-    return html.escape(token, quote=True)
+    """Token text for a Plotly label or hover (`ui.text.plotly_text`: a quote stays a quote)."""
+    return plotly_text(token)
 
 
 def token_labels(tokens: Sequence[str], first_position: int = 0) -> list[str]:
@@ -166,8 +170,9 @@ def _span(token: str, act: float, scale: float, peak: bool = False, title: str =
     alpha = 0.0 if not math.isfinite(act) or act <= 0 or scale <= 0 else min(1.0, act / scale)
     r, g, b = HIGHLIGHT
     cls = "t peak" if peak else "t"
-    tip = esc(title or f"activation {act:.3f}")
-    return f'<span class="{cls}" style="background: rgba({r},{g},{b},{alpha:.2f})" title="{tip}">{esc(token)}</span>'
+    tip = html.escape(title or f"activation {act:.3f}", quote=True)  # an attribute: quotes escaped too
+    return (f'<span class="{cls}" style="background: rgba({r},{g},{b},{alpha:.2f})" title="{tip}">'
+            f"{html.escape(token)}</span>")
 
 
 def text_html(tokens: Sequence[str], acts: Sequence[float], scale: float, first_position: int = 0) -> str:

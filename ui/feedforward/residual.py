@@ -12,12 +12,14 @@ import plotly.graph_objects as go
 from engine.inspect.lens import Contributions, Lens
 from engine.inspect.params import KnownModel, ParamGroup, part_totals
 
+from ..colours import NEGATIVE, POSITIVE, diverging_scale
+from ..plots import MIN_FONT_PX
 from .figures import FONT, WIDE_TICKS, esc, token_ticks
 
-POS_COLOUR, NEG_COLOUR, TOTAL_COLOUR = "#2166ac", "#b2182b", "#555555"  # the ends of RdBu, and grey
+POS_COLOUR, NEG_COLOUR, TOTAL_COLOUR = POSITIVE, NEGATIVE, "#555555"  # ui.colours' blue and red, and grey
 PART_COLOURS = {"Embeddings": "#440154", "Attention": "#3b528b", "MLP": "#21918c", "Layer norms": "#5ec962",
                 "Final norm": "#b5de2b", "Output layer": "#fde725", "Other": "#999999"}  # viridis steps
-TEXT_CELLS = 32  # positions up to which the lens heatmap writes each cell's top token in the cell
+TEXT_CELLS = 20  # positions (at 12 px, readable cell widths) up to which the lens heatmap writes each cell's top token in the cell
 Decode = Callable[[int], str]  # token id -> display form
 
 
@@ -28,10 +30,11 @@ def _layout(fig: go.Figure, title: str, height: int) -> go.Figure:
 
 def part_heatmap(values, parts: Sequence[str], tokens: Sequence[str], signed: bool, title: str,
                  first_position: int = 0) -> go.Figure:
-    """Parts (rows) x tokens (columns). signed: RdBu centred on 0 (blue = towards the prediction), else viridis."""
+    """Parts (rows) x tokens (columns). signed: the shared diverging scale (blue = towards the prediction),
+    else viridis."""
     z = np.asarray(values)
     positions = list(range(first_position, first_position + len(tokens)))
-    scale = dict(colorscale="RdBu", zmid=0) if signed else dict(colorscale="Viridis")
+    scale = diverging_scale(z) if signed else dict(colorscale="Viridis")
     fig = go.Figure(go.Heatmap(
         z=z, x=positions, y=list(parts), **scale, colorbar=dict(title="logit" if signed else "norm"),
         customdata=np.array([[esc(t) for t in tokens]] * len(parts)),
@@ -58,6 +61,12 @@ def contribution_waterfall(c: Contributions, pos: int, decode: Decode) -> go.Fig
     return _layout(fig, f"Position {pos}: who pushes towards the prediction “{target}” (blue up, red down)", 380)
 
 
+EMBEDDINGS_TICK = "embeddings: the input token<br>itself (tied weights)"
+EMBEDDINGS_NOTE = ("The embeddings row mostly shows the input token itself, near 100%: the output layer is the token "
+                   "embedding (the weights are tied), so reading the embeddings back through it finds the token they "
+                   "came from. Predictions start with the first block.")
+
+
 def lens_heatmap(lens: Lens, tokens: Sequence[str], decode: Decode, first_position: int = 0) -> go.Figure:
     """Stages (rows) x positions: probability of the model's final prediction at each stage."""
     n_stage, n_pos = lens.target_probs.shape
@@ -73,14 +82,17 @@ def lens_heatmap(lens: Lens, tokens: Sequence[str], decode: Decode, first_positi
         z=lens.target_probs.numpy(), x=positions, y=list(lens.stages), colorscale="Viridis", zmin=0, zmax=1,
         colorbar=dict(title="probability", tickformat=".0%"), customdata=custom,
         text=top1 if n_pos <= TEXT_CELLS else None, texttemplate="%{text}" if n_pos <= TEXT_CELLS else None,
-        textfont=dict(size=10, **FONT),
+        textfont=dict(size=MIN_FONT_PX, **FONT),
         hovertemplate=("%{y}, position %{x} (%{customdata[0]})<br>final prediction “%{customdata[1]}”: "
                        "%{z:.1%}, rank %{customdata[4]}<br>top token here: “%{customdata[2]}” "
                        "(%{customdata[3]:.1%})<extra></extra>"),
     ))
     fig.update_xaxes(title="position (the model predicts the token after it)", tickangle=-60, tickfont=FONT,
                      **token_ticks(tokens, first_position, WIDE_TICKS))
-    fig.update_yaxes(autorange="reversed")
+    # The first row reads the embeddings back through the output layer, which is the token embedding itself
+    # (tied weights): it finds the input token, not a prediction. Said beside the row, not only in a caption.
+    ticks = [EMBEDDINGS_TICK if s == "embeddings" else s for s in lens.stages]
+    fig.update_yaxes(autorange="reversed", tickmode="array", tickvals=list(lens.stages), ticktext=ticks)
     title = "Logit lens: probability of the final prediction at every stage"
     if n_pos <= TEXT_CELLS:
         title += " (cells: the stage's top token)"

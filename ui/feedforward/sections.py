@@ -5,6 +5,7 @@ Every tab draws from the page's cached Trace (and results derived from it once, 
 so choosing a layer, a neuron or a position reruns only that tab, never the model.
 """
 from dataclasses import dataclass, replace
+from functools import partial
 
 import pandas as pd
 import streamlit as st
@@ -15,11 +16,17 @@ from engine.inspect.params import compare, param_breakdown, part_totals
 
 from ..errors import error_boundary
 from ..models import ModelChoice, describe_size
+from .. import state
 from ..state import widget_key
-from ..text import md_escape
+from ..text import md
 from . import figures as ff
 from . import residual as rs
 from .data import describe_reference, get_atlas, get_contributions, get_lens
+
+
+PAGE = "Feed-forward"
+# The page's choices keep their values across closed tabs and page changes (ui.state.remembered).
+remembered = partial(state.remembered, PAGE)
 
 
 @dataclass(frozen=True)
@@ -44,7 +51,7 @@ class View:
 def start_marker_toggle(trace: Trace) -> int:
     """The toggle that leaves out the start marker; returns the first position the views show."""
     skip_bos = st.toggle(
-        "Leave out the start marker", value=True, key=widget_key("skip_bos"),
+        "Leave out the start marker", **remembered("skip_bos", True),
         help="The model reads an <|endoftext|> marker before your text. Its activations are often far larger "
              "than any word's and would wash out the colours; switch this off to see it too.")
     return 1 if skip_bos and trace.has_bos and len(trace) > 1 else 0
@@ -57,7 +64,7 @@ def name(kind: str) -> str:
 
 def layer_picker(v: View, key: str) -> int:
     n_layer = v.cfg.n_layer
-    return st.selectbox("Layer", range(n_layer), key=widget_key(key),
+    return st.selectbox("Layer", range(n_layer), **remembered(key, 0, range(n_layer)),
                         format_func=lambda i: f"layer {i}" + (" (first)" if i == 0 else
                                                               " (last)" if i == n_layer - 1 else ""))
 
@@ -67,11 +74,8 @@ def position_picker(v: View, key: str) -> int:
     positions = list(range(v.first, len(v.trace)))
     if len(positions) == 1:
         return positions[0]
-    state = widget_key(key)
-    if st.session_state.get(state) not in positions:
-        st.session_state[state] = positions[-1]
-    return st.select_slider("Position", positions, key=state,
-                            format_func=lambda p: f"{p}: {md_escape(v.trace.tokens[p])}",
+    return st.select_slider("Position", positions, **remembered(key, positions[-1], positions),
+                            format_func=lambda p: f"{p}: {md(v.trace.tokens[p])}",
                             help="At every position the model predicts the token after it.")
 
 
@@ -82,11 +86,12 @@ def activations(v: View) -> None:
         with c1:
             layer = layer_picker(v, "act_layer")
         with c2:
-            n_show = st.slider("Neurons shown", 1, min(v.cfg.d_mlp, 128), min(32, v.cfg.d_mlp),
-                               key=widget_key("act_neurons"),
+            most = min(v.cfg.d_mlp, 128)
+            n_show = st.slider("Neurons shown", 1, most, **remembered("act_neurons", min(32, most), range(1, most + 1)),
                                help=f"Layer {layer} has {v.cfg.d_mlp:,} neurons; the most active are shown.")
         with c3:
-            by = st.radio("Most active by", ["max", "mean"], horizontal=True, key=widget_key("act_by"),
+            by = st.radio("Most active by", ["max", "mean"], horizontal=True,
+                          **remembered("act_by", "max", ["max", "mean"]),
                           format_func={"max": "highest peak", "mean": "average"}.get)
         post = v.trace.act[f"blocks.{layer}.mlp.hook_post"][v.first:]  # [pos, d_mlp], cached: no model run
         order, _ = rank_neurons(post, n_show, by)
@@ -113,7 +118,7 @@ def activations(v: View) -> None:
         metrics = {"out_norm": "size of what the MLP writes", "firing": "share of neurons firing",
                    "mean": "mean activation"}
         metric = st.radio("Measure", list(metrics), horizontal=True, format_func=metrics.get,
-                          key=widget_key("overview_metric"))
+                          **remembered("overview_metric", "out_norm", list(metrics)))
         strength = layer_strength(v.trace, metric)[:, v.first:]  # [layer, pos]
         unit = {"out_norm": "norm", "firing": "share", "mean": "mean"}[metric]
         ff.show_figure(ff.layer_overview(strength, v.tokens, metrics[metric], unit, v.first),
@@ -142,9 +147,9 @@ def neuron_explorer(v: View) -> None:
         with c2:
             neuron = st.selectbox(
                 "Neuron (most active on your text first; type a number to find one)", order.tolist(),
-                key=widget_key("neuron"),
-                format_func=lambda n: (f"neuron {n} · peak {peak_of[n]:.2f} "
-                                       f"on “{md_escape(v.tokens[int(where[n])])}”"))
+                **remembered("neuron", int(order[0]), order.tolist()),
+                # selectbox options are plain text, not Markdown: the token is shown as it is
+                format_func=lambda n: f"neuron {n} · peak {peak_of[n]:.2f} on “{v.tokens[int(where[n])]}”")
         acts = shown[:, neuron]  # [pos]
         examples = atlas.examples(layer, neuron)
         scale = max([e.value for e in examples] + [float(acts.max())] + [1e-6])
@@ -176,15 +181,17 @@ def residual_stream(v: View) -> None:
     with error_boundary("drawing the residual stream"):
         c = get_contributions(v.choice, v.trace)
         views = {"direct": "push towards the final prediction", "norms": "size of what each part writes"}
-        view = st.radio("Show", list(views), horizontal=True, format_func=views.get, key=widget_key("resid_view"))
+        view = st.radio("Show", list(views), horizontal=True, format_func=views.get,
+                        **remembered("resid_view", "direct", list(views)))
         values = (c.direct if view == "direct" else c.norms)[:, v.first:]  # [part, pos]
         title = ("Each part's direct push on the final prediction's logit" if view == "direct"
                  else "Length (L2 norm) of what each part adds to the residual stream")
         ff.show_figure(rs.part_heatmap(values.numpy(), c.parts, v.tokens, view == "direct", title, v.first),
                        name(f"residual-{view}"), key=widget_key("resid_heatmap"))
         if view == "direct":
-            st.caption("Colour: RdBu centred on zero; blue pushes the logit of the token the model finally "
-                       "predicts at that position up, red pushes it down. The final layer norm is applied with the "
+            st.caption("Colour: RdBu centred on zero, blue positive and red negative as on every page: blue "
+                       "pushes the logit of the token the model finally predicts at that position up, red pushes "
+                       "it down. The final layer norm is applied with the "
                        "scale the real forward pass used, so the pushes plus the norm's bias add up to the logit.")
         else:
             st.caption("Colour: viridis, yellow = a long vector. Parts write into the same stream; a long vector "
@@ -209,13 +216,29 @@ def lens_view(v: View) -> None:
         st.caption("Each row applies the model's own final layer norm and output layer to the residual stream at "
                    "that stage, as if the model stopped there. Colour: viridis from 0% to 100%, the probability "
                    "of the token the model finally predicts at that position. Hover a cell for its top token.")
+        st.caption(rs.EMBEDDINGS_NOTE)
         ff.csv_button("Every stage and position (CSV)", lambda: rs.lens_frame(lens, v.tokens, v.decode, v.first),
                       f"{name('logit-lens')}.csv", widget_key("lens_csv"))
         pos = position_picker(v, "lens_pos")
-        st.markdown(f"**Position {pos}** ({md_escape(v.trace.tokens[pos])}): what each stage would predict next")
+        st.markdown(f"**Position {pos}** ({md(v.trace.tokens[pos])}): what each stage would predict next")
         st.dataframe(rs.lens_table(full, pos, v.decode), hide_index=True,
                      column_config={"final prediction p": st.column_config.NumberColumn(format="percent")})
         st.caption("The last row is the model's real output, the same numbers the Next token page shows.")
+
+
+def mlp_share_text(model) -> str:
+    """What share of this model's parameters the MLPs hold, in words that follow the model on screen (a small
+    model spends much of its size on the vocabulary; in a large one the MLPs hold most of it)."""
+    totals = part_totals(param_breakdown(model))
+    total = sum(totals.values())
+    mlp, emb = totals.get("MLP", 0) / total, totals.get("Embeddings", 0) / total
+    if mlp > 0.5:
+        return f"Most of this model's parameters live here: {mlp:.0%} of them."
+    if mlp >= max(totals.values()) / total:
+        return f"The MLPs are this model's largest part: {mlp:.0%} of its parameters (embeddings {emb:.0%})."
+    return (f"In this model the MLPs hold {mlp:.0%} of the parameters and the embeddings {emb:.0%}: a small "
+            "model spends much of its size on its vocabulary. In large models the MLPs hold most of them (about "
+            "two thirds in GPT-3).")
 
 
 def parameters(v: View) -> None:

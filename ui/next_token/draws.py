@@ -1,8 +1,10 @@
-"""Drawing from one distribution over and over: single draws with their seeds, and N draws as a histogram.
+"""Drawing from one distribution over and over: single draws with their seeds, N draws as a histogram, and N
+whole short continuations.
 
 Shows the seed's pitfalls: greedy gives the same token every time, sampling does not, and the same seed
-repeats exactly. Draws come from engine.generation.sampling_lab.draw on engine.generation.sampling's stages;
-no model run.
+repeats exactly. Draws come from engine.generation.sampling_lab.draw on engine.generation.sampling's stages,
+with no model run; the continuations run the model (engine.generate), only when their button is pressed, so
+the pitfall shows on text as well as on one token.
 """
 from __future__ import annotations
 
@@ -13,8 +15,8 @@ import pandas as pd
 import streamlit as st
 import torch
 
-from engine import SamplingSettings, display_token, sampling_stages
-from engine.generation.sampling_lab import draw
+from engine import SamplingSettings, display_token, generate, sampling_stages
+from engine.generation.sampling_lab import draw, draw_generator
 
 from ..plots import plot_config
 from .controls import describe
@@ -27,6 +29,10 @@ FRESH = "next_token_fresh_seed"  # widget key: a new random seed for every draw
 N_DRAWS = "next_token_n_draws"  # widget key
 MAX_KEPT_DRAWS = 50  # single draws remembered per session
 N_OPTIONS = (10, 100, 1_000, 10_000)
+CONTINUATIONS = "next_token_continuations"  # session key: the continuations shown (dict), with their settings
+N_CONTINUATIONS = "next_token_n_continuations"  # widget key
+CONTINUATION_OPTIONS = (3, 5, 10)
+CONTINUATION_TOKENS = 12  # tokens per continuation: short, so ten of them take well under a second
 
 CSS = (".gb-nt-draws { font-family: ui-monospace, Menlo, Consolas, monospace; line-height: 2.2; }"
        ".gb-nt-draw { display: inline-block; white-space: pre; border: 1.5px solid #333; border-radius: 4px;"
@@ -59,6 +65,50 @@ def _draw_many() -> None:
 def _clear() -> None:
     st.session_state.pop(DRAWS, None)
     st.session_state.pop(HIST, None)
+
+
+def continuations(model, ids: list[int], s: SamplingSettings, n: int, seed: int, tokenizer,
+                  n_tokens: int = CONTINUATION_TOKENS) -> list[str]:
+    """N continuations of `ids`, the i-th drawn with its own generator seeded seed + i (engine.generate)."""
+    return [tokenizer.decode(generate(model, ids, n_tokens, s, draw_generator(seed + i))) for i in range(n)]
+
+
+def _continue_many(model, ids: list[int], s: SamplingSettings, position: int, tokenizer) -> None:
+    n, seed = int(st.session_state.get(N_CONTINUATIONS, 5)), _seed()
+    st.session_state[CONTINUATIONS] = {"texts": continuations(model, ids, s, n, seed, tokenizer), "seed": seed,
+                                       "settings": describe(s), "greedy": s.greedy, "position": position}
+
+
+def continuations_html(texts: list[str]) -> str:
+    """One line per continuation, numbered; text escaped, line breaks shown as ↵."""
+    rows = "".join(f'<li><span class="gb-nt-draw">{html.escape(t.replace(chr(10), "↵"))}</span></li>'
+                   for t in texts)
+    return f'<ol class="gb-nt-draws gb-nt-continuations">{rows}</ol>'
+
+
+def continuations_panel(model, ids: list[int], s: SamplingSettings, position: int, tokenizer) -> None:
+    """N whole short continuations from the chosen position with the settings above: greedy writes the same
+    text N times, sampling N different ones, and the same seed the same N again."""
+    c = st.columns([2.4, 1.1, 3])
+    c[0].button(f"Write N continuations of {CONTINUATION_TOKENS} tokens", key="next_token_continue_many",
+                on_click=_continue_many, args=(model, ids, s, position, tokenizer), width="stretch",
+                help="Runs the model: each continuation is drawn token by token with its own seed (the seed box's, "
+                     "+1, +2, ...), from the position picked above.")
+    c[1].selectbox("Continuations", CONTINUATION_OPTIONS, index=1, key=N_CONTINUATIONS,
+                   label_visibility="collapsed", format_func=lambda n: f"N = {n}")
+    done = st.session_state.get(CONTINUATIONS)
+    if not done:
+        return
+    texts = done["texts"]
+    st.markdown(f"<div>{len(texts)} continuations after position {done['position']} "
+                f"({html.escape(done['settings'])}, seeds {done['seed']} to {done['seed'] + len(texts) - 1}):</div>"
+                + continuations_html(texts), unsafe_allow_html=True)
+    distinct = len(set(texts))
+    if done["greedy"]:
+        st.caption(f"Greedy (T = 0): all {len(texts)} continuations are the same text, whatever the seeds.")
+    else:
+        st.caption(f"{distinct} different texts of {len(texts)}. Turn “Fresh seed” off and press again: the same "
+                   "seeds write exactly the same texts. Sampling is random only until a seed is fixed.")
 
 
 def draws_html(draws: list[dict]) -> str:

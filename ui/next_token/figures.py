@@ -6,8 +6,8 @@ Figures that redraw on every slider move are built as plain dicts and wrapped wi
 builder's output instead (test_next_token_app.py).
 
 Colours are Okabe-Ito (distinguishable with the common colour-vision deficiencies), and every state is also
-told in words (bar text, hover, legend), so colour is never the only cue. Token text is html.escape'd before
-it reaches Plotly, which renders a subset of HTML in labels.
+told in words (bar text, hover, legend), so colour is never the only cue. Token text goes through
+ui.text.plotly_text before it reaches Plotly, which renders a subset of HTML in labels.
 """
 from __future__ import annotations
 
@@ -21,6 +21,8 @@ import torch
 from engine import SamplingStages, display_token
 from engine.generation.sampling_lab import TopTokens
 
+from ..text import plotly_text
+
 KEPT, DRAWN, REST = "#0072B2", "#D55E00", "#999999"
 REMOVED = {"greedy": "#BBBBBB", "top-k": "#E69F00", "top-p": "#CC79A7", "min-p": "#56B4E9"}
 GRID = "#e5e5e5"
@@ -31,12 +33,15 @@ LOG_TICKS = [m * 10**e for e in range(-2, 5) for m in (1, 2, 5)]  # 0.01, 0.02, 
 
 
 def token_label(tokenizer: Any, token_id: int) -> str:
-    """A token's display form, escaped for Plotly and HTML (␣ is a space, ↵ a line break)."""
-    return html.escape(display_token(tokenizer, int(token_id)))
+    """A token's display form (␣ is a space, ↵ a line break), escaped for Plotly and for HTML element text:
+    `<`, `>` and `&` become entities, a quote stays a quote (Plotly would show "&quot;" literally)."""
+    return plotly_text(display_token(tokenizer, int(token_id)))
 
 
 def short(label: str) -> str:
-    return label if len(label) <= LABEL_CHARS else label[:LABEL_CHARS - 1] + "…"
+    """An escaped label shortened by the characters it shows, so an entity such as `&gt;` is never cut."""
+    raw = html.unescape(label)
+    return label if len(raw) <= LABEL_CHARS else plotly_text(raw[:LABEL_CHARS - 1]) + "…"
 
 
 def fmt_prob(p: float) -> str:
@@ -46,6 +51,17 @@ def fmt_prob(p: float) -> str:
     if p >= 0.01:
         return f"{p:.1%}"
     return f"{p:.2%}" if p >= 0.0001 else f"{p:.1e}"
+
+
+def rest_label(n_rest: int, n_zero: int) -> str:
+    """The last bar's name: how many tokens it holds, and how many of them round to 0."""
+    return f"everything else ({n_rest:,}; {n_zero:,} at 0%)" if n_zero else f"everything else ({n_rest:,})"
+
+
+def nonzero(order: Sequence[int], probs: torch.Tensor) -> list[int]:
+    """The ids of `order` whose probability is above 0 (the first is always kept): below that, float32 has
+    underflowed and the order among them is noise."""
+    return [t for i, t in enumerate(order) if i == 0 or float(probs[t]) > 0]
 
 
 def base_layout(title: str, height: int, top: int = TOP_MARGIN, **kw: Any) -> dict[str, Any]:
@@ -104,9 +120,11 @@ def distribution_figure(top: TopTokens, labels: Sequence[str], reasons: Sequence
         else:
             why = reasons[i] or "a filter"
             add(f"removed by {why}", i, 0.0, f"removed by {why}", f"{hover}<br>removed by {why}")
+    zeros = (f"<br>{top.n_zero:,} of them have probability 0 at this temperature (too small for a float),"
+             "<br>so they are not listed" if top.n_zero else "")
     add("everything else", n, top.rest_after, fmt_prob(top.rest_after),
         f"the other {top.n_rest:,} tokens together<br>drawn with {fmt_prob(top.rest_after)}"
-        f"<br>before the filters {fmt_prob(top.rest_before)}")
+        f"<br>before the filters {fmt_prob(top.rest_before)}{zeros}")
 
     colours = {"drawn": DRAWN, "can be drawn": KEPT, "everything else": REST}
     data = [dict(type="bar", orientation="h", name=group, x=g["x"], y=g["y"], text=g["text"],
@@ -116,7 +134,7 @@ def distribution_figure(top: TopTokens, labels: Sequence[str], reasons: Sequence
     data.append(dict(type="scatter", mode="markers", name="before the filters", x=[*top.probs_before,
                      top.rest_before], y=rows, hoverinfo="skip",
                      marker=dict(symbol="diamond-open", size=11, color="#111", line=dict(width=2))))
-    ticks = [short(lbl) for lbl in labels] + [f"everything else ({top.n_rest:,})"]
+    ticks = [short(lbl) for lbl in labels] + [rest_label(top.n_rest, top.n_zero)]
     if actual is not None and actual in top.ids:
         ticks[top.ids.index(actual)] += "  ✔ next in text"
     top_x = max([*top.probs_after, top.rest_after, *top.probs_before, 0.01])
@@ -137,7 +155,7 @@ def draws_figure(drawn: torch.Tensor, stages: SamplingStages, labels_of: dict[in
     """N draws against the probabilities they were drawn from: the k likeliest tokens plus any drawn often."""
     n = drawn.numel()
     counts = torch.bincount(drawn, minlength=stages.probs_after.numel()).float()  # [vocab]
-    shown = stages.order[:k].tolist()
+    shown = nonzero(stages.order[:k].tolist(), stages.probs_after)
     for tok in torch.argsort(counts, descending=True)[:k].tolist():
         if counts[tok] > 0 and tok not in shown:
             shown.append(tok)

@@ -41,11 +41,14 @@ def logits_figure(stages: SamplingStages, labels: Sequence[str], scaled: bool) -
 
 def filters_figure(stages: SamplingStages, labels: Sequence[str], reasons: Sequence[str | None],
                    s: SamplingSettings) -> go.Figure:
-    """Stage 3: probabilities at this temperature, each bar coloured by whether a filter removed it."""
+    """Stage 3: probabilities at this temperature, each bar coloured by whether a filter removed it. Tokens
+    whose probability is 0 at this temperature are left out (the title says how many of the listed)."""
     idx = stages.order[:len(labels)]
     probs = stages.probs_before[idx].tolist()
+    shown = [i for i, p in enumerate(probs) if i == 0 or p > 0]
     groups: dict[str, list[int]] = {}
-    for i, why in enumerate(reasons):
+    for i in shown:
+        why = reasons[i]
         groups.setdefault(f"removed by {why}" if why else "kept", []).append(i)
     data = [dict(type="bar", name=group, x=[short(labels[i]) for i in rows], y=[probs[i] for i in rows],
                  marker=dict(color=KEPT if group == "kept" else REMOVED[group.removeprefix("removed by ")]),
@@ -57,11 +60,14 @@ def filters_figure(stages: SamplingStages, labels: Sequence[str], reasons: Seque
         shape, note = hline(s.min_p * float(stages.probs_before.max()),
                             f"min-p line: {s.min_p:g} × the top probability")
         shapes, notes = [shape], [note]
+    zero = len(labels) - len(shown)
+    title = "Which tokens the filters remove" + (
+        f" ({zero:,} of the {len(labels):,} likeliest round to 0% at this temperature: not drawn)" if zero else "")
     return figure(data, base_layout(
-        "Which tokens the filters remove", height=440, barmode="overlay", shapes=shapes, annotations=notes,
+        title, height=440, barmode="overlay", shapes=shapes, annotations=notes,
         showlegend=True,
         xaxis=dict(tickfont=dict(family=MONO), tickangle=-45, type="category", categoryorder="array",
-                   categoryarray=[short(lbl) for lbl in labels]),
+                   categoryarray=[short(labels[i]) for i in shown]),
         yaxis=dict(title=dict(text="probability at this temperature"), tickformat=".3~%", gridcolor=GRID)))
 
 

@@ -22,7 +22,7 @@ from ..models import ModelChoice
 from ..plots import plot_config
 from ..server import model_work
 from ..state import set_text
-from ..text import md_escape
+from ..text import md
 from .figures import layout
 
 SHARED_SCORES = 8  # process-wide cache entries (a few KB each)
@@ -211,7 +211,7 @@ def surprise_panel(text: str, choice: ModelChoice) -> None:
     m[1].metric("Mean surprise", f"{float(sc.bits.mean()):.2f} bits", help="per token")
     m[2].metric("Tokens scored", f"{len(sliding.ids):,}")
     worst = int(sc.nll.argmax())
-    m[3].metric("Most surprising", md_escape(sliding.tokens[worst]),
+    m[3].metric("Most surprising", md(sliding.tokens[worst]),
                 help=f"probability {float(sc.probs[worst]):.3%}")
     st.markdown(legend_html(), unsafe_allow_html=True)
     st.markdown(surprise_html(sliding, choice.tokenizer), unsafe_allow_html=True)

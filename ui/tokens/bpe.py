@@ -197,6 +197,13 @@ def show_splits(run: BpeRun, sentence: str, k: int) -> None:
         st.markdown(f"{label} · {len(ids):,} tokens")
         st.markdown(chips_html(ids, [run.piece(i) for i in ids], tok), unsafe_allow_html=True)
     st.plotly_chart(curve_figure(curve, k), config=plot_config("bpe-compression"), key=widget_key("bpe_curve"))
+    st.download_button("Download the curve (CSV)", curve_csv(curve), file_name="glassbox-bpe-compression.csv",
+                       mime="text/csv", icon=":material/download:", key=widget_key("bpe_curve_csv"))
+
+
+def curve_csv(curve: list[int]) -> str:
+    """The compression curve's data: tokens in the sentence after each number of merges."""
+    return pd.DataFrame({"merges learned": range(len(curve)), "tokens": curve}).to_csv(index=False)
 
 
 def curve_figure(curve: list[int], k: int) -> go.Figure:

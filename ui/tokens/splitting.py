@@ -10,13 +10,13 @@ import pandas as pd
 import streamlit as st
 
 from engine import Encoding, encode, token_bytes
-from engine.inspect.compare_tokenizers import (ContextFit, Gpt2Tokenizer, chars_per_token, compare, dropped_text,
-                                               load_gpt2_tokenizer)
+from engine.inspect.compare_tokenizers import (GPT2_REPO, ContextFit, Gpt2Tokenizer, chars_per_token, compare,
+                                               dropped_text, load_gpt2_tokenizer)
 
 from ..cache import context_message
 from ..chips import MAX_CHIPS, chips_html, show_token_chips
 from ..models import ROOT, ModelChoice
-from ..state import widget_key
+from ..state import remembered
 
 GPT2_ENV = "GLASSBOX_GPT2_TOKENIZER"  # optional: a folder holding GPT-2's tokenizer (tokenizer.json)
 GPT2_FOLDER = ROOT / "models" / "gpt2-tokenizer"  # looked at when the variable is not set
@@ -34,7 +34,7 @@ METER_CSS = (
 
 
 def show_whitespace_toggle() -> bool:
-    return st.toggle("Show whitespace", value=True, key=widget_key("show_whitespace"),
+    return st.toggle("Show whitespace", **remembered("Tokens and vectors", "show_whitespace", True),
                      help="Spaces show as ␣, line breaks as ↵, tabs as ⇥. Off: they show as they are.")
 
 
@@ -50,7 +50,7 @@ def live_tokens(text: str, choice: ModelChoice, show_whitespace: bool) -> Encodi
     cols[1].metric("Tokens", f"{len(enc):,}")
     ratio = chars_per_token(text, len(enc))
     cols[2].metric("Characters per token", f"{ratio:.2f}" if ratio else "–")
-    cols[3].metric("Context used", f"{fit.fraction:.0%}" if fit.room else "–",
+    cols[3].metric("Context used", context_used(fit),
                    help=f"The model reads {fit.block_size:,} tokens at once; the first is a start marker.")
     context_meter(fit)
     if fit.dropped:
@@ -59,6 +59,16 @@ def live_tokens(text: str, choice: ModelChoice, show_whitespace: bool) -> Encodi
         show_token_chips(enc.ids, enc.tokens, choice.tokenizer)
     st.caption("  \n".join(html.escape(n) for n in token_notes(text, enc, show_whitespace)))
     return enc
+
+
+def context_used(fit: ContextFit) -> str:
+    """The share of the context a text fills, or, for a longer text, what is read and what is cut, in words
+    (a share above 100% says neither)."""
+    if not fit.room:
+        return "–"
+    if fit.dropped:
+        return f"all {fit.room:,}; {fit.dropped:,} cut"
+    return f"{fit.fraction:.0%}"
 
 
 def context_meter(fit: ContextFit) -> None:
@@ -121,6 +131,14 @@ def show_token_table(text: str, enc: Encoding, tokenizer) -> None:
         st.caption("The table's toolbar (top right, on hover) downloads it as CSV.")
 
 
+def gpt2_howto() -> str:
+    """How to add GPT-2's tokenizer to a server that has none (Markdown): a folder, or the variable."""
+    folder = GPT2_FOLDER.relative_to(ROOT)
+    return (f"To add it, put its `tokenizer.json` (or `vocab.json` and `merges.txt`) in `{folder}/`, for "
+            f"example with `hf download {GPT2_REPO} tokenizer.json --local-dir {folder}` on a machine that is "
+            f"online, or set `{GPT2_ENV}` to a folder that holds it; then restart the app.")
+
+
 @st.cache_resource(show_spinner="Looking for GPT-2's tokenizer…")
 def gpt2_tokenizer() -> Gpt2Tokenizer:
     """Process-wide and read-only: tried once per server, so an offline server answers instantly after."""
@@ -146,7 +164,7 @@ def compare_tokenizers(text: str, choice: ModelChoice, show_whitespace: bool) ->
         "vocabulary size": st.column_config.NumberColumn(format="localized"),
         "tokens": st.column_config.NumberColumn(format="localized")})
     if gpt2.tokenizer is None:
-        st.caption(f":material/cloud_off: {gpt2.note}")
+        st.caption(f":material/cloud_off: {gpt2.note} {gpt2_howto()}")
     else:
         st.caption(f"GPT-2's tokenizer comes from {gpt2.source}. It has a 50,257-token vocabulary, "
                    "learned from web text, so it needs fewer tokens for most English.")

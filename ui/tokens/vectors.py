@@ -17,8 +17,10 @@ from engine import EOT, display_token
 from engine.inspect.embeddings import (PCA2D, ModelInput, cosine_matrix, model_input, nearest_neighbours, pca_2d,
                                        position_table, sample_positions, token_table)
 
+from ..colours import CLIP_PERCENTILE, DIVERGING, SIGN_WORDS, clipped, diverging_scale
 from ..models import ModelChoice
 from ..plots import plot_config
+from ..text import plotly_text
 from ..state import widget_key
 
 MAX_LABELS = 40  # axis labels on a heatmap side; more would overlap, so the rest are thinned out
@@ -33,7 +35,8 @@ def _tick_positions(n: int) -> list[int]:
 
 
 def _row_labels(mi: ModelInput) -> list[str]:
-    return [f"{i}: {t}" for i, t in enumerate(mi.encoding.tokens)]
+    """Plotly axis labels "0: <|endoftext|>", escaped for Plotly."""
+    return [f"{i}: {plotly_text(t)}" for i, t in enumerate(mi.encoding.tokens)]
 
 
 def show_input_vectors(text: str, choice: ModelChoice) -> ModelInput | None:
@@ -46,26 +49,36 @@ def show_input_vectors(text: str, choice: ModelChoice) -> ModelInput | None:
         st.caption(f"The text is longer than the context: these are the last {len(mi.encoding) - 1:,} tokens, "
                    f"the ones the model sees ({mi.n_dropped:,} earlier ones are left out).")
     st.plotly_chart(input_figure(mi), config=plot_config("input-vectors"), key=widget_key("input_vectors"))
-    st.caption("Colour scale RdBu: red is negative, blue positive, white zero; the three panels share one scale. "
-               "Row 0 is the <|endoftext|> start marker the model reads before your text.")
+    scale = input_scale(mi)
+    beyond = clipped(torch.stack([mi.token, mi.position, mi.total]).numpy(), scale)
+    st.caption(f"Colour: RdBu, {SIGN_WORDS}, as on every page; the three panels share one scale, clipped at "
+               f"±{scale['zmax']:.3f}, the {CLIP_PERCENTILE:g}th percentile of the values' size, so a few "
+               f"outliers ({beyond:,} values beyond it, drawn in the end colours) do not wash out the rest. "
+               "Hover a cell for its exact value. Row 0 is the <|endoftext|> start marker the model reads before "
+               "your text.")
     st.download_button("Download these vectors (CSV)", vectors_csv(mi), file_name="glassbox-input-vectors.csv",
                        mime="text/csv", icon=":material/download:", key=widget_key("input_vectors_csv"))
     return mi
 
 
+def input_scale(mi: ModelInput) -> dict:
+    """One diverging scale for the three panels, clipped at a high percentile: position 0's embedding holds an
+    outlier (about -1.6 in the built-in model) that would otherwise leave every other cell nearly white."""
+    return diverging_scale(torch.stack([mi.token, mi.position, mi.total]).numpy(), CLIP_PERCENTILE)
+
+
 def input_figure(mi: ModelInput) -> go.Figure:
     labels = _row_labels(mi)
     n, d = mi.total.shape
-    scale = float(torch.stack([mi.token, mi.position, mi.total]).abs().max()) or 1.0
+    scale = input_scale(mi)
     fig = make_subplots(rows=1, cols=3, shared_yaxes=True, horizontal_spacing=0.02,
                         subplot_titles=("Token embedding (wte row)", "Position embedding (wpe row)",
                                         "Sum: what block 0 receives"))
     for col, (name, values) in enumerate((("token", mi.token), ("position", mi.position), ("sum", mi.total)), 1):
         fig.add_trace(go.Heatmap(
-            z=values.numpy(), x=list(range(d)), y=labels, zmin=-scale, zmax=scale, zmid=0,
-            colorscale="RdBu", showscale=col == 3,
+            z=values.numpy(), x=list(range(d)), y=labels, **scale, showscale=col == 3,
             hovertemplate=f"{name}<br>%{{y}}<br>dimension %{{x}}<br>value %{{z:.4f}}<extra></extra>",
-            colorbar={"title": "value", "thickness": 14}), row=1, col=col)
+            colorbar={"title": f"value<br>(clipped at<br>±{scale['zmax']:.2f})", "thickness": 14}), row=1, col=col)
         fig.update_xaxes(title_text="dimension", row=1, col=col)
     ticks = _tick_positions(n)
     fig.update_yaxes(autorange="reversed", type="category", tickvals=[labels[i] for i in ticks],
@@ -155,16 +168,17 @@ def show_vocab_map(mi: ModelInput, choice: ModelChoice) -> None:
 def map_figure(vm: VocabMap, mi: ModelInput) -> go.Figure:
     xy = vm.pca.coords.numpy()
     ids = list(range(len(vm.pieces)))
+    shown = [plotly_text(p) for p in vm.pieces]
     fig = go.Figure(go.Scattergl(
-        x=xy[:, 0], y=xy[:, 1], mode="markers", name="vocabulary", customdata=ids, text=vm.pieces,
+        x=xy[:, 0], y=xy[:, 1], mode="markers", name="vocabulary", customdata=ids, text=shown,
         marker={"size": 4, "color": BACKGROUND, "opacity": 0.45},
         hovertemplate="%{text}<br>id %{customdata}<extra></extra>"))
     mine = list(dict.fromkeys(mi.encoding.ids))
     named = set(mine[:MAX_MAP_LABELS])
     fig.add_trace(go.Scatter(
         x=xy[mine, 0], y=xy[mine, 1], mode="markers+text", name="your text", customdata=mine,
-        text=[vm.pieces[i] if i in named else "" for i in mine], textposition="top center",
-        textfont={"family": "monospace", "size": 13, "color": "#111"}, hovertext=[vm.pieces[i] for i in mine],
+        text=[shown[i] if i in named else "" for i in mine], textposition="top center",
+        textfont={"family": "monospace", "size": 13, "color": "#111"}, hovertext=[shown[i] for i in mine],
         marker={"size": 10, "color": HIGHLIGHT, "line": {"width": 1, "color": "#222"}, "symbol": "diamond"},
         hovertemplate="%{hovertext}<br>id %{customdata}<extra>your text</extra>"))
     ex = vm.pca.explained
@@ -177,7 +191,7 @@ def show_position_similarity(mi: ModelInput | None, choice: ModelChoice) -> None
     wpe = position_table(choice.model)  # [block_size, d_model]
     keep = sample_positions(wpe.shape[0], MAX_POS_CELLS)
     sims = cosine_matrix(wpe[keep])  # [kept, kept]
-    fig = go.Figure(go.Heatmap(z=sims.numpy(), x=keep, y=keep, zmin=-1, zmax=1, zmid=0, colorscale="RdBu",
+    fig = go.Figure(go.Heatmap(z=sims.numpy(), x=keep, y=keep, zmin=-1, zmax=1, zmid=0, colorscale=DIVERGING,
                                colorbar={"title": "cosine", "thickness": 14},
                                hovertemplate="positions %{y} and %{x}<br>cosine %{z:.3f}<extra></extra>"))
     if mi is not None:

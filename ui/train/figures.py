@@ -7,7 +7,6 @@ Colours: Okabe-Ito blue and vermilion, distinguishable with every common colour-
 """
 from __future__ import annotations
 
-import html
 import math
 from typing import Any
 
@@ -18,7 +17,7 @@ import torch
 from engine import Trace, display_token
 from engine.train.runs import RunStatus
 
-from ..text import csv_text
+from ..text import csv_text, plotly_text
 
 TRAIN_COLOUR, HELDOUT_COLOUR = "#0072B2", "#D55E00"  # Okabe-Ito blue and vermillion
 MAX_LINE_POINTS = 1500  # longer loss histories are thinned for drawing (the CSV keeps every step)
@@ -29,7 +28,7 @@ FONT = dict(size=15)
 def label(token: str, width: int = 12) -> str:
     """A token's display form, shortened and escaped: Plotly reads a few HTML tags in labels."""
     short = token if len(token) <= width else token[: width - 1] + "…"
-    return html.escape(short)
+    return plotly_text(short)
 
 
 def loss_table(status: RunStatus) -> pd.DataFrame:

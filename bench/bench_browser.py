@@ -1,0 +1,165 @@
+"""What each page costs in the browser, against the home page and a minimal Streamlit page with one chart.
+
+    python bench/bench_browser.py [--repeats 3] [--pages Home Attention ...]
+
+Starts `streamlit run` twice on free ports (the app, and a one-chart page written to a temporary folder), then
+in headless Chromium, for every page: opens it in a fresh tab and measures the browser's script time
+(Chrome's Performance.getMetrics ScriptDuration) and the wall time until the script run has finished and its
+figures are drawn; then performs the page's main interaction (a tab switch, a tile click or a slider move)
+and measures the time until the redrawn figure is there. Medians of --repeats, pages in turn, so a busy
+machine slows them alike. Only the ratios mean much: run it on an otherwise idle machine (`uptime` < 0.5).
+Goal (issue 20): no page over 2x the home page to open; every interaction redrawn within 300 ms median.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")
+IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
+MINIMAL = textwrap.dedent("""\
+    import plotly.graph_objects as go
+    import streamlit as st
+    n = st.slider("Points", 5, 50, 20, key="n")
+    st.plotly_chart(go.Figure(go.Scatter(y=[i * i for i in range(n)])))
+""")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def serve(script: Path, cwd: Path) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(script), "--server.port", str(port),
+                             "--server.address", "127.0.0.1", "--server.headless", "true"], cwd=cwd,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            if urllib.request.urlopen(base + "/_stcore/health", timeout=2).read() == b"ok":
+                return proc, base
+        except OSError:
+            time.sleep(0.3)
+    raise SystemExit(f"streamlit did not start for {script}")
+
+
+def settle(tab) -> None:
+    """Until the script run is over and every Plotly figure on the page has drawn its plot."""
+    tab.wait_for_timeout(150)
+    tab.wait_for_selector(IDLE, timeout=120_000)
+    tab.wait_for_function("() => Array.from(document.querySelectorAll('.js-plotly-plot'))"
+                          ".every(p => p.querySelector('.main-svg'))", timeout=120_000)
+
+
+def script_s(cdp) -> float:
+    return {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}["ScriptDuration"]
+
+
+# The main interaction of each page: a function of the tab that starts it (the timer runs until settled).
+def _tab(name: str):
+    return lambda tab: tab.get_by_role("tab", name=name).click()
+
+
+def _slider(tab) -> None:
+    thumb = tab.locator("[data-testid='stSlider'] input[type='range']").first  # Streamlit's keyboard-driven thumb
+    thumb.focus()
+    thumb.press("ArrowLeft")
+
+
+def _tile(tab) -> None:
+    box = tab.locator(".js-plotly-plot").first.bounding_box()
+    tab.mouse.click(box["x"] + box["width"] * 0.7, box["y"] + box["height"] * 0.6)
+
+
+PAGES = {  # name: (path, interaction, what it is)
+    "Home": ("/", None, ""),
+    "Tokens and vectors": ("/Tokens_and_vectors", _tab("Vectors"), "tab Vectors"),
+    "Attention": ("/Attention", _tile, "overview tile click"),
+    "Attention: how a weight is made": ("/Attention", _tab("How a weight is made"), "tab switch"),
+    "Attention: what kind of head": ("/Attention", _tab("What kind of head?"), "tab switch"),
+    "Feed-forward": ("/Feed_forward", _tab("Logit lens"), "tab Logit lens"),
+    "Next token": ("/Next_token", _slider, "temperature slider"),
+}
+
+
+def measure(browser, base: str, path: str, act) -> tuple[float, float, float | None]:
+    """(script seconds to open, wall seconds to open, wall seconds of the interaction or None)."""
+    context = browser.new_context(viewport={"width": 1280, "height": 720})
+    tab = context.new_page()
+    cdp = context.new_cdp_session(tab)
+    cdp.send("Performance.enable")
+    t0 = time.perf_counter()
+    tab.goto(base + path)
+    settle(tab)
+    opened, script = time.perf_counter() - t0, script_s(cdp)
+    redraw = None
+    if act is not None:
+        t0 = time.perf_counter()
+        act(tab)
+        settle(tab)
+        redraw = time.perf_counter() - t0 - 0.15  # settle's opening pause is not the page's
+    context.close()
+    return script, opened, redraw
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--pages", nargs="*", default=list(PAGES))
+    args = ap.parse_args()
+    from playwright.sync_api import sync_playwright
+    load = os.getloadavg()[0]
+    if load > 0.5:
+        print(f"note: load average {load:.2f}; the ratios are noisier on a busy machine", file=sys.stderr)
+    with tempfile.TemporaryDirectory() as tmp:
+        minimal = Path(tmp) / "minimal.py"
+        minimal.write_text(MINIMAL)
+        app, app_base = serve(ROOT / "app.py", ROOT)
+        ref, ref_base = serve(minimal, Path(tmp))
+        try:
+            with sync_playwright() as p:
+                options = {"executable_path": str(CHROMIUM)} if CHROMIUM.exists() else {}
+                browser = p.chromium.launch(args=["--headless", "--no-sandbox"], **options)
+                runs: dict[str, list[tuple]] = {name: [] for name in ["minimal", *args.pages]}
+                for name in runs:  # warm-up: the first visit loads the model and fills the caches
+                    base, (path, act, _) = (ref_base, ("/", _slider, "")) if name == "minimal" else (
+                        app_base, PAGES[name])
+                    measure(browser, base, path, act)
+                for _ in range(args.repeats):
+                    for name in runs:
+                        base, (path, act, _) = (ref_base, ("/", _slider, "")) if name == "minimal" else (
+                            app_base, PAGES[name])
+                        runs[name].append(measure(browser, base, path, act))
+                browser.close()
+        finally:
+            for proc in (app, ref):
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait()
+    med = {name: [statistics.median(v[i] for v in r) if r[0][i] is not None else None for i in range(3)]
+           for name, r in runs.items()}
+    home = med.get("Home", med["minimal"])
+    print(f"{'page':34} {'script s':>9} {'x home':>7} {'x minimal':>9} {'open s':>7}  interaction (redraw ms)")
+    for name, (script, opened, redraw) in med.items():
+        what = "slider" if name == "minimal" else PAGES[name][2]
+        act = f"{what}: {redraw * 1000:.0f} ms" if redraw is not None else ""
+        print(f"{name:34} {script:9.2f} {script / home[0]:7.1f} {script / med['minimal'][0]:9.1f} "
+              f"{opened:7.2f}  {act}")
+
+
+if __name__ == "__main__":
+    main()
