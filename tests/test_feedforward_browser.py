@@ -8,9 +8,11 @@ from conftest import wait_for_app
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 EXCEPTION = "[data-testid='stException']"
-# The first Plotly graph on the page is the activation heatmap; Plotly keeps its data on the element.
+# The activation heatmap, found by its title (the page's other figures may finish drawing first); Plotly keeps
+# its data on the element.
 HEATMAP_STATE = """() => {
-  const g = document.querySelector('.js-plotly-plot');
+  const g = [...document.querySelectorAll('.js-plotly-plot')].find(
+      p => p.layout && p.layout.title && String(p.layout.title.text || '').includes('MLP activations'));
   if (!g || !g.data || !g.layout) return null;
   return {title: g.layout.title.text, z: JSON.stringify(g.data[0].z)};
 }"""
