@@ -87,12 +87,12 @@ def test_choosing_a_head_changes_the_views_without_rerunning_the_model(monkeypat
 def test_weight_steps_show_the_mask_for_an_earlier_query() -> None:
     at = page(tab="How a weight is made")
     clean(at)
-    table = at.dataframe[0].value
+    table = at.table[0].value  # a static table (st.table): the interactive grid cost the browser twice as much
     assert "−∞" not in set(table["score (trace)"])  # the last token sees everything
     assert "last token" in messages(at)
     at.selectbox(key="Attention.query").select(3).run()
     clean(at)
-    table = at.dataframe[0].value
+    table = at.table[0].value
     assert list(table["key position"]) == [0, 1, 2, 3, 4, 5, 6]
     assert list(table["score (trace)"])[4:] == ["−∞"] * 3
     assert list(table["weight (trace)"])[4:] == [0.0] * 3

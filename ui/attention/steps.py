@@ -154,8 +154,10 @@ def weight_steps_section(trace: Trace, choice: ModelChoice, pick: Pick) -> None:
                 "too sharp. The model then sets every **later** token's score to −∞: a token may not look at "
                 "the future. The *score (trace)* column is `hook_attn_scores`, recorded by the model.")
     table = steps_table(s, tokens, shown)
-    st.dataframe(table, hide_index=True, key="Attention.steps_table", column_config={
-        c: st.column_config.NumberColumn(format="%.4f") for c in table.columns[2:] if c != "score (trace)"})
+    # A static table, not st.dataframe: lighter for the browser than the interactive grid (these numbers need
+    # no sorting), in a fixed-height box that scrolls a long one.
+    with st.container(height=min(60 + 36 * len(table), 420), border=False):
+        st.table(table, hide_index=True)
     if q == len(trace) - 1:
         st.caption("This is the last token, so no later token is masked in its row; the whole score matrix "
                    "below shows the mask for every row (or pick an earlier query token).")
