@@ -30,6 +30,7 @@ REGISTERED = "RLHF._registered"  # session key: id of the run whose model is reg
 NOTICE = "RLHF._notice"  # session key: (kind, message) about starting a run
 HEARTBEAT = "RLHF._heartbeat"  # session key: the live view's last poll (see ui.state.session_alive)
 ZIP = "RLHF._zip"  # session key: (run id, zip bytes)
+COMPARED = "RLHF._compared"  # session key: {(run id, prompt): what the before / after views draw}
 TUNED_MODEL = "tuned model"
 POLL_S = 0.5
 LEARNING_RATES = (1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4)
@@ -149,12 +150,17 @@ def live_view(run: TuningRun) -> None:
                            icon=":material/download:")
 
 
-@st.cache_data(max_entries=8, show_spinner=False)
-def _compare(run_id: str, prompt: str, _run: TuningRun) -> dict:
-    """Everything the before / after views draw, for one prompt; computed once per run and prompt."""
-    ref, tuned, tok = _run.reference, _run.model, _run.tokenizer
-    with model_work():
-        return _compare_now(ref, tuned, tok, prompt)
+def _compare(run: TuningRun, prompt: str) -> dict:
+    """Everything the before / after views draw, for one prompt; computed once per run and prompt, and kept in
+    this session (it is this session's tuned model: never in a process-wide cache)."""
+    cache: dict = st.session_state.setdefault(COMPARED, {})
+    key = (run.id, prompt)
+    if key not in cache:
+        while len(cache) >= 8:
+            cache.pop(next(iter(cache)))  # oldest first
+        with model_work():
+            cache[key] = _compare_now(run.reference, run.model, run.tokenizer, prompt)
+    return cache[key]
 
 
 def _compare_now(ref, tuned, tok, prompt: str) -> dict:
@@ -173,7 +179,7 @@ def what_changed(run: TuningRun) -> None:
     prompts = list(dict.fromkeys(p.prompt for p in run.pairs))
     prompt = st.selectbox("Prompt", prompts, **remembered("compare_prompt", prompts[0], prompts),
                           help="One of the prompts you tuned on; the tuned model may also have changed elsewhere.")
-    data = _compare(run.id, prompt, run)
+    data = _compare(run, prompt)
     name = run.reference_name
     st.plotly_chart(before_after_figure(data["labels"], data["before"], data["after"],
                                         "The next token, before and after tuning"),
