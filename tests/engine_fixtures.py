@@ -32,3 +32,41 @@ def tiny_model(seed: int = 0, **overrides) -> GPT:
 def tokenizer():
     """A byte-level BPE (all 256 bytes in the vocabulary, so any text encodes). Treat as read-only."""
     return train_bpe(TEXTS, VOCAB)
+
+
+# Tiny random models of every architecture engine/model/hf.py runs, as transformers builds them offline: small
+# enough to save and load in milliseconds, shaped to exercise what differs (GPT-Neo's local layer, Pythia's
+# partial rotary and parallel residual, Llama's and Qwen2's grouped-query heads and gated MLP).
+TINY_HF = {
+    "gpt_neo": ("GPTNeoConfig", "GPTNeoForCausalLM", dict(
+        max_position_embeddings=32, hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64,
+        attention_types=[[["global", "local"], 1]], window_size=4)),
+    "gpt_neox": ("GPTNeoXConfig", "GPTNeoXForCausalLM", dict(
+        max_position_embeddings=32, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+        intermediate_size=64, rotary_pct=0.25, use_parallel_residual=True)),
+    "llama": ("LlamaConfig", "LlamaForCausalLM", dict(
+        max_position_embeddings=32, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, intermediate_size=48)),
+    "qwen2": ("Qwen2Config", "Qwen2ForCausalLM", dict(
+        max_position_embeddings=32, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, intermediate_size=48, tie_word_embeddings=True)),
+}
+
+
+def tiny_hf_model(family: str, seed: int = 0):
+    """A transformers model of `family` with random weights, eager attention (so it returns patterns)."""
+    import transformers
+    config_cls, model_cls, fields = TINY_HF[family]
+    eot = 0  # the tokenizer below has <|endoftext|> at id 0
+    config = getattr(transformers, config_cls)(vocab_size=VOCAB, bos_token_id=eot, eos_token_id=eot, **fields)
+    config._attn_implementation = "eager"
+    torch.manual_seed(seed)
+    return getattr(transformers, model_cls)(config).eval()
+
+
+def save_tiny_hf(family: str, folder, seed: int = 0):
+    """Save a tiny model of `family` (safetensors) with the tiny tokenizer; returns the transformers model."""
+    model = tiny_hf_model(family, seed)
+    model.save_pretrained(str(folder))
+    tokenizer().save_pretrained(str(folder))
+    return model

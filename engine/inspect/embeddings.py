@@ -24,17 +24,19 @@ class ModelInput:
     encoding: Encoding  # ids, display strings and offsets, <|endoftext|> first, cut to the context
     n_dropped: int  # tokens cut from the start of the text because it is longer than the context
     token: torch.Tensor  # [pos, d_model] rows of wte
-    position: torch.Tensor  # [pos, d_model] rows of wpe
+    position: torch.Tensor  # [pos, d_model] rows of wpe (zeros for a model with rotary positions)
     total: torch.Tensor  # [pos, d_model] their sum: the residual stream entering block 0
 
 
 def token_table(model: GPT) -> torch.Tensor:
     """The token embedding table, a float32 CPU copy (never a view of the shared model's weights)."""
-    return model.transformer.wte.weight.detach().float().cpu().clone()  # [vocab, d_model]
+    return model.token_embedding().detach().float().cpu().clone()  # [vocab, d_model]
 
 
-def position_table(model: GPT) -> torch.Tensor:
-    return model.transformer.wpe.weight.detach().float().cpu().clone()  # [block_size, d_model]
+def position_table(model: GPT) -> torch.Tensor | None:
+    """The position embedding table, or None for a model without one (rotary positions rotate q and k)."""
+    wpe = model.position_embedding()
+    return None if wpe is None else wpe.detach().float().cpu().clone()  # [block_size, d_model]
 
 
 @torch.no_grad()
@@ -42,8 +44,9 @@ def model_input(model: GPT, tokenizer, text: str, bos: bool = True) -> ModelInpu
     """The embedding rows for `text` as the model would see it (same tokens, start marker and cut as a Trace)."""
     enc, dropped = encode_for_model(tokenizer, text, model.config.block_size, bos)
     ids = torch.tensor(enc.ids, dtype=torch.long)
-    tok = model.transformer.wte.weight.detach()[ids].float().cpu()  # [pos, d_model]
-    pos = model.transformer.wpe.weight.detach()[: len(enc.ids)].float().cpu()  # [pos, d_model]
+    tok = model.token_embedding().detach()[ids].float().cpu()  # [pos, d_model]
+    wpe = model.position_embedding()  # a rotary model has none: its positions enter inside attention
+    pos = torch.zeros_like(tok) if wpe is None else wpe.detach()[: len(enc.ids)].float().cpu()  # [pos, d_model]
     return ModelInput(enc, dropped, tok, pos, tok + pos)
 
 

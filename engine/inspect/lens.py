@@ -49,7 +49,7 @@ def unembed(model, resid: torch.Tensor) -> torch.Tensor:
     """
     p = next(model.parameters())
     x = resid[None].to(device=p.device, dtype=p.dtype)  # [1, pos, d_model]
-    return model.lm_head(model.transformer.ln_f(x))[0].float().cpu()
+    return model.lm_head(model.final_norm(x))[0].float().cpu()
 
 
 @dataclass(frozen=True)
@@ -111,15 +111,22 @@ class Contributions:
 @torch.no_grad()
 def contributions(model, trace: Trace) -> Contributions:
     """Norms of what each part writes, and its direct share of the final prediction's logit."""
-    ln_f, w_u = model.transformer.ln_f, model.lm_head.weight  # w_u: [vocab, d_model]
-    gamma, beta = ln_f.weight.detach().float().cpu(), ln_f.bias.detach().float().cpu()  # [d_model]
+    ln_f, w_u = model.final_norm, model.lm_head.weight  # w_u: [vocab, d_model]
+    gamma = ln_f.weight.detach().float().cpu()  # [d_model]
+    rms = not hasattr(ln_f, "bias")  # RMSNorm: no mean subtracted, no bias
+    beta = torch.zeros_like(gamma) if rms or ln_f.bias is None else ln_f.bias.detach().float().cpu()
+    eps = getattr(ln_f, "eps", None) or getattr(ln_f, "variance_epsilon", 1e-6)
     target = trace.logits.argmax(dim=-1)  # [pos]
     direction = w_u.detach()[target.to(w_u.device)].float().cpu()  # [pos, d_model] unembedding rows
     outs = part_outputs(trace)  # [part, pos, d_model]
     final = trace.act[f"blocks.{trace.config.n_layer - 1}.hook_resid_post"]  # [pos, d_model]
-    # The scale the final norm divided by in the real forward pass (LayerNorm: biased variance).
-    scale = (final.var(dim=-1, unbiased=False) + ln_f.eps).sqrt()  # [pos]
-    centred = outs - outs.mean(dim=-1, keepdim=True)  # the norm subtracts the mean, a linear step
+    # The scale the final norm divided by in the real forward pass (LayerNorm: biased variance; RMSNorm: the
+    # mean square), and what it subtracts first (LayerNorm: the mean, a linear step; RMSNorm: nothing).
+    if rms:
+        scale, centred = (final.pow(2).mean(dim=-1) + eps).sqrt(), outs  # [pos]
+    else:
+        scale = (final.var(dim=-1, unbiased=False) + eps).sqrt()  # [pos]
+        centred = outs - outs.mean(dim=-1, keepdim=True)
     direct = torch.einsum("cpd,d,pd->cp", centred, gamma, direction) / scale  # [part, pos]
     bias = direction @ beta  # [pos]
     return Contributions(parts=part_names(trace.config.n_layer), norms=outs.norm(dim=-1), direct=direct,

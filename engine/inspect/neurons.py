@@ -18,7 +18,7 @@ import torch
 
 from ..generation.decode import generate_batch
 from ..generation.sampling import SamplingSettings
-from ..model.tokenizer import EOT, display_token, encode
+from ..model.tokenizer import display_token, encode, start_id
 from ..model.trace import Trace
 
 # Openings in the style of the stories the default model was trained on; the model writes the rest.
@@ -120,7 +120,7 @@ def generate_reference_texts(model, tokenizer, prompts: tuple[str, ...] = REFERE
     about one forward pass over them; a story that draws <|endoftext|> ends there.
     """
     generator = torch.Generator().manual_seed(seed)  # one CPU generator: the draws happen on the CPU
-    eot = tokenizer.convert_tokens_to_ids(EOT)
+    eot = start_id(tokenizer)
     starts = [[eot] + encode(tokenizer, p).ids for p in prompts]
     new = generate_batch(model, starts, n_tokens, settings, generator, stop_id=eot)
     # Decode prompt and continuation together, so a character split across the seam stays whole.
@@ -130,7 +130,7 @@ def generate_reference_texts(model, tokenizer, prompts: tuple[str, ...] = REFERE
 def tokenize_reference(texts: tuple[str, ...], tokenizer, block_size: int,
                        prompts: tuple[str, ...] = REFERENCE_PROMPTS) -> ReferenceSet:
     """Split the texts with `tokenizer` (any model's), start marker first, cut to the context."""
-    eot = tokenizer.convert_tokens_to_ids(EOT)
+    eot = start_id(tokenizer)
     ids = tuple(tuple([eot] + encode(tokenizer, t).ids[:block_size - 1]) for t in texts)
     tokens = tuple(tuple(display_token(tokenizer, i) for i in doc) for doc in ids)
     return ReferenceSet(prompts=prompts, texts=texts, ids=ids, tokens=tokens)

@@ -18,23 +18,28 @@ class ParamGroup:
     shape: str  # the tensors' shapes, e.g. "c_fc 128×512 + 512, c_proj 512×128 + 128"
 
 
-_BLOCK = re.compile(r"transformer\.h\.(\d+)\.(ln_1|ln_2|attn|mlp)\.")
-_BLOCK_PART = {"attn": ("Attention", "attention"), "mlp": ("MLP", "feed-forward (MLP)"),
-               "ln_1": ("Layer norms", "layer norms"), "ln_2": ("Layer norms", "layer norms")}
-_TOP = {"transformer.wte.": ("Embeddings", "token embedding (also the output layer: the weights are tied)"),
-        "transformer.wpe.": ("Embeddings", "position embedding"),
-        "transformer.ln_f.": ("Final norm", "final layer norm"),
-        "lm_head.": ("Output layer", "output layer (unembedding)")}
+# Our GPT's names (GPT-2's) and those of the transformers models engine/model/hf.py wraps (under `hf.`).
+_BLOCK = re.compile(r"(?:hf\.)?(?:transformer|model|gpt_neox)\.(?:h|layers)\.(\d+)\.([a-z_0-9]+)\.")
+_BLOCK_PART = {"attn": ("Attention", "attention"), "self_attn": ("Attention", "attention"),
+               "attention": ("Attention", "attention"), "mlp": ("MLP", "feed-forward (MLP)")}
+_NORMS = ("ln_1", "ln_2", "input_layernorm", "post_attention_layernorm")
+_TOP = {r"(?:hf\.)?(?:transformer\.wte|model\.embed_tokens|gpt_neox\.embed_in)\.": ("Embeddings", "token embedding"),
+        r"(?:hf\.)?transformer\.wpe\.": ("Embeddings", "position embedding"),
+        r"(?:hf\.)?(?:transformer\.ln_f|model\.norm|gpt_neox\.final_layer_norm)\.": ("Final norm", "final norm"),
+        r"(?:hf\.)?(?:lm_head|embed_out)\.": ("Output layer", "output layer (unembedding)")}
+TIED = " (also the output layer: the weights are tied)"
 
 
-def _classify(name: str) -> tuple[str, int | None, str]:
+def _classify(name: str, tied: bool = True) -> tuple[str, int | None, str]:
     m = _BLOCK.match(name)
     if m:
-        part, words = _BLOCK_PART[m.group(2)]
+        if m.group(2) in _NORMS:
+            return "Layer norms", int(m.group(1)), f"block {m.group(1)} layer norms"
+        part, words = _BLOCK_PART.get(m.group(2), ("Other", m.group(2)))
         return part, int(m.group(1)), f"block {m.group(1)} {words}"
-    for prefix, (part, words) in _TOP.items():
-        if name.startswith(prefix):
-            return part, None, words
+    for pattern, (part, words) in _TOP.items():
+        if re.match(pattern, name):
+            return part, None, words + (TIED if words == "token embedding" and tied else "")
     return "Other", None, name  # a parameter this breakdown does not know: still counted
 
 
@@ -45,8 +50,9 @@ def param_breakdown(model: nn.Module) -> list[ParamGroup]:
     output layer shares its count with the embedding instead of being counted twice, as the model does.
     """
     groups: dict[tuple[str, int | None, str], list[int | str]] = {}
+    tied = getattr(getattr(model, "config", None), "tied_embeddings", True)
     for name, p in model.named_parameters():
-        key = _classify(name)
+        key = _classify(name, tied)
         entry = groups.setdefault(key, [0, []])
         entry[0] += p.numel()
         entry[1].append(f"{'.'.join(name.split('.')[-2:])} {'×'.join(map(str, p.shape))}")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..model.tokenizer import EOT, encode
+from ..model.tokenizer import encode, start_id
 
 
 @dataclass(frozen=True)
@@ -92,5 +92,5 @@ def text_surprise(model, tokenizer, text: str, stride: int | None = None) -> Tex
     enc = encode(tokenizer, text)
     if not enc.ids:
         raise ValueError("There is no text to score: type something first.")
-    eot = tokenizer.convert_tokens_to_ids(EOT)
+    eot = start_id(tokenizer)
     return TextSurprise(enc.ids, enc.tokens, score_tokens(model, [eot, *enc.ids], stride))

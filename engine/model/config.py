@@ -41,6 +41,27 @@ class GPTConfig:
     def d_mlp(self) -> int:
         return 4 * self.n_embd
 
+    # The architecture facts every model config answers (engine/model/arch.py): GPT-2's, for this GPT.
+    family = "gpt2"
+    positions, norm, mlp, activation = "learned", "layernorm", "gelu", "gelu_new"
+    parallel_residual, tied_embeddings = False, True
+    attn_scale, local_window, local_layers, rotary_dims = None, None, (), 0
+
+    @property
+    def n_kv_head(self) -> int:
+        return self.n_head
+
+    @property
+    def kv_groups(self) -> int:
+        return 1
+
+    @property
+    def scale(self) -> float:
+        return self.d_head ** -0.5
+
+    def shares_keys_with(self, head: int) -> list[int]:
+        return [head]
+
     def n_params(self) -> int:
         """Parameter count with the unembedding tied to the token embedding (counted once)."""
         d, L = self.n_embd, self.n_layer

@@ -148,6 +148,17 @@ class GPT(nn.Module):
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
+    # The parts pages read, under the names every model class offers (engine/model/hf.py has the same).
+    @property
+    def final_norm(self) -> nn.Module:
+        return self.transformer.ln_f
+
+    def token_embedding(self) -> torch.Tensor:
+        return self.transformer.wte.weight  # [vocab, d_model]
+
+    def position_embedding(self) -> torch.Tensor | None:
+        return self.transformer.wpe.weight  # [block_size, d_model]
+
     def _run(self, idx: torch.Tensor, cache: Cache | None) -> torch.Tensor:
         return self.lm_head(self._final(idx, cache))  # [batch, pos, vocab]
 

@@ -47,6 +47,18 @@ def load_tokenizer(folder: str | Path) -> PreTrainedTokenizerFast:
     return tok
 
 
+def start_id(tokenizer) -> int:
+    """The id a text starts with in a forward pass: <|endoftext|> where the vocabulary has it (GPT-2, ours,
+    Pythia, Qwen), else the tokenizer's beginning-of-text token (Llama's <|begin_of_text|>), else its end one."""
+    eot = tokenizer.convert_tokens_to_ids(EOT)
+    if isinstance(eot, int) and tokenizer.convert_ids_to_tokens(eot) == EOT:
+        return eot
+    for special in (getattr(tokenizer, "bos_token_id", None), getattr(tokenizer, "eos_token_id", None)):
+        if isinstance(special, int):
+            return special
+    raise ValueError("the tokenizer has no start token (<|endoftext|>, a BOS or an EOS token)")
+
+
 MAX_ADDED_TOKENS = 256  # ours writes one (<|endoftext|>)
 
 

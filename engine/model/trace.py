@@ -19,7 +19,7 @@ import torch
 
 from .config import GPTConfig
 from .gpt import GPT
-from .tokenizer import EOT, Encoding, display_token, encode
+from .tokenizer import Encoding, display_token, encode, start_id
 
 BLOCK_HOOKS = (
     "hook_resid_pre", "attn.hook_q", "attn.hook_k", "attn.hook_v", "attn.hook_attn_scores",
@@ -74,8 +74,8 @@ def encode_for_model(tokenizer, text: str, block_size: int, bos: bool = True) ->
     dropped = max(0, len(ids) - room)
     ids, tokens, offsets = ids[dropped:], tokens[dropped:], offsets[dropped:]
     if bos:
-        eot = tokenizer.convert_tokens_to_ids(EOT)
-        ids, tokens, offsets = [eot] + ids, [EOT] + tokens, [(0, 0)] + offsets
+        eot = start_id(tokenizer)
+        ids, tokens, offsets = [eot] + ids, [display_token(tokenizer, eot)] + tokens, [(0, 0)] + offsets
     return Encoding(ids, tokens, offsets), dropped
 
 

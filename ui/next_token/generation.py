@@ -14,7 +14,8 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from engine import EOT, display_token, encode
+from engine import display_token, encode
+from engine.model.tokenizer import start_id
 from engine.generation.sampling_lab import Run, StepRecord, advance
 
 from ..models import ModelChoice
@@ -44,7 +45,7 @@ def current_run(choice: ModelChoice, text: str) -> Run:
     """The session's run for this model and prompt (a fresh one if either changed)."""
     run: Run | None = st.session_state.get(RUN)
     if run is None or run.key != _key(choice, text):
-        eot = choice.tokenizer.convert_tokens_to_ids(EOT)
+        eot = start_id(choice.tokenizer)
         prompt = (eot, *encode(choice.tokenizer, text).ids)  # the start marker first, as the model was trained
         run = Run(_key(choice, text), prompt, seed=int(st.session_state.get(SEED, 0)))
         st.session_state[RUN] = run
@@ -124,7 +125,7 @@ def run_html(run: Run, upto: int, tokenizer) -> str:
             classes.append("gb-nt-cut")
             title = f"token {i}: outside the model's window, it no longer sees this"
         elif i < n_prompt:
-            title = f"token {i}: your text" if i or ids[0] != tokenizer.convert_tokens_to_ids(EOT) else \
+            title = f"token {i}: your text" if i or ids[0] != start_id(tokenizer) else \
                 "the start marker the model reads first"
         else:
             step = run.steps[i - n_prompt]
