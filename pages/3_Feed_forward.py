@@ -7,15 +7,15 @@ import streamlit as st
 
 import ui
 from ui.feedforward import SNIPPET_CSS, TABS, View, start_marker_toggle
-from ui.feedforward.sections import mlp_share_text, remembered
+from ui.feedforward.sections import mlp_shape_text, mlp_share_text, remembered
 
 choice = ui.setup_page("Feed-forward", "🧮")
 st.html(f"<style>{SNIPPET_CSS}</style>")
 st.title("Feed-forward layers and the residual stream")
 st.markdown(
     "After attention has mixed information between tokens, every token passes on its own through a "
-    "**feed-forward network** (an *MLP*): it widens the token's vector four times, applies a nonlinearity "
-    "(GELU), and narrows it again. Each unit of the wide layer is a **neuron**. " + mlp_share_text(choice.model) +
+    "**feed-forward network** (an *MLP*): " + mlp_shape_text(choice.model.config) +
+    " Each unit of the wide layer is a **neuron**. " + mlp_share_text(choice.model) +
     " Attention and MLP blocks never replace a token's vector: each **adds** its output to a running "
     "sum, the **residual stream**, and the model's prediction is read from that sum at the end. Everything below "
     "is computed from the running model on your text.")

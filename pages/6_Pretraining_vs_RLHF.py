@@ -38,10 +38,12 @@ with ui.error_boundary("setting up the tuning run"):
     cfg = tuning.settings()
     tuning.show_notice()
     have = len(pairs.pairs())
+    if tuning.tunable(choice):
+        st.info(tuning.tunable(choice), icon=":material/info:")
     if st.button("Tune a copy of the model on these pairs", type="primary", icon=":material/tune:",
-                 key=ui.widget_key("start"), disabled=busy or have == 0,
+                 key=ui.widget_key("start"), disabled=busy or have == 0 or bool(tuning.tunable(choice)),
                  help="A run is already tuning: stop it first." if busy else
-                 "Add some pairs first." if have == 0 else None):
+                 "Add some pairs first." if have == 0 else tuning.tunable(choice)):
         tuning.start(choice, cfg)
         st.rerun()
 

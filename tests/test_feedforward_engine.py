@@ -158,6 +158,18 @@ def test_atlas_finds_the_peaks_a_traced_run_sees(model) -> None:
     torch.testing.assert_close(atlas.firing[layer], (all_post > 0).float().mean(0))
 
 
+def test_atlas_in_two_passes_equals_one(model) -> None:
+    """A model whose reference activations exceed the memory cap gets the same atlas from two passes."""
+    tok = tokenizer()
+    docs = [[0] + tok.encode(t) for t in ("Tom was sad. The ball rolled under the bed.",
+                                          "The sun was warm and the sky was blue.", "His friend the dog helped him.")]
+    one = build_atlas(model, _reference(docs), k=2, batch=2, before=3, after=1)
+    two = build_atlas(model, _reference(docs), k=2, batch=2, before=3, after=1, max_bytes=0)
+    for name in ("top_values", "top_doc", "top_pos", "firing"):
+        assert torch.equal(getattr(one, name), getattr(two, name)), name
+    torch.testing.assert_close(one.windows, two.windows, equal_nan=True, atol=0, rtol=0)
+
+
 def test_atlas_windows_on_a_hand_made_model_output() -> None:
     """Windows are read around the peak and marked nan off the text (a one-document set, positions known)."""
     torch.manual_seed(0)

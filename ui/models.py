@@ -13,7 +13,8 @@ from typing import Any
 import streamlit as st
 import torch
 
-from engine import GPT, load_pretrained, pick_device
+from engine import GPT, pick_device
+from engine.model.hf import load_model
 
 from .errors import Refused
 
@@ -51,7 +52,7 @@ def default_model_dir() -> Path:
 @st.cache_resource(max_entries=1, show_spinner="Loading the model…")
 def _load_shared(folder: str, stamp: int) -> ModelChoice:
     # `stamp` is the weights' modification time: a checkpoint replaced on disk loads fresh, no restart needed.
-    model, tokenizer = load_pretrained(folder, pick_device())
+    model, tokenizer = load_model(folder, pick_device())
     return ModelChoice(Path(folder).name, model, tokenizer, key=f"default:{folder}:{stamp}", shared=True)
 
 

@@ -19,11 +19,13 @@ from streamlit.runtime import Runtime
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from engine import CheckpointError, describe
+from engine.model.arch import differences, family_name
 
 from .chips import CSS as CHIP_CSS
 from .models import ModelChoice, describe_size, model_selector
 from .pages import sidebar_nav
 from .server import prepare_process
+from .text import md
 
 TEXT = "text"  # session key: the canonical text (not a widget key)
 PAGE = "current_page"  # session key: the name of the page this run draws, set by setup_page
@@ -66,13 +68,18 @@ def setup_page(title: str, icon: str = "🔬") -> ModelChoice:
 
 def _model_facts(choice: ModelChoice) -> None:
     cfg = choice.model.config
+    kv = f" ({cfg.n_kv_head} key/value)" if cfg.n_kv_head < cfg.n_head else ""
     st.markdown(
-        f"**{choice.name}**  \n"
-        f"{describe_size(choice.n_params)} parameters  \n"
-        f"{_plural(cfg.n_layer, 'layer')} × {_plural(cfg.n_head, 'head')}, width {cfg.n_embd}  \n"
+        f"**{md(choice.name)}**  \n"
+        f"{family_name(cfg)} architecture, {describe_size(choice.n_params)} parameters  \n"
+        f"{_plural(cfg.n_layer, 'layer')} × {_plural(cfg.n_head, 'head')}{kv}, width {cfg.n_embd}  \n"
         f"context: {cfg.block_size:,} tokens  \n"
         f"vocabulary: {cfg.vocab_size:,} tokens"
     )
+    notes = differences(cfg)
+    if notes:
+        with st.expander("How it differs from GPT-2"):
+            st.markdown("\n".join(f"- {n}" for n in notes))
     st.caption(f"Runs on {describe(choice.device)}")
 
 

@@ -14,7 +14,6 @@ and the weighted value vectors (from hook_pattern and hook_v), whose sum a reade
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -30,7 +29,7 @@ class WeightSteps:
     q: torch.Tensor  # [d_head], hook_q at the query
     k: torch.Tensor  # [pos, d_head], hook_k at every position
     dots: torch.Tensor  # [pos], q · k_j, computed from hook_q and hook_k (not masked)
-    scale: float  # sqrt(d_head), what the dot products are divided by
+    scale: float  # what the dot products are divided by: sqrt(d_head), or 1 for a model without the scale
     scores: torch.Tensor  # [pos], hook_attn_scores row: dots / scale, -inf after the query
     weights: torch.Tensor  # [pos], hook_pattern row: softmax(scores), sums to 1
     v: torch.Tensor  # [pos, d_head], hook_v at every position
@@ -69,7 +68,7 @@ def weight_steps(trace: Trace, layer: int, head: int, query: int) -> WeightSteps
     v = trace.act[a + "hook_v"][:, head]  # [pos, d_head]
     weights = trace.act[a + "hook_pattern"][head, query]  # [pos]
     return WeightSteps(
-        layer=layer, head=head, query=query, q=q, k=k, dots=k @ q, scale=math.sqrt(cfg.d_head),
+        layer=layer, head=head, query=query, q=q, k=k, dots=k @ q, scale=1 / cfg.scale,
         scores=trace.act[a + "hook_attn_scores"][head, query], weights=weights, v=v,
         weighted=weights[:, None] * v, z=trace.act[a + "hook_z"][query, head],
     )

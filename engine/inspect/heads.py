@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from ..model.gpt import GPT
-from ..model.tokenizer import display_token
+from ..model.tokenizer import display_token, start_id
 from ..model.trace import Trace, trace_ids
 
 INDUCTION_HALF = 50  # random tokens per copy (TransformerLens uses 50); fewer if the context is short
@@ -128,9 +128,12 @@ def induction_trace(model: GPT, tokenizer, seed: int = INDUCTION_SEED) -> Trace:
         raise ValueError(f"a context of {cfg.block_size} tokens is too short to measure induction")
     # Special tokens and lone bytes or control characters (shown as <0xE6>, <U+0002>) stay out, so the
     # sequence reads as words and pieces of words; which tokens does not matter for the score.
-    shown = {i: display_token(tokenizer, i) for i in range(cfg.vocab_size)}
+    # A model's table may have more rows than its tokenizer has tokens (Qwen pads to a round number): only
+    # real tokens are drawn.
+    usable = min(cfg.vocab_size, len(tokenizer))
+    shown = {i: display_token(tokenizer, i) for i in range(usable)}
     odd = {i for i, text in shown.items() if "<0x" in text or "<U+" in text}
-    ids = repeated_random_ids(cfg.vocab_size, half, seed, bos_id=cfg.bos_token_id,
+    ids = repeated_random_ids(usable, half, seed, bos_id=start_id(tokenizer),
                               exclude=set(tokenizer.all_special_ids) | odd)
     return trace_ids(model, tokenizer, ids, has_bos=True)
 

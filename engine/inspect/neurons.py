@@ -173,35 +173,55 @@ class Example:
     peak: int  # index of the peak token within the snippet
 
 
+ATLAS_BYTES = 64 * 2**20  # above this, the reference set's activations are not all kept at once (two passes)
+
+
 @torch.no_grad()
 def build_atlas(model, reference: ReferenceSet, k: int = TOP_EXAMPLES, batch: int = 8,
-                before: int = SNIPPET_BEFORE, after: int = SNIPPET_AFTER) -> NeuronAtlas:
-    """Run the reference set through `model` once and keep each neuron's top-k texts (one peak per text).
+                before: int = SNIPPET_BEFORE, after: int = SNIPPET_AFTER, max_bytes: int = ATLAS_BYTES
+                ) -> NeuronAtlas:
+    """Run the reference set through `model` and keep each neuron's top-k texts (one peak per text).
 
     Texts are batched with right padding: a causal model's positions never see what comes after them, so
     the padding changes nothing before it, and padded positions are masked out. Position 0 (the start
-    marker) is left out of every statistic. Peak memory is the set's activations, layer x text x position x
-    d_mlp floats (25 MB for the default model); what is kept is about 20 values per neuron.
+    marker) is left out of every statistic. What is kept is about 20 values per neuron. The activations of the
+    whole set, layer x text x position x d_mlp floats (25 MB for the default model, about 450 MB for GPT-2
+    small), are held at once only when they fit `max_bytes`; otherwise a first pass finds each neuron's top
+    texts batch by batch and a second pass reads the windows around the peaks, so memory stays at one batch.
     """
     cfg = model.config
     device = next(model.parameters()).device
-    n_docs, longest = len(reference.ids), max(len(d) for d in reference.ids)
+    n_docs = len(reference.ids)
     if n_docs == 0:
         raise ValueError("the reference set is empty")
+    longest = max(len(d) for d in reference.ids)
     k = min(k, n_docs)
     lengths = torch.tensor([len(d) for d in reference.ids])
     valid = torch.arange(longest)[None, :] < lengths[:, None]  # [doc, pos]
     valid[:, 0] = False
-    post = torch.empty(cfg.n_layer, n_docs, longest, cfg.d_mlp)  # [layer, doc, pos, d_mlp]
-    for start in range(0, n_docs, batch):
-        docs = reference.ids[start:start + batch]
-        idx = torch.tensor([list(d) + [d[0]] * (longest - len(d)) for d in docs], device=device)
-        _, cache = model.run_with_cache(idx)
-        for layer in range(cfg.n_layer):
-            post[layer, start:start + len(docs)] = cache[f"blocks.{layer}.mlp.hook_post"].float().cpu()
-        del cache
-    masked = post.masked_fill(~valid[None, :, :, None], float("-inf"))
-    doc_max, doc_arg = masked.max(dim=2)  # [layer, doc, d_mlp]: each text's peak, and where
+
+    def batches():
+        """(first doc, [layer, docs, pos, d_mlp] activations) for each batch of texts."""
+        for start in range(0, n_docs, batch):
+            docs = reference.ids[start:start + batch]
+            idx = torch.tensor([list(d) + [d[0]] * (longest - len(d)) for d in docs], device=device)
+            _, cache = model.run_with_cache(idx)
+            yield start, torch.stack([cache[f"blocks.{layer}.mlp.hook_post"].float().cpu()
+                                      for layer in range(cfg.n_layer)])
+            del cache
+
+    doc_max = torch.empty(cfg.n_layer, n_docs, cfg.d_mlp)  # [layer, doc, d_mlp]: each text's peak, and where
+    doc_arg = torch.empty(cfg.n_layer, n_docs, cfg.d_mlp, dtype=torch.long)
+    fires = torch.zeros(cfg.n_layer, cfg.d_mlp)
+    whole = 4 * cfg.n_layer * n_docs * longest * cfg.d_mlp <= max_bytes
+    post = torch.empty(cfg.n_layer, n_docs, longest, cfg.d_mlp) if whole else None
+    for start, acts in batches():
+        stop = start + acts.shape[1]
+        ok = valid[start:stop]  # [docs, pos]
+        doc_max[:, start:stop], doc_arg[:, start:stop] = acts.masked_fill(~ok[None, :, :, None], float("-inf")).max(2)
+        fires += ((acts > 0) & ok[None, :, :, None]).sum(dim=(1, 2)).float()
+        if post is not None:
+            post[:, start:stop] = acts
     top_values, top_doc = doc_max.topk(k, dim=1)  # [layer, k, d_mlp]
     top_pos = doc_arg.gather(1, top_doc)  # [layer, k, d_mlp]
     top_values, top_doc, top_pos = (t.permute(0, 2, 1).contiguous() for t in (top_values, top_doc, top_pos))
@@ -212,8 +232,16 @@ def build_atlas(model, reference: ReferenceSet, k: int = TOP_EXAMPLES, batch: in
     wpos = wpos.clamp(0, longest - 1)
     layer_ix = torch.arange(cfg.n_layer)[:, None, None, None]
     neuron_ix = torch.arange(cfg.d_mlp)[None, :, None, None]
-    windows = post[layer_ix, top_doc[..., None], wpos, neuron_ix].masked_fill(~inside, float("nan"))
-    fires = ((post > 0) & valid[None, :, :, None]).sum(dim=(1, 2)).float()  # [layer, d_mlp]
+    doc_ix = top_doc[..., None].expand_as(wpos)
+    if post is not None:
+        windows = post[layer_ix, doc_ix, wpos, neuron_ix]
+    else:
+        windows = torch.empty(wpos.shape)
+        for start, acts in batches():  # the second pass: each batch fills the windows of its own texts
+            mine = (doc_ix >= start) & (doc_ix < start + acts.shape[1])
+            local = (doc_ix - start).clamp(0, acts.shape[1] - 1)
+            windows = torch.where(mine, acts[layer_ix, local, wpos, neuron_ix], windows)
+    windows = windows.masked_fill(~inside, float("nan"))
     firing = fires / valid.sum().clamp(min=1)
     return NeuronAtlas(reference=reference, top_values=top_values, top_doc=top_doc, top_pos=top_pos,
                        windows=windows, firing=firing, before=before, after=after)

@@ -137,8 +137,11 @@ def weight_steps_section(trace: Trace, choice: ModelChoice, pick: Pick) -> None:
     name = f"L{pick.layer}H{pick.head}-q{q}"
     st.markdown(f"Layer {pick.layer}, head {pick.head}, query token **“{md(tokens[q])}”** at position {q}. "
                 f"Every number below is read from the model's run on your text.")
-    st.latex(r"\text{score}_j = \frac{q \cdot k_j}{\sqrt{d_\text{head}}}\;(j \le %d,\ \text{else } -\infty)"
-             r"\qquad w = \operatorname{softmax}(\text{score})\qquad z = \sum_j w_j\, v_j" % q)
+    score = r"q \cdot k_j" if s.scale == 1 else r"\frac{q \cdot k_j}{\sqrt{d_\text{head}}}"
+    st.latex(r"\text{score}_j = %s\;(j \le %d,\ \text{else } -\infty)"
+             r"\qquad w = \operatorname{softmax}(\text{score})\qquad z = \sum_j w_j\, v_j" % (score, q))
+    if s.scale == 1:
+        st.caption("This model does not divide the dot products by √d_head (GPT-Neo leaves the scale out).")
 
     st.markdown(f"#### Step 1 · the query and the keys\nThe head turns each token into a **query** vector "
                 f"(what it looks for) and a **key** vector (what it offers), {d} numbers each "

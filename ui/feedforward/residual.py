@@ -67,7 +67,14 @@ EMBEDDINGS_NOTE = ("The embeddings row mostly shows the input token itself, near
                    "came from. Predictions start with the first block.")
 
 
-def lens_heatmap(lens: Lens, tokens: Sequence[str], decode: Decode, first_position: int = 0) -> go.Figure:
+UNTIED_TICK = "embeddings"
+UNTIED_NOTE = ("The embeddings row reads the input embeddings through the output layer, a separate matrix in this "
+               "model (its weights are not tied), so it is an early, rough guess; predictions sharpen through the "
+               "blocks.")
+
+
+def lens_heatmap(lens: Lens, tokens: Sequence[str], decode: Decode, first_position: int = 0,
+                 tied: bool = True) -> go.Figure:
     """Stages (rows) x positions: probability of the model's final prediction at each stage."""
     n_stage, n_pos = lens.target_probs.shape
     top1 = [[esc(decode(int(lens.top_ids[s, p, 0]))) for p in range(n_pos)] for s in range(n_stage)]
@@ -91,7 +98,7 @@ def lens_heatmap(lens: Lens, tokens: Sequence[str], decode: Decode, first_positi
                      **token_ticks(tokens, first_position, WIDE_TICKS))
     # The first row reads the embeddings back through the output layer, which is the token embedding itself
     # (tied weights): it finds the input token, not a prediction. Said beside the row, not only in a caption.
-    ticks = [EMBEDDINGS_TICK if s == "embeddings" else s for s in lens.stages]
+    ticks = [(EMBEDDINGS_TICK if tied else UNTIED_TICK) if s == "embeddings" else s for s in lens.stages]
     fig.update_yaxes(autorange="reversed", tickmode="array", tickvals=list(lens.stages), ticktext=ticks)
     title = "Logit lens: probability of the final prediction at every stage"
     if n_pos <= TEXT_CELLS:

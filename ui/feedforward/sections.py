@@ -211,12 +211,13 @@ def lens_view(v: View) -> None:
         lens = replace(full, top_ids=full.top_ids[:, v.first:], top_probs=full.top_probs[:, v.first:],
                        target_ids=full.target_ids[v.first:], target_probs=full.target_probs[:, v.first:],
                        target_ranks=full.target_ranks[:, v.first:])
-        ff.show_figure(rs.lens_heatmap(lens, v.tokens, v.decode, v.first), name("logit-lens"),
+        tied = getattr(v.cfg, "tied_embeddings", True)
+        ff.show_figure(rs.lens_heatmap(lens, v.tokens, v.decode, v.first, tied), name("logit-lens"),
                        key=widget_key("lens_heatmap"))
         st.caption("Each row applies the model's own final layer norm and output layer to the residual stream at "
                    "that stage, as if the model stopped there. Colour: viridis from 0% to 100%, the probability "
                    "of the token the model finally predicts at that position. Hover a cell for its top token.")
-        st.caption(rs.EMBEDDINGS_NOTE)
+        st.caption(rs.EMBEDDINGS_NOTE if tied else rs.UNTIED_NOTE)
         ff.csv_button("Every stage and position (CSV)", lambda: rs.lens_frame(lens, v.tokens, v.decode, v.first),
                       f"{name('logit-lens')}.csv", widget_key("lens_csv"))
         pos = position_picker(v, "lens_pos")
@@ -224,6 +225,19 @@ def lens_view(v: View) -> None:
         st.dataframe(rs.lens_table(full, pos, v.decode), hide_index=True,
                      column_config={"final prediction p": st.column_config.NumberColumn(format="percent")})
         st.caption("The last row is the model's real output, the same numbers the Next token page shows.")
+
+
+def mlp_shape_text(cfg) -> str:
+    """How this model's MLP is built, in one sentence: GPT-2's widen-GELU-narrow, or a gated MLP."""
+    wide = cfg.d_mlp / cfg.n_embd
+    times = f"{wide:.0f} times" if wide == int(wide) else f"{wide:.2g} times"
+    if getattr(cfg, "mlp", "gelu") == "gated":
+        return (f"it projects the token's vector twice to {cfg.d_mlp:,} numbers ({times} its width), passes one, "
+                f"the *gate*, through a nonlinearity ({cfg.activation}), multiplies it by the other, the *up* "
+                "projection, and narrows the product again (a gated MLP, as in Llama).")
+    act = "GELU" if "gelu" in str(getattr(cfg, "activation", "gelu")) else str(cfg.activation)
+    return f"it widens the token's vector {times} (to {cfg.d_mlp:,} numbers), applies a nonlinearity ({act}), " \
+           "and narrows it again."
 
 
 def mlp_share_text(model) -> str:

@@ -9,14 +9,15 @@ from __future__ import annotations
 import streamlit as st
 import torch
 
-from engine import display_token
+from engine import GPT, display_token
+from engine.model.arch import family_name
 from engine.inspect.params import param_changes
 from engine.train.bundle import export_zip
 from engine.train.preference import PreferenceError, TuneConfig, next_token_probs, write_completions
 from engine.train.queue import RunRefused
 from engine.train.tuning import TuningRun
 
-from ..models import ModelChoice, keep_run_model
+from ..models import ModelChoice, describe_size, keep_run_model
 from ..plots import plot_config
 from ..server import model_work, session_id, watch_run
 from ..state import session_alive, widget_key
@@ -61,10 +62,31 @@ def settings() -> TuneConfig:
     return TuneConfig(beta=beta, learning_rate=lr, steps=steps)
 
 
+TUNE_MAX_PARAMS = 20_000_000  # DPO keeps the weights, a frozen reference, gradients and Adam's two moments
+
+
+def tunable(choice: ModelChoice) -> str | None:
+    """Why this model cannot be tuned here, or None. Tuning runs on Glassbox's own GPT, on a CPU, in seconds."""
+    if not isinstance(choice.model, GPT):
+        return (f"Preference tuning runs on Glassbox's own GPT (the built-in model, GPT-2-family models, models you "
+                f"train); {choice.name} is a {family_name(choice.model.config)} model, shown as it is. Pick one of "
+                "those in the sidebar to tune.")
+    if choice.n_params > TUNE_MAX_PARAMS:
+        return (f"{choice.name} has {describe_size(choice.n_params)} parameters: tuning it would hold about "
+                f"{5 * 4 * choice.n_params / 2**30:.1f} GB (weights, a frozen copy, gradients, optimizer state) "
+                f"and take minutes per step on a CPU. This server tunes models up to "
+                f"{describe_size(TUNE_MAX_PARAMS)} parameters: pick the built-in model, or one you trained.")
+    return None
+
+
 def start(choice: ModelChoice, cfg: TuneConfig) -> None:
     """Start tuning a copy of the current model on this session's pairs, or leave a notice saying why not."""
     old = current_run()
     if old is not None and old.status().active:
+        return
+    why = tunable(choice)
+    if why:
+        st.session_state[NOTICE] = ("warning", why)
         return
     try:
         run = TuningRun(choice.model, choice.tokenizer, pairs(), cfg, keep_alive=session_alive(HEARTBEAT),

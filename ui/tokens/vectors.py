@@ -20,11 +20,12 @@ from engine.inspect.embeddings import (PCA2D, ModelInput, cosine_matrix, model_i
 from ..colours import CLIP_PERCENTILE, DIVERGING, SIGN_WORDS, clipped, diverging_scale
 from ..models import ModelChoice
 from ..plots import plot_config
-from ..text import plotly_text
+from ..text import md, plotly_text
 from ..state import widget_key
 
 MAX_LABELS = 40  # axis labels on a heatmap side; more would overlap, so the rest are thinned out
 MAX_MAP_LABELS = 60  # text tokens named on the PCA map
+MAX_MAP_POINTS = 20_000  # vocabulary dots drawn on the PCA map; a larger vocabulary is sampled evenly
 MAX_POS_CELLS = 320  # positions per side of the position-similarity heatmap (a long context is sampled)
 HIGHLIGHT, BACKGROUND = "#D55E00", "#9A9A9A"  # Okabe-Ito vermillion on grey: readable for colour-blind viewers
 _SESSION_MAPS = "Tokens and vectors.vocab_maps"  # session key: {model key: VocabMap} for session models
@@ -48,13 +49,16 @@ def show_input_vectors(text: str, choice: ModelChoice) -> ModelInput | None:
     if mi.n_dropped:
         st.caption(f"The text is longer than the context: these are the last {len(mi.encoding) - 1:,} tokens, "
                    f"the ones the model sees ({mi.n_dropped:,} earlier ones are left out).")
-    st.plotly_chart(input_figure(mi), config=plot_config("input-vectors"), key=widget_key("input_vectors"))
+    rotary = choice.model.position_embedding() is None
+    if rotary:
+        st.caption(ROTARY_NOTE + " The middle panel is zeros for that reason.")
+    st.plotly_chart(input_figure(mi, rotary), config=plot_config("input-vectors"), key=widget_key("input_vectors"))
     scale = input_scale(mi)
     beyond = clipped(torch.stack([mi.token, mi.position, mi.total]).numpy(), scale)
     st.caption(f"Colour: RdBu, {SIGN_WORDS}, as on every page; the three panels share one scale, clipped at "
                f"±{scale['zmax']:.3f}, the {CLIP_PERCENTILE:g}th percentile of the values' size, so a few "
                f"outliers ({beyond:,} values beyond it, drawn in the end colours) do not wash out the rest. "
-               "Hover a cell for its exact value. Row 0 is the <|endoftext|> start marker the model reads before "
+               f"Hover a cell for its exact value. Row 0 is the {md(mi.encoding.tokens[0])} start marker the model reads before "
                "your text.")
     st.download_button("Download these vectors (CSV)", vectors_csv(mi), file_name="glassbox-input-vectors.csv",
                        mime="text/csv", icon=":material/download:", key=widget_key("input_vectors_csv"))
@@ -67,12 +71,13 @@ def input_scale(mi: ModelInput) -> dict:
     return diverging_scale(torch.stack([mi.token, mi.position, mi.total]).numpy(), CLIP_PERCENTILE)
 
 
-def input_figure(mi: ModelInput) -> go.Figure:
+def input_figure(mi: ModelInput, rotary: bool = False) -> go.Figure:
     labels = _row_labels(mi)
     n, d = mi.total.shape
     scale = input_scale(mi)
     fig = make_subplots(rows=1, cols=3, shared_yaxes=True, horizontal_spacing=0.02,
-                        subplot_titles=("Token embedding (wte row)", "Position embedding (wpe row)",
+                        subplot_titles=("Token embedding (wte row)",
+                                        "No position table (rotary)" if rotary else "Position embedding (wpe row)",
                                         "Sum: what block 0 receives"))
     for col, (name, values) in enumerate((("token", mi.token), ("position", mi.position), ("sum", mi.total)), 1):
         fig.add_trace(go.Heatmap(
@@ -156,19 +161,28 @@ def show_vocab_map(mi: ModelInput, choice: ModelChoice) -> None:
     vm = vocab_map(choice)
     st.plotly_chart(map_figure(vm, mi), config=plot_config("embedding-map"), key=widget_key("vocab_map"))
     ex = vm.pca.explained
-    st.caption(f"Every dot is one of the {len(vm.pieces):,} tokens, placed by the two directions along which "
-               f"the embedding table varies most (PCA; they carry {ex[0]:.1%} and {ex[1]:.1%} of its variance). "
-               "Grey: the whole vocabulary; vermillion: the tokens of your text.")
-    coords = vm.pca.coords.numpy()
-    csv = pd.DataFrame({"id": range(len(vm.pieces)), "token": vm.pieces, "pc1": coords[:, 0], "pc2": coords[:, 1]})
+    ids = drawn_ids(vm)
+    every = "Every dot is one" if len(ids) == len(vm.pieces) else \
+        f"Each dot is one of {len(ids):,} tokens spread evenly over all"
+    st.caption(f"{every} of the {len(vm.pieces):,} tokens, placed by the two directions along which "
+               f"the embedding table varies most (PCA of the whole table; they carry {ex[0]:.1%} and {ex[1]:.1%} of "
+               "its variance). Grey: the vocabulary; vermillion: the tokens of your text.")
+    coords = vm.pca.coords[ids].numpy()
+    csv = pd.DataFrame({"id": ids, "token": [vm.pieces[i] for i in ids], "pc1": coords[:, 0], "pc2": coords[:, 1]})
     st.download_button("Download the map (CSV)", csv.to_csv(index=False), file_name="glassbox-embedding-pca.csv",
                        mime="text/csv", icon=":material/download:", key=widget_key("vocab_map_csv"))
 
 
+def drawn_ids(vm: VocabMap) -> list[int]:
+    """The vocabulary rows the map draws: all of them, or MAX_MAP_POINTS spread evenly over a large vocabulary
+    (GPT-2 has 50,257 tokens, Qwen 151,936: a browser should not be sent every one)."""
+    return sample_positions(len(vm.pieces), MAX_MAP_POINTS)
+
+
 def map_figure(vm: VocabMap, mi: ModelInput) -> go.Figure:
-    xy = vm.pca.coords.numpy()
-    ids = list(range(len(vm.pieces)))
-    shown = [plotly_text(p) for p in vm.pieces]
+    ids = drawn_ids(vm)
+    xy = vm.pca.coords[ids].numpy()
+    shown = [plotly_text(vm.pieces[i]) for i in ids]
     fig = go.Figure(go.Scattergl(
         x=xy[:, 0], y=xy[:, 1], mode="markers", name="vocabulary", customdata=ids, text=shown,
         marker={"size": 4, "color": BACKGROUND, "opacity": 0.45},
@@ -187,8 +201,16 @@ def map_figure(vm: VocabMap, mi: ModelInput) -> go.Figure:
     return fig
 
 
+ROTARY_NOTE = ("This model has no position-embedding table: it uses rotary positions, which rotate each query and "
+               "key vector inside attention by an angle that grows with the token's position. What block 0 "
+               "receives is the token embedding alone.")
+
+
 def show_position_similarity(mi: ModelInput | None, choice: ModelChoice) -> None:
     wpe = position_table(choice.model)  # [block_size, d_model]
+    if wpe is None:
+        st.info(ROTARY_NOTE, icon=":material/rotate_right:")
+        return
     keep = sample_positions(wpe.shape[0], MAX_POS_CELLS)
     sims = cosine_matrix(wpe[keep])  # [kept, kept]
     fig = go.Figure(go.Heatmap(z=sims.numpy(), x=keep, y=keep, zmin=-1, zmax=1, zmid=0, colorscale=DIVERGING,
