@@ -71,7 +71,8 @@ def differences(cfg) -> list[str]:
     """How this model differs from GPT-2's architecture, one plain sentence each (empty for GPT-2 itself)."""
     out = []
     if getattr(cfg, "positions", LEARNED) == ROTARY:
-        part = "" if cfg.rotary_dims in (0, cfg.d_head) else f" ({cfg.rotary_dims} of each head's {cfg.d_head} dimensions)"
+        part = "" if cfg.rotary_dims in (0, cfg.d_head) else \
+            f" ({cfg.rotary_dims} of each head's {cfg.d_head} dimensions)"
         out.append("Rotary positions: there is no position-embedding table; each query and key is rotated by an "
                    f"angle that grows with its position{part}, so the traced q and k are after rotation.")
     if getattr(cfg, "n_kv_head", cfg.n_head) < cfg.n_head:
@@ -88,8 +89,8 @@ def differences(cfg) -> list[str]:
                    "are added together, so 'after attention' is a sum the MLP never reads.")
     if getattr(cfg, "local_layers", ()):
         layers = ", ".join(str(i) for i in cfg.local_layers)
-        out.append(f"Local attention in layers {layers}: a token sees only the {cfg.local_window} tokens before it "
-                   "there; the other layers see the whole context.")
+        out.append(f"Local attention in layers {layers}: a token sees only the last {cfg.local_window} tokens "
+                   "there (itself included); the other layers see the whole context.")
     if getattr(cfg, "attn_scale", None) == 1.0:
         out.append("No 1/sqrt(d_head) scale: the attention scores are the raw dot products q.k.")
     if not getattr(cfg, "tied_embeddings", True):

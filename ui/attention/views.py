@@ -36,6 +36,20 @@ def head_title(pick: Pick) -> str:
     return f"Layer {pick.layer}, head {pick.head}"
 
 
+def architecture_notes(cfg, pick: Pick) -> list[str]:
+    """What this model's architecture means for the head on screen: shared keys, a local window, no scale."""
+    out = []
+    if cfg.n_kv_head < cfg.n_head:
+        others = [h for h in cfg.shares_keys_with(pick.head) if h != pick.head]
+        out.append(f"Grouped-query attention: head {pick.head} reads the same keys and values as head"
+                   f"{'s' if len(others) > 1 else ''} {', '.join(map(str, others))} of this layer; its queries, and "
+                   "so its pattern, are its own.")
+    if pick.layer in cfg.local_layers:
+        out.append(f"Layer {pick.layer} is a local attention layer: each token sees only the last "
+                   f"{cfg.local_window} tokens (itself included), so weights further back are zero.")
+    return out
+
+
 def heads_section(trace: Trace, choice: ModelChoice, pick: Pick) -> None:
     """The overview of every head (click picks one), the chosen head large, and its line view."""
     patterns = stacked_patterns(trace)  # [layer, head, q, k]
@@ -66,6 +80,8 @@ def heads_section(trace: Trace, choice: ModelChoice, pick: Pick) -> None:
                        "See *What kind of head?* for every figure behind the labels.")
         st.caption("Each row sums to 1: it is how the query token shares its attention among itself and the "
                    "tokens before it. Hover a cell for the exact weight; click a row to pick its query token.")
+        for line in architecture_notes(trace.config, pick):
+            st.caption(line)
         st.download_button("Download this head's weights (CSV)",
                            _csv_of(pattern, trace.tokens),
                            file_name=f"attention-L{pick.layer}H{pick.head}.csv", mime="text/csv",

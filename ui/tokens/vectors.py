@@ -58,8 +58,8 @@ def show_input_vectors(text: str, choice: ModelChoice) -> ModelInput | None:
     st.caption(f"Colour: RdBu, {SIGN_WORDS}, as on every page; the three panels share one scale, clipped at "
                f"±{scale['zmax']:.3f}, the {CLIP_PERCENTILE:g}th percentile of the values' size, so a few "
                f"outliers ({beyond:,} values beyond it, drawn in the end colours) do not wash out the rest. "
-               f"Hover a cell for its exact value. Row 0 is the {md(mi.encoding.tokens[0])} start marker the model reads before "
-               "your text.")
+               f"Hover a cell for its exact value. Row 0 is the {md(mi.encoding.tokens[0])} start marker the model "
+               "reads before your text.")
     st.download_button("Download these vectors (CSV)", vectors_csv(mi), file_name="glassbox-input-vectors.csv",
                        mime="text/csv", icon=":material/download:", key=widget_key("input_vectors_csv"))
     return mi
