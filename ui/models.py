@@ -1,11 +1,18 @@
-"""Which model a page looks at: the shared default model, or a model the user's session owns.
+"""Which model a page looks at: the shared default model, a real pretrained model the server offers, or a model
+the user's session owns.
 
-The default model is loaded once per process (`st.cache_resource`) and shared read-only by every session.
-A model a user trains lives only in that user's `st.session_state`, never in a shared cache.
+- The default model is loaded once per process (`st.cache_resource`) and shared read-only by every session.
+- Server models (every sub-folder of GLASSBOX_MODELS_DIR, and Hugging Face Hub models once downloaded into
+  GLASSBOX_HUB_DIR) are loaded on first pick, once per process, shared read-only, and kept in a small
+  least-recently-used set (`SHARED`): at most GLASSBOX_MAX_MODELS of them, within GLASSBOX_MODEL_BUDGET_MB of
+  weights and a trace each, whatever users pick. Each is priced from its config.json before it loads.
+- A model a user trains or tunes lives only in that user's `st.session_state`, never in a shared cache.
 """
 from __future__ import annotations
 
 import os
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,8 +20,11 @@ from typing import Any
 import streamlit as st
 import torch
 
-from engine import GPT, pick_device
+from engine import GPT, CheckpointError, pick_device
+from engine.model.cost import size_text
 from engine.model.hf import load_model
+from engine.model.sources import (CURATED, ModelFacts, SourceError, check_folder, fetch_hub_model, folder_name,
+                                  local_models, model_budget_bytes)
 
 from .errors import Refused
 
@@ -26,6 +36,14 @@ SELECTED = "model_name"  # session key: name of the model in use (canonical, sur
 _VERSION = "session_model_version"  # session key: bumps on every registration, so caches never go stale
 SESSION_MODELS_ENV = "GLASSBOX_SESSION_MODELS_MB"
 SESSION_MODELS_MB = 300  # the weights one session's own models may hold together: thirty sessions, bounded
+MAX_LOADED_ENV = "GLASSBOX_MAX_MODELS"
+MAX_LOADED = 2  # server models kept loaded at once, besides the default
+HUB_DIR_ENV = "GLASSBOX_HUB_DIR"  # where Hub models are downloaded (default: .cache/hub-models in the app folder)
+HUB_ENV = "GLASSBOX_HUB"  # "0" hides the Hub picker (a server that must not download anything)
+HUB_DISK_ENV = "GLASSBOX_HUB_DISK_MB"
+HUB_DISK_MB = 4096  # downloads stop once the Hub folder holds this much; delete folders there to make room
+FOLDER, HUB = "folder:", "hub:"  # selection ids of server models: "folder:<name>", "hub:<owner/name>"
+NOTICE = "model_notice"  # session key: a model that could not be opened, said once in the sidebar
 
 
 @dataclass(frozen=True, eq=False)
@@ -54,6 +72,116 @@ def _load_shared(folder: str, stamp: int) -> ModelChoice:
     # `stamp` is the weights' modification time: a checkpoint replaced on disk loads fresh, no restart needed.
     model, tokenizer = load_model(folder, pick_device())
     return ModelChoice(Path(folder).name, model, tokenizer, key=f"default:{folder}:{stamp}", shared=True)
+
+
+def hub_dir() -> Path:
+    return Path(os.environ.get(HUB_DIR_ENV) or ROOT / ".cache" / "hub-models")
+
+
+@dataclass(frozen=True)
+class ServerModel:
+    """A model the server offers: a local folder, or a Hub model already downloaded."""
+    id: str  # "folder:<name>" or "hub:<owner/name>", what the selection holds
+    name: str  # what the picker shows
+    path: Path
+    facts: ModelFacts | None  # None when the folder cannot be used; `problem` says why
+    problem: str | None
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def server_models() -> list[ServerModel]:
+    """Every server model, with its facts from config.json (re-read every 30 s, so a folder added shows up)."""
+    found = [(FOLDER + m.name, m.name, m.path) for m in local_models()]
+    for m in local_models(hub_dir()):
+        repo = m.name.replace("--", "/", 1)
+        found.append((HUB + repo, repo, m.path))
+    out = []
+    for sid, name, path in found:
+        try:
+            out.append(ServerModel(sid, name, path, check_folder(path), None))
+        except (SourceError, OSError) as e:
+            out.append(ServerModel(sid, name, path, None, str(e)))
+    return out
+
+
+class SharedModels:
+    """Server models loaded in this process, shared read-only by every session, least recently used first out.
+
+    At most `GLASSBOX_MAX_MODELS` stay loaded, and their weights plus one trace each stay within the model
+    budget: loading one more first lets go of the least recently used. A session still drawing with a model
+    that was let go keeps its reference until its page finishes, then the memory is freed.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._loaded: OrderedDict[str, tuple[ModelChoice, int]] = OrderedDict()  # id -> (choice, bytes held)
+        self._loading: dict[str, threading.Lock] = {}
+
+    def loaded(self) -> list[ModelChoice]:
+        with self._lock:
+            return [c for c, _ in self._loaded.values()]
+
+    def held_bytes(self) -> int:
+        with self._lock:
+            return sum(b for _, b in self._loaded.values())
+
+    def get(self, source: ServerModel) -> ModelChoice:
+        """The loaded model of `source`, loading it if needed. Raises Refused with a plain sentence."""
+        if source.facts is None:
+            raise Refused(f"{source.name} cannot be opened: {source.problem}")
+        weights = source.path / "model.safetensors"
+        stamp = weights.stat().st_mtime_ns if weights.is_file() else 0
+        key = f"shared:{source.id}:{stamp}"
+        with self._lock:
+            hit = self._loaded.get(source.id)
+            if hit is not None and hit[0].key == key:
+                self._loaded.move_to_end(source.id)
+                return hit[0]
+            gate = self._loading.setdefault(source.id, threading.Lock())
+        with gate:  # two sessions picking the same model at once load it once
+            with self._lock:
+                hit = self._loaded.get(source.id)
+                if hit is not None and hit[0].key == key:
+                    return hit[0]
+            facts, budget = source.facts, model_budget_bytes()
+            why = facts.refusal(budget)
+            if why:
+                raise Refused(f"{source.name} was not loaded. {why}")
+            need = facts.weights_bytes + facts.trace_bytes
+            with self._lock:
+                self._loaded.pop(source.id, None)
+                self._make_room(need, budget, limit=max(1, _max_loaded()) - 1)
+            try:
+                with st.spinner(f"Loading {source.name} ({size_text(facts.weights_bytes)})…"):
+                    model, tokenizer = load_model(source.path, pick_device())
+            except CheckpointError as e:
+                raise Refused(f"{source.name} could not be loaded: {e}") from None
+            choice = ModelChoice(source.name, model, tokenizer, key=key, shared=True)
+            with self._lock:
+                self._loaded[source.id] = (choice, need)
+            return choice
+
+    def _make_room(self, need: int, budget: int, limit: int) -> None:
+        """Let go of the least recently used models until `need` more bytes and one more model fit."""
+        while self._loaded and (len(self._loaded) > limit
+                                or sum(b for _, b in self._loaded.values()) + need > budget):
+            self._loaded.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._loaded.clear()
+
+
+SHARED = SharedModels()
+
+
+def _max_loaded() -> int:
+    raw = os.environ.get(MAX_LOADED_ENV, "").strip()
+    return int(raw) if raw.isdigit() and int(raw) > 0 else MAX_LOADED
+
+
+def _server_model(sid: str) -> ServerModel | None:
+    return next((m for m in server_models() if m.id == sid), None)
 
 
 def default_model() -> ModelChoice:
@@ -122,33 +250,126 @@ def forget_session_model(name: str) -> None:
 
 
 def current_model() -> ModelChoice:
-    """The model this session has selected (the default model unless the user picked one of theirs)."""
+    """The model this session has selected: the default model, a server model, or one of the session's own.
+
+    A server model that cannot be opened (gone, over the budget, broken) falls back to the default model with a
+    one-line notice in the sidebar, and the selection goes back to the default.
+    """
     owned = session_models()
     name = st.session_state.get(SELECTED)
-    return owned[name] if name in owned else default_model()
+    if name in owned:
+        return owned[name]
+    if isinstance(name, str) and name.startswith((FOLDER, HUB)):
+        source = _server_model(name)
+        try:
+            if source is None:
+                raise Refused(f"{name.split(':', 1)[1]} is no longer offered by this server.")
+            return SHARED.get(source)
+        except Refused as e:
+            st.session_state[NOTICE] = str(e)
+            st.session_state.pop(SELECTED, None)
+    return default_model()
 
 
 def _sync_selection(widget_key: str) -> None:
     st.session_state[SELECTED] = st.session_state[widget_key]
 
 
+def _label(default_name: str, owned: dict) -> Any:
+    servers = {m.id: m for m in server_models()}
+
+    def label(n: str) -> str:
+        if n == default_name:
+            return f"{n} (built in)"
+        if n in servers:
+            m = servers[n]
+            where = "Hub" if n.startswith(HUB) else "server"
+            if m.facts is None:
+                return f"{m.name} ({where}: cannot be opened)"
+            return f"{m.name} · {describe_size(m.facts.n_params)} ({where})"
+        return f"{n} (yours, this session only)"
+    return label
+
+
 def model_selector(widget_key: str) -> ModelChoice:
-    """The sidebar selector: the default model plus this session's models. Returns the one in use.
+    """The sidebar picker: the built-in model, the server's models, this session's models. Returns the one in use.
 
     `widget_key` must differ per page (Streamlit gives same-key widgets on different pages different ids).
     """
     default = default_model()
-    names = [default.name] + [n for n in session_models() if n != default.name]
-    chosen = current_model().name
+    owned = session_models()
+    names = [default.name] + [m.id for m in server_models()] + [n for n in owned if n != default.name]
+    choice = current_model()
+    chosen = st.session_state.get(SELECTED) if st.session_state.get(SELECTED) in names else choice.name
+    if chosen not in names:
+        chosen = default.name
     # Streamlit forgets widget state on pages that don't draw the widget; the canonical key restores it.
     if st.session_state.get(widget_key) != chosen:
         st.session_state[widget_key] = chosen
     st.selectbox(
         "Model", names, key=widget_key, on_change=_sync_selection, args=(widget_key,),
-        format_func=lambda n: f"{n} (built in)" if n == default.name else f"{n} (yours, this session only)",
-        help="The built-in model is shared by everyone; models you train stay in your browser session.",
-    )
-    return current_model()
+        format_func=_label(default.name, owned),
+        help="The built-in model and the server's models are shared by everyone, read-only; models you train "
+             "or tune stay in your browser session.")
+    notice = st.session_state.pop(NOTICE, None)
+    if notice:
+        st.warning(notice, icon=":material/block:")
+    source = _server_model(st.session_state.get(SELECTED) or "")
+    if source is not None and source.facts is not None:
+        st.caption(source.facts.summary())
+    if os.environ.get(HUB_ENV, "1").strip() != "0":
+        hub_picker(widget_key)
+    return choice
+
+
+def hub_picker(widget_key: str) -> None:
+    """Download a model from the Hugging Face Hub onto this server (priced, safetensors only), then open it."""
+    with st.expander("Add a model from the Hugging Face Hub"):
+        repo = st.selectbox("Model", CURATED, key=widget_key + ".hub_pick",
+                            help="A short list of small models Glassbox runs: GPT-2, TinyStories (GPT-Neo), "
+                                 "Pythia (GPT-NeoX), SmolLM2 (Llama), Qwen2.5.")
+        typed = st.text_input("…or any Hub model id", key=widget_key + ".hub_typed", max_chars=200,
+                              placeholder="owner/name")
+        if st.button("Download and open", key=widget_key + ".hub_go", icon=":material/download:"):
+            open_hub_model((typed or repo).strip())
+
+
+def _disk_used(folder: Path) -> int:
+    try:
+        return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+    except OSError:
+        return 0
+
+
+def open_hub_model(repo_id: str) -> None:
+    """Fetch `repo_id` into the Hub folder (or find it there) and select it; a refusal is one line."""
+    try:
+        have = (hub_dir() / folder_name(repo_id)).is_dir()
+    except SourceError as e:
+        st.error(str(e), icon=":material/error:")
+        return
+    cap = int(float(os.environ.get(HUB_DISK_ENV) or HUB_DISK_MB) * 2**20)
+    if not have and _disk_used(hub_dir()) >= cap:
+        st.error(f"This server's folder for Hub models is full ({size_text(cap)}, {HUB_DISK_ENV}): pick one of the "
+                 "models already there, or ask whoever runs it to make room.", icon=":material/hard_drive:")
+        return
+    bar = st.progress(0.0, text=f"Asking the Hub for {repo_id}…")
+
+    def progress(done: int, total: int) -> None:
+        bar.progress(min(1.0, done / total) if total else 0.0,
+                     text=f"Downloading {repo_id}: {size_text(done)} of {size_text(total)}")
+
+    try:
+        fetch_hub_model(repo_id, hub_dir(), progress)
+        sid = HUB + repo_id.strip()
+    except SourceError as e:
+        bar.empty()
+        st.error(str(e), icon=":material/cloud_off:")
+        return
+    server_models.clear()  # the new folder is listed now, not in 30 s
+    bar.empty()
+    st.session_state[SELECTED] = sid
+    st.rerun()
 
 
 def describe_size(n: int) -> str:

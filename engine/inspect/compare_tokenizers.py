@@ -157,8 +157,10 @@ class TokenizerView:
     vocab_size: int
 
 
-def compare(text: str, model_tokenizer, gpt2=None, show_whitespace: bool = True) -> list[TokenizerView]:
-    """The text under characters, bytes, the model's BPE and (when given) GPT-2's BPE, in that order."""
+def compare(text: str, model_tokenizer, gpt2=None, show_whitespace: bool = True,
+            others: Sequence[tuple[str, object]] = ()) -> list[TokenizerView]:
+    """The text under characters, bytes, the model's BPE, (when given) GPT-2's BPE, then each of `others`
+    (name, tokenizer): the tokenizers of the other models the server has loaded."""
     chars, raw = CharTokenizer(), ByteTokenizer()
     views = [
         TokenizerView(chars.name, chars.encode(text, show_whitespace), chars, chars.vocab_size),
@@ -168,6 +170,8 @@ def compare(text: str, model_tokenizer, gpt2=None, show_whitespace: bool = True)
     ]
     if gpt2 is not None:
         views.append(TokenizerView("GPT-2's BPE", encode(gpt2, text, show_whitespace), gpt2, len(gpt2)))
+    for name, tok in others:
+        views.append(TokenizerView(name, encode(tok, text, show_whitespace), tok, len(tok)))
     return views
 
 

@@ -15,7 +15,7 @@ from engine.inspect.compare_tokenizers import (GPT2_REPO, ContextFit, Gpt2Tokeni
 
 from ..cache import context_message
 from ..chips import MAX_CHIPS, chips_html, show_token_chips
-from ..models import ROOT, ModelChoice
+from ..models import ROOT, SHARED, ModelChoice, default_model
 from ..state import remembered
 
 GPT2_ENV = "GLASSBOX_GPT2_TOKENIZER"  # optional: a folder holding GPT-2's tokenizer (tokenizer.json)
@@ -146,13 +146,24 @@ def gpt2_tokenizer() -> Gpt2Tokenizer:
     return load_gpt2_tokenizer([*folders, GPT2_FOLDER])
 
 
+def other_tokenizers(choice: ModelChoice) -> list[tuple[str, object]]:
+    """The tokenizers of the other models loaded on this server (the built-in one, server models), by model,
+    each vocabulary once: the same text under GPT-2's, Pythia's, SmolLM2's ... tokenizer side by side."""
+    out = []
+    for other in [default_model(), *SHARED.loaded()]:
+        if other.key == choice.key or other.tokenizer is choice.tokenizer:
+            continue
+        out.append((f"{other.name}'s BPE", other.tokenizer))
+    return out
+
+
 def compare_tokenizers(text: str, choice: ModelChoice, show_whitespace: bool) -> None:
     """The text under characters, bytes, the model's BPE and GPT-2's BPE: counts, then chips side by side."""
     if not text:
         st.info("Type something in the box above to compare tokenizers.", icon=":material/keyboard:")
         return
     gpt2 = gpt2_tokenizer()
-    views = compare(text, choice.tokenizer, gpt2.tokenizer, show_whitespace)
+    views = compare(text, choice.tokenizer, gpt2.tokenizer, show_whitespace, other_tokenizers(choice))
     table = pd.DataFrame({
         "tokenizer": [v.name for v in views],
         "tokens": [len(v.encoding) for v in views],

@@ -1,0 +1,112 @@
+"""The sidebar's model picker with real pretrained models: server folders (GLASSBOX_MODELS_DIR), priced before
+they load, shared by sessions in a bounded least-recently-used set, and every page walked with a GPT-2-family
+model and a Llama-family model (tiny, random weights, saved as transformers saves them), with no exception."""
+from __future__ import annotations
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import ui.models
+from conftest import ROOT
+from engine.model.checkpoint import save_pretrained
+from engine_fixtures import TINY_HF, save_tiny_hf, tiny_model, tokenizer
+
+PAGES = ["app.py", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "pages").glob("*.py"))]
+TIMEOUT = 120
+LLAMA, GPT2, NEO, BROKEN = "folder:tiny-llama", "folder:tiny-gpt2", "folder:tiny-neo", "folder:broken"
+
+
+@pytest.fixture(scope="module")
+def models_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("models")
+    TINY_HF["llama"][2]["max_position_embeddings"] = 64
+    try:
+        save_tiny_hf("llama", root / "tiny-llama")
+        save_tiny_hf("gpt_neo", root / "tiny-neo")
+    finally:
+        TINY_HF["llama"][2]["max_position_embeddings"] = 32
+    save_pretrained(tiny_model(block_size=64), tokenizer(), root / "tiny-gpt2")  # a GPT-2-family folder
+    (root / "broken").mkdir()
+    (root / "broken" / "config.json").write_text((root / "tiny-llama" / "config.json").read_text())
+    (root / "broken" / "pytorch_model.bin").write_bytes(b"not loaded, ever")
+    return root
+
+
+@pytest.fixture(autouse=True)
+def server(models_dir, monkeypatch):
+    monkeypatch.setenv("GLASSBOX_MODELS_DIR", str(models_dir))
+    monkeypatch.setenv("GLASSBOX_HUB_DIR", str(models_dir / ".hub"))  # empty: no Hub models downloaded
+    ui.models.server_models.clear()
+    ui.models.SHARED.clear()
+    yield
+    ui.models.server_models.clear()
+    ui.models.SHARED.clear()
+
+
+def run(page: str = "app.py", model: str | None = None) -> AppTest:
+    at = AppTest.from_file(str(ROOT / page), default_timeout=TIMEOUT)
+    if model is not None:
+        at.session_state["model_name"] = model
+    return at.run()
+
+
+def sidebar_text(at: AppTest) -> str:
+    return " ".join(m.value for m in at.sidebar.markdown) + " ".join(c.value for c in at.sidebar.caption)
+
+
+def test_the_picker_lists_server_models_with_their_size():
+    at = run()
+    labels = at.sidebar.selectbox(key="Home.model_select").options  # as shown
+    for name in ("tiny-llama", "tiny-gpt2", "tiny-neo"):
+        assert any(label.startswith(name) and "(server)" in label for label in labels), labels
+    assert "broken (server: cannot be opened)" in labels
+
+
+def test_picking_a_llama_folder_shows_its_architecture():
+    at = run()
+    at.sidebar.selectbox(key="Home.model_select").set_value(LLAMA).run()
+    assert not at.exception
+    text = sidebar_text(at)
+    assert "Llama architecture" in text and "key/value" in text
+    assert any("Llama family" in c.value for c in at.sidebar.caption), "the facts from config.json are shown"
+    assert [c.name for c in ui.models.SHARED.loaded()] == ["tiny-llama"]
+
+
+@pytest.mark.parametrize("model", [LLAMA, GPT2, NEO])
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_works_with_a_real_architecture(page, model):
+    at = run(page, model)
+    assert not at.exception, [e.message for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    assert at.session_state["model_name"] == model, "the model stayed selected"
+
+
+def test_a_folder_that_cannot_be_opened_falls_back_with_a_line():
+    at = run(model=BROKEN)
+    assert not at.exception
+    assert any("pickle" in w.value for w in at.sidebar.warning)
+    assert "glassbox-stories" in sidebar_text(at), "the built-in model took over"
+
+
+def test_over_the_budget_nothing_loads(monkeypatch):
+    monkeypatch.setenv("GLASSBOX_MODEL_BUDGET_MB", "0.01")
+    at = run(model=LLAMA)
+    assert not at.exception
+    assert any("not loaded" in w.value and "GLASSBOX_MODEL_BUDGET_MB" in w.value for w in at.sidebar.warning)
+    assert ui.models.SHARED.loaded() == []
+
+
+def test_at_most_n_models_stay_loaded(monkeypatch):
+    monkeypatch.setenv("GLASSBOX_MAX_MODELS", "1")
+    run(model=LLAMA)
+    run(model=NEO)
+    assert [c.name for c in ui.models.SHARED.loaded()] == ["tiny-neo"], "the least recently used one went"
+    first = run(model=NEO)
+    assert not first.exception and len(ui.models.SHARED.loaded()) == 1
+
+
+def test_two_sessions_share_one_loaded_model():
+    run(model=LLAMA)
+    (loaded,) = ui.models.SHARED.loaded()
+    run("pages/2_Attention.py", model=LLAMA)
+    assert ui.models.SHARED.loaded() == [loaded], "loaded once per process, not per session"
