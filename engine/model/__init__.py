@@ -4,6 +4,10 @@
 - gpt: `GPT`, GPT-2's architecture with GPT-2 / Hugging Face parameter names
 - trace: `Trace` and `run_trace`, one forward pass with every internal under TransformerLens names
 - cost: what one Trace costs in bytes and seconds, from a config's numbers alone, and the server's budget
+- facts: what a Hugging Face model is and costs from its config.json alone (exact parameters, fp32 and trace
+  bytes), refusals for what Glassbox will not run, and the server's budget for models
+- sources: where models come from (GLASSBOX_MODELS_DIR folders, the Hugging Face Hub), checked before loading
+- hub: the Hugging Face Hub's HTTP API (a repo's file list, one file), bounded in time and size
 - tokenizer: byte-level BPE (train, load, display forms of tokens)
 - checkpoint: Hugging Face-compatible folders, read as safetensors and JSON only
 - device: where the model runs (CUDA, MPS, CPU) and on how many CPU threads

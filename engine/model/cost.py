@@ -6,7 +6,9 @@ heads x context² (attention scores and patterns, [head, pos, pos] each per laye
 gigabytes per trace: 2 layers of 16 heads over a 2,048-token context hold 1 GB of attention patterns. So a
 model that is not ours (an upload, a Hub model) is priced from its config before it is accepted.
 
-The estimate takes plain numbers, not a GPTConfig, so a config.json can be priced before a model exists.
+The estimate takes plain numbers, not a GPTConfig, so a config.json can be priced before a model exists. Its
+defaults describe our GPT; keyword arguments describe what other architectures record (grouped-query
+attention's narrower keys and values, a gated MLP's third activation, no position-embedding table).
 """
 from __future__ import annotations
 
@@ -29,7 +31,7 @@ LAYER_S = 1e-3
 class TraceCost:
     n_pos: int  # tokens in the trace (the full context when priced for a model)
     attention: int  # bytes of attention scores and patterns: 2 x layers x heads x pos² values
-    activations: int  # bytes of every other recorded activation: layers x pos x (9 d_model + 2 d_mlp) values
+    activations: int  # bytes of every other recorded activation: for our GPT, layers x pos x (9 d_model + 2 d_mlp)
     logits: int  # bytes of the logits: pos x vocab values
     flops: int  # floating-point operations of the forward pass (2 per multiply-add)
     seconds: float  # a generous estimate of the forward pass on a slow CPU
@@ -40,20 +42,29 @@ class TraceCost:
 
 
 def trace_cost(n_layer: int, n_head: int, n_embd: int, block_size: int, vocab_size: int, d_mlp: int | None = None,
-               n_pos: int | None = None) -> TraceCost:
+               n_pos: int | None = None, *, n_kv_head: int | None = None, d_head: int | None = None,
+               gated_mlp: bool = False, pos_embed: bool = True) -> TraceCost:
     """The cost of one Trace of `n_pos` tokens (default: the whole context, the worst a user can ask for).
 
-    Counts exactly what run_trace keeps, per layer: resid_pre, q, k, v, z, attn_out, resid_mid, mlp_out,
-    resid_post (d_model wide each), mlp pre and post (d_mlp wide), scores and pattern ([head, pos, pos]);
-    plus hook_embed, hook_pos_embed and ln_final (d_model wide) and the logits.
+    Counts exactly what run_trace keeps, per layer: resid_pre, attn_out, resid_mid, mlp_out, resid_post
+    (d_model wide each), q and z (heads x d_head), k and v (kv heads x d_head), the MLP's pre and post (d_mlp
+    wide; a gated MLP adds its gate, so three), scores and pattern ([head, pos, pos]); plus hook_embed,
+    hook_pos_embed (absent with rotary positions: `pos_embed=False`) and ln_final (d_model wide) and the logits.
+    The defaults (kv heads = heads, d_head = d_model / heads, plain MLP, learned positions) are our GPT.
     """
     d, L, t = n_embd, n_layer, block_size if n_pos is None else n_pos
     d_mlp = 4 * d if d_mlp is None else d_mlp
+    n_kv = n_head if n_kv_head is None else n_kv_head
+    d_q = d if d_head is None else n_head * d_head  # width of q and z: every query head
+    d_kv = d * n_kv // n_head if d_head is None else n_kv * d_head  # width of k and v: grouped heads share them
+    mlp_widths = 3 if gated_mlp else 2  # a gated MLP records gate, up and their product; ours pre and post
     attention = 2 * L * n_head * t * t
-    activations = t * (3 * d + L * (9 * d + 2 * d_mlp))
-    # Per token: q/k/v, attention output and MLP matmuls (4 d² + 2 d d_mlp per layer), then the unembedding;
-    # per layer, q.k and pattern.v over every pair of positions.
-    flops = 2 * t * (L * (4 * d * d + 2 * d * d_mlp) + d * vocab_size) + 2 * 2 * L * t * t * d
+    per_layer = 5 * d + 2 * d_q + 2 * d_kv + mlp_widths * d_mlp
+    activations = t * ((3 if pos_embed else 2) * d + L * per_layer)
+    # Per token: q/k/v/o projections, the MLP's matmuls (one per width above) and the unembedding; per layer,
+    # q.k and pattern.v over every pair of positions.
+    flops = (2 * t * (L * (2 * d * d_q + 2 * d * d_kv + mlp_widths * d * d_mlp) + d * vocab_size)
+             + 2 * 2 * L * t * t * d_q)
     seconds = flops / FLOPS_PER_S + attention * ATTENTION_S_PER_VALUE + L * LAYER_S
     return TraceCost(n_pos=t, attention=BYTES_PER_VALUE * attention, activations=BYTES_PER_VALUE * activations,
                      logits=BYTES_PER_VALUE * t * vocab_size, flops=flops, seconds=seconds)
