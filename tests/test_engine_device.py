@@ -57,5 +57,6 @@ def test_default_prefers_cuda_then_mps(monkeypatch):
 
 
 def test_describe_the_cpu():
-    assert describe(torch.device("cpu")) == f"CPU ({torch.get_num_threads()} threads)"
+    n = torch.get_num_threads()
+    assert describe(torch.device("cpu")) == (f"CPU ({n} threads)" if n > 1 else "CPU (1 thread)")
     assert describe(torch.device("mps")) == "GPU: Apple MPS"

@@ -120,6 +120,14 @@ def test_recorded_steps_fit_together(loaded, family):
 
 
 @pytest.mark.parametrize("family", FAMILIES)
+def test_the_trace_costs_what_config_cost_says(loaded, family):
+    from engine.model.cost import config_cost
+    model, tokenizer = loaded[family]
+    trace = run_trace(model, tokenizer, TEXT)
+    assert config_cost(model.config, n_pos=len(trace)).bytes == trace.nbytes
+
+
+@pytest.mark.parametrize("family", FAMILIES)
 def test_logit_lens_and_contributions_end_at_the_output(loaded, family):
     model, tokenizer = loaded[family]
     trace = run_trace(model, tokenizer, TEXT)

@@ -85,7 +85,7 @@ def test_a_folder_that_cannot_be_opened_falls_back_with_a_line():
     at = run(model=BROKEN)
     assert not at.exception
     assert any("pickle" in w.value for w in at.sidebar.warning)
-    assert "glassbox-stories" in sidebar_text(at), "the built-in model took over"
+    assert "GPT-2 architecture, 1.35 M parameters" in sidebar_text(at), "the built-in model took over"
 
 
 def test_over_the_budget_nothing_loads(monkeypatch):

@@ -102,12 +102,13 @@ def test_parameter_count_is_transformers_own(family):
 @pytest.mark.parametrize("family", list(TINY))
 def test_trace_bytes_count_what_each_family_records(family):
     """Written out per family, independently of cost.py: per layer resid_pre/attn_out/resid_mid/mlp_out/
-    resid_post, q and z over every head, k and v over the kv heads, 2 MLP widths (3 when gated), 2 patterns."""
+    resid_post, q, k, v and z over every head (a Trace repeats grouped heads' keys and values: each query head's
+    own), 2 MLP widths (3 when gated), 2 patterns; embed, pos_embed (zeros for rotary) and ln_final."""
     f = model_facts(config_dict(family))
-    t, d, L, h, kv, dh = min(256, f.context), f.d_model, f.n_layer, f.n_head, f.n_kv_head, f.d_model // f.n_head
-    gated, learned_positions = family in ("llama", "qwen2"), family in ("gpt2", "gpt_neo")
-    per_layer = 5 * d + 2 * h * dh + 2 * kv * dh + (3 if gated else 2) * f.d_mlp
-    values = t * ((3 if learned_positions else 2) * d + L * per_layer) + 2 * L * h * t * t + t * VOCAB
+    t, d, L, h, dh = min(256, f.context), f.d_model, f.n_layer, f.n_head, f.d_model // f.n_head
+    gated = family in ("llama", "qwen2")
+    per_layer = 5 * d + 4 * h * dh + (3 if gated else 2) * f.d_mlp
+    values = t * (3 * d + L * per_layer) + 2 * L * h * t * t + t * VOCAB
     assert f.trace_bytes == 4 * values
     assert f.d_mlp == (4 * d if family in ("gpt2", "gpt_neo") else 64)
     assert (f.n_kv_head < f.n_head) == (family in ("llama", "qwen2"))

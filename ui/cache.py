@@ -1,7 +1,10 @@
 """Cached model runs: one Trace per (model, text), so interactions that keep the text never rerun the model.
 
 Traces of the shared default model are cached process-wide (`st.cache_resource`, bounded): every session
-typing the same text gets the same Trace, which is therefore read-only. Traces of a session's own model are
+typing the same text gets the same Trace, which is therefore read-only. Traces of the server's other models
+(GPT-2, Pythia, ...: ui/models.py) are shared process-wide too, but bounded by bytes (SERVER_TRACE_MB, least
+recently used out first), and one trace may not exceed the per-trace budget (GLASSBOX_TRACE_BUDGET_MB): a
+GPT-2 trace of 256 tokens is about 280 MB, of its full 1,024-token context several GB. Traces of a session's own model are
 cached in that session only, bounded by count and by bytes (SESSION_TRACE_MB, oldest out first), because a
 model a user uploads or trains can have traces of hundreds of MB. They live in `st.session_state`, which
 Streamlit frees when the session ends (server.disconnectedSessionTTL, 2 minutes by default, after its tab
@@ -10,11 +13,13 @@ closes).
 from __future__ import annotations
 
 import os
+import threading
+from collections import OrderedDict
 
 import streamlit as st
 
 from engine import Encoding, Trace, encode, run_trace
-from engine.model.cost import config_cost, size_text
+from engine.model.cost import TraceBudget, config_cost, size_text
 from engine.model.trace import encode_for_model
 
 from .errors import Refused
@@ -26,6 +31,38 @@ SESSION_TRACES = 4  # per-session cache entries for the session's own models
 SESSION_TRACE_ENV = "GLASSBOX_SESSION_TRACE_MB"
 SESSION_TRACE_MB = 512  # per session: two traces at the upload budget (GLASSBOX_TRACE_BUDGET_MB, 256 MB)
 _SESSION_CACHE = "session_traces"  # session key: {(model key, text): Trace}
+SERVER_TRACE_ENV = "GLASSBOX_SERVER_TRACE_MB"
+SERVER_TRACE_MB = 512  # process-wide, for the server models' traces together
+
+
+class _ServerTraces:
+    """(model key, text) -> Trace for the server's models, shared by sessions, bounded by bytes."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._traces: OrderedDict[tuple[str, str], Trace] = OrderedDict()
+
+    def get(self, key: tuple[str, str]) -> Trace | None:
+        with self._lock:
+            trace = self._traces.get(key)
+            if trace is not None:
+                self._traces.move_to_end(key)
+            return trace
+
+    def put(self, key: tuple[str, str], trace: Trace) -> None:
+        raw = os.environ.get(SERVER_TRACE_ENV, "").strip()
+        cap = int(float(raw) * 2**20) if raw else SERVER_TRACE_MB * 2**20
+        with self._lock:
+            self._traces[key] = trace
+            while len(self._traces) > 1 and sum(t.nbytes for t in self._traces.values()) > cap:
+                self._traces.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._traces.clear()
+
+
+SERVER_TRACES = _ServerTraces()
 
 
 def session_trace_cap() -> int:
@@ -53,6 +90,8 @@ def get_trace(text: str, choice: ModelChoice | None = None) -> Trace:
     choice = choice or current_model()
     if not text:
         raise ValueError("There is no text to run: type something first.")
+    if choice.shared and choice.key.startswith("shared:"):
+        return _server_trace(text, choice)
     if choice.shared:
         return _shared_trace(choice.key, text, choice)
     cache: dict[tuple[str, str], Trace] = st.session_state.setdefault(_SESSION_CACHE, {})
@@ -69,6 +108,28 @@ def get_trace(text: str, choice: ModelChoice | None = None) -> Trace:
     while cache and (len(cache) >= SESSION_TRACES or cached_bytes(cache) + trace.nbytes > cap):
         cache.pop(next(iter(cache)))  # oldest first: dicts keep insertion order
     cache[key] = trace
+    return trace
+
+
+def _server_trace(text: str, choice: ModelChoice) -> Trace:
+    """A server model's trace: priced before it runs, refused over the per-trace budget with the length that fits."""
+    key = (choice.key, text)
+    trace = SERVER_TRACES.get(key)
+    if trace is not None:
+        return trace
+    cfg = choice.model.config
+    enc, _ = encode_for_model(choice.tokenizer, text, cfg.block_size)
+    budget = TraceBudget.from_env().max_bytes
+    need = config_cost(cfg, n_pos=len(enc)).bytes
+    if need > budget:
+        fits = max((n for n in range(1, len(enc)) if config_cost(cfg, n_pos=n).bytes <= budget), default=0)
+        raise Refused(f"A look inside {choice.name} at these {len(enc):,} tokens would hold {size_text(need)}, more "
+                      f"than the {size_text(budget)} this server allows per trace (GLASSBOX_TRACE_BUDGET_MB): "
+                      f"shorten the text to about {max(fits - 1, 0):,} tokens.")
+    with st.spinner(f"Running {choice.name}…"):
+        with model_work():
+            trace = run_trace(choice.model, choice.tokenizer, text)
+    SERVER_TRACES.put(key, trace)
     return trace
 
 

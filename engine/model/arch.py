@@ -15,10 +15,7 @@ LEARNED, ROTARY = "learned", "rotary"  # how positions enter: a table added to t
 LAYERNORM, RMSNORM = "layernorm", "rmsnorm"
 GELU_MLP, GATED_MLP = "gelu", "gated"  # act(x W_in) W_out, or (act(x W_gate) * x W_up) W_down
 
-FAMILY_NAMES = {
-    "glassbox": "Glassbox GPT", "gpt2": "GPT-2", "gpt_neo": "GPT-Neo", "gpt_neox": "GPT-NeoX (Pythia)",
-    "llama": "Llama", "qwen2": "Qwen2",
-}
+FAMILY_NAMES = {"gpt2": "GPT-2", "gpt_neo": "GPT-Neo", "gpt_neox": "GPT-NeoX", "llama": "Llama", "qwen2": "Qwen2"}
 
 
 @dataclass(frozen=True)
@@ -64,7 +61,7 @@ class ArchConfig:
 
 
 def family_name(cfg) -> str:
-    return FAMILY_NAMES.get(getattr(cfg, "family", "glassbox"), str(getattr(cfg, "family", "?")))
+    return FAMILY_NAMES.get(getattr(cfg, "family", "gpt2"), str(getattr(cfg, "family", "?")))
 
 
 def differences(cfg) -> list[str]:

@@ -71,9 +71,11 @@ def trace_cost(n_layer: int, n_head: int, n_embd: int, block_size: int, vocab_si
 
 
 def config_cost(cfg, n_pos: int | None = None) -> TraceCost:
-    """`trace_cost` of a GPTConfig (or anything with its fields)."""
+    """`trace_cost` of a model config (our GPTConfig or an ArchConfig): exactly what its Trace keeps (one key and
+    value per query head, as recorded, and a position row even for a rotary model, zeros)."""
     return trace_cost(cfg.n_layer, cfg.n_head, cfg.n_embd, cfg.block_size, cfg.vocab_size,
-                      getattr(cfg, "d_mlp", None), n_pos)
+                      getattr(cfg, "d_mlp", None), n_pos, d_head=getattr(cfg, "d_head", None),
+                      gated_mlp=getattr(cfg, "mlp", "gelu") == "gated")
 
 
 def _env_number(name: str, default: float) -> float:

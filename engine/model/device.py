@@ -36,7 +36,8 @@ def describe(device: torch.device) -> str:
         return f"GPU: {torch.cuda.get_device_name(device)}"
     if device.type == "mps":
         return "GPU: Apple MPS"
-    return f"CPU ({torch.get_num_threads()} threads)"
+    n = torch.get_num_threads()
+    return f"CPU ({n} thread{'' if n == 1 else 's'})"
 
 
 def train_autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:

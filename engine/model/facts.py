@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from .arch import FAMILY_NAMES
 from .cost import _env_number, size_text, trace_cost
 
 SUPPORTED = {  # architectures[0] in config.json -> the family, which is also transformers' model_type
     "GPT2LMHeadModel": "gpt2", "GPTNeoForCausalLM": "gpt_neo", "GPTNeoXForCausalLM": "gpt_neox",
     "LlamaForCausalLM": "llama", "Qwen2ForCausalLM": "qwen2"}
-FAMILY_NAMES = {"gpt2": "GPT-2", "gpt_neo": "GPT-Neo", "gpt_neox": "GPT-NeoX", "llama": "Llama", "qwen2": "Qwen2"}
 MODEL_BUDGET_ENV = "GLASSBOX_MODEL_BUDGET_MB"
 # Community Cloud gives the app 2.7 GB. The app with the built-in model takes about 0.6 GB (README, deploy
 # section) and its shared traces up to 0.3 GB; sessions' own traces and a load's transient peak need a few
@@ -236,8 +236,10 @@ def _measure(arch: str, family: str, conf) -> ModelFacts:
     except Exception as e:  # noqa: BLE001 - a config transformers accepts can still fail to build
         raise SourceError(f"config.json does not describe a buildable {FAMILY_NAMES[family]} model: "
                           f"{_first_line(e)}") from None
-    cost = trace_cost(n_layer, n_head, d, context, vocab, d_mlp, n_pos=min(TRACE_TOKENS, context), n_kv_head=n_kv,
-                      d_head=d_head, gated_mlp=family in ("llama", "qwen2"), pos_embed=family in ("gpt2", "gpt_neo"))
+    # A Trace keeps one key and value per query head (grouped heads' repeated: each head's own inputs), and a
+    # rotary model's hook_pos_embed as zeros: priced as recorded (engine/model/hf.py), not as the model stores it.
+    cost = trace_cost(n_layer, n_head, d, context, vocab, d_mlp, n_pos=min(TRACE_TOKENS, context), n_kv_head=n_head,
+                      d_head=d_head, gated_mlp=family in ("llama", "qwen2"), pos_embed=True)
     return ModelFacts(architecture=arch, family=family, n_params=n_params, weights_bytes=4 * n_params,
                       trace_bytes=cost.bytes, n_layer=n_layer, n_head=n_head, n_kv_head=n_kv, d_model=d, d_mlp=d_mlp,
                       context=context, vocab_size=vocab)

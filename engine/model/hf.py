@@ -22,7 +22,6 @@ names). A rotary model's `hook_pos_embed` is zeros: it has no position table (it
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from contextvars import ContextVar
 from pathlib import Path
@@ -32,16 +31,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .arch import GATED_MLP, GELU_MLP, LAYERNORM, LEARNED, RMSNORM, ROTARY, ArchConfig
-from .checkpoint import MAX_CONFIG_BYTES, CheckpointError, load_pretrained
+from .checkpoint import CheckpointError, load_pretrained
+from .facts import SUPPORTED, SourceError, read_model_config
 from .tokenizer import load_tokenizer
 
 Cache = dict[str, torch.Tensor]
 ATTN_IMPL = "glassbox"
-# architectures[0] of a config.json -> family. GPT-2 runs on our own GPT; the rest in transformers.
-FAMILIES = {
-    "GPT2LMHeadModel": "gpt2", "GPTNeoForCausalLM": "gpt_neo", "GPTNeoXForCausalLM": "gpt_neox",
-    "LlamaForCausalLM": "llama", "Qwen2ForCausalLM": "qwen2",
-}
 # Where each family keeps its parts: the base model, embeddings, layers, and inside a layer.
 _PARTS = {
     "gpt_neo": dict(base="transformer", embed="wte", pos="wpe", layers="h", attn="attn", mlp="mlp", norm="ln_f",
@@ -296,25 +291,13 @@ class HFModel(nn.Module):
         return out.logits, out.cache
 
 
-def read_config_json(folder: str | Path) -> dict:
-    path = Path(folder) / "config.json"
-    if not path.is_file():
-        raise CheckpointError("config.json is missing: a model folder needs config.json")
-    if path.stat().st_size > MAX_CONFIG_BYTES:
-        raise CheckpointError("config.json is larger than 1 MB: not a model config")
+def family_of(folder: str | Path) -> str:
+    """The family of a folder's model (config.json read with facts.py's guards), or CheckpointError naming what it
+    is and what is supported. Refuses custom code before anything else."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except RecursionError:
-        raise CheckpointError("config.json is nested too deeply to be a model config") from None
-    except (UnicodeDecodeError, ValueError) as e:
-        raise CheckpointError(f"config.json is not valid JSON ({str(e)[:200]})") from None
-    if not isinstance(data, dict):
-        raise CheckpointError("config.json must hold a JSON object")
-    return data
-
-
-def family_of(data: dict) -> str:
-    """The family of a config.json's model, or CheckpointError naming what it is and what is supported."""
+        data = read_model_config(folder)
+    except SourceError as e:
+        raise CheckpointError(str(e)) from None
     if data.get("auto_map"):
         raise CheckpointError("this model needs its own Python code (config.json has auto_map); Glassbox never runs "
                               "code that comes with a model")
@@ -322,17 +305,17 @@ def family_of(data: dict) -> str:
     arch = archs[0] if isinstance(archs, list) and archs and isinstance(archs[0], str) else None
     if arch is None and data.get("model_type") == "gpt2":
         arch = "GPT2LMHeadModel"  # our own folders and old GPT-2 ones may omit architectures
-    if arch not in FAMILIES:
-        supported = ", ".join(FAMILIES)
-        raise CheckpointError(f"the architecture {str(arch)[:60]} is not supported (Glassbox runs {supported})")
-    return FAMILIES[arch]
+    if arch not in SUPPORTED:
+        raise CheckpointError(f"the architecture {str(arch)[:60]} is not supported (Glassbox runs "
+                              f"{', '.join(SUPPORTED)})")
+    return SUPPORTED[arch]
 
 
 def load_hf(folder: str | Path, device: torch.device | str = "cpu") -> tuple[HFModel, object]:
     """Load a non-GPT-2 model folder into transformers (safetensors only, no remote code), wrapped."""
     from transformers import AutoConfig, AutoModelForCausalLM
     folder = Path(folder)
-    family = family_of(read_config_json(folder))
+    family = family_of(folder)
     if family == "gpt2":
         raise CheckpointError("GPT-2 folders load into Glassbox's own GPT: use load_model")
     if not any(folder.glob("*.safetensors")):
@@ -366,7 +349,6 @@ def load_hf(folder: str | Path, device: torch.device | str = "cpu") -> tuple[HFM
 
 def load_model(folder: str | Path, device: torch.device | str = "cpu", max_bytes: int | None = None):
     """(model, tokenizer) from any supported folder: GPT-2 family on our GPT, the rest in transformers."""
-    family = family_of(read_config_json(folder))
-    if family == "gpt2":
+    if family_of(folder) == "gpt2":
         return load_pretrained(folder, device, max_bytes=max_bytes)
     return load_hf(folder, device)

@@ -5,6 +5,8 @@ model like a trace (process-wide for the shared default model, in the session fo
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -34,11 +36,18 @@ FIGURES = (
 )
 
 
+def _patterns_only(trace: Trace) -> Trace:
+    """The test sequence's trace keeps only what this page reads of it, the patterns (GPT-2's whole trace of it
+    is about 100 MB, its patterns 12)."""
+    return replace(trace, act={k: v for k, v in trace.act.items() if k.endswith("hook_pattern")},
+                   logits=trace.logits[:, :0])
+
+
 @st.cache_resource(max_entries=4, show_spinner="Measuring induction on a repeated random sequence…")
 def _shared_induction(model_key: str, _choice: ModelChoice) -> Trace | None:
     try:
         with model_work():
-            return induction_trace(_choice.model, _choice.tokenizer)
+            return _patterns_only(induction_trace(_choice.model, _choice.tokenizer))
     except ValueError:  # a context too short for two copies
         return None
 
@@ -52,7 +61,7 @@ def induction_trace_for(choice: ModelChoice) -> Trace | None:
         try:
             cache.clear()  # one entry: only the model in use matters
             with model_work():
-                cache[choice.key] = induction_trace(choice.model, choice.tokenizer)
+                cache[choice.key] = _patterns_only(induction_trace(choice.model, choice.tokenizer))
         except ValueError:
             cache[choice.key] = None
     return cache[choice.key]
