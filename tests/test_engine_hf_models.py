@@ -263,3 +263,22 @@ def test_truncated_weights_are_one_plain_line(copy_of):
     with pytest.raises(CheckpointError, match="could not load") as e:
         load_model(folder)
     assert "\n" not in str(e.value)
+
+
+def test_refuses_a_tokenizer_that_could_backtrack_for_minutes(copy_of):
+    folder = copy_of("llama")
+    data = json.loads((folder / "tokenizer.json").read_text())
+    data["pre_tokenizer"] = {"type": "Split", "pattern": {"Regex": "(a+)+$"}, "behavior": "Isolated", "invert": False}
+    (folder / "tokenizer.json").write_text(json.dumps(data))
+    with pytest.raises(CheckpointError, match="repeats a repeated group"):
+        load_model(folder)
+
+
+@pytest.mark.parametrize("pattern", [
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+",
+    r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+",
+])
+def test_the_splitting_patterns_of_real_tokenizers_pass(pattern):
+    from engine.model.tokenizer import nested_quantifier
+    assert nested_quantifier(pattern) is None
+    assert nested_quantifier("(x+)*") == "(x+)*" and nested_quantifier(r"[(]+\(a+\)+") is None

@@ -110,3 +110,46 @@ def test_two_sessions_share_one_loaded_model():
     (loaded,) = ui.models.SHARED.loaded()
     run("pages/2_Attention.py", model=LLAMA)
     assert ui.models.SHARED.loaded() == [loaded], "loaded once per process, not per session"
+
+
+def _folder_files(folder) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+
+
+def test_a_hub_model_downloads_and_opens(models_dir, monkeypatch):
+    """Through the sidebar: pick a Hub id, download it from a Hub on 127.0.0.1 (HF_ENDPOINT), and it is the model."""
+    from hub_fake import FakeHub
+    hub = FakeHub()
+    try:
+        hub.add("tiny/llama", _folder_files(models_dir / "tiny-llama"))
+        monkeypatch.setenv("HF_ENDPOINT", hub.base_url)
+        at = run()
+        at.sidebar.text_input(key="Home.model_select.hub_typed").set_value("tiny/llama")
+        at.sidebar.button(key="Home.model_select.hub_go").click().run()
+        assert not at.exception and not at.sidebar.error, [e.value for e in at.sidebar.error]
+        assert at.session_state["model_name"] == "hub:tiny/llama"
+        assert "Llama architecture" in sidebar_text(at)
+        assert (models_dir / ".hub" / "tiny--llama" / "model.safetensors").is_file()
+    finally:
+        hub.stop()
+
+
+def test_an_unreachable_hub_is_one_line_and_nothing_changes(monkeypatch):
+    from hub_fake import closed_port
+    monkeypatch.setenv("HF_ENDPOINT", closed_port())
+    at = run()
+    at.sidebar.text_input(key="Home.model_select.hub_typed").set_value("openai-community/gpt2")
+    at.sidebar.button(key="Home.model_select.hub_go").click().run()
+    assert not at.exception
+    (error,) = at.sidebar.error
+    assert "could not be reached" in error.value and "\n" not in error.value
+    assert at.session_state["model_name"] != "hub:openai-community/gpt2" if "model_name" in at.session_state else True
+
+
+def test_a_bad_hub_id_is_refused_before_any_request(monkeypatch):
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    at = run()
+    at.sidebar.text_input(key="Home.model_select.hub_typed").set_value("../../etc/passwd")
+    at.sidebar.button(key="Home.model_select.hub_go").click().run()
+    assert not at.exception
+    assert "not a Hub model id" in at.sidebar.error[0].value

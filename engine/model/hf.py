@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from .arch import GATED_MLP, GELU_MLP, LAYERNORM, LEARNED, RMSNORM, ROTARY, ArchConfig
 from .checkpoint import CheckpointError, load_pretrained
 from .facts import SUPPORTED, SourceError, read_model_config
-from .tokenizer import load_tokenizer
+from .tokenizer import check_tokenizer_patterns, load_tokenizer
 
 Cache = dict[str, torch.Tensor]
 ATTN_IMPL = "glassbox"
@@ -347,8 +347,26 @@ def load_hf(folder: str | Path, device: torch.device | str = "cpu") -> tuple[HFM
     return HFModel(hf, family), tokenizer
 
 
+MAX_TOKENIZER_BYTES = 64 << 20  # Qwen2.5's tokenizer.json is 7 MB, Llama 3's 9 MB
+
+
+def _check_tokenizer(folder: Path) -> None:
+    path = folder / "tokenizer.json"
+    if not path.is_file():
+        return  # the loaders say it is missing
+    if path.stat().st_size > MAX_TOKENIZER_BYTES:
+        raise CheckpointError(f"tokenizer.json is larger than {MAX_TOKENIZER_BYTES >> 20} MB")
+    try:
+        check_tokenizer_patterns(path.read_bytes())
+    except ValueError as e:
+        raise CheckpointError(str(e)) from None
+
+
 def load_model(folder: str | Path, device: torch.device | str = "cpu", max_bytes: int | None = None):
-    """(model, tokenizer) from any supported folder: GPT-2 family on our GPT, the rest in transformers."""
+    """(model, tokenizer) from any supported folder: GPT-2 family on our GPT, the rest in transformers.
+    The tokenizer's splitting expressions are checked first (a folder may come from the Hub)."""
+    folder = Path(folder)
+    _check_tokenizer(folder)
     if family_of(folder) == "gpt2":
         return load_pretrained(folder, device, max_bytes=max_bytes)
     return load_hf(folder, device)

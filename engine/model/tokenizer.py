@@ -71,6 +71,69 @@ def _kind(node: object, what: str) -> str:
     return f"a {_type(node)} {what}" if _type(node) is not None else f"no {what}"
 
 
+def _regexes_in(data: object) -> list[str]:
+    """Every `{"Regex": ...}` pattern anywhere in the JSON (iterative: the file may be deeply nested)."""
+    out, stack = [], [data]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if "Regex" in node:
+                out.append(str(node["Regex"]))
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return out
+
+
+def nested_quantifier(pattern: str) -> str | None:
+    """The first group of `pattern` that is repeated and repeats inside (`(a+)+`, `(?:x*y)*`, `(\\w{2,})+`),
+    the shape that makes a regular expression backtrack for minutes on a short text; None when there is none.
+
+    Hugging Face tokenizers split text with such expressions (GPT-4's and Qwen's patterns: alternatives of
+    `\\p{L}+`, `\\s+(?!\\S)`, none of them a repeated group), so a tokenizer from the Hub is refused only for this.
+    """
+    stack: list[tuple[int, bool]] = []  # (start of the open group, whether a quantifier occurred inside it)
+    i, n = 0, len(pattern)
+    while i < n:
+        c = pattern[i]
+        if c == "\\":
+            i += 2
+            continue
+        if c == "[":  # a character class: quantifier characters inside it are literal
+            j = i + 1
+            while j < n and pattern[j] != "]":
+                j += 2 if pattern[j] == "\\" else 1
+            i = j + 1
+            continue
+        if c == "(":
+            stack.append((i, False))
+        elif c == ")" and stack:
+            start, inner = stack.pop()
+            repeated = i + 1 < n and pattern[i + 1] in "*+{"
+            if repeated and inner:
+                return pattern[start:i + 2]
+            if stack and (inner or repeated):
+                stack[-1] = (stack[-1][0], True)
+        elif c in "*+{" and stack:
+            stack[-1] = (stack[-1][0], True)
+        i += 1
+    return None
+
+
+def check_tokenizer_patterns(raw: bytes) -> None:
+    """Refuse a tokenizer.json whose splitting expressions could backtrack for minutes (ValueError, one line).
+    For models from a folder or the Hub, which may use expressions; uploads get `check_tokenizer_json`."""
+    try:
+        data = json.loads(raw)
+    except (RecursionError, UnicodeDecodeError, ValueError):
+        raise ValueError("tokenizer.json is not valid JSON.") from None
+    for pattern in _regexes_in(data):
+        bad = nested_quantifier(pattern)
+        if bad is not None:
+            raise ValueError(f"tokenizer.json splits text with a regular expression that repeats a repeated group "
+                             f"({bad[:60]!r}), which can take minutes on a short text; Glassbox does not load it.")
+
+
 def _regex_in(data: object) -> str | None:
     """The first `{"Regex": ...}` pattern anywhere in the JSON (iterative: the file may be deeply nested)."""
     stack = [data]
