@@ -55,7 +55,11 @@ def save_model(family: str, folder: Path) -> None:
 
 
 def walk(pages: list[str], model: str | None) -> float:
+    import logging
+
     from streamlit.testing.v1 import AppTest
+    for name in ("streamlit", "streamlit.runtime.scriptrunner_utils.script_run_context"):
+        logging.getLogger(name).setLevel(logging.ERROR)  # "missing ScriptRunContext" once per page, harmless
     t0 = time.perf_counter()
     for page in pages:
         at = AppTest.from_file(str(ROOT / page), default_timeout=600)
