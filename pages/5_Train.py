@@ -12,7 +12,7 @@ from ui.train import lapse
 from ui.train import run as train_run
 from ui.train import setup
 
-ui.setup_page("Train", "🏋️")
+choice = ui.setup_page("Train", "🏋️")
 st.title("Train a transformer and watch it learn")
 st.markdown("Training adjusts every parameter of the model, a little at each step, by backpropagation, so that "
             "the next token of real text gets more probable. Train a small model here, watch it go from noise to "
@@ -29,11 +29,12 @@ with ui.error_boundary("reading the training text"):
 
 st.header("2. The model and its training")
 with ui.error_boundary("setting up the model"):
-    settings = setup.settings_form()
+    base = setup.base_model_picker(choice)
+    settings = setup.settings_form(base)
     data = problem = spec = None
     if corpus is not None:
         try:
-            data = setup.prepared_data(corpus, settings.vocab)
+            data = setup.prepared_data(corpus, settings.vocab, base)
             data.check(settings.block_size)
         except CorpusError as e:
             problem = str(e)
@@ -41,9 +42,9 @@ with ui.error_boundary("setting up the model"):
         problem = (f"The width ({settings.n_embd}) must divide evenly between the {settings.n_head} heads: "
                    "choose another width or number of heads.")
     if data is not None and problem is None:
-        spec = make_spec(settings.model_config(len(data.tokenizer)), settings.max_steps, settings.batch_size,
-                         settings.learning_rate)
-        problem = setup.cost_panel(spec, data)
+        cfg = base.model.config if base is not None else settings.model_config(len(data.tokenizer))
+        spec = make_spec(cfg, settings.max_steps, settings.batch_size, settings.learning_rate)
+        problem = setup.cost_panel(spec, data, fine_tune=base is not None)
     if problem:
         st.error(md(problem), icon=":material/block:")  # may quote a file name or book title
     elif corpus is None:
@@ -52,7 +53,7 @@ with ui.error_boundary("setting up the model"):
     if st.button("Start training", type="primary", icon=":material/play_arrow:", key=ui.widget_key("start"),
                  disabled=busy or spec is None or problem is not None,
                  help="A run is already training: stop it first." if busy else None):
-        train_run.start_run(spec, data)
+        train_run.start_run(spec, data, init=base.model if base is not None else None)
         st.rerun()
 
 if run is not None:

@@ -201,3 +201,22 @@ def test_text_and_settings_survive_a_visit_to_another_page():
     assert at.radio(key="Train.corpus_kind").value == "Paste text"
     assert at.text_area(key="Train.paste").value == "A text I pasted. " * 50
     assert at.selectbox(key="Train.n_layer").value == 3 and not at.exception
+
+
+def test_fine_tuning_the_builtin_model_keeps_its_shape_and_tokenizer():
+    at = page()
+    base = at.selectbox(key="Train.base")
+    assert base.value == "" and any(o.startswith("fine-tune glassbox-stories") for o in base.options)
+    at.selectbox(key="Train.base").set_value(ui_default_key()).run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert not any(s.key == "Train.n_layer" for s in at.selectbox), "the shape is the model's"
+    assert any("Fine-tuning" in c.value and "4,096-token tokenizer" in c.value for c in at.caption)
+    assert metric(at, "Parameters") == f"{GPTConfig(n_layer=4, n_head=4, n_embd=128).n_params():,}"
+    run = train_to_the_end(at, steps=3)
+    assert run.status().state == "done" and run.init is not None
+    assert run.status().val_losses[0][1] < 2.5, "it started from the trained model, not from noise"
+
+
+def ui_default_key() -> str:
+    import ui
+    return ui.default_model().key

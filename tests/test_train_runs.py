@@ -209,3 +209,25 @@ def test_a_run_in_line_leaves_it_when_its_session_is_gone(data, monkeypatch):
         assert waiting.model is None and first.status().state == "running"
     finally:
         first.stop()
+
+
+def test_fine_tuning_starts_from_the_model_and_leaves_it_untouched(data):
+    """A run given `init` starts from a copy of its weights: the held-out loss at step 0 is the model's own, and
+    the model it started from is the same afterwards."""
+    first = TrainingRun(make_spec(tiny_cfg(data), max_steps=60, batch_size=8, learning_rate=1e-2), data, threads=1)
+    first.start()
+    finish(first)
+    base = first.model
+    before = {k: v.clone() for k, v in base.state_dict().items()}
+    spec = make_spec(tiny_cfg(data), max_steps=5, batch_size=8, learning_rate=1e-3)
+    run = TrainingRun(spec, data, threads=1, init=base)
+    run.start()
+    finish(run)
+    s = run.status()
+    assert s.state == "done"
+    assert s.val_losses[0][1] < math.log(len(data.tokenizer)) - 1.0, "step 0 is the trained model, not noise"
+    assert s.val_losses[0][1] == pytest.approx(first.status().val_losses[-1][1], abs=0.3)
+    assert all(torch.equal(before[k], v) for k, v in base.state_dict().items()), "the starting model is untouched"
+    assert run.model is not base
+    with pytest.raises(ValueError, match="own configuration"):
+        TrainingRun(make_spec(tiny_cfg(data, n_embd=64), 5, 8, 1e-3), data, init=base)

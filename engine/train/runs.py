@@ -86,11 +86,15 @@ class TrainingRun:
 
     def __init__(self, spec: RunSpec, data: Prepared, device: torch.device | str | None = None,
                  threads: int | None = None, keep_alive: Callable[[], bool] | None = None,
-                 max_seconds: float = MAX_RUN_S, owner: str | None = None, expected_s: float | None = None):
+                 max_seconds: float = MAX_RUN_S, owner: str | None = None, expected_s: float | None = None,
+                 init: GPT | None = None):
         self.id = uuid.uuid4().hex[:8]
         self.owner = owner  # who started it (a browser session): one place in line per owner
         self.expected_s = expected_s  # its planned length, for the expected wait of runs behind it
         self.spec, self.data = spec, data
+        if init is not None and init.config != spec.model:
+            raise ValueError("a run that starts from a model needs that model's own configuration")
+        self.init = init  # fine-tuning: the run starts from a copy of these weights (never changed themselves)
         self.tokenizer = data.tokenizer
         self.device = torch.device(device) if device is not None else pick_device()
         self.threads = threads or run_threads()
@@ -203,6 +207,8 @@ class TrainingRun:
         with torch.random.fork_rng(devices=[]):  # seed the init without disturbing other users' randomness
             torch.manual_seed(spec.seed)
             model = GPT(spec.model)
+        if self.init is not None:  # fine-tuning: a copy of the starting model's weights, on the CPU first
+            model.load_state_dict({k: v.detach().to("cpu", torch.float32) for k, v in self.init.state_dict().items()})
         bs, block = spec.train.batch_size, spec.model.block_size
         train = Batches([Source(data.train_ids, 1.0, "train")], block, bs, seed=spec.train.seed)
         val = Batches([Source(data.val_ids, 1.0, "held-out")], block, bs, seed=0)

@@ -40,7 +40,7 @@ def current_run() -> TrainingRun | None:
     return st.session_state.get(RUN)
 
 
-def start_run(spec: RunSpec, data: Prepared) -> None:
+def start_run(spec: RunSpec, data: Prepared, init=None) -> None:
     """Start training in the background, or leave a notice saying why not."""
     old = current_run()
     if old is not None and old.status().active:
@@ -50,7 +50,7 @@ def start_run(spec: RunSpec, data: Prepared) -> None:
         st.session_state[NOTICE] = ("error", problem)
         return
     run = TrainingRun(spec, data, keep_alive=session_alive(HEARTBEAT), owner=session_id(),
-                      expected_s=st.session_state.get(ESTIMATE))
+                      expected_s=st.session_state.get(ESTIMATE), init=init)
     try:
         run.start()
     except RunRefused as e:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import streamlit as st
 import torch
 
-from engine import GPTConfig, describe, pick_device
+from engine import GPT, GPTConfig, describe, pick_device
 from engine.model.cost import TraceBudget, config_cost, over_budget
 from engine.model.device import run_threads
 from engine.train.budget import (available_memory, estimate_memory, estimate_run_seconds, fits_message, gb,
@@ -18,7 +18,7 @@ from engine.train.corpus import (GUTENBERG_URL, MAX_UPLOAD_BYTES, Corpus, Corpus
                                  fetch_gutenberg, from_pasted, from_upload, make_tokenizer, prepare)
 from engine.train.runspec import PRESETS, Preset, RunSpec
 
-from ..models import default_model
+from ..models import SHARED, ModelChoice, default_model, describe_size, session_models
 from ..state import widget_key
 from ..text import md
 from .figures import duration
@@ -168,8 +168,18 @@ def _prepared_builtin(vocab: int, default_key: str) -> Prepared:
     return prepare(corpus, tok)
 
 
-def prepared_data(corpus: Corpus, vocab: int) -> Prepared:
-    """The corpus tokenized (a tokenizer trained on it first, unless the built-in one is chosen), cached."""
+def prepared_data(corpus: Corpus, vocab: int, base: ModelChoice | None = None) -> Prepared:
+    """The corpus tokenized (a tokenizer trained on it first, unless the built-in one is chosen, or the tokenizer of
+    the model being fine-tuned), cached."""
+    if base is not None:
+        key = (corpus.fingerprint, base.key)
+        cached = st.session_state.get(_PREPARED)
+        if cached and cached[0] == key:
+            return cached[1]
+        with st.spinner(f"Splitting the text with {base.name}'s tokenizer…"):
+            data = prepare(corpus, base.tokenizer)
+        st.session_state[_PREPARED] = (key, data)
+        return data
     if corpus == _builtin():
         with st.spinner("Training a tokenizer on the stories…"):
             return _prepared_builtin(vocab, default_model().key if vocab == BUILTIN_TOKENIZER else "")
@@ -182,6 +192,45 @@ def prepared_data(corpus: Corpus, vocab: int) -> Prepared:
         data = prepare(corpus, tok)
     st.session_state[_PREPARED] = (key, data)  # one per session: a user's text is not kept process-wide
     return data
+
+
+# -- where the run starts: a new model, or a copy of one to fine-tune ---------------------------------------------
+FRESH = ""  # "Start from" option: a new model with random weights
+
+
+def base_models(current: ModelChoice) -> list[ModelChoice]:
+    """The models this session may fine-tune: those on Glassbox's own GPT it can see (the one in use, the built-in
+    model, the server's loaded GPT-2-family models, its own), each once."""
+    out, seen = [], set()
+    for c in [current, default_model(), *SHARED.loaded(), *session_models().values()]:
+        if isinstance(c.model, GPT) and c.key not in seen:
+            seen.add(c.key)
+            out.append(c)
+    return out
+
+
+def base_model_picker(current: ModelChoice) -> ModelChoice | None:
+    """"Start from": a new model (the default) or a model to fine-tune on the text. Returns the model, or None."""
+    bases = {c.key: c for c in base_models(current)}
+    _restore(("base",))
+    if st.session_state.get(widget_key("base"), FRESH) not in (FRESH, *bases):
+        st.session_state[widget_key("base")] = FRESH  # the model it named is gone (a server model let go)
+    key = st.selectbox(
+        "Start from", [FRESH, *bases], key=widget_key("base"),
+        format_func=lambda k: "a new model (random weights)" if k == FRESH else
+        f"fine-tune {bases[k].name} ({describe_size(bases[k].n_params)} parameters)",
+        help="A new model learns everything from your text. Fine-tuning starts from a trained model's weights "
+             "and its tokenizer, and nudges them towards your text: the same training, from a better start.")
+    _keep(("base",))
+    if key == FRESH:
+        return None
+    base = bases[key]
+    cfg = base.model.config
+    st.caption(f"Fine-tuning **{md(base.name)}**: {cfg.n_layer} layers × {cfg.n_head} heads, width {cfg.n_embd}, "
+               f"context {cfg.block_size:,}, its own {len(base.tokenizer):,}-token tokenizer; its shape is fixed. "
+               "A short run on this server's CPU: the estimate below says how long. The model you start from "
+               "is not changed; the result is yours, this session only.")
+    return base
 
 
 # -- the model and the training settings --------------------------------------------------------------------
@@ -199,17 +248,29 @@ def apply_preset(name: str) -> None:
         st.session_state[widget_key(field)] = value
 
 
-def settings_form() -> Settings:
-    """Presets, then every setting (starting from the tiny preset; kept across visits to other pages)."""
+def settings_form(base: ModelChoice | None = None) -> Settings:
+    """Presets, then every setting (starting from the tiny preset; kept across visits to other pages). When
+    fine-tuning `base`, only the training settings: the shape and tokenizer are the model's."""
     _restore(_FIELDS)
     if widget_key("n_layer") not in st.session_state:
         apply_preset("tiny")
+    k = widget_key
+    if base is not None:
+        c = st.columns(3)
+        c[0].number_input("Training steps", min_value=1, max_value=20_000, step=50, key=k("max_steps"))
+        c[1].selectbox("Batch size", BATCHES, key=k("batch_size"), help="Text windows per step.")
+        c[2].select_slider("Learning rate", RATES, key=k("learning_rate"), format_func=lambda r: f"{r:g}",
+                           help="Fine-tuning wants a smaller step than training from scratch (1e-4 to 1e-3).")
+        _keep(_FIELDS)
+        cfg = base.model.config
+        return Settings(n_layer=cfg.n_layer, n_head=cfg.n_head, n_embd=cfg.n_embd, block_size=cfg.block_size,
+                        vocab=BUILTIN_TOKENIZER, **{f: st.session_state[k(f)] for f in
+                                                    ("max_steps", "batch_size", "learning_rate")})
     cols = st.columns([1.2] + [1] * len(PRESETS), vertical_alignment="center")
     cols[0].markdown("**Presets** (on this server's CPU):")
     for col, (name, preset) in zip(cols[1:], PRESETS.items()):
         col.button(preset.label, on_click=apply_preset, args=(name,), key=widget_key(f"preset_{name}"),
                    use_container_width=True)
-    k = widget_key
     c = st.columns(4)
     c[0].selectbox("Layers", LAYERS, key=k("n_layer"), help="Transformer blocks, one after another.")
     c[1].selectbox("Heads per layer", HEADS, key=k("n_head"), help="Attention heads in each block.")
@@ -234,7 +295,7 @@ def _step_seconds(cfg: GPTConfig, batch_size: int, device: str, threads: int) ->
     return measure_step_seconds(cfg, batch_size, torch.device(device), threads)
 
 
-def cost_panel(spec: RunSpec, data: Prepared) -> str | None:
+def cost_panel(spec: RunSpec, data: Prepared, fine_tune: bool = False) -> str | None:
     """Parameters, memory, time (from a measured step) and device, before the run starts.
 
     Returns why the run cannot start (not enough memory, with the figures, or a model too costly to look
@@ -246,7 +307,10 @@ def cost_panel(spec: RunSpec, data: Prepared) -> str | None:
     est = estimate_memory(cfg, t.batch_size, spec.n_snapshots)
     free = available_memory()
     free_gpu = torch.cuda.mem_get_info(device)[0] if device.type == "cuda" else None
-    problem = fits_message(est, device, free, free_gpu) or over_budget(config_cost(cfg), TraceBudget.from_env())
+    # A new shape is held to the trace budget an upload is; a model being fine-tuned was accepted already (its
+    # traces are priced per text when it is used).
+    problem = fits_message(est, device, free, free_gpu) or (
+        None if fine_tune else over_budget(config_cost(cfg), TraceBudget.from_env()))
     c = st.columns(4)
     c[0].metric("Parameters", f"{cfg.n_params():,}")
     c[2].metric("Memory needed", gb(est.total), help=f"Of {gb(free)} free on this server." if free else None)
