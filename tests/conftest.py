@@ -13,6 +13,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -40,18 +41,16 @@ def _healthy(base: str) -> bool:
         return False
 
 
-@pytest.fixture(scope="session")
-def app_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Start `streamlit run app.py` on a free port; yield its base URL; stop it after the session."""
+@contextmanager
+def streamlit_server(log_path: Path, env: dict[str, str] | None = None) -> Iterator[str]:
+    """Run `streamlit run app.py` on a free port with `env` added to the environment; yield its base URL."""
     port = _free_port()
-    log_path = tmp_path_factory.mktemp("server") / "streamlit.log"
     cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
            "--server.address", "127.0.0.1", "--server.headless", "true"]
     with open(log_path, "wb") as log:
         # Its own process group, so stopping it reaches anything it started and nothing else.
-        # A run outlives its closed tab by 30 s here, not the 90 s a user gets: the tab-close test waits for it.
-        env = {**os.environ, "GLASSBOX_RECONNECT_GRACE_S": "30"}
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                env={**os.environ, **(env or {})})
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + SERVER_START_S
@@ -68,6 +67,15 @@ def app_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+
+
+@pytest.fixture(scope="session")
+def app_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Start `streamlit run app.py` on a free port; yield its base URL; stop it after the session."""
+    # A run outlives its closed tab by 30 s here, not the 90 s a user gets: the tab-close test waits for it.
+    with streamlit_server(tmp_path_factory.mktemp("server") / "streamlit.log",
+                          {"GLASSBOX_RECONNECT_GRACE_S": "30"}) as base:
+        yield base
 
 
 @pytest.fixture(scope="session")
