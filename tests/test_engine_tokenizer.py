@@ -154,3 +154,11 @@ def test_saved_tokenizer_loads_in_transformers(tok, saved):
 def test_load_tokenizer_of_a_missing_folder_raises_without_going_online(tmp_path):
     with pytest.raises(OSError):
         load_tokenizer(tmp_path / "nothing here")
+
+
+def test_sentencepiece_pieces_show_as_text():
+    """Llama 2-style vocabularies (not byte-level) write a space as "▁" and unknown bytes as <0xNN> pieces."""
+    from engine.model.tokenizer import _piece_bytes
+    assert _piece_bytes("▁the", set()) == b" the"
+    assert _piece_bytes("<0x0A>", set()) == b"\n"
+    assert _piece_bytes("Ġthe", set()) == b" the"  # GPT-2's byte-level form is unchanged

@@ -7,6 +7,7 @@ and bytes that are only part of a UTF-8 character show as `<0xF0>` (never as U+F
 from __future__ import annotations
 
 import json
+import re
 import weakref
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -215,15 +216,21 @@ def _unicode_to_byte() -> dict[str, int]:
     return {chr(c): b for b, c in zip(bs, cs)}
 
 
+_BYTE_FALLBACK = re.compile(r"<0x[0-9A-F]{2}>")
+
+
 def _piece_bytes(piece: str | None, specials: set[str]) -> bytes:
     if piece is None:
         return b""
     if piece in specials:
         return piece.encode()
+    if _BYTE_FALLBACK.fullmatch(piece):  # SentencePiece's byte fallback (Llama 2's vocabulary): one raw byte
+        return bytes([int(piece[3:5], 16)])
     table = _unicode_to_byte()
     if all(ch in table for ch in piece):
         return bytes(table[ch] for ch in piece)
-    return piece.encode()  # a vocabulary that is not byte-level: its pieces are text already
+    # A vocabulary that is not byte-level: its pieces are text already; SentencePiece writes a space as "▁".
+    return piece.replace("\u2581", " ").encode()
 
 
 # Bytes of every id, built once per tokenizer (vocabularies are fixed once loaded); weak keys let a
