@@ -106,7 +106,7 @@ def test_the_config_reads_as_the_network_transformers_builds(folder, both):
 
 
 def test_logits_match(outputs):
-    ids, logits, _, ref = outputs
+    _, logits, _, ref = outputs
     torch.testing.assert_close(logits, ref.logits, atol=1e-4, rtol=1e-4)
     assert ref.logits.std() > 0.1  # the weights are not trivial
 

@@ -2,8 +2,9 @@
 N draws from one distribution, and step-by-step generation that can be undone and replayed.
 
 Everything here is built on engine.generation.sampling (`sampling_stages`, `draw_step`, the step of
-`generate_steps`, and the filters), so what the page shows is what generation does. Step i of a run draws with its own generator seeded from
-(seed, i): undoing a step and drawing again gives the same token, and a run repeats exactly from its seed.
+`generate_steps`, and the filters), so what the page shows is what generation does. Step i of a run draws
+with its own generator seeded from (seed, i): undoing a step and drawing again gives the same token, and a
+run repeats exactly from its seed.
 """
 from __future__ import annotations
 

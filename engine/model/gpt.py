@@ -76,7 +76,8 @@ class CausalSelfAttention(nn.Module):
         whether the new positions need the plain causal mask (a prefill) or see every key (one new token)."""
         B, T, C = x.shape
         q, k, v = self.c_attn(x).split(C, dim=2)
-        q, k, v = (t.view(B, T, self.n_head, self.d_head).transpose(1, 2) for t in (q, k, v))  # [batch, head, new, d_head]
+        # [batch, head, new, d_head] each
+        q, k, v = (t.view(B, T, self.n_head, self.d_head).transpose(1, 2) for t in (q, k, v))
         if past is not None:
             # New tensors, not written into the caller's: an earlier past stays valid.
             k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)  # [batch, head, all, d_head]
@@ -259,7 +260,8 @@ class GPT(nn.Module):
         allowed = (keys[None] <= queries[:, None])[None]  # [1, new, all], causal
         if key_mask is not None:
             if key_mask.shape != (B, total):
-                raise ValueError(f"key_mask must be [batch, past_len + new] = {(B, total)}, got {tuple(key_mask.shape)}")
+                raise ValueError(f"key_mask must be [batch, past_len + new] = {(B, total)}, "
+                                 f"got {tuple(key_mask.shape)}")
             allowed = (allowed & key_mask.bool()[:, None, :]) | (keys[None] == queries[:, None])[None]
         return allowed[:, None], False
 
