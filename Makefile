@@ -36,3 +36,5 @@ install-dev:
 bench: $(RUN_STAMP)
 	$(PYTHON) bench/bench_trace.py
 	$(PYTHON) bench/bench_train.py
+	$(PYTHON) bench/bench_decode.py
+	$(PYTHON) bench/bench_gpt2_trace.py

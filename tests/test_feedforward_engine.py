@@ -227,7 +227,7 @@ def test_comparison_with_known_models() -> None:
 
 def test_batched_cached_generation_matches_the_plain_forward(model) -> None:
     from engine import SamplingSettings, generate
-    from engine.generation.decode import _forward, generate_batch
+    from engine.generation.decode import generate_batch
     prompts = [[1, 2, 3], [4, 5], [6, 7, 8, 9, 10]]
     greedy = SamplingSettings(temperature=0)
     ours = generate_batch(model, prompts, 8, greedy)
@@ -238,16 +238,15 @@ def test_batched_cached_generation_matches_the_plain_forward(model) -> None:
     pad = torch.tensor([width - len(p) for p in prompts])
     cols = torch.arange(width)
     real = cols[None] >= pad[:, None]
-    mask = ((cols[None, :, None] >= cols[None, None, :]) & real[:, None, :]) | torch.eye(width, dtype=torch.bool)
     with torch.no_grad():
-        logits, caches = _forward(model, ids, (cols[None] - pad[:, None]).clamp(min=0), None, mask)
+        logits, past = model.decode_step(ids, None, (cols[None] - pad[:, None]).clamp(min=0), real)
         for row, p in enumerate(prompts):
             alone, _ = model(torch.tensor([p]))
             torch.testing.assert_close(logits[row, pad[row]:], alone[0], atol=1e-5, rtol=1e-5)
         # ...and one cached step on top of it.
         nxt = torch.tensor([[11], [12], [13]])
-        step, _ = _forward(model, nxt, torch.tensor([[len(p)] for p in prompts]), caches,
-                           torch.cat([real, torch.ones(3, 1, dtype=torch.bool)], 1)[:, None, :])
+        step, _ = model.decode_step(nxt, past, torch.tensor([[len(p)] for p in prompts]),
+                                    torch.cat([real, torch.ones(3, 1, dtype=torch.bool)], 1))
         for row, p in enumerate(prompts):
             alone, _ = model(torch.tensor([p + [11 + row]]))
             torch.testing.assert_close(step[row, 0], alone[0, -1], atol=1e-5, rtol=1e-5)

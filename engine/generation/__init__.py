@@ -3,7 +3,10 @@
 - sampling: temperature, top-k, top-p and min-p as pure functions over logits, composed by `sample`;
   `sampling_stages` keeps every stage for drawing; `generate_steps` yields each step's distribution
 - sampling_lab: the Next token page's helpers (presets, which filter removed a token, N draws, a replayable run)
+- window: one sequence's context window on a key/value cache (what generate_steps and advance run on)
 - decode: batched generation with a key/value cache
+  Both use only the model's generation contract, `decode_step` (engine/model/gpt.py), so any model class
+  that offers it generates the same way.
 - hosted: a client for hosted models behind an OpenAI-compatible API (their top candidates and log-probabilities):
   the transport and `complete`; hosted_api: the formats it sends and parses, its data types and errors
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .window import ContextWindow
+
 MIN_TEMPERATURE, MAX_TEMPERATURE = 0.01, 10.0  # below MIN (and above 0) is clamped; 0 is greedy
 
 
@@ -136,20 +138,27 @@ class Step:
 @torch.no_grad()
 def generate_steps(model, ids: list[int], n_new: int, s: SamplingSettings,
                    generator: torch.Generator | None = None) -> Iterator[Step]:
-    """Generate `n_new` tokens one at a time, yielding each step. The context slides when it is full."""
-    ids = list(ids)
-    if not ids:
-        raise ValueError("generation needs at least one token of context")
-    device = next(model.parameters()).device
-    block = model.config.block_size
+    """Generate `n_new` tokens one at a time, yielding each step. The context slides when it is full.
+
+    On a key/value cache (engine/generation/window.py): while the sequence fits the context, each step runs
+    the model on its one new token only. Once the context is full, each step slides the window, which moves
+    every token to a new position, so the window is run again (one prefill of block_size tokens per step).
+    The same tokens as recomputing the whole context every step, with logits equal to float rounding.
+    """
+    window = ContextWindow(model, ids)
     for _ in range(n_new):
-        context = ids[-block:]
-        logits, _ = model(torch.tensor([context], device=device))
-        stages = sampling_stages(logits[0, -1].cpu(), s)
-        tok = int(stages.logits.argmax()) if s.greedy else int(
-            torch.multinomial(stages.probs_after, 1, generator=generator))
-        yield Step(context, stages, tok, float(stages.probs_after[tok]))
-        ids.append(tok)
+        step = draw_step(window, s, generator)
+        yield step
+        window.append(step.token_id)
+
+
+def draw_step(window: ContextWindow, s: SamplingSettings, generator: torch.Generator | None = None) -> Step:
+    """The next step after `window`'s context: every sampling stage and the token drawn (not appended)."""
+    context = window.context
+    stages = sampling_stages(window.next_logits().cpu(), s)
+    tok = int(stages.logits.argmax()) if s.greedy else int(
+        torch.multinomial(stages.probs_after, 1, generator=generator))
+    return Step(context, stages, tok, float(stages.probs_after[tok]))
 
 
 def generate(model, ids: list[int], n_new: int, s: SamplingSettings,

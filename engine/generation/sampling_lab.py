@@ -1,9 +1,10 @@
 """The sampling lab's pure helpers: presets, which filter removed which token, the top of a distribution,
 N draws from one distribution, and step-by-step generation that can be undone and replayed.
 
-Everything here is built on engine.generation.sampling (`sampling_stages`, `generate_steps` and the filters), so what
-the page shows is what generation does. Step i of a run draws with its own generator seeded from
-(seed, i): undoing a step and drawing again gives the same token, and a run repeats exactly from its seed.
+Everything here is built on engine.generation.sampling (`sampling_stages`, `draw_step`, the step of
+`generate_steps`, and the filters), so what the page shows is what generation does. Step i of a run draws
+with its own generator seeded from (seed, i): undoing a step and drawing again gives the same token, and a
+run repeats exactly from its seed.
 """
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from .sampling import (SamplingSettings, SamplingStages, apply_temperature, generate_steps, min_p_filter, top_k_filter,
+from .sampling import (SamplingSettings, SamplingStages, apply_temperature, draw_step, min_p_filter, top_k_filter,
                        top_p_filter)
+from .window import ContextWindow
 
 PRESETS: dict[str, SamplingSettings] = {
     # Low temperature plus a nucleus: the likeliest few tokens, almost always the same answer.
@@ -134,12 +136,14 @@ class Run:
 
 
 def advance(model, run: Run, n: int, s: SamplingSettings, top_k_shown: int = 12) -> Run:
-    """`run` with n more steps, each from engine.generation.sampling.generate_steps with its own seeded generator."""
+    """`run` with n more steps, each a step of engine.generation.sampling.generate_steps with its own seeded
+    generator; the n steps share one key/value cache (engine/generation/window.py)."""
     block = model.config.block_size
     ids, steps = run.ids, list(run.steps)
+    window = ContextWindow(model, ids)
     for _ in range(n):
         seed = step_seed(run.seed, len(steps))
-        step = next(generate_steps(model, ids, 1, s, draw_generator(seed)))
+        step = draw_step(window, s, draw_generator(seed))
         st = step.stages
         steps.append(StepRecord(
             token_id=step.token_id, prob=step.prob, prob_before=float(st.probs_before[step.token_id]),
@@ -148,4 +152,5 @@ def advance(model, run: Run, n: int, s: SamplingSettings, top_k_shown: int = 12)
             entropy_after=st.entropy_after, top=top_tokens(st, top_k_shown, include=step.token_id),
         ))
         ids.append(step.token_id)
+        window.append(step.token_id)
     return replace(run, steps=tuple(steps))

@@ -67,7 +67,7 @@ def score_tokens(model, ids: list[int], stride: int | None = None) -> TokenScore
         window = ids[start:start + block + 1]
         x = torch.tensor([window[:-1]], device=device)
         y = torch.tensor(window[1:])
-        logits = model(x)[0][0].float().cpu()  # [len(y), vocab]
+        logits = model.decode_step(x)[0][0].float().cpu()  # [len(y), vocab]: a prefill, no cache kept
         new = slice(done - start, len(y))  # targets before these were scored by an earlier window
         picked = logits[torch.arange(len(y)), y]  # [len(y)]
         nll[done:start + len(y)] = F.cross_entropy(logits, y, reduction="none")[new]

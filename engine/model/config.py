@@ -102,8 +102,10 @@ class GPTConfig:
             raise ValueError(f"unsupported activation_function {str(d.get('activation_function'))[:40]!r}")
         if d.get("n_inner") is not None and _whole(d, "n_inner") != 4 * _whole(d, "n_embd"):
             raise ValueError("only n_inner = 4 * n_embd is supported")
-        for flag, ok in (("scale_attn_by_inverse_layer_idx", False), ("reorder_and_upcast_attn", False),
-                         ("scale_attn_weights", True), ("tie_word_embeddings", True)):
+        # reorder_and_upcast_attn only makes transformers compute the same scores in float32 under half
+        # precision: the same network, so either value reads as ours.
+        for flag, ok in (("scale_attn_by_inverse_layer_idx", False), ("scale_attn_weights", True),
+                         ("tie_word_embeddings", True)):
             if d.get(flag, ok) != ok:
                 raise ValueError(f"unsupported {flag}={str(d.get(flag))[:40]}")
         eos = _whole(d, "eos_token_id", 0)

@@ -1,9 +1,11 @@
 """A GPT with the GPT-2 architecture and GPT-2 / Hugging Face parameter names.
 
-Two entry points share one set of weights:
+Three entry points share one set of weights:
 - `GPT.forward(idx, targets=None) -> (logits, loss)` for training, on the fused attention kernel;
 - `GPT.run_with_cache(idx) -> (logits, cache)` for looking inside, on the explicit attention path,
-  recording every internal into a dict made for that call (see engine/model/trace.py for the names).
+  recording every internal into a dict made for that call (see engine/model/trace.py for the names);
+- `GPT.decode_step(ids, past, positions, key_mask) -> (logits, past)` for generating, on the fused kernel
+  with a key/value cache that belongs to the caller (the contract every model class offers generation).
 
 Linear layers store their weight as [in, out] like GPT-2's `Conv1D`, so a GPT-2 state dict loads key by
 key with no transposes.
@@ -19,6 +21,9 @@ import torch.nn.functional as F
 from .config import GPTConfig
 
 Cache = dict[str, torch.Tensor]
+# What decode_step hands back to its caller: per layer, the keys and values [batch, head, past_len, d_head] of
+# every position so far. Callers treat it as opaque.
+Past = tuple[tuple[torch.Tensor, torch.Tensor], ...]
 
 
 class Conv1D(nn.Module):
@@ -63,6 +68,21 @@ class CausalSelfAttention(nn.Module):
         else:
             z = self._explicit(q, k, v, cache, prefix)
         return self.c_proj(z.reshape(B, T, C))
+
+    def step(self, x: torch.Tensor, past: tuple[torch.Tensor, torch.Tensor] | None, mask: torch.Tensor | None,
+             causal: bool) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """Attention of new positions x [batch, new, d_model] over the cached keys/values before them and
+        themselves. mask [batch or 1, 1, new, all] bool (True = may attend), or None with `causal` saying
+        whether the new positions need the plain causal mask (a prefill) or see every key (one new token)."""
+        B, T, C = x.shape
+        q, k, v = self.c_attn(x).split(C, dim=2)
+        # [batch, head, new, d_head] each
+        q, k, v = (t.view(B, T, self.n_head, self.d_head).transpose(1, 2) for t in (q, k, v))
+        if past is not None:
+            # New tensors, not written into the caller's: an earlier past stays valid.
+            k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)  # [batch, head, all, d_head]
+        z = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal)  # [batch, head, new, d_head]
+        return self.c_proj(z.transpose(1, 2).reshape(B, T, C)), (k, v)
 
     def _explicit(self, q, k, v, cache: Cache, prefix: str) -> torch.Tensor:
         """Attention written out step by step, so every stage can be recorded and shown."""
@@ -119,6 +139,13 @@ class Block(nn.Module):
         x = x + mlp_out
         _record(cache, prefix + "hook_resid_post", x)  # [batch, pos, d_model]
         return x
+
+    def step(self, x: torch.Tensor, past: tuple[torch.Tensor, torch.Tensor] | None, mask: torch.Tensor | None,
+             causal: bool) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """`forward` for new positions after cached ones (no dropout: decoding is inference)."""
+        attn_out, kv = self.attn.step(self.ln_1(x), past, mask, causal)
+        x = x + attn_out
+        return x + self.mlp(self.ln_2(x)), kv
 
 
 class GPT(nn.Module):
@@ -192,6 +219,62 @@ class GPT(nn.Module):
         `lm_head` of it is `forward`'s logits; a caller that needs logits at a few positions only (the
         completion tokens of preference tuning) applies it there and skips the rest of the vocabulary matmul."""
         return self._final(idx, None)
+
+    @torch.no_grad()
+    def decode_step(self, ids: torch.Tensor, past: Past | None = None, positions: torch.Tensor | None = None,
+                    key_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, Past]:
+        """Logits [batch, new, vocab] for new token ids [batch, new], given `past` (opaque: whatever the previous
+        call returned, None at the start). positions [batch, new]: position ids of the new tokens (default:
+        continuing from past's length). key_mask [batch, past_len + new] bool: which keys are real tokens
+        (False = left padding); default all real. Causal within the new tokens. Returns (logits, new_past).
+        Never mutates the model; the past belongs to the caller (so two sessions decoding at once on one
+        shared model don't interfere). Raises ValueError for positions outside [0, block_size).
+
+        A padding query (key_mask False at its own position) still sees its own key, so no row of the mask is
+        empty; its logits are meaningless and the caller ignores them, but they stay finite.
+        """
+        if ids.dim() != 2 or ids.size(1) == 0:
+            raise ValueError(f"ids must be [batch, new] with at least one new token, got shape {tuple(ids.shape)}")
+        B, T = ids.shape
+        past_len = 0 if past is None else past[0][0].size(2)
+        total = past_len + T
+        block = self.config.block_size
+        if positions is None:
+            if total > block:
+                raise ValueError(f"positions up to {total - 1} are past the context of {block} tokens")
+            positions = torch.arange(past_len, total, device=ids.device).expand(B, T)
+        elif positions.shape != ids.shape:
+            raise ValueError(f"positions must have the shape of ids {tuple(ids.shape)}, got {tuple(positions.shape)}")
+        elif int(positions.min()) < 0 or int(positions.max()) >= block:
+            raise ValueError(f"positions must be in [0, {block}), got {int(positions.min())}..{int(positions.max())}: "
+                             f"the model has no position embedding past its context of {block} tokens")
+        mask, causal = self._decode_mask(B, T, past_len, key_mask, ids.device)
+        tr = self.transformer
+        x = tr.wte(ids) + tr.wpe(positions)  # [batch, new, d_model]
+        new_past = []
+        for i, layer in enumerate(tr.h):
+            x, kv = layer.step(x, None if past is None else past[i], mask, causal)
+            new_past.append(kv)
+        return self.lm_head(tr.ln_f(x)), tuple(new_past)
+
+    @staticmethod
+    def _decode_mask(B: int, T: int, past_len: int, key_mask: torch.Tensor | None, device: torch.device
+                     ) -> tuple[torch.Tensor | None, bool]:
+        """decode_step's attention mask [batch or 1, 1, new, all] (True = may attend), or None and whether the
+        fused kernel's own causal mask does the job (no padding: a prefill is plain causal, one new token sees
+        every key)."""
+        total = past_len + T
+        if key_mask is None and (past_len == 0 or T == 1):
+            return None, past_len == 0 and T > 1
+        keys = torch.arange(total, device=device)  # [all]
+        queries = torch.arange(past_len, total, device=device)  # [new]: each new token's place among the keys
+        allowed = (keys[None] <= queries[:, None])[None]  # [1, new, all], causal
+        if key_mask is not None:
+            if key_mask.shape != (B, total):
+                raise ValueError(f"key_mask must be [batch, past_len + new] = {(B, total)}, "
+                                 f"got {tuple(key_mask.shape)}")
+            allowed = (allowed & key_mask.bool()[:, None, :]) | (keys[None] == queries[:, None])[None]
+        return allowed[:, None], False
 
     @torch.no_grad()
     def run_with_cache(self, idx: torch.Tensor) -> tuple[torch.Tensor, Cache]:

@@ -263,5 +263,5 @@ def next_token_probs(model: GPT, tokenizer, prompt: str) -> torch.Tensor:
     eot = tokenizer.convert_tokens_to_ids(EOT)
     ids = ([eot] + tokenizer.encode(prompt, add_special_tokens=False))[-model.config.block_size:]
     device = next(model.parameters()).device
-    logits, _ = model(torch.tensor([ids], device=device))
+    logits, _ = model.decode_step(torch.tensor([ids], device=device))
     return logits[0, -1].float().softmax(-1).cpu()

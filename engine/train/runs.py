@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..generation.sampling import SamplingSettings, sample
+from ..generation.window import ContextWindow
 from ..model.device import cap_threads, pick_device, run_threads
 from ..model.gpt import GPT
 from ..model.tokenizer import EOT, display_bytes, token_bytes
@@ -293,20 +294,19 @@ class TrainingRun:
     def _sample(self, model: GPT) -> list[int]:
         """Text from scratch, with the same random seed every time, so changes come from the model.
 
-        A plain loop over `engine.generation.sampling.sample`, not `generate`: that one also computes every sampling
-        stage for display, which would cost the training run more than the draw itself.
+        A plain loop over `engine.generation.sampling.sample` on a key/value cache (ContextWindow), not
+        `generate`: that one also computes every sampling stage for display, which would cost the training run
+        more than the draw itself.
         """
         eot = self.tokenizer.convert_tokens_to_ids(EOT)
         gen = torch.Generator().manual_seed(self.spec.seed)
-        device, block = next(model.parameters()).device, self.spec.model.block_size
-        ids = [eot]
+        window = ContextWindow(model, [eot])
         for _ in range(self.spec.sample_tokens):
-            logits, _ = model(torch.tensor([ids[-block:]], device=device))
-            token = int(sample(logits[0, -1].float().cpu(), SAMPLE_SETTINGS, gen))
+            token = int(sample(window.next_logits().float().cpu(), SAMPLE_SETTINGS, gen))
             if token == eot:
                 break
-            ids.append(token)
-        return ids[1:]
+            window.append(token)
+        return window.ids[1:]
 
     @torch.no_grad()
     def _snapshot(self, trainer: Trainer, loss: float | None, val_loss: float | None) -> None:
