@@ -282,3 +282,16 @@ def test_the_splitting_patterns_of_real_tokenizers_pass(pattern):
     from engine.model.tokenizer import nested_quantifier
     assert nested_quantifier(pattern) is None
     assert nested_quantifier("(x+)*") == "(x+)*" and nested_quantifier(r"[(]+\(a+\)+") is None
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_batched_generation_with_left_padding_matches_each_prompt_alone(loaded, family):
+    """The key/value-cache contract on transformers' own cache: left-padded rows (key_mask, position ids)
+    draw what each prompt draws alone."""
+    from engine.generation.decode import generate_batch
+    model, tokenizer = loaded[family]
+    prompts = [[0] + tokenizer.encode("Once upon a time"), [0] + tokenizer.encode("The dog")]
+    greedy = SamplingSettings(temperature=0.0)
+    together = generate_batch(model, prompts, 6, greedy)
+    alone = [generate_batch(model, [p], 6, greedy)[0] for p in prompts]
+    assert together == alone
