@@ -70,3 +70,18 @@ def save_tiny_hf(family: str, folder, seed: int = 0):
     model.save_pretrained(str(folder))
     tokenizer().save_pretrained(str(folder))
     return model
+
+
+def save_server_models(root, families=("llama", "gpt_neo")) -> None:
+    """A GLASSBOX_MODELS_DIR for the app tests: tiny-llama, tiny-neo (64 tokens of context) and tiny-gpt2 (our
+    GPT, a GPT-2-family folder), as a server would hold real models."""
+    from engine.model.checkpoint import save_pretrained
+    for family in families:
+        fields = TINY_HF[family][2]
+        key = "max_position_embeddings"
+        old, fields[key] = fields[key], 64
+        try:
+            save_tiny_hf(family, root / f"tiny-{family.replace('gpt_', '')}")
+        finally:
+            fields[key] = old
+    save_pretrained(tiny_model(block_size=64), tokenizer(), root / "tiny-gpt2")

@@ -8,8 +8,7 @@ from streamlit.testing.v1 import AppTest
 
 import ui.models
 from conftest import ROOT
-from engine.model.checkpoint import save_pretrained
-from engine_fixtures import TINY_HF, save_tiny_hf, tiny_model, tokenizer
+from engine_fixtures import save_server_models
 
 PAGES = ["app.py", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "pages").glob("*.py"))]
 TIMEOUT = 120
@@ -19,13 +18,7 @@ LLAMA, GPT2, NEO, BROKEN = "folder:tiny-llama", "folder:tiny-gpt2", "folder:tiny
 @pytest.fixture(scope="module")
 def models_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("models")
-    TINY_HF["llama"][2]["max_position_embeddings"] = 64
-    try:
-        save_tiny_hf("llama", root / "tiny-llama")
-        save_tiny_hf("gpt_neo", root / "tiny-neo")
-    finally:
-        TINY_HF["llama"][2]["max_position_embeddings"] = 32
-    save_pretrained(tiny_model(block_size=64), tokenizer(), root / "tiny-gpt2")  # a GPT-2-family folder
+    save_server_models(root)
     (root / "broken").mkdir()
     (root / "broken" / "config.json").write_text((root / "tiny-llama" / "config.json").read_text())
     (root / "broken" / "pytorch_model.bin").write_bytes(b"not loaded, ever")

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import open_app, streamlit_server, wait_for_app
-from engine.model.checkpoint import save_pretrained
-from engine_fixtures import TINY_HF, save_tiny_hf, tiny_model, tokenizer
+from engine_fixtures import save_server_models
 
 pytestmark = pytest.mark.browser
 SIDEBAR = "[data-testid='stSidebar']"
@@ -18,12 +17,7 @@ PAGES = ["Tokens and vectors", "Attention", "Feed-forward", "Next token", "Train
 @pytest.fixture(scope="module")
 def models_server(tmp_path_factory):
     root = tmp_path_factory.mktemp("server-models")
-    TINY_HF["llama"][2]["max_position_embeddings"] = 64
-    try:
-        save_tiny_hf("llama", root / "tiny-llama")
-    finally:
-        TINY_HF["llama"][2]["max_position_embeddings"] = 32
-    save_pretrained(tiny_model(block_size=64), tokenizer(), root / "tiny-gpt2")
+    save_server_models(root, families=("llama",))
     env = {"GLASSBOX_MODELS_DIR": str(root), "GLASSBOX_HUB": "0"}
     with streamlit_server(tmp_path_factory.mktemp("models-log") / "streamlit.log", env) as base:
         yield base

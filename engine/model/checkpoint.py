@@ -47,19 +47,24 @@ def save_pretrained(model: GPT, tokenizer, folder: str | Path,
             tokenizer.save_pretrained(str(tmp))
         for name, data in (extra_files or {}).items():
             (tmp / name).write_bytes(data if isinstance(data, bytes) else data.encode())
-        os.chmod(tmp, 0o755)  # mkdtemp makes it private; a checkpoint is meant to be shared
-        for f in tmp.iterdir():
-            os.chmod(f, 0o644)
-        old = folder.with_name(f".{folder.name}.old")
-        if folder.exists():
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(folder, old)
-        os.replace(tmp, folder)
-        shutil.rmtree(old, ignore_errors=True)
+        swap_in(tmp, folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return folder
+
+
+def swap_in(tmp: Path, dest: Path) -> None:
+    """Rename a complete folder into place (replacing an older one), never leaving a half-written one there."""
+    os.chmod(tmp, 0o755)  # mkdtemp makes it private; a model folder is meant to be shared
+    for f in tmp.iterdir():
+        os.chmod(f, 0o644)
+    old = dest.with_name(f".{dest.name}.old")
+    if dest.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(dest, old)
+    os.replace(tmp, dest)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def read_config(folder: str | Path) -> GPTConfig:

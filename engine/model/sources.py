@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import hub
+from .checkpoint import swap_in
 from .cost import size_text
 from .facts import (CONFIG, DEFAULT_MODEL_BUDGET_MB, FAMILY_NAMES, MAX_CONFIG_BYTES, MODEL_BUDGET_ENV, SUPPORTED,
                     TRACE_TOKENS, ModelFacts, SourceError, _read_json, model_budget_bytes, model_facts,
@@ -204,7 +205,7 @@ def fetch_hub_model(repo_id: str, dest_root: Path, progress: Callable[[int, int]
                 names = _download(client, info, tmp, progress)
                 (tmp / SOURCE_RECORD).write_text(json.dumps(
                     {"repo_id": repo_id, "revision": revision, "commit": info.commit, "files": names}, indent=2) + "\n")
-                _swap_in(tmp, dest)
+                swap_in(tmp, dest)
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
@@ -280,16 +281,3 @@ def _download(client: hub.Hub, info: hub.RepoInfo, tmp: Path, progress: Callable
             weights_left -= (tmp / name).stat().st_size
         fetched.append(name)
     return fetched
-
-
-def _swap_in(tmp: Path, dest: Path) -> None:
-    """Rename the complete folder into place (replacing an older revision's), never leaving a half one."""
-    os.chmod(tmp, 0o755)  # mkdtemp makes it private; a model folder is meant to be shared
-    for f in tmp.iterdir():
-        os.chmod(f, 0o644)
-    old = dest.with_name(f".{dest.name}.old")
-    if dest.exists():
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(dest, old)
-    os.replace(tmp, dest)
-    shutil.rmtree(old, ignore_errors=True)
