@@ -9,7 +9,7 @@ import streamlit as st
 import ui
 from engine import display_token, sampling_stages
 from engine.generation.sampling_lab import blame, removed_by, top_tokens
-from ui.next_token import controls, draws, generation, surprise
+from ui.next_token import BARS, PAGE, POSITION, POSITION_TEXT, STAGE, controls, draws, generation, surprise
 from ui.next_token.figures import distribution_figure, token_label
 from ui.next_token.hosted import hosted_section
 from ui.next_token.stages import STAGES, show_stage

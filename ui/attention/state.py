@@ -63,6 +63,13 @@ def head_click_args(chart_key: str) -> dict[str, Any]:
     return dict(key=chart_key, on_select=partial(_on_head_click, chart_key), selection_mode="points")
 
 
+def keep_query(model_key: str, text: str, query: int) -> None:
+    """Choose the query token of `text` under a model before the picker is drawn (a link or a tour step names
+    one): the picker keeps it instead of starting the new text at its last token."""
+    st.session_state[_QUERY_OF] = (model_key, text)
+    choose("query", query)
+
+
 def head_picker(trace: Trace, model_key: str) -> Pick:
     """Layer, head and query token selectboxes in one row. A new text starts at its last token."""
     cfg = trace.config

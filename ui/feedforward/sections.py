@@ -69,8 +69,9 @@ def layer_picker(v: View, key: str) -> int:
                                                               " (last)" if i == n_layer - 1 else ""))
 
 
-def position_picker(v: View, key: str) -> int:
-    """Which position to detail (the end of the text unless the user picks another)."""
+def position_picker(v: View, key: str, term: str | None = None) -> int:
+    """Which position to detail (the end of the text unless the user picks another); `term`: a glossary term
+    its help defines first."""
     positions = list(range(v.first, len(v.trace)))
     if len(positions) == 1:
         return positions[0]
@@ -160,7 +161,8 @@ def neuron_explorer(v: View) -> None:
         m[3].metric("Peak in the reference set", f"{examples[0].value:.3f}" if examples else "–")
         st.markdown("**On your text** (orange: the neuron fires; the stronger, the deeper)")
         st.markdown(ff.text_html(v.tokens, acts.tolist(), scale, v.first), unsafe_allow_html=True)
-        ff.show_figure(ff.neuron_trace_bars(acts, v.tokens, layer, neuron, v.first), name(f"layer{layer}-n{neuron}"))
+        ff.show_figure(ff.neuron_trace_bars(acts, v.tokens, layer, neuron, v.first), name(f"layer{layer}-n{neuron}"),
+                       key=widget_key("neuron_bars"))
         ff.csv_button("This neuron on your text (CSV)",
                       lambda: ff.matrix_frame(acts[:, None], v.tokens, [f"layer {layer} neuron {neuron}"], v.first),
                       f"{name(f'layer{layer}-n{neuron}-text')}.csv", widget_key("neuron_csv"))
@@ -219,7 +221,7 @@ def lens_view(v: View) -> None:
         st.caption(rs.EMBEDDINGS_NOTE)
         ff.csv_button("Every stage and position (CSV)", lambda: rs.lens_frame(lens, v.tokens, v.decode, v.first),
                       f"{name('logit-lens')}.csv", widget_key("lens_csv"))
-        pos = position_picker(v, "lens_pos")
+        pos = position_picker(v, "lens_pos", "logit lens")
         st.markdown(f"**Position {pos}** ({md(v.trace.tokens[pos])}): what each stage would predict next")
         st.dataframe(rs.lens_table(full, pos, v.decode), hide_index=True,
                      column_config={"final prediction p": st.column_config.NumberColumn(format="percent")})

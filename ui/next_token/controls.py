@@ -56,7 +56,8 @@ def current_settings() -> SamplingSettings:
     return st.session_state.setdefault(SETTINGS, RAW)
 
 
-def _store(s: SamplingSettings) -> None:
+def store_settings(s: SamplingSettings) -> None:
+    """Make `s` the session's settings (a preset button, a link, a tour step); the sliders show it next."""
     st.session_state[SETTINGS] = s
     for field, key in KEYS.items():
         st.session_state[key] = getattr(s, field)
@@ -86,7 +87,7 @@ def preset_buttons() -> None:
     cols = st.columns(len(ALL_PRESETS))
     for col, (name, preset) in zip(cols, ALL_PRESETS.items()):
         col.button(name.capitalize(), key=f"next_token_preset_{name.replace(' ', '_')}", help=PRESET_HELP[name],
-                   type="primary" if s == preset else "secondary", on_click=_store, args=(preset,),
+                   type="primary" if s == preset else "secondary", on_click=store_settings, args=(preset,),
                    width="stretch")
 
 

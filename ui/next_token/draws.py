@@ -129,7 +129,8 @@ def draw_panel(logits: torch.Tensor, s: SamplingSettings, position: int, tokeniz
     c[0].number_input("Seed", 0, 2**31 - 1, key=SEED,
                       help="The same seed and settings always give the same draws.")
     with c[1]:
-        st.toggle("Fresh seed", value=True, key=FRESH,
+        st.session_state.setdefault(FRESH, True)  # a link or a tour step may have turned it off
+        st.toggle("Fresh seed", key=FRESH,
                   help="On: a new random seed for every draw (written into the seed box). Off: the box's seed, "
                        "so every draw repeats.")
     c[2].button("Draw one token", key="next_token_draw_one", on_click=_draw_one,
