@@ -93,8 +93,8 @@ def _distribution_lab() -> None:
         if s.greedy:
             st.info("**T = 0: greedy.** The most likely token gets probability 1 and every other token 0, "
                     "so generation always picks the same token.", icon=":material/target:")
-        st.plotly_chart(distribution_figure(top, labels, blame(masks, top.ids), actual=actual,
-                                            title="What the next token is drawn from"),
+        st.plotly_chart(fitted(distribution_figure(top, labels, blame(masks, top.ids), actual=actual,
+                                                   title="What the next token is drawn from")),
                         key="next_token_distribution", config=plot_config("glassbox-next-token"))
         st.caption("Bars: the probability each token is drawn with after temperature and filters, renormalised "
                    "to add up to 100% (blue: can be drawn; orange, pink, light blue or grey: removed, by the "

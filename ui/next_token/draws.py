@@ -18,7 +18,7 @@ import torch
 from engine import SamplingSettings, display_token, generate, sampling_stages
 from engine.generation.sampling_lab import draw, draw_generator
 
-from ..plots import plot_config
+from ..plots import fitted, plot_config
 from .controls import describe
 from .figures import draws_figure, fmt_prob, token_label
 
@@ -159,7 +159,7 @@ def draw_panel(logits: torch.Tensor, s: SamplingSettings, position: int, tokeniz
         stages = sampling_stages(logits, s)
         drawn = draw(stages, s, hist["n"], hist["seed"])
         labels = {t: token_label(tokenizer, t) for t in set(drawn.tolist()) | set(stages.order[:15].tolist())}
-        st.plotly_chart(draws_figure(drawn, stages, labels), key="next_token_hist_chart",
+        st.plotly_chart(fitted(draws_figure(drawn, stages, labels)), key="next_token_hist_chart",
                         config=plot_config("glassbox-draws"))
         distinct = len(set(drawn.tolist()))
         st.caption(f"{hist['n']:,} draws with seed {hist['seed']} gave {distinct:,} different tokens. "

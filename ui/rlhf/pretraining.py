@@ -71,7 +71,8 @@ def pretraining_section(choice: ModelChoice) -> None:
                        f"{info['train_config'].get('block_size', 0)} tokens. The model card "
                        f"(models/{folder.name}/README.md) gives every stage of the run, its data mix and its time.")
         if info.get("history"):
-            st.plotly_chart(pretraining_figure(info["history"]), config=plot_config("pretraining-loss"))
+            st.plotly_chart(fitted(pretraining_figure(info["history"])), config=plot_config("pretraining-loss"),
+                            key="rlhf_pretraining_loss")
     st.markdown("**What the pre-trained model writes** (from nothing, temperature 0.8, seeds "
                 f"{', '.join(map(str, SAMPLE_SEEDS))}; the built-in model's checkpoints along the way are not "
                 "shipped, only the final weights):")
