@@ -15,6 +15,7 @@ import streamlit as st
 from engine import Trace
 
 from .. import state
+from ..workshop import define
 
 PAGE = "Attention"
 _QUERY_OF = f"{PAGE}.kept.query_of"  # session key: the (model, text) the kept query position belongs to
@@ -81,10 +82,12 @@ def head_picker(trace: Trace, model_key: str) -> Pick:
     layers, heads, positions = range(cfg.n_layer), range(cfg.n_head), range(len(trace))
     layer = cols[0].selectbox("Layer", layers, help="Layers count from 0, as in the model's activation names.",
                               **remembered("layer", 0, layers))
-    head = cols[1].selectbox("Head", heads, help="Heads count from 0. Clicking a tile of the overview picks it.",
+    head = cols[1].selectbox("Head", heads, help=define("attention head", "Heads count from 0. Clicking a tile of "
+                                                                      "the overview picks it."),
                              **remembered("head", 0, heads))
     query = cols[2].selectbox(
         "Query token (the token doing the looking)", positions,
         format_func=lambda i: f"{i} · {trace.tokens[i]}",
-        help="Clicking a row of the large pattern picks it too.", **remembered("query", last, positions))
+        help=define("query key value", "Clicking a row of the large pattern picks it too."),
+        **remembered("query", last, positions))
     return Pick(int(layer), int(head), int(query))

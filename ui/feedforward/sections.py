@@ -19,6 +19,7 @@ from ..models import ModelChoice, describe_size
 from .. import state
 from ..state import widget_key
 from ..text import md
+from ..workshop import define
 from . import figures as ff
 from . import residual as rs
 from .data import describe_reference, get_atlas, get_contributions, get_lens
@@ -75,9 +76,10 @@ def position_picker(v: View, key: str, term: str | None = None) -> int:
     positions = list(range(v.first, len(v.trace)))
     if len(positions) == 1:
         return positions[0]
+    words = "At every position the model predicts the token after it."
     return st.select_slider("Position", positions, **remembered(key, positions[-1], positions),
                             format_func=lambda p: f"{p}: {md(v.trace.tokens[p])}",
-                            help="At every position the model predicts the token after it.")
+                            help=define(term, words) if term else words)
 
 
 @st.fragment
@@ -148,7 +150,7 @@ def neuron_explorer(v: View) -> None:
         with c2:
             neuron = st.selectbox(
                 "Neuron (most active on your text first; type a number to find one)", order.tolist(),
-                **remembered("neuron", int(order[0]), order.tolist()),
+                **remembered("neuron", int(order[0]), order.tolist()), help=define("neuron"),
                 # selectbox options are plain text, not Markdown: the token is shown as it is
                 format_func=lambda n: f"neuron {n} · peak {peak_of[n]:.2f} on “{v.tokens[int(where[n])]}”")
         acts = shown[:, neuron]  # [pos]
@@ -249,7 +251,7 @@ def parameters(v: View) -> None:
         total = v.choice.model.num_params()
         totals = part_totals(groups)
         m = st.columns(4)
-        m[0].metric("Parameters", f"{total:,}")
+        m[0].metric("Parameters", f"{total:,}", help=define("parameters"))
         for col, part in zip(m[1:], ("MLP", "Attention", "Embeddings")):
             col.metric(f"{part}", f"{totals.get(part, 0) / total:.0%}")
         ff.show_figure(rs.params_treemap(groups, v.choice.name), name("parameters"))

@@ -23,6 +23,7 @@ from ..plots import fitted, plot_config
 from ..server import model_work
 from ..state import set_text
 from ..text import md
+from ..workshop import define
 from .figures import layout
 
 SHARED_SCORES = 8  # process-wide cache entries (a few KB each)
@@ -206,8 +207,7 @@ def surprise_panel(text: str, choice: ModelChoice) -> None:
     sc = sliding.scores
     m = st.columns(4)
     m[0].metric("Perplexity", f"{sc.perplexity:,.1f}",
-                help="exp(mean surprise in nats): on average the model was as unsure as if it chose "
-                     "among this many equally likely tokens")
+                help=define("perplexity", "Here: exp(mean surprise in nats)."))
     m[1].metric("Mean surprise", f"{float(sc.bits.mean()):.2f} bits", help="per token")
     m[2].metric("Tokens scored", f"{len(sliding.ids):,}")
     worst = int(sc.nll.argmax())
