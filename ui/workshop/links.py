@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 import zlib
 from dataclasses import dataclass
-from urllib.parse import quote_plus, urlencode
+from functools import lru_cache
+from urllib.parse import quote_plus
 
 import streamlit as st
 from streamlit.errors import StreamlitPageNotFoundError
@@ -30,6 +32,36 @@ LINK_TEXT_CHARS = 1_800  # at most this many URL characters for the text: links 
 #                          browser, chat app and QR code takes
 WRITTEN = "workshop.url"  # session key: the query this session last wrote
 NOTE = "workshop.note"  # session key: the line about a link's unusable values, shown once
+# The link as the address bar holds it, without presenter mode, in a box to select and a button that copies it
+# (the clipboard API where the page is a secure context, the older copy command elsewhere, e.g. plain http on
+# a venue's network).
+COPY_HTML = """
+<div id="ELEMENT" class="gb-link">
+  <input class="gb-link-url" type="text" readonly aria-label="Link to this view"
+         style="width: 100%; font: 0.85rem ui-monospace, Menlo, Consolas, monospace; padding: 0.3rem;">
+  <button type="button" class="gb-link-copy" style="margin-top: 0.4rem; padding: 0.2rem 0.9rem;">Copy link</button>
+  <span class="gb-link-said" aria-live="polite" style="margin-left: 0.6rem;"></span>
+</div>
+<script>
+(() => {
+  const root = document.getElementById("ELEMENT");
+  if (!root || root.dataset.ready) return;
+  root.dataset.ready = "1";
+  const box = root.querySelector("input"), said = root.querySelector(".gb-link-said");
+  const link = () => { const u = new URL(window.location.href); u.searchParams.delete("present"); return u.href; };
+  const fill = () => { if (document.activeElement !== box) box.value = link(); };
+  fill();
+  setInterval(fill, 500);
+  box.addEventListener("focus", () => box.select());
+  root.querySelector("button").addEventListener("click", async () => {
+    box.value = link();
+    try { await navigator.clipboard.writeText(box.value); }
+    catch (e) { box.select(); document.execCommand("copy"); }
+    said.textContent = "Copied";
+  });
+})();
+</script>
+"""
 
 
 @dataclass(frozen=True)
@@ -48,6 +80,7 @@ def _shortest(text: str) -> tuple[str, str, int]:
     return (TEXT, text, len(plain)) if len(plain) <= len(packed) else (PACKED, packed, len(packed))
 
 
+@lru_cache(maxsize=64)  # a pure function of the text, asked for on every run and widget
 def pack_text(text: str) -> PackedText:
     """The text as one link parameter, as it is or compressed, whichever is shorter; cut to the longest start
     that fits LINK_TEXT_CHARS."""
@@ -85,14 +118,13 @@ def url_params(view: dict[str, str]) -> dict[str, str]:
     return {packed.name: packed.value, **view}
 
 
-def link_params(page: str, for_sharing: bool = False) -> dict[str, str]:
-    """The URL query of the session's view of `page`. Shared links leave presenter mode out: the attendees
-    opening one want the normal page on their laptops."""
+def link_params(page: str) -> dict[str, str]:
+    """The URL query of the session's view of `page`, the tour's step and presenter mode included."""
     params = url_params(views.read_view(page))
     step = tour.current_step_number()
     if step is not None:
         params[TOUR] = str(step)
-    if presenter.presenting() and not for_sharing:
+    if presenter.presenting():
         params[PRESENT] = "1"
     return params
 
@@ -121,7 +153,6 @@ def arrive(page: str) -> None:
     incoming = st.query_params.to_dict()
     if not incoming or incoming == st.session_state.get(WRITTEN):
         return
-    st.session_state[WRITTEN] = incoming  # applied once, even if it switches pages below
     applied = views.Applied()
     if PRESENT in incoming:
         if incoming[PRESENT] in ("0", "1"):
@@ -140,9 +171,10 @@ def arrive(page: str) -> None:
         except views.Unusable as e:
             applied.unusable.append((TOUR, incoming[TOUR], str(e)))
         else:
-            if step.page != page:  # a step lives on its own page: go there with the same link
+            if step.page != page:  # a step lives on its own page: the same link opens there
                 st.switch_page(step.file, query_params=incoming)
             tour.enter(step, applied)  # the step's view, then the link's own values over it
+    st.session_state[WRITTEN] = incoming  # applied once
     _keep_note(views.apply_view(page, view, applied))
 
 
@@ -167,14 +199,17 @@ def show_note() -> None:
 
 
 def link_control(page: str, key: str) -> None:
-    """A "Link to this view" popover: the full link, with a copy button, and what it holds."""
-    params = link_params(page, for_sharing=True)
-    url = f"{_base_url()}?{urlencode(params)}" if params else _base_url()
+    """A "Link to this view" popover: the link, a Copy button, and what the link holds.
+
+    The link is read from the address bar in the browser, which `sync_url` keeps current even when only a
+    fragment reran (and this popover with it did not); presenter mode is left out of it.
+    """
     with st.popover("Link to this view", icon=":material/link:", key=key,
                     help="A link that opens this page as you see it now, on any browser."):
-        st.code(url, language=None, wrap_lines=True)
-        st.caption("Copy it with the button at its top right. It holds the page, your text, the model and this "
-                   "page's settings; presenter mode is left out (add `present=1` for a projector).")
+        element = "gb-link-" + re.sub(r"[^a-z0-9]+", "-", key.lower())
+        st.html(COPY_HTML.replace("ELEMENT", element), unsafe_allow_javascript=True)
+        st.caption("It holds the page, your text, the model and this page's settings, and opens them on any "
+                   "browser. Presenter mode is left out: add `present=1` for a projector.")
         text = state.get_text()
         packed = pack_text(text)
         if packed.chars < len(text):
@@ -195,9 +230,3 @@ def view_link(page: str, view: dict[str, str], label: str) -> None:
         st.caption(label)
 
 
-def _base_url() -> str:
-    """This page's address as the browser sees it (none in a test without a browser: a relative link)."""
-    try:
-        return st.context.url or ""
-    except Exception:  # no browser session behind this run (AppTest)
-        return ""
