@@ -13,6 +13,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -43,8 +44,15 @@ def _healthy(base: str) -> bool:
 @pytest.fixture(scope="session")
 def app_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Start `streamlit run app.py` on a free port; yield its base URL; stop it after the session."""
+    with serve(tmp_path_factory.mktemp("server") / "streamlit.log") as base:
+        yield base
+
+
+@contextmanager
+def serve(log_path: Path) -> Iterator[str]:
+    """`streamlit run app.py` on a free port for the `with` block: its base URL (a test that needs a second,
+    fresh server uses this directly)."""
     port = _free_port()
-    log_path = tmp_path_factory.mktemp("server") / "streamlit.log"
     cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
            "--server.address", "127.0.0.1", "--server.headless", "true"]
     with open(log_path, "wb") as log:
