@@ -51,7 +51,7 @@ COPY_HTML = """
   const link = () => { const u = new URL(window.location.href); u.searchParams.delete("present"); return u.href; };
   const fill = () => { if (document.activeElement !== box) box.value = link(); };
   fill();
-  setInterval(fill, 500);
+  const timer = setInterval(() => document.body.contains(root) ? fill() : clearInterval(timer), 500);
   box.addEventListener("focus", () => box.select());
   root.querySelector("button").addEventListener("click", async () => {
     box.value = link();
