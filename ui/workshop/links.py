@@ -3,7 +3,7 @@
 The URL's query holds the view in ui.workshop.views' vocabulary, plus `tour` (the tour's step) and `present`
 (presenter mode). Every run writes the session's view into the URL (`sync_url`; ui.state.remembered calls it
 too, so a choice made inside a fragment updates the URL at once). A run that finds a URL it did not write
-(a link opened, a tour step, the browser's back button) applies it first (`arrive`).
+(a link opened, a tour step) applies it first (`arrive`).
 
 The text travels as `text=` when that is shortest, or zlib-compressed as `tz=` (base64url). A link stays
 within LINK_TEXT_CHARS characters for the text: a longer text is cut to what fits, and the link control says
@@ -143,7 +143,7 @@ def sync_url() -> None:
 
 def arrive(page: str) -> None:
     """Before the page draws anything: apply a URL this session did not write (a link opened on a fresh
-    session, a tour step, the back button), or the step Back / Next / Start asked for."""
+    session, a tour step), or the step Back / Next / Start asked for."""
     step = tour.take_pending()
     if step is not None:
         if step.page != page:  # the step's page opens with the step as its link, applied there
