@@ -7,9 +7,8 @@ import streamlit as st
 
 import ui
 from ui.state import remembered
-from ui.tokens import bpe, pitfalls, splitting, vectors
-
-TABS = ("Compare tokenizers", "Watch BPE learn", "Tokenization pitfalls", "Vectors")
+from ui.tokens import TABS, bpe, pitfalls, splitting, vectors
+from ui.workshop import define
 
 choice = ui.setup_page("Tokens and vectors", "🔤")
 st.title("Tokens and vectors")
@@ -46,7 +45,7 @@ with vectors_tab:
     if vectors_tab.open:
         mi = None
         with ui.error_boundary("drawing the input vectors"):
-            st.subheader("From ids to vectors")
+            st.subheader("From ids to vectors", help=define("embedding"))
             mi = vectors.show_input_vectors(text, choice)
         if mi is not None:
             with ui.error_boundary("finding nearest neighbours"):

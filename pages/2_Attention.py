@@ -3,20 +3,12 @@ import streamlit as st
 
 import ui
 from engine import Trace
-from ui.attention import (compare_section, context_section, head_picker, head_types_section, heads_section,
-                          weight_steps_section)
+from ui.attention import SECTIONS, head_picker
 from ui.attention.state import remembered
-
-SECTIONS = {
-    "All heads": heads_section,
-    "How a weight is made": weight_steps_section,
-    "What kind of head?": head_types_section,
-    "Context changes meaning": context_section,
-    "Compare two prompts": compare_section,
-}
+from ui.workshop import define
 
 choice = ui.setup_page("Attention", "👀")
-st.title("Attention")
+st.title("Attention", help=define("transformer"))
 st.markdown("A transformer reads the whole text at once. In every layer, each **head** lets every token look "
             "back at the tokens before it and take in some of what they carry: that is how a word's meaning "
             "comes to depend on its context. Below are the real attention weights of one run of the model on "

@@ -8,10 +8,11 @@ import streamlit as st
 import ui
 from ui.feedforward import SNIPPET_CSS, TABS, View, start_marker_toggle
 from ui.feedforward.sections import mlp_shape_text, mlp_share_text, remembered
+from ui.workshop import define
 
 choice = ui.setup_page("Feed-forward", "🧮")
 st.html(f"<style>{SNIPPET_CSS}</style>")
-st.title("Feed-forward layers and the residual stream")
+st.title("Feed-forward layers and the residual stream", help=define("residual stream"))
 st.markdown(
     "After attention has mixed information between tokens, every token passes on its own through a "
     "**feed-forward network** (an *MLP*): " + mlp_shape_text(choice.model.config) +

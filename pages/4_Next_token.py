@@ -9,19 +9,14 @@ import streamlit as st
 import ui
 from engine import display_token, sampling_stages
 from engine.generation.sampling_lab import blame, removed_by, top_tokens
-from ui.next_token import controls, draws, generation, surprise
+from ui.next_token import BARS, PAGE, POSITION, POSITION_TEXT, STAGE, controls, draws, generation, surprise
 from ui.next_token.figures import distribution_figure, token_label
 from ui.next_token.hosted import hosted_section
 from ui.next_token.stages import STAGES, show_stage
-from ui.plots import plot_config
+from ui.plots import fitted, plot_config
 from ui.state import choose, kept_key, kept_value, remembered
 from ui.text import md
-
-PAGE = "Next token"  # remembered widgets (ui.state.remembered) survive a visit to another page:
-POSITION = "position"  # the position whose prediction is shown (widget key "Next token.position")
-POSITION_TEXT = "position_text"  # the text that position belongs to (a new text starts at its end)
-BARS = "bars"  # how many tokens the charts list
-STAGE = "stage"  # which stage of the pipeline is drawn
+from ui.workshop import define
 
 choice = ui.setup_page("Next token", "🎲")
 st.html(f"<style>{surprise.CSS}{draws.CSS}</style>")
@@ -93,8 +88,8 @@ def _distribution_lab() -> None:
         if s.greedy:
             st.info("**T = 0: greedy.** The most likely token gets probability 1 and every other token 0, "
                     "so generation always picks the same token.", icon=":material/target:")
-        st.plotly_chart(distribution_figure(top, labels, blame(masks, top.ids), actual=actual,
-                                            title="What the next token is drawn from"),
+        st.plotly_chart(fitted(distribution_figure(top, labels, blame(masks, top.ids), actual=actual,
+                                                   title="What the next token is drawn from")),
                         key="next_token_distribution", config=plot_config("glassbox-next-token"))
         st.caption("Bars: the probability each token is drawn with after temperature and filters, renormalised "
                    "to add up to 100% (blue: can be drawn; orange, pink, light blue or grey: removed, by the "
@@ -108,7 +103,8 @@ def _distribution_lab() -> None:
 
     st.subheader("Stage by stage")
     stage = st.segmented_control("Stage", STAGES, label_visibility="collapsed", **remembered(PAGE, STAGE, STAGES[0]),
-                                 help="Each stage of turning the model's scores into the distribution above.")
+                                 help=define("logit", "Each stage of turning the model's scores into the "
+                                                      "distribution above."))
     show_stage(stage or STAGES[0], stages, masks, s, [token_label(tok, t) for t in stages.order[:n_bars].tolist()])
 
     st.subheader("Draw from this distribution")
@@ -122,11 +118,11 @@ def generation_lab() -> None:
         generation.generation_panel(choice, text)
 
 
-st.header("1 · The distribution")
+st.header("1 · The distribution", help=define("softmax"))
 distribution_lab()
 st.header("2 · Generate step by step")
 generation_lab()
-st.header("3 · Surprise, and where the window ends")
+st.header("3 · Surprise, and where the window ends", help=define("context window"))
 with ui.error_boundary("scoring your text"):
     surprise.surprise_panel(text, choice)
 st.header("4 · Compare with a hosted model")

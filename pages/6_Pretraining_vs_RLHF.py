@@ -6,9 +6,10 @@ import streamlit as st
 import ui
 from ui.rlhf import notes, pairs, pretraining, tuning
 from ui.text import md
+from ui.workshop import define
 
 choice = ui.setup_page("Pre-training vs RLHF", "👍")
-st.title("Pre-training vs RLHF")
+st.title("Pre-training vs RLHF", help=define("rlhf"))
 st.markdown(notes.INTRO)
 st.markdown(notes.STAGES)
 
@@ -28,7 +29,7 @@ st.subheader("Your pairs")
 with ui.error_boundary("listing your pairs"):
     pairs.pair_table()
 
-st.header("3. Tuning with DPO")
+st.header("3. Tuning with DPO", help=define("dpo"))
 st.markdown(notes.DPO)
 run = tuning.current_run()
 if run is not None and tuning.ensure_registered(run):

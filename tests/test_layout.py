@@ -21,7 +21,7 @@ ENGINE_LAYERS = {
 }
 UI_SHARED = {"__init__", "cache", "chips", "colours", "errors", "models", "pages", "plots", "server", "state",
              "text"}
-UI_WINGS = {"tokens", "attention", "feedforward", "next_token", "train", "rlhf"}
+UI_WINGS = {"tokens", "attention", "feedforward", "next_token", "train", "rlhf", "workshop"}
 
 
 def module_name(path: Path) -> str:

@@ -3,7 +3,8 @@
 Shared by every page (this package's modules): page setup and the sidebar (state, pages), the model
 choice (models), cached traces (cache), the error boundary (errors), token chips (chips), figure toolbars
 (plots) and escaping (text). Each page's own builders live in its wing: tokens/, attention/, feedforward/,
-next_token/, train/.
+next_token/, train/, rlhf/; workshop/ adds the guided tour, presenter mode, links to the exact view and the
+glossary on top of every page (setup_page calls it).
 
 A page is thin:
 

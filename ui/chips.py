@@ -15,6 +15,7 @@ from engine import EOT, token_bytes
 from .cache import context_message, get_encoding
 from .models import ModelChoice
 from .text import csv_text
+from .workshop import define
 
 MAX_CHIPS = 3_000  # more chips than this make the page slow to draw; the rest are counted, not drawn
 
@@ -91,7 +92,7 @@ def token_overview(text: str, choice: ModelChoice) -> None:
     tokens = len(enc)
     cols = st.columns(3)
     cols[0].metric("Characters", f"{len(text):,}")
-    cols[1].metric("Tokens", f"{tokens:,}")
+    cols[1].metric("Tokens", f"{tokens:,}", help=define("token"))
     cols[2].metric("Characters per token", f"{len(text) / tokens:.2f}" if tokens else "–")
     message = context_message(tokens, choice.model.config.block_size)
     if message:

@@ -291,6 +291,19 @@ def _label(default_name: str, owned: dict) -> Any:
     return label
 
 
+def selector_names() -> list[str]:
+    """What the sidebar's picker offers this session, as its values: the built-in model's name, the server models'
+    ids ("folder:gpt2", "hub:openai-community/gpt2"), then the session's own models' names."""
+    default = default_model().name
+    return [default] + [m.id for m in server_models()] + [n for n in session_models() if n != default]
+
+
+def selected_name() -> str:
+    """The picker's value for the model in use (a link holds it)."""
+    name = st.session_state.get(SELECTED)
+    return name if name in selector_names() else default_model().name
+
+
 def model_selector(widget_key: str) -> ModelChoice:
     """The sidebar picker: the built-in model, the server's models, this session's models. Returns the one in use.
 
@@ -298,7 +311,7 @@ def model_selector(widget_key: str) -> ModelChoice:
     """
     default = default_model()
     owned = session_models()
-    names = [default.name] + [m.id for m in server_models()] + [n for n in owned if n != default.name]
+    names = selector_names()
     choice = current_model()
     chosen = st.session_state.get(SELECTED) if st.session_state.get(SELECTED) in names else choice.name
     if chosen not in names:

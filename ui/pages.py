@@ -38,6 +38,8 @@ PAGES: tuple[PageInfo, ...] = (
              "Train a small transformer, watch it learn, then look inside the model you trained."),
     PageInfo("pages/6_Pretraining_vs_RLHF.py", "Pre-training vs RLHF", ":material/thumbs_up_down:",
              "Tell the model which completions you prefer and tune it with DPO: what changes, and what does not."),
+    PageInfo("pages/7_Glossary.py", "Glossary", ":material/menu_book:",
+             "The key takeaways and every term in plain words, each linked to the view that shows it."),
 )
 
 

@@ -1,11 +1,15 @@
-"""Plotly settings every page's figures share."""
+"""Plotly settings every page's figures share, and the one door every figure goes through (`fitted`)."""
 from __future__ import annotations
 
 from typing import Any
 
+import plotly.graph_objects as go
+
 PNG_PREFIX = "glassbox-"  # every downloaded figure is named glassbox-<what>.png
 PNG_SCALE = 2  # twice the screen resolution: sharp on slides and on a projector
 MIN_FONT_PX = 12  # the smallest text in any figure: readable on a projector at 1280x720
+PRESENTER_FIGURE_PX = 440  # presenter mode: no figure taller than this, so one fits under the tour's panel on
+#                            a 1280x720 projector (the smallest common one); larger screens have room to spare
 
 
 def plot_config(name: str) -> dict[str, Any]:
@@ -13,3 +17,13 @@ def plot_config(name: str) -> dict[str, Any]:
     filename = name if name.startswith(PNG_PREFIX) else PNG_PREFIX + name
     return {"displaylogo": False,
             "toImageButtonOptions": {"format": "png", "filename": filename, "scale": PNG_SCALE}}
+
+
+def fitted(fig: go.Figure) -> go.Figure:
+    """The figure as this session should see it: in presenter mode (ui/workshop) no taller than
+    PRESENTER_FIGURE_PX, as a copy (a cached figure may be shared); otherwise the figure itself."""
+    from .workshop.presenter import presenting  # the workshop wing sits above this module
+    height = fig.layout.height
+    if not presenting() or height is None or height <= PRESENTER_FIGURE_PX:
+        return fig
+    return go.Figure(fig).update_layout(height=PRESENTER_FIGURE_PX)

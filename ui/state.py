@@ -48,10 +48,11 @@ def setup_page(title: str, icon: str = "🔬") -> ModelChoice:
     Stops the page with a plain message if the model cannot be loaded.
     """
     st.set_page_config(page_title=f"{title} · Glassbox", page_icon=icon, layout="wide",
-                       initial_sidebar_state="expanded")
+                       initial_sidebar_state=workshop().sidebar_state())  # presenter mode folds it
     st.html(f"<style>{CHIP_CSS}{PAGE_CSS}</style>")  # style-only HTML takes no space in the page
     st.session_state[PAGE] = title
     get_text()
+    workshop().arrive(title)  # a link or a tour step sets the view before any widget is drawn
     with st.sidebar:
         sidebar_nav()
         st.divider()
@@ -63,7 +64,14 @@ def setup_page(title: str, icon: str = "🔬") -> ModelChoice:
             st.stop()
         _model_facts(choice)
     prepare_process()  # once per process: thread policy, gc.freeze (ui/server.py)
+    workshop().chrome(title)  # the tour, presenter mode, "Link to this view"; the URL takes the view
     return choice
+
+
+def workshop():
+    """The workshop wing (ui/workshop), imported when first used: it is built on this module."""
+    from . import workshop as wing
+    return wing
 
 
 def _model_facts(choice: ModelChoice) -> None:
@@ -121,9 +129,10 @@ def text_input_area(label: str = "Your text") -> str:
     # arrive while the page is rerunning.
     if st.session_state.get(key) != text:
         st.session_state[key] = text
-    st.text_area(label, key=key, on_change=_sync_text, args=(key,), height=140,
-                 placeholder="Type or paste text here.")
-    st.caption(APPLY_HINT)
+    with workshop().folded(label):  # presenter mode folds the box away, one click opens it
+        st.text_area(label, key=key, on_change=_sync_text, args=(key,), height=140,
+                     placeholder="Type or paste text here.")
+        st.caption(APPLY_HINT)
     return cap_text(get_text())
 
 
@@ -181,6 +190,7 @@ def remembered(page: str, name: str, default: Any, options: Sequence[Any] | None
     st.session_state[kept] = value
     if st.session_state.get(widget) != value:
         st.session_state[widget] = value
+    workshop().sync_url()  # the URL holds the view (a fragment's rerun reaches here too)
     return dict(key=widget, on_change=_copy_kept, args=(widget, kept, then))
 
 

@@ -13,5 +13,13 @@ from .state import Pick, head_picker
 from .steps import weight_steps_section
 from .views import compare_section, heads_section
 
-__all__ = ["Pick", "compare_section", "context_section", "head_picker", "head_types_section", "heads_section",
-           "weight_steps_section"]
+SECTIONS = {  # the page's tabs, in order: name -> the function that draws it
+    "All heads": heads_section,
+    "How a weight is made": weight_steps_section,
+    "What kind of head?": head_types_section,
+    "Context changes meaning": context_section,
+    "Compare two prompts": compare_section,
+}
+
+__all__ = ["SECTIONS", "Pick", "compare_section", "context_section", "head_picker", "head_types_section",
+           "heads_section", "weight_steps_section"]

@@ -18,7 +18,7 @@ from engine.inspect.word_context import cosine_by_layer, residual_stages, shared
 
 from ..cache import get_trace
 from ..models import ModelChoice
-from ..plots import plot_config
+from ..plots import fitted, plot_config
 from ..state import MAX_CHARS
 from ..text import csv_text, md, plotly_text
 from .figures import MONO, short, tick_step
@@ -126,7 +126,7 @@ def context_section(trace: Trace, choice: ModelChoice, pick: Pick) -> None:
     slug = re.sub(r"[^\w-]", "_", word)[:40]  # the word, safe in a file name
     stages = residual_stages(ta.config.n_layer)
     cosines = cosine_by_layer(ta, pa, tb, pb)
-    st.plotly_chart(cosine_figure(cosines, [label for label, _ in stages], word),
+    st.plotly_chart(fitted(cosine_figure(cosines, [label for label, _ in stages], word)),
                     config=plot_config(f"context-{slug}-cosine"), key="Attention.cosine")
     notes = [f"Read at the word's last token: **{md(ta.tokens[pa])}** (position {pa} in A) and "
              f"**{md(tb.tokens[pb])}** (position {pb} in B). 1.0 means the same direction; lower means the "
@@ -151,7 +151,7 @@ def context_section(trace: Trace, choice: ModelChoice, pick: Pick) -> None:
     for col, t, p, name in ((left, ta, pa, "A"), (right, tb, pb, "B")):
         with col:
             row = t.act[f"blocks.{pick.layer}.attn.hook_pattern"][pick.head, p]  # [pos]
-            st.plotly_chart(attention_bars(row, t.tokens, p, f"Sentence {name}"),
+            st.plotly_chart(fitted(attention_bars(row, t.tokens, p, f"Sentence {name}")),
                             config=plot_config(f"context-{slug}-{name}-L{pick.layer}H{pick.head}"),
                             key=f"Attention.context_bars_{name}")
             rows += [(name, j, csv_text(t.tokens[j]), float(row[j])) for j in range(p + 1)]

@@ -19,7 +19,7 @@ from engine.inspect.heads import (BROAD_MIN, FIRST_MIN, INDUCTION_MIN, PREVIOUS_
                                   missing_types, stacked_patterns)
 
 from ..models import ModelChoice
-from ..plots import MIN_FONT_PX, plot_config
+from ..plots import MIN_FONT_PX, fitted, plot_config
 from ..server import model_work
 from .figures import head_figure, matrix_csv, outline, position_labels
 from .state import Pick
@@ -162,7 +162,7 @@ def head_types_section(trace: Trace, choice: ModelChoice, pick: Pick) -> None:
     missing = missing_types(stats, list(labels.values()))
     if missing:
         st.markdown("  \n".join(missing_text(m) for m in missing))
-    st.plotly_chart(stats_figure(stats, (pick.layer, pick.head)), config=plot_config("attention-head-figures"),
+    st.plotly_chart(fitted(stats_figure(stats, (pick.layer, pick.head))), config=plot_config("attention-head-figures"),
                     key="Attention.head_figures")
     table = stats_table(stats, labels)
     # The figures fit the page's width at 1280 px (a projector); the long "why" column and the entropy in bits
@@ -186,8 +186,8 @@ def head_types_section(trace: Trace, choice: ModelChoice, pick: Pick) -> None:
     half = induction_half(trace.config.block_size)
     pattern = rep.pattern(pick.layer, pick.head)  # [q, k]
     figure, words = st.columns([2, 1], gap="medium")
-    figure.plotly_chart(head_figure(pattern, rep.tokens, f"Layer {pick.layer}, head {pick.head} on the test sequence",
-                                    clickable=False),
+    title = f"Layer {pick.layer}, head {pick.head} on the test sequence"
+    figure.plotly_chart(fitted(head_figure(pattern, rep.tokens, title, clickable=False)),
                         config=plot_config(f"attention-induction-L{pick.layer}H{pick.head}"),
                         key="Attention.induction_pattern")
     words.markdown(f"The test sequence: the start marker, then {half} random tokens, then the same {half} again. "

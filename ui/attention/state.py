@@ -15,6 +15,7 @@ import streamlit as st
 from engine import Trace
 
 from .. import state
+from ..workshop import define
 
 PAGE = "Attention"
 _QUERY_OF = f"{PAGE}.kept.query_of"  # session key: the (model, text) the kept query position belongs to
@@ -63,6 +64,13 @@ def head_click_args(chart_key: str) -> dict[str, Any]:
     return dict(key=chart_key, on_select=partial(_on_head_click, chart_key), selection_mode="points")
 
 
+def keep_query(model_key: str, text: str, query: int) -> None:
+    """Choose the query token of `text` under a model before the picker is drawn (a link or a tour step names
+    one): the picker keeps it instead of starting the new text at its last token."""
+    st.session_state[_QUERY_OF] = (model_key, text)
+    choose("query", query)
+
+
 def head_picker(trace: Trace, model_key: str) -> Pick:
     """Layer, head and query token selectboxes in one row. A new text starts at its last token."""
     cfg = trace.config
@@ -74,10 +82,12 @@ def head_picker(trace: Trace, model_key: str) -> Pick:
     layers, heads, positions = range(cfg.n_layer), range(cfg.n_head), range(len(trace))
     layer = cols[0].selectbox("Layer", layers, help="Layers count from 0, as in the model's activation names.",
                               **remembered("layer", 0, layers))
-    head = cols[1].selectbox("Head", heads, help="Heads count from 0. Clicking a tile of the overview picks it.",
+    head = cols[1].selectbox("Head", heads, help=define("attention head", "Heads count from 0. Clicking a tile of "
+                                                                      "the overview picks it."),
                              **remembered("head", 0, heads))
     query = cols[2].selectbox(
         "Query token (the token doing the looking)", positions,
         format_func=lambda i: f"{i} · {trace.tokens[i]}",
-        help="Clicking a row of the large pattern picks it too.", **remembered("query", last, positions))
+        help=define("query key value", "Clicking a row of the large pattern picks it too."),
+        **remembered("query", last, positions))
     return Pick(int(layer), int(head), int(query))

@@ -19,7 +19,7 @@ from engine.inspect.attention_steps import WeightSteps, weight_steps
 
 from ..colours import SIGN_WORDS, diverging_scale
 from ..models import ModelChoice
-from ..plots import MIN_FONT_PX, plot_config
+from ..plots import MIN_FONT_PX, fitted, plot_config
 from ..text import csv_text, md, plotly_text
 from .figures import MONO, outline, short, tick_step
 from .state import Pick
@@ -148,8 +148,9 @@ def weight_steps_section(trace: Trace, choice: ModelChoice, pick: Pick) -> None:
                 f"(`blocks.{pick.layer}.attn.hook_q`, `hook_k`).")
     rows = torch.cat([s.q[None], s.k[list(visible)]])  # [1 + keys, d_head]
     labels = [f"query: {plotly_text(short(tokens[q]))}"] + [f"key {lbl}" for lbl in _labels(tokens, visible)]
-    st.plotly_chart(vectors_figure(rows, labels, "The query vector (top) and the key vector of every token it sees",
-                                   "value"), config=plot_config(f"attention-qk-{name}"), key="Attention.qk")
+    st.plotly_chart(fitted(vectors_figure(rows, labels,
+                                          "The query vector (top) and the key vector of every token it sees",
+                                          "value")), config=plot_config(f"attention-qk-{name}"), key="Attention.qk")
 
     st.markdown("#### Steps 2 and 3 · dot products, scaled, then masked\n"
                 f"Each key's match with the query is the dot product q · k (computed here from hook_q and "
@@ -168,13 +169,13 @@ def weight_steps_section(trace: Trace, choice: ModelChoice, pick: Pick) -> None:
         st.caption(f"Showing {MASKED_SHOWN} of the {len(trace) - q - 1} masked positions; all of them are −∞.")
     st.markdown(_worked_example(s, tokens))
     scores = trace.act[f"blocks.{pick.layer}.attn.hook_attn_scores"][pick.head]  # [q, k], -inf above the diagonal
-    st.plotly_chart(scores_figure(scores, tokens, q), config=plot_config(f"attention-scores-{name}"),
+    st.plotly_chart(fitted(scores_figure(scores, tokens, q)), config=plot_config(f"attention-scores-{name}"),
                     key="Attention.scores")
     st.caption(f"Every row's scores as the trace recorded them (`hook_attn_scores`), RdBu centred on 0 "
                f"({SIGN_WORDS}, as on every page): blue matches the query more, red less. Grey cells are the "
                "mask, −∞: the future.")
 
-    st.plotly_chart(weights_bar(s, tokens, shown), config=plot_config(f"attention-weights-{name}"),
+    st.plotly_chart(fitted(weights_bar(s, tokens, shown)), config=plot_config(f"attention-weights-{name}"),
                     key="Attention.weights_bar")
     st.caption("Softmax: e^score for each token, divided by their sum, so the weights are positive and add up "
                f"to 1 (here {float(s.weights.sum()):.6f}). e^−∞ = 0: masked tokens get no weight. "
@@ -186,8 +187,9 @@ def weight_steps_section(trace: Trace, choice: ModelChoice, pick: Pick) -> None:
     weighted = s.weighted[list(visible)]  # [keys, d_head]
     rows = torch.cat([weighted, s.z_from_sum[None], s.z[None]])
     labels = [f"w × v {lbl}" for lbl in _labels(tokens, visible)] + ["sum of the rows above", "z (trace)"]
-    st.plotly_chart(vectors_figure(rows, labels, "Weighted value vectors, their sum, and the head's output z",
-                                   "value"), config=plot_config(f"attention-values-{name}"), key="Attention.values")
+    st.plotly_chart(fitted(vectors_figure(rows, labels, "Weighted value vectors, their sum, and the head's output z",
+                                          "value")), config=plot_config(f"attention-values-{name}"),
+                    key="Attention.values")
     gap = float((s.z_from_sum - s.z).abs().max())
     st.caption(f"The sum of the weighted values and the recorded output z differ by at most {gap:.1e} "
                "(floating-point rounding): z is exactly this weighted sum.")

@@ -18,7 +18,7 @@ from engine.inspect.word_context import align_tokens, aligned_difference
 
 from ..cache import get_trace
 from ..models import ModelChoice
-from ..plots import plot_config
+from ..plots import fitted, plot_config
 from ..state import MAX_CHARS
 from ..text import md
 from .figures import (LINE_LABELS, difference_figure, head_figure, line_view_figure, matrix_csv, overview_figure,
@@ -56,7 +56,7 @@ def heads_section(trace: Trace, choice: ModelChoice, pick: Pick) -> None:
     n_layer, n_head, n, _ = patterns.shape
     overview, detail = st.columns([1, 1.7], gap="medium")
     with overview:
-        st.plotly_chart(overview_figure(patterns, (pick.layer, pick.head)),
+        st.plotly_chart(fitted(overview_figure(patterns, (pick.layer, pick.head))),
                         config=plot_config("attention-all-heads"), **overview_click_args("Attention.overview"))
         side = overview_side(n, n_layer * n_head)
         note = "" if side == n else (f" This text has {n} tokens, so each tile shows {side}×{side} blocks, each "
@@ -72,7 +72,7 @@ def heads_section(trace: Trace, choice: ModelChoice, pick: Pick) -> None:
     with detail:
         pattern = patterns[pick.layer, pick.head]  # [q, k]
         title = head_title(pick) + (f" · {label.label}" if label and label.label != "mixed" else "")
-        st.plotly_chart(head_figure(pattern, trace.tokens, title, query=pick.query, x_most=20),
+        st.plotly_chart(fitted(head_figure(pattern, trace.tokens, title, query=pick.query, x_most=20)),
                         config=plot_config(f"attention-L{pick.layer}H{pick.head}"),
                         **head_click_args("Attention.detail"))
         if label:
@@ -89,8 +89,8 @@ def heads_section(trace: Trace, choice: ModelChoice, pick: Pick) -> None:
     st.subheader(f"What “{md(trace.tokens[pick.query])}” looks at")
     lines, top = st.columns([2, 1], gap="medium")
     with lines:
-        st.plotly_chart(line_view_figure(pattern[pick.query], trace.tokens, pick.query,
-                                         f"{head_title(pick)}, query {pick.query}"),
+        st.plotly_chart(fitted(line_view_figure(pattern[pick.query], trace.tokens, pick.query,
+                                                f"{head_title(pick)}, query {pick.query}")),
                         config=plot_config(f"attention-lines-L{pick.layer}H{pick.head}-q{pick.query}"),
                         key="Attention.lines")
     with top:
@@ -143,7 +143,7 @@ def compare_section(trace: Trace, choice: ModelChoice, pick: Pick) -> None:
     pb = trace_b.act[f"blocks.{pick.layer}.attn.hook_pattern"][pick.head]  # [q, k]
     for col, name, t, p in zip(st.columns(2), "AB", (trace, trace_b), (pa, pb)):
         with col:
-            st.plotly_chart(head_figure(p, t.tokens, f"{name} · {title}", clickable=False, x_most=10),
+            st.plotly_chart(fitted(head_figure(p, t.tokens, f"{name} · {title}", clickable=False, x_most=10)),
                             config=plot_config(f"compare-{name}-L{pick.layer}H{pick.head}"),
                             key=f"Attention.compare_{name}")
             st.download_button(f"Download {name}'s weights (CSV)", _csv_of(p, t.tokens),
@@ -156,8 +156,8 @@ def compare_section(trace: Trace, choice: ModelChoice, pick: Pick) -> None:
         return
     diff = aligned_difference(pa, pb, alignment)  # [n, n]
     tokens = [trace.tokens[i] for i in alignment.a]
-    st.plotly_chart(difference_figure(diff, tokens, alignment.a,
-                                      f"A minus B on the {len(alignment)} tokens both prompts share"),
+    st.plotly_chart(fitted(difference_figure(diff, tokens, alignment.a,
+                                             f"A minus B on the {len(alignment)} tokens both prompts share")),
                     config=plot_config(f"compare-difference-L{pick.layer}H{pick.head}"))
     z = diff.numpy().copy()
     z[np.triu_indices_from(z, k=1)] = 0

@@ -22,7 +22,7 @@ import torch
 
 from engine.inspect.neurons import Example
 
-from ..plots import plot_config
+from ..plots import fitted, plot_config
 from ..text import plotly_text
 
 MAX_TICKS = 48  # token labels on a tall axis before they are thinned out
@@ -53,7 +53,7 @@ def token_ticks(tokens: Sequence[str], first_position: int = 0, max_ticks: int =
 
 def show_figure(fig: go.Figure, filename: str, key: str | None = None) -> None:
     """Draw a figure whose toolbar's camera button downloads it as a PNG named `filename`.png."""
-    st.plotly_chart(fig, key=key, config=plot_config(filename))
+    st.plotly_chart(fitted(fig), key=key, config=plot_config(filename))
 
 
 def csv_button(label: str, frame: Callable[[], pd.DataFrame], filename: str, key: str) -> None:

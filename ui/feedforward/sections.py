@@ -19,6 +19,7 @@ from ..models import ModelChoice, describe_size
 from .. import state
 from ..state import widget_key
 from ..text import md
+from ..workshop import define
 from . import figures as ff
 from . import residual as rs
 from .data import describe_reference, get_atlas, get_contributions, get_lens
@@ -69,14 +70,16 @@ def layer_picker(v: View, key: str) -> int:
                                                               " (last)" if i == n_layer - 1 else ""))
 
 
-def position_picker(v: View, key: str) -> int:
-    """Which position to detail (the end of the text unless the user picks another)."""
+def position_picker(v: View, key: str, term: str | None = None) -> int:
+    """Which position to detail (the end of the text unless the user picks another); `term`: a glossary term
+    its help defines first."""
     positions = list(range(v.first, len(v.trace)))
     if len(positions) == 1:
         return positions[0]
+    words = "At every position the model predicts the token after it."
     return st.select_slider("Position", positions, **remembered(key, positions[-1], positions),
                             format_func=lambda p: f"{p}: {md(v.trace.tokens[p])}",
-                            help="At every position the model predicts the token after it.")
+                            help=define(term, words) if term else words)
 
 
 @st.fragment
@@ -147,7 +150,7 @@ def neuron_explorer(v: View) -> None:
         with c2:
             neuron = st.selectbox(
                 "Neuron (most active on your text first; type a number to find one)", order.tolist(),
-                **remembered("neuron", int(order[0]), order.tolist()),
+                **remembered("neuron", int(order[0]), order.tolist()), help=define("neuron"),
                 # selectbox options are plain text, not Markdown: the token is shown as it is
                 format_func=lambda n: f"neuron {n} · peak {peak_of[n]:.2f} on “{v.tokens[int(where[n])]}”")
         acts = shown[:, neuron]  # [pos]
@@ -160,7 +163,8 @@ def neuron_explorer(v: View) -> None:
         m[3].metric("Peak in the reference set", f"{examples[0].value:.3f}" if examples else "–")
         st.markdown("**On your text** (orange: the neuron fires; the stronger, the deeper)")
         st.markdown(ff.text_html(v.tokens, acts.tolist(), scale, v.first), unsafe_allow_html=True)
-        ff.show_figure(ff.neuron_trace_bars(acts, v.tokens, layer, neuron, v.first), name(f"layer{layer}-n{neuron}"))
+        ff.show_figure(ff.neuron_trace_bars(acts, v.tokens, layer, neuron, v.first), name(f"layer{layer}-n{neuron}"),
+                       key=widget_key("neuron_bars"))
         ff.csv_button("This neuron on your text (CSV)",
                       lambda: ff.matrix_frame(acts[:, None], v.tokens, [f"layer {layer} neuron {neuron}"], v.first),
                       f"{name(f'layer{layer}-n{neuron}-text')}.csv", widget_key("neuron_csv"))
@@ -220,7 +224,7 @@ def lens_view(v: View) -> None:
         st.caption(rs.EMBEDDINGS_NOTE if tied else rs.UNTIED_NOTE)
         ff.csv_button("Every stage and position (CSV)", lambda: rs.lens_frame(lens, v.tokens, v.decode, v.first),
                       f"{name('logit-lens')}.csv", widget_key("lens_csv"))
-        pos = position_picker(v, "lens_pos")
+        pos = position_picker(v, "lens_pos", "logit lens")
         st.markdown(f"**Position {pos}** ({md(v.trace.tokens[pos])}): what each stage would predict next")
         st.dataframe(rs.lens_table(full, pos, v.decode), hide_index=True,
                      column_config={"final prediction p": st.column_config.NumberColumn(format="percent")})
@@ -261,7 +265,7 @@ def parameters(v: View) -> None:
         total = v.choice.model.num_params()
         totals = part_totals(groups)
         m = st.columns(4)
-        m[0].metric("Parameters", f"{total:,}")
+        m[0].metric("Parameters", f"{total:,}", help=define("parameters"))
         for col, part in zip(m[1:], ("MLP", "Attention", "Embeddings")):
             col.metric(f"{part}", f"{totals.get(part, 0) / total:.0%}")
         ff.show_figure(rs.params_treemap(groups, v.choice.name), name("parameters"))

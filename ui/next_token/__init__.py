@@ -10,4 +10,11 @@
 """
 from . import controls, draws, figures, generation, hosted, hosted_state, stages, surprise
 
-__all__ = ["controls", "draws", "figures", "generation", "hosted", "hosted_state", "stages", "surprise"]
+PAGE = "Next token"  # remembered widgets (ui.state.remembered) survive a visit to another page:
+POSITION = "position"  # the position whose prediction is shown (widget key "Next token.position")
+POSITION_TEXT = "position_text"  # the text that position belongs to (a new text starts at its end)
+BARS = "bars"  # how many tokens the charts list
+STAGE = "stage"  # which stage of the pipeline is drawn
+
+__all__ = ["BARS", "PAGE", "POSITION", "POSITION_TEXT", "STAGE", "controls", "draws", "figures", "generation",
+           "hosted", "hosted_state", "stages", "surprise"]

@@ -11,6 +11,8 @@ import streamlit as st
 from engine import SamplingSettings
 from engine.generation.sampling_lab import GREEDY, PRESETS, RAW
 
+from ..workshop import define
+
 SETTINGS = "next_token_settings"  # session key: the canonical SamplingSettings
 KEYS = {"temperature": "next_token_temperature", "top_k": "next_token_top_k", "top_p": "next_token_top_p",
         "min_p": "next_token_min_p"}
@@ -56,7 +58,8 @@ def current_settings() -> SamplingSettings:
     return st.session_state.setdefault(SETTINGS, RAW)
 
 
-def _store(s: SamplingSettings) -> None:
+def store_settings(s: SamplingSettings) -> None:
+    """Make `s` the session's settings (a preset button, a link, a tour step); the sliders show it next."""
     st.session_state[SETTINGS] = s
     for field, key in KEYS.items():
         st.session_state[key] = getattr(s, field)
@@ -86,7 +89,7 @@ def preset_buttons() -> None:
     cols = st.columns(len(ALL_PRESETS))
     for col, (name, preset) in zip(cols, ALL_PRESETS.items()):
         col.button(name.capitalize(), key=f"next_token_preset_{name.replace(' ', '_')}", help=PRESET_HELP[name],
-                   type="primary" if s == preset else "secondary", on_click=_store, args=(preset,),
+                   type="primary" if s == preset else "secondary", on_click=store_settings, args=(preset,),
                    width="stretch")
 
 
@@ -94,13 +97,15 @@ def settings_controls(vocab_size: int) -> SamplingSettings:
     """The four sliders, each with a plain explanation (presets are separate: `preset_buttons`)."""
     _fill_widgets(vocab_size)
     st.select_slider("Temperature", TEMPERATURES, key=KEYS["temperature"], on_change=_from_widgets,
+                     help=define("temperature"),
                      format_func=lambda t: "0 · greedy" if t == 0 else f"{t:g}")
     st.caption(EXPLAIN["temperature"])
     greedy = st.session_state[KEYS["temperature"]] == 0
     st.select_slider("Top-k", top_k_options(vocab_size), key=KEYS["top_k"], on_change=_from_widgets,
+                     help=define("top-k top-p"),
                      format_func=lambda k: "off" if k == 0 else str(k), disabled=greedy)
     st.caption(EXPLAIN["top_k"])
-    st.select_slider("Top-p", TOP_PS, key=KEYS["top_p"], on_change=_from_widgets,
+    st.select_slider("Top-p", TOP_PS, key=KEYS["top_p"], on_change=_from_widgets, help=define("top-k top-p"),
                      format_func=lambda p: "1.00 · off" if p >= 1 else f"{p:.2f}", disabled=greedy)
     st.caption(EXPLAIN["top_p"])
     st.select_slider("Min-p", MIN_PS, key=KEYS["min_p"], on_change=_from_widgets,

@@ -18,7 +18,7 @@ import torch
 from engine import SamplingSettings, display_token, generate, sampling_stages
 from engine.generation.sampling_lab import draw, draw_generator
 
-from ..plots import plot_config
+from ..plots import fitted, plot_config
 from .controls import describe
 from .figures import draws_figure, fmt_prob, token_label
 
@@ -129,7 +129,8 @@ def draw_panel(logits: torch.Tensor, s: SamplingSettings, position: int, tokeniz
     c[0].number_input("Seed", 0, 2**31 - 1, key=SEED,
                       help="The same seed and settings always give the same draws.")
     with c[1]:
-        st.toggle("Fresh seed", value=True, key=FRESH,
+        st.session_state.setdefault(FRESH, True)  # a link or a tour step may have turned it off
+        st.toggle("Fresh seed", key=FRESH,
                   help="On: a new random seed for every draw (written into the seed box). Off: the box's seed, "
                        "so every draw repeats.")
     c[2].button("Draw one token", key="next_token_draw_one", on_click=_draw_one,
@@ -158,7 +159,7 @@ def draw_panel(logits: torch.Tensor, s: SamplingSettings, position: int, tokeniz
         stages = sampling_stages(logits, s)
         drawn = draw(stages, s, hist["n"], hist["seed"])
         labels = {t: token_label(tokenizer, t) for t in set(drawn.tolist()) | set(stages.order[:15].tolist())}
-        st.plotly_chart(draws_figure(drawn, stages, labels), key="next_token_hist_chart",
+        st.plotly_chart(fitted(draws_figure(drawn, stages, labels)), key="next_token_hist_chart",
                         config=plot_config("glassbox-draws"))
         distinct = len(set(drawn.tolist()))
         st.caption(f"{hist['n']:,} draws with seed {hist['seed']} gave {distinct:,} different tokens. "

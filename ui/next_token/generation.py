@@ -19,7 +19,7 @@ from engine.model.tokenizer import start_id
 from engine.generation.sampling_lab import Run, StepRecord, advance
 
 from ..models import ModelChoice
-from ..plots import plot_config
+from ..plots import fitted, plot_config
 from ..server import model_work
 from .controls import current_settings, describe
 from .figures import DRAWN, KEPT, distribution_figure, fmt_prob, layout, token_label
@@ -164,7 +164,7 @@ def show_step(run: Run, index: int, tokenizer, vocab_size: int, key: str) -> Non
     step = run.steps[index - 1]
     st.markdown(step_summary(step, index, len(run.steps), tokenizer, vocab_size, run.seed),
                 unsafe_allow_html=True)
-    st.plotly_chart(step_figure(step, index, tokenizer), key=key, config=plot_config(f"glassbox-step-{index}"))
+    st.plotly_chart(fitted(step_figure(step, index, tokenizer)), key=key, config=plot_config(f"glassbox-step-{index}"))
 
 
 def steps_figure(run: Run) -> go.Figure:
@@ -235,6 +235,6 @@ def generation_panel(choice: ModelChoice, text: str) -> None:
                 icon=":material/straighten:")
     with step_slot.container():
         show_step(run, view, choice.tokenizer, vocab, key="next_token_step_chart")
-        st.plotly_chart(steps_figure(run), key="next_token_run_chart", config=plot_config("glassbox-run"))
+        st.plotly_chart(fitted(steps_figure(run)), key="next_token_run_chart", config=plot_config("glassbox-run"))
         with st.expander("Every step as a table (download as CSV from its toolbar)"):
             st.dataframe(steps_table(run, choice.tokenizer), hide_index=True)

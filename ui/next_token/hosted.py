@@ -22,7 +22,7 @@ from engine.generation.sampling_lab import RAW, top_tokens
 
 from ..errors import error_boundary
 from ..models import ModelChoice
-from ..plots import plot_config
+from ..plots import fitted, plot_config
 from ..state import remembered
 from ..text import csv_text, md, plotly_text
 from .figures import distribution_figure, fmt_prob, reported_figure, spread_figure, token_label
@@ -47,14 +47,14 @@ def _ours(choice: ModelChoice, trace, top: int) -> None:
     stages = sampling_stages(trace.logits[-1], RAW)
     tt = top_tokens(stages, top)
     labels = [token_label(choice.tokenizer, t) for t in tt.ids]
-    st.plotly_chart(distribution_figure(tt, labels, title=f"Ours: {plotly_text(choice.name)}"),
+    st.plotly_chart(fitted(distribution_figure(tt, labels, title=f"Ours: {plotly_text(choice.name)}")),
                     key="next_token_hosted_ours", config=plot_config("glassbox-next-token-ours"))
 
 
 def _theirs(step: HostedStep, key: str, title: str, chosen: bool = False) -> None:
     labels = [_label(c.token) for c in step.top]
     pick = next((i for i, c in enumerate(step.top) if c.token == step.token), None) if chosen else None
-    st.plotly_chart(reported_figure(labels, [c.prob for c in step.top], pick, title=title), key=key,
+    st.plotly_chart(fitted(reported_figure(labels, [c.prob for c in step.top], pick, title=title)), key=key,
                     config=plot_config("glassbox-next-token-hosted"))
 
 
@@ -148,7 +148,7 @@ def _show_samples(samples: dict) -> None:
         st.caption("This API sent no tokens, so the spread is of first words.")
     left, right = st.columns([1, 1.3], gap="large")
     with left:
-        st.plotly_chart(spread_figure(labels, counts, what, f"The {what} of each answer"),
+        st.plotly_chart(fitted(spread_figure(labels, counts, what, f"The {what} of each answer")),
                         key="next_token_hosted_spread", config=plot_config("glassbox-hosted-spread"))
     with right:
         st.dataframe(pd.DataFrame([{"answer": csv_text(a.replace("\n", "↵")), "times": n} for a, n in answers]),

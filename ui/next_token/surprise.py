@@ -19,10 +19,11 @@ from engine import display_token
 from engine.inspect.surprise import TextSurprise, text_surprise
 
 from ..models import ModelChoice
-from ..plots import plot_config
+from ..plots import fitted, plot_config
 from ..server import model_work
 from ..state import set_text
 from ..text import md
+from ..workshop import define
 from .figures import layout
 
 SHARED_SCORES = 8  # process-wide cache entries (a few KB each)
@@ -206,8 +207,7 @@ def surprise_panel(text: str, choice: ModelChoice) -> None:
     sc = sliding.scores
     m = st.columns(4)
     m[0].metric("Perplexity", f"{sc.perplexity:,.1f}",
-                help="exp(mean surprise in nats): on average the model was as unsure as if it chose "
-                     "among this many equally likely tokens")
+                help=define("perplexity", "Here: exp(mean surprise in nats)."))
     m[1].metric("Mean surprise", f"{float(sc.bits.mean()):.2f} bits", help="per token")
     m[2].metric("Tokens scored", f"{len(sliding.ids):,}")
     worst = int(sc.nll.argmax())
@@ -236,7 +236,7 @@ def surprise_panel(text: str, choice: ModelChoice) -> None:
               args=(LONG_EXAMPLE,), help="Replaces the text in the box with a story longer than the window.")
     # Past one window the two schedules differ; within it they are the same computation.
     fresh = get_surprise(text, choice, stride=block) if len(sliding.ids) > block else None
-    st.plotly_chart(loss_figure(sliding, fresh, block), key="next_token_loss",
+    st.plotly_chart(fitted(loss_figure(sliding, fresh, block)), key="next_token_loss",
                     config=plot_config("glassbox-surprise-per-token"))
     if fresh is None:
         st.caption("Each point is one token's surprise; the lower panel shows how many tokens each prediction "

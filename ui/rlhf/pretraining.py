@@ -11,8 +11,9 @@ from engine.train.preference import write_completions
 
 from ..models import ModelChoice, default_model, default_model_dir, describe_size
 from ..pages import link_to
-from ..plots import plot_config
+from ..plots import fitted, plot_config
 from ..server import model_work
+from ..workshop import define
 from .figures import pretraining_figure
 
 SAMPLE_SEEDS = (1, 2, 3)
@@ -60,7 +61,8 @@ def pretraining_section(choice: ModelChoice) -> None:
                 "cannot be shown here.", icon=":material/info:")
     else:
         c = st.columns(4)
-        c[0].metric("Parameters", describe_size(int(info.get("parameters", default.n_params))))
+        c[0].metric("Parameters", describe_size(int(info.get("parameters", default.n_params))),
+                    help=define("parameters"))
         c[1].metric("Tokens read", f"{int(info.get('tokens_seen', 0)):,}")
         c[2].metric("Training steps", f"{int(info.get('steps', 0)):,}")
         c[3].metric("Final held-out loss", f"{info.get('final_heldout_loss', float('nan')):.3f} nats")
@@ -71,7 +73,8 @@ def pretraining_section(choice: ModelChoice) -> None:
                        f"{info['train_config'].get('block_size', 0)} tokens. The model card "
                        f"(models/{folder.name}/README.md) gives every stage of the run, its data mix and its time.")
         if info.get("history"):
-            st.plotly_chart(pretraining_figure(info["history"]), config=plot_config("pretraining-loss"))
+            st.plotly_chart(fitted(pretraining_figure(info["history"])), config=plot_config("pretraining-loss"),
+                            key="rlhf_pretraining_loss")
     st.markdown("**What the pre-trained model writes** (from nothing, temperature 0.8, seeds "
                 f"{', '.join(map(str, SAMPLE_SEEDS))}; the built-in model's checkpoints along the way are not "
                 "shipped, only the final weights):")

@@ -18,7 +18,7 @@ from engine.train.queue import RunRefused
 from engine.train.tuning import TuningRun
 
 from ..models import ModelChoice, describe_size, keep_run_model
-from ..plots import plot_config
+from ..plots import fitted, plot_config
 from ..server import model_work, session_id, watch_run
 from ..state import session_alive, widget_key
 from ..text import md
@@ -134,7 +134,7 @@ def _metrics(run: TuningRun) -> None:
 
 def _chart(run: TuningRun) -> None:
     s = run.status()
-    st.plotly_chart(tuning_figure(s.history, s.steps), config=plot_config("dpo-tuning"),
+    st.plotly_chart(fitted(tuning_figure(s.history, s.steps)), config=plot_config("dpo-tuning"),
                     key=widget_key(f"tuning_{run.id}_{s.state}"))
     st.caption("Both log-probabilities often fall while the margin grows: DPO only asks that the chosen "
                "completion gain *relative to the rejected one and to the original*. Pushing the rejected one down "
@@ -203,8 +203,8 @@ def what_changed(run: TuningRun) -> None:
                           help="One of the prompts you tuned on; the tuned model may also have changed elsewhere.")
     data = _compare(run, prompt)
     name = run.reference_name
-    st.plotly_chart(before_after_figure(data["labels"], data["before"], data["after"],
-                                        "The next token, before and after tuning"),
+    st.plotly_chart(fitted(before_after_figure(data["labels"], data["before"], data["after"],
+                                               "The next token, before and after tuning")),
                     config=plot_config("dpo-next-token"), key=widget_key("before_after"))
     st.caption(f"Grey: **{md(name)}** as it was (the frozen reference). Blue: the tuned copy. The most likely next "
                "tokens of either model are listed.")
@@ -220,7 +220,8 @@ def what_changed(run: TuningRun) -> None:
 
 def black_box(run: TuningRun) -> None:
     changes = param_changes(run.reference, run.model)
-    st.plotly_chart(changes_figure(changes), config=plot_config("dpo-parameter-changes"), key=widget_key("changes"))
+    st.plotly_chart(fitted(changes_figure(changes)), config=plot_config("dpo-parameter-changes"),
+                    key=widget_key("changes"))
     st.download_button("Every parameter group (CSV)", changes_frame(changes).to_csv(index=False),
                        "glassbox-dpo-parameter-changes.csv", "text/csv", key=widget_key("changes_csv"),
                        icon=":material/download:")

@@ -9,4 +9,6 @@ The token chips themselves are shared by several pages: ui/chips.py.
 """
 from . import bpe, pitfalls, splitting, vectors
 
-__all__ = ["bpe", "pitfalls", "splitting", "vectors"]
+TABS = ("Compare tokenizers", "Watch BPE learn", "Tokenization pitfalls", "Vectors")  # the page's tabs, in order
+
+__all__ = ["TABS", "bpe", "pitfalls", "splitting", "vectors"]

@@ -11,7 +11,7 @@ import streamlit as st
 from engine.inspect.bpe_steps import BpeRun, base_vocab, train_steps
 
 from ..chips import chips_html
-from ..plots import plot_config
+from ..plots import fitted, plot_config
 from ..state import widget_key
 
 MAX_CORPUS_CHARS = 1_000_000  # pasted or uploaded text beyond this is cut (with a note)
@@ -196,7 +196,7 @@ def show_splits(run: BpeRun, sentence: str, k: int) -> None:
             label = f"**{label} ← this step**"
         st.markdown(f"{label} · {len(ids):,} tokens")
         st.markdown(chips_html(ids, [run.piece(i) for i in ids], tok), unsafe_allow_html=True)
-    st.plotly_chart(curve_figure(curve, k), config=plot_config("bpe-compression"), key=widget_key("bpe_curve"))
+    st.plotly_chart(fitted(curve_figure(curve, k)), config=plot_config("bpe-compression"), key=widget_key("bpe_curve"))
     st.download_button("Download the curve (CSV)", curve_csv(curve), file_name="glassbox-bpe-compression.csv",
                        mime="text/csv", icon=":material/download:", key=widget_key("bpe_curve_csv"))
 

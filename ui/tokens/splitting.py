@@ -17,6 +17,7 @@ from ..cache import context_message
 from ..chips import MAX_CHIPS, chips_html, show_token_chips
 from ..models import ROOT, SHARED, ModelChoice, default_model
 from ..state import remembered
+from ..workshop import define
 
 GPT2_ENV = "GLASSBOX_GPT2_TOKENIZER"  # optional: a folder holding GPT-2's tokenizer (tokenizer.json)
 GPT2_FOLDER = ROOT / "models" / "gpt2-tokenizer"  # looked at when the variable is not set
@@ -47,11 +48,12 @@ def live_tokens(text: str, choice: ModelChoice, show_whitespace: bool) -> Encodi
     fit = ContextFit(len(enc), choice.model.config.block_size)
     cols = st.columns(4)
     cols[0].metric("Characters", f"{len(text):,}")
-    cols[1].metric("Tokens", f"{len(enc):,}")
+    cols[1].metric("Tokens", f"{len(enc):,}", help=define("token"))
     ratio = chars_per_token(text, len(enc))
     cols[2].metric("Characters per token", f"{ratio:.2f}" if ratio else "–")
     cols[3].metric("Context used", context_used(fit),
-                   help=f"The model reads {fit.block_size:,} tokens at once; the first is a start marker.")
+                   help=define("context window",
+                               f"The model reads {fit.block_size:,} tokens at once; the first is a start marker."))
     context_meter(fit)
     if fit.dropped:
         split_chips(text, enc, fit, choice.tokenizer)

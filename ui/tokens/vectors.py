@@ -19,7 +19,7 @@ from engine.inspect.embeddings import (PCA2D, ModelInput, cosine_matrix, model_i
 
 from ..colours import CLIP_PERCENTILE, DIVERGING, SIGN_WORDS, clipped, diverging_scale
 from ..models import ModelChoice
-from ..plots import plot_config
+from ..plots import fitted, plot_config
 from ..text import md, plotly_text
 from ..state import widget_key
 
@@ -52,7 +52,8 @@ def show_input_vectors(text: str, choice: ModelChoice) -> ModelInput | None:
     rotary = choice.model.position_embedding() is None
     if rotary:
         st.caption(ROTARY_NOTE + " The middle panel is zeros for that reason.")
-    st.plotly_chart(input_figure(mi, rotary), config=plot_config("input-vectors"), key=widget_key("input_vectors"))
+    st.plotly_chart(fitted(input_figure(mi, rotary)), config=plot_config("input-vectors"),
+                    key=widget_key("input_vectors"))
     scale = input_scale(mi)
     beyond = clipped(torch.stack([mi.token, mi.position, mi.total]).numpy(), scale)
     st.caption(f"Colour: RdBu, {SIGN_WORDS}, as on every page; the three panels share one scale, clipped at "
@@ -159,7 +160,7 @@ def show_neighbours(mi: ModelInput, choice: ModelChoice) -> None:
 
 def show_vocab_map(mi: ModelInput, choice: ModelChoice) -> None:
     vm = vocab_map(choice)
-    st.plotly_chart(map_figure(vm, mi), config=plot_config("embedding-map"), key=widget_key("vocab_map"))
+    st.plotly_chart(fitted(map_figure(vm, mi)), config=plot_config("embedding-map"), key=widget_key("vocab_map"))
     ex = vm.pca.explained
     ids = drawn_ids(vm)
     every = "Every dot is one" if len(ids) == len(vm.pieces) else \
@@ -223,7 +224,7 @@ def show_position_similarity(mi: ModelInput | None, choice: ModelChoice) -> None
     fig.update_layout(height=560, margin={"l": 10, "r": 10, "t": 30, "b": 10},
                       xaxis_title="position", yaxis_title="position", yaxis_autorange="reversed")
     fig.update_yaxes(scaleanchor="x")
-    st.plotly_chart(fig, config=plot_config("position-similarity"), key=widget_key("position_similarity"))
+    st.plotly_chart(fitted(fig), config=plot_config("position-similarity"), key=widget_key("position_similarity"))
     note = f" Every {wpe.shape[0] // len(keep)}th position is shown." if len(keep) < wpe.shape[0] else ""
     st.caption("Cosine similarity of every pair of position embeddings (RdBu: blue alike, red opposite). "
                f"The dotted square marks the positions your text uses.{note}")

@@ -12,7 +12,7 @@ from engine import Trace, run_trace
 from engine.train.runs import Snapshot, TrainingRun
 
 from ..attention.figures import head_figure, matrix_csv, position_labels
-from ..plots import plot_config
+from ..plots import fitted, plot_config
 from ..server import model_work
 from ..state import widget_key
 from .figures import next_token_csv, next_token_figure, next_token_table
@@ -26,7 +26,7 @@ _COMPARE = "Train._compare"  # session key: (run id, prompt, (before trace, afte
 
 def _attention(trace: Trace, layer: int, head: int, title: str, key: str) -> None:
     """One head's pattern, drawn and downloadable as the Attention page draws it."""
-    st.plotly_chart(head_figure(trace.pattern(layer, head), trace.tokens, title, clickable=False),
+    st.plotly_chart(fitted(head_figure(trace.pattern(layer, head), trace.tokens, title, clickable=False)),
                     config=plot_config(f"glassbox-attention-{key}"), key=widget_key(f"att_{key}"))
     labels = position_labels(trace.tokens)
     st.download_button("Attention weights (CSV)", matrix_csv(trace.pattern(layer, head), labels, labels),
@@ -37,7 +37,7 @@ def _attention(trace: Trace, layer: int, head: int, title: str, key: str) -> Non
 def _next_tokens(trace: Trace, run: TrainingRun, title: str, key: str) -> None:
     """The most likely next tokens after the prompt, drawn and downloadable."""
     table = next_token_table(trace, run.tokenizer)
-    st.plotly_chart(next_token_figure(table, title), config=plot_config(f"glassbox-next-token-{key}"),
+    st.plotly_chart(fitted(next_token_figure(table, title)), config=plot_config(f"glassbox-next-token-{key}"),
                     key=widget_key(f"next_{key}"))
     st.download_button("Next tokens (CSV)", next_token_csv(table), f"glassbox-next-token-{key}.csv", "text/csv",
                        key=widget_key(f"next_csv_{key}"), icon=":material/download:")

@@ -18,7 +18,7 @@ from engine.train.runs import RunStatus, TrainingRun
 from engine.train.runspec import RunSpec
 
 from ..models import keep_run_model, register_session_model
-from ..plots import plot_config
+from ..plots import fitted, plot_config
 from ..server import session_id, watch_run
 from ..state import session_alive, widget_key
 from ..text import md
@@ -99,7 +99,7 @@ def _sample(s: RunStatus, step: int | None = None) -> None:
 
 
 def _chart(run: TrainingRun, s: RunStatus) -> None:
-    st.plotly_chart(loss_figure(s, run.spec.model.vocab_size), config=plot_config("glassbox-loss"),
+    st.plotly_chart(fitted(loss_figure(s, run.spec.model.vocab_size)), config=plot_config("glassbox-loss"),
                     key=widget_key(f"loss_{run.id}_{s.state}"))
 
 

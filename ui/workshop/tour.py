@@ -1,0 +1,193 @@
+"""The guided tour: steps read from tour.toml, the session's place in them, and the panel with Back and Next.
+
+A step names a page and a view (ui.workshop.views' vocabulary). Entering a step sets only what it names, on
+the keys the pages already keep, so every view stays live: the reader can change anything, and Next goes on
+from the step they are on. Next and Back reach the step's page through a link like any other
+(ui.workshop.links), so a step is also a link: `?tour=5` opens step 5.
+"""
+from __future__ import annotations
+
+import html
+import tomllib
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import streamlit as st
+
+from ..pages import HOME, PAGES
+from ..state import widget_key
+from . import presenter, views
+
+TOUR_FILE = Path(__file__).with_name("tour.toml")
+PLACE = "workshop.tour"  # session key: {"step": index into steps(), "on": bool}
+PENDING = "workshop.tour_pending"  # session key: set by Back / Next / Start; the next run opens the step
+FOCUS = "workshop.focus"  # session key: changes each time a step is entered (presenter.focus scrolls once)
+_STEP_KEYS = {"chapter", "title", "body", "page", "text", "view", "figure"}
+
+
+@dataclass(frozen=True)
+class Step:
+    number: int  # 1-based, as the progress line and `?tour=` say it
+    chapter: str
+    title: str
+    body: str  # Markdown
+    page: str  # a page title from ui/pages.py
+    file: str  # that page's script
+    params: tuple[tuple[str, str], ...]  # the view, as link parameters (the text resolved)
+    figure: str  # CSS selector of the step's main figure
+
+    @property
+    def view(self) -> dict[str, str]:
+        return dict(self.params)
+
+
+def page_files() -> dict[str, str]:
+    """Page title -> script, for every registered page."""
+    return {p.title: p.file for p in (HOME, *PAGES)}
+
+
+def param_text(value: object) -> str:
+    """A TOML value as link text: 2 -> "2", 0.5 -> "0.5"."""
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def load(path: Path = TOUR_FILE) -> tuple[dict[str, str], tuple[Step, ...]]:
+    """The named texts and the steps of a tour file. Raises ValueError naming the step and the problem."""
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    texts = {str(k): str(v) for k, v in data.get("texts", {}).items()}
+    files = page_files()
+    steps = []
+    for i, raw in enumerate(data.get("step", []), start=1):
+        where = f"{path.name}, step {i}"
+        unknown = set(raw) - _STEP_KEYS
+        missing = {"chapter", "title", "body", "page", "figure"} - set(raw)
+        if unknown or missing:
+            raise ValueError(f"{where}: unknown keys {sorted(unknown)}, missing keys {sorted(missing)}")
+        if raw["page"] not in files:
+            raise ValueError(f"{where}: no page titled {raw['page']!r} (ui/pages.py lists {sorted(files)})")
+        view = {k: param_text(v) for k, v in raw.get("view", {}).items()}
+        allowed = set(views.settings_of(raw["page"])) - {"text"}
+        if set(view) - allowed:
+            raise ValueError(f"{where}: {raw['page']} has no setting {sorted(set(view) - allowed)}")
+        if "text" in raw:
+            if raw["text"] not in texts:
+                raise ValueError(f"{where}: no text named {raw['text']!r} in [texts]")
+            view = {"text": texts[raw["text"]], **view}
+        steps.append(Step(i, str(raw["chapter"]), str(raw["title"]), str(raw["body"]).strip(), raw["page"],
+                          files[raw["page"]], tuple(view.items()), str(raw["figure"])))
+    if not steps:
+        raise ValueError(f"{path.name} has no [[step]]")
+    return texts, tuple(steps)
+
+
+@cache
+def _tour() -> tuple[dict[str, str], tuple[Step, ...]]:
+    return load()
+
+
+def steps() -> tuple[Step, ...]:
+    return _tour()[1]
+
+
+def texts() -> dict[str, str]:
+    """The tour file's named texts (the glossary's views name them too)."""
+    return _tour()[0]
+
+
+def chapters() -> list[str]:
+    return list(dict.fromkeys(s.chapter for s in steps()))
+
+
+# --- the session's place ---------------------------------------------------------------------------------------
+
+def _place() -> dict:
+    return st.session_state.setdefault(PLACE, {"step": 0, "on": False})
+
+
+def touring() -> bool:
+    return bool(_place()["on"])
+
+
+def current() -> Step:
+    return steps()[min(_place()["step"], len(steps()) - 1)]
+
+
+def current_step_number() -> int | None:
+    """The step the tour is on (1-based), or None when the tour is off."""
+    return current().number if touring() else None
+
+
+def go(index: int) -> None:
+    """Open step `index` (0-based) on the next run: Start, Back and Next call this."""
+    st.session_state[PLACE] = {"step": max(0, min(index, len(steps()) - 1)), "on": True}
+    st.session_state[PENDING] = True
+
+
+def leave() -> None:
+    """Exit the tour; the place is kept, so it resumes where it was left."""
+    _place()["on"] = False
+
+
+def take_pending() -> Step | None:
+    """The step Back / Next / Start asked for, once."""
+    return current() if st.session_state.pop(PENDING, False) else None
+
+
+def step_of_param(raw: str) -> Step:
+    """The step a link's `tour=` names. Raises views.Unusable."""
+    try:
+        number = int(raw)
+    except ValueError:
+        raise views.Unusable("not a step number") from None
+    if not 1 <= number <= len(steps()):
+        raise views.Unusable(f"the tour has steps 1 to {len(steps())}")
+    return steps()[number - 1]
+
+
+def enter(step: Step, applied: views.Applied | None = None) -> views.Applied:
+    """Put the session on `step`: the tour on, the step's view applied, its figure to be brought into view."""
+    st.session_state[PLACE] = {"step": step.number - 1, "on": True}
+    st.session_state[FOCUS] = st.session_state.get(FOCUS, 0) + 1
+    return views.apply_view(step.page, step.view, applied)
+
+
+# --- drawing ---------------------------------------------------------------------------------------------------
+
+def start_button(where: str) -> None:
+    """Start the tour, resume it where it was left, or leave it (`where`: a name for the button's place)."""
+    if touring():
+        st.button("Leave the tour", icon=":material/close:", key=widget_key(f"tour_leave_{where}"), on_click=leave,
+                  help="Back to exploring freely; the tour waits where you left it.")
+        return
+    place = _place()["step"]
+    label = f"Resume the tour (step {place + 1})" if place else "Take the guided tour"
+    st.button(label, icon=":material/tour:", key=widget_key(f"tour_start_{where}"), on_click=go, args=(place,),
+              type="primary", help=f"{len(steps())} short steps through the model, from text to the next "
+                                   "token. Every view stays live: change anything, then press Next.")
+
+
+def panel(page: str) -> None:
+    """The tour's step at the top of the page: progress, the step's words, Back, Next and Leave."""
+    step, total = current(), len(steps())
+    names = chapters()
+    last = step.number == total
+    with st.container(key="gb_tour", border=True, gap="small"):
+        with st.container(horizontal=True, vertical_alignment="center", gap="small"):
+            st.progress(step.number / total,
+                        text=f"Step {step.number} of {total} · chapter {names.index(step.chapter) + 1} of "
+                             f"{len(names)}: {step.chapter}")
+            st.button("Back", icon=":material/arrow_back:", key=widget_key("tour_back"), shortcut="PageUp",
+                      on_click=go, args=(step.number - 2,), disabled=step.number == 1)
+            st.button("Finish" if last else "Next", type="primary", icon=":material/arrow_forward:",
+                      key=widget_key("tour_next"), shortcut="PageDown",
+                      on_click=leave if last else go, args=() if last else (step.number,))
+            st.button("Leave", type="tertiary", icon=":material/close:", key=widget_key("tour_exit"), on_click=leave,
+                      help="Leave the tour; it waits where you left it (the sidebar resumes it).")
+        st.markdown(f'<div class="gb-tour-title">{html.escape(step.title)}</div>', unsafe_allow_html=True)
+        st.markdown(step.body)
+        if step.page != page:
+            st.button(f"Back to this step's view ({step.page})", icon=":material/undo:",
+                      key=widget_key("tour_here"), on_click=go, args=(step.number - 1,))
+    if step.page == page:
+        presenter.focus(step.figure, st.session_state.get(FOCUS, 0))
