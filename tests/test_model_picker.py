@@ -146,3 +146,13 @@ def test_a_bad_hub_id_is_refused_before_any_request(monkeypatch):
     at.sidebar.button(key="Home.model_select.hub_go").click().run()
     assert not at.exception
     assert "not a Hub model id" in at.sidebar.error[0].value
+
+
+def test_a_link_names_a_server_model_and_opens_on_it():
+    at = AppTest.from_file(str(ROOT / "pages" / "2_Attention.py"), default_timeout=TIMEOUT)
+    at.query_params["model"] = LLAMA
+    at.query_params["layer"] = "1"
+    at.run()
+    assert not at.exception and at.session_state["model_name"] == LLAMA
+    assert "Llama architecture" in sidebar_text(at)
+    assert at.query_params["model"] == [LLAMA] or at.query_params["model"] == LLAMA, "the URL keeps the model"
