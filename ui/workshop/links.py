@@ -31,6 +31,8 @@ TOUR, PRESENT = "tour", "present"
 LINK_TEXT_CHARS = 1_800  # at most this many URL characters for the text: links stay near 2,000, which every
 #                          browser, chat app and QR code takes
 WRITTEN = "workshop.url"  # session key: the query this session last wrote
+WROTE = "workshop.urls"  # session key: the last few queries it wrote (a rerun may carry one the browser had
+#                         not yet replaced: it is this session's own, not a link to apply)
 NOTE = "workshop.note"  # session key: the line about a link's unusable values, shown once
 # The link as the address bar holds it, without presenter mode, in a box to select and a button that copies it
 # (the clipboard API where the page is a secure context, the older copy command elsewhere, e.g. plain http on
@@ -137,6 +139,9 @@ def sync_url() -> None:
     want = link_params(page)
     if st.session_state.get(WRITTEN) != want:
         st.session_state[WRITTEN] = want
+        wrote = st.session_state.setdefault(WROTE, [])
+        wrote.append(want)
+        del wrote[:-16]
         if st.query_params.to_dict() != want:
             st.query_params.from_dict(want)
 
@@ -151,7 +156,7 @@ def arrive(page: str) -> None:
         _keep_note(tour.enter(step))
         return
     incoming = st.query_params.to_dict()
-    if not incoming or incoming == st.session_state.get(WRITTEN):
+    if not incoming or incoming == st.session_state.get(WRITTEN) or incoming in st.session_state.get(WROTE, []):
         return
     applied = views.Applied()
     if PRESENT in incoming:
