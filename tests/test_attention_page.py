@@ -222,3 +222,15 @@ def test_the_line_view_at_256_tokens_gives_each_top_weight_a_readable_row() -> N
     assert (fig.layout.height - 100) / rows >= 20  # pixels per row: room for 13-15 px text
     rest = fig.data[-1].text[0]
     assert f"the other {256 - len(keys)} tokens" in rest
+
+
+@pytest.mark.parametrize("n_layer,n_head", [(4, 4), (12, 12), (2, 16)])
+def test_overview_labels_its_tiles_with_numbers_under_axis_titles(n_layer: int, n_head: int) -> None:
+    # "head 0 head 1 ..." collided in a narrow column and in the exported PNG; numbers fit any tile.
+    from ui.attention.figures import overview_figure
+    from ui.plots import MIN_FONT_PX
+    fig = overview_figure(torch.rand(n_layer, n_head, 6, 6).softmax(-1), (0, 0))
+    x, y = fig.layout.xaxis, fig.layout.yaxis
+    assert list(x.ticktext) == [str(h) for h in range(n_head)] and x.title.text == "head"
+    assert list(y.ticktext) == [str(i) for i in range(n_layer)] and y.title.text == "layer"
+    assert min(x.tickfont.size, y.tickfont.size) >= MIN_FONT_PX

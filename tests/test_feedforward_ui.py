@@ -8,6 +8,7 @@ from engine.inspect.params import compare, param_breakdown
 from engine_fixtures import tiny_model
 from ui.feedforward import figures as ff
 from ui.feedforward import residual as rs
+from ui.plots import MIN_FONT_PX
 
 HOSTILE = ['<img src=x onerror=alert(1)>', '" onmouseover="alert(1)', "<b>bold</b>", "␣fox"]
 
@@ -52,3 +53,12 @@ def test_parameter_figures_cover_the_model() -> None:
     chart = rs.comparison_chart(m.num_params(), "mine", known)
     assert len(chart.data[0].y) == len(known) + 1
     assert rs.comparison_frame(m.num_params(), "mine", known).shape[0] == len(known) + 1
+
+
+def test_small_text_is_hidden_not_shrunk_and_log_counts_label_powers_of_ten() -> None:
+    # Plotly shrinks a treemap box's text to fit, down to a fraction of a pixel; and labels the 2s and 5s
+    # between powers of ten on a log axis at 10 px. Both fall under the projector's MIN_FONT_PX.
+    tree = rs.params_treemap(param_breakdown(tiny_model()), "mine")
+    assert tree.layout.uniformtext.minsize >= MIN_FONT_PX and tree.layout.uniformtext.mode == "hide"
+    hist = ff.activation_histogram(torch.randn(8, 64), layer=0)
+    assert hist.layout.yaxis.type == "log" and hist.layout.yaxis.dtick == 1

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from ..colours import diverging_scale
+from ..plots import MIN_FONT_PX
 from ..text import csv_text, plotly_text
 
 WEIGHTS = "Viridis"
@@ -114,25 +115,26 @@ def overview_figure(patterns: torch.Tensor, selected: tuple[int, int] | None = N
     z = z.astype(np.float32)  # sent as binary: half the bytes of float64
 
     bins = np.array(_bins(n, side))  # [side, 2]: the first and one-past-last position each cell covers
-    qs, ks = np.nonzero(visible)
-    xs, ys, data = [], [], []
-    for layer in range(n_layer):
-        for head in range(n_head):
-            xs.append(head * step + ks)
-            ys.append(layer * step + qs)
-            w = pooled[layer, head].numpy()[qs, ks]
-            # Numbers only, ints as ints and weights rounded: a few bytes a point (the large view next to it
-            # names the tokens).
-            data += [[layer, head, int(q0), int(q1), int(k0), int(k1), round(float(v), DIGITS)] for q0, q1, k0, k1, v
-                     in zip(bins[qs, 0], bins[qs, 1] - 1, bins[ks, 0], bins[ks, 1] - 1, w)]
+    qs, ks = np.nonzero(visible)  # the visible cells of one tile, [m] each
+    tiles = n_layer * n_head
+    layer_of, head_of = np.divmod(np.arange(tiles), n_head)  # tile t is layer t // n_head, head t % n_head
+    xs = (head_of[:, None] * step + ks[None]).ravel()
+    ys = (layer_of[:, None] * step + qs[None]).ravel()
+    weights = pooled.reshape(tiles, side, side).numpy()[:, qs, ks].ravel().astype(np.float64).round(DIGITS)
+    # Numbers only, ints as Python ints and weights rounded: a few bytes a point in the JSON (the large view
+    # next to it names the tokens). One row per point: layer, head, query span, key span, weight.
+    data = np.empty((xs.size, 7), dtype=object)
+    for col, values in enumerate((np.repeat(layer_of, qs.size), np.repeat(head_of, qs.size),
+                                  np.tile(bins[qs, 0], tiles), np.tile(bins[qs, 1] - 1, tiles),
+                                  np.tile(bins[ks, 0], tiles), np.tile(bins[ks, 1] - 1, tiles), weights)):
+        data[:, col] = values.tolist()
     spans = side < n
     where = ("query %{customdata[2]}–%{customdata[3]}<br>key %{customdata[4]}–%{customdata[5]}<br>mean weight"
              if spans else "query position %{customdata[2]}<br>key position %{customdata[4]}<br>weight")
     # No colour bar: the same 0-1 viridis scale as the large view next to it, which has one.
     fig = go.Figure(go.Heatmap(z=z, colorscale=WEIGHTS, zmin=0, zmax=1, hoverinfo="skip", showscale=False))
     fig.add_trace(go.Scattergl(
-        x=np.concatenate(xs), y=np.concatenate(ys), mode="markers", showlegend=False,
-        customdata=np.array(data, dtype=object),  # [points, 7]: layer, head, query span, key span, weight
+        x=xs, y=ys, mode="markers", showlegend=False, customdata=data,
         hovertemplate=(f"<b>layer %{{customdata[0]}}, head %{{customdata[1]}}</b><br>{where} "
                        "%{customdata[6]:.3f}<extra>click to open</extra>"),
         marker=dict(size=6, opacity=0),  # hover and click find the nearest point, whatever its size
@@ -142,13 +144,16 @@ def overview_figure(patterns: torch.Tensor, selected: tuple[int, int] | None = N
         pad = gap / 2
         fig.update_layout(shapes=[outline(head * step - 0.5 - pad, head * step + side - 0.5 + pad,
                                           layer * step - 0.5 - pad, layer * step + side - 0.5 + pad, width=4)])
+    # Numbers on the axes, the words in the axis titles: "head 10" per tile collides with its neighbours in a
+    # narrow column, and more so in the exported PNG, which falls back to a wider font than the page's.
     centres = [i * step + (side - 1) / 2 for i in range(max(n_layer, n_head))]
-    fig.update_xaxes(tickvals=centres[:n_head], ticktext=[f"head {h}" for h in range(n_head)], side="top",
-                     showgrid=False, zeroline=False, range=[-0.5 - gap, n_head * step - gap - 0.5 + gap],
-                     tickfont=dict(size=13 if n_head > 8 else 15))
-    fig.update_yaxes(tickvals=centres[:n_layer], ticktext=[f"layer {i}" for i in range(n_layer)],
-                     autorange="reversed", showgrid=False, zeroline=False, scaleanchor="x",
-                     tickfont=dict(size=13 if n_layer > 8 else 15))
+    tick_font = dict(size=MIN_FONT_PX + 1 if max(n_layer, n_head) > 8 else 15)
+    fig.update_xaxes(tickvals=centres[:n_head], ticktext=[str(h) for h in range(n_head)], side="top",
+                     title=dict(text="head", standoff=6), showgrid=False, zeroline=False,
+                     range=[-0.5 - gap, n_head * step - gap - 0.5 + gap], tickfont=tick_font, automargin=True)
+    fig.update_yaxes(tickvals=centres[:n_layer], ticktext=[str(i) for i in range(n_layer)], title=dict(text="layer"),
+                     autorange="reversed", showgrid=False, zeroline=False, scaleanchor="x", tickfont=tick_font,
+                     automargin=True)
     height = int(np.clip(100 + 260 * n_layer / n_head, 260, 860))
     return _layout(fig, "All heads", height, hovermode="closest",
                    dragmode=False, margin=dict(l=10, r=10, t=80, b=10))

@@ -98,7 +98,8 @@ def activation_histogram(post: torch.Tensor, layer: int, bins: int = 60) -> go.F
     fig.add_vline(x=0, line_dash="dash", line_color="#444")
     fig.add_annotation(x=0, y=1, yref="paper", xanchor="left", showarrow=False,
                        text=f" above 0: {fires:.0%} (fires)")
-    fig.update_yaxes(type="log", title="how many (log scale)")
+    # dtick=1: a label at each power of ten only; Plotly's in-between "2" and "5" labels are drawn at 10 px
+    fig.update_yaxes(type="log", dtick=1, title="how many (log scale)")
     fig.update_xaxes(title="activation after GELU")
     fig.update_layout(height=320, margin=dict(l=10, r=10, t=30, b=10), bargap=0,
                       title=dict(text=f"Layer {layer}: distribution of activations", font=dict(size=14)))

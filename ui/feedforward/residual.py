@@ -172,6 +172,9 @@ def params_treemap(groups: Sequence[ParamGroup], model_name: str) -> go.Figure:
         marker=dict(colors=colours), customdata=hover, textinfo="label+value+percent root",
         hovertemplate="%{label}: %{value:,} parameters (%{percentRoot:.1%})<br>%{customdata}<extra></extra>",
     ))
+    # A box too small for readable text shows none (its hover still names it): Plotly would shrink the text to
+    # fit, down to a fraction of a pixel.
+    fig.update_layout(uniformtext=dict(minsize=MIN_FONT_PX, mode="hide"))
     return _layout(fig, "Where the parameters live (click a box to zoom in)", 460)
 
 
