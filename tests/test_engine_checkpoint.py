@@ -266,6 +266,17 @@ def test_half_precision_weights_load_as_float32(ckpt):
 
 # --- tokenizer files ------------------------------------------------------------------------------------------
 
+def test_gpt2s_vocab_and_merges_stand_in_for_tokenizer_json(ckpt):
+    from engine.model.tokenizer import load_tokenizer
+    text = "Once upon a time, ünïcode 🦊 and   spaces\nnew line.<|endoftext|>"
+    _, want = load_pretrained(ckpt)
+    want.backend_tokenizer.model.save(str(ckpt))  # GPT-2's older repos ship these two files, not tokenizer.json
+    (ckpt / "tokenizer.json").unlink()
+    _, tok = load_pretrained(ckpt)
+    assert tok(text).input_ids == want(text).input_ids and tok.decode(tok(text).input_ids) == text
+    assert load_tokenizer(ckpt).convert_tokens_to_ids("<|endoftext|>") == want.convert_tokens_to_ids("<|endoftext|>")
+
+
 def test_missing_tokenizer(ckpt):
     (ckpt / "tokenizer.json").unlink()
     refused(ckpt, "tokenizer.json is missing")

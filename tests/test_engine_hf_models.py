@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+from pathlib import Path
 
 import pytest
 import torch
@@ -243,6 +244,36 @@ def test_refuses_an_unsupported_architecture_naming_it(copy_of):
     folder = copy_of("gpt_neox")
     _config(folder, architectures=["MambaForCausalLM"])
     with pytest.raises(CheckpointError, match="MambaForCausalLM is not supported.*LlamaForCausalLM"):
+        load_model(folder)
+
+
+def _pair_only(folder):
+    """The folder's tokenizer as GPT-2's older repos ship it: vocab.json and merges.txt, no tokenizer.json."""
+    from engine.model.tokenizer import load_tokenizer
+    load_tokenizer(folder).backend_tokenizer.model.save(str(folder))
+    (folder / "tokenizer.json").unlink()
+    return folder
+
+
+TEXT = "Once upon a time, ünïcode 🦊 and   spaces\nnew line.<|endoftext|>"
+
+
+@pytest.mark.parametrize("family", ["gpt_neo"])  # GPT-2 folders: test_engine_checkpoint
+def test_loads_gpt2s_vocab_and_merges_without_tokenizer_json(copy_of, family):
+    import shutil
+    full = copy_of(family)
+    _, want = load_model(full)
+    pair = _pair_only(Path(shutil.copytree(full, full.parent / f"{family}-pair")))
+    _, tok = load_model(pair)
+    assert tok(TEXT).input_ids == want(TEXT).input_ids and len(tok) == len(want)
+    assert tok.decode(tok(TEXT).input_ids) == TEXT and start_id(tok) == start_id(want)
+
+
+def test_refuses_the_pair_where_it_would_split_text_wrongly(copy_of):
+    # Qwen2 ships vocab.json and merges.txt too, but splits text with its own expression: only tokenizer.json
+    # says how, so the pair alone is not GPT-2's tokenizer there.
+    folder = _pair_only(copy_of("llama"))
+    with pytest.raises(CheckpointError, match="tokenizer.json is missing$"):
         load_model(folder)
 
 

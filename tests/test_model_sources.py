@@ -271,6 +271,12 @@ def test_check_folder_needs_a_tokenizer(tmp_path):
     (folder / "vocab.json").write_text("{}")  # GPT-2's pair of files is a tokenizer too
     (folder / "merges.txt").write_text("#version: 0.2\n")
     check_folder(folder)
+    llama = save_model(tmp_path / "llama", "llama")
+    (llama / "tokenizer.json").unlink()
+    (llama / "vocab.json").write_text("{}")  # not GPT-2's tokenizer in this family: the loader would refuse it
+    (llama / "merges.txt").write_text("#version: 0.2\n")
+    msg = refused(lambda: check_folder(llama), "no tokenizer", "tokenizer.json is missing")
+    assert "would also do" not in msg
 
 
 def test_check_folder_refuses_custom_tokenizer_code(tmp_path):
@@ -381,9 +387,18 @@ def test_a_repo_with_only_a_pickle_is_refused_before_any_download(hub, repo_file
 
 
 def test_a_repo_without_a_tokenizer_is_refused_before_any_download(hub, repo_files, tmp_path):
-    hub.add("tiny/notok", _variant(repo_files, drop=("tokenizer.json",)))
+    hub.add("tiny/notok", _variant(repo_files, drop=("tokenizer.json", "vocab.json", "merges.txt")))
     refused(lambda: fetch_hub_model("tiny/notok", tmp_path), "no tokenizer")
     assert hub.fetched() == []
+
+
+def test_a_llama_repo_with_only_gpt2s_pair_is_refused_after_its_config(hub, tmp_path_factory, tmp_path):
+    folder = save_model(tmp_path_factory.mktemp("llama"), "llama")
+    files = {p.name: p.read_bytes() for p in folder.iterdir() if p.name != "tokenizer.json"}
+    hub.add("tiny/llama-pair", files | {"vocab.json": b"{}", "merges.txt": b"#version: 0.2\n"})
+    refused(lambda: fetch_hub_model("tiny/llama-pair", tmp_path), "no tokenizer Glassbox can load")
+    assert "model.safetensors" not in hub.fetched()
+    _nothing_left(tmp_path)
 
 
 @pytest.mark.parametrize("variant, fragment", [

@@ -18,7 +18,7 @@ from safetensors.torch import save_file
 
 from .config import GPTConfig
 from .gpt import GPT
-from .tokenizer import load_tokenizer
+from .tokenizer import load_tokenizer, missing_tokenizer
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
@@ -138,8 +138,8 @@ def load_pretrained(folder: str | Path, device: torch.device | str = "cpu", max_
     model.to(device).eval()
     tokenizer = None
     if with_tokenizer:
-        if not (folder / "tokenizer.json").is_file():
-            raise CheckpointError("tokenizer.json is missing")
+        if (why := missing_tokenizer((p.name for p in folder.iterdir()), "gpt2")) is not None:
+            raise CheckpointError(why)
         try:
             tokenizer = load_tokenizer(folder)
         except Exception as e:

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from .arch import GATED_MLP, GELU_MLP, LAYERNORM, LEARNED, RMSNORM, ROTARY, ArchConfig
 from .checkpoint import CheckpointError, load_pretrained
 from .facts import SUPPORTED, SourceError, read_model_config
-from .tokenizer import check_tokenizer_patterns, load_tokenizer
+from .tokenizer import check_tokenizer_patterns, load_tokenizer, missing_tokenizer
 
 Cache = dict[str, torch.Tensor]
 ATTN_IMPL = "glassbox"
@@ -322,8 +322,8 @@ def load_hf(folder: str | Path, device: torch.device | str = "cpu") -> tuple[HFM
         have = sorted(p.name for p in folder.iterdir() if p.suffix in (".bin", ".pt", ".pth", ".ckpt", ".h5"))
         raise CheckpointError("the folder has no safetensors weights" + (f" (it has {', '.join(have)}: pickles, which "
                               "Glassbox never loads)" if have else ""))
-    if not (folder / "tokenizer.json").is_file():
-        raise CheckpointError("tokenizer.json is missing")
+    if (why := missing_tokenizer((p.name for p in folder.iterdir()), family)) is not None:
+        raise CheckpointError(why)
     _register_attention()
     from transformers.utils import logging as hf_logging
     hf_logging.disable_progress_bar()  # "Loading weights" bars belong in a terminal, not a server's log

@@ -26,6 +26,7 @@ from .cost import size_text
 from .facts import (CONFIG, DEFAULT_MODEL_BUDGET_MB, FAMILY_NAMES, MAX_CONFIG_BYTES, MODEL_BUDGET_ENV, SUPPORTED,
                     TRACE_TOKENS, ModelFacts, SourceError, _read_json, model_budget_bytes, model_facts,
                     read_model_config)
+from .tokenizer import missing_tokenizer
 
 __all__ = ["CURATED", "DEFAULT_MODEL_BUDGET_MB", "FAMILY_NAMES", "MODELS_DIR_ENV", "MODEL_BUDGET_ENV", "SUPPORTED",
            "TRACE_TOKENS", "HubUnreachable", "LocalModel", "ModelFacts", "SourceError", "check_folder",
@@ -101,13 +102,9 @@ def check_folder(folder: str | Path) -> ModelFacts:
         if missing:
             raise SourceError(f"{folder.name} lacks {len(missing)} of the weight files {WEIGHTS_INDEX} lists, "
                               f"e.g. {missing[0]}")
-    if not _has_tokenizer(set(names)):
-        raise SourceError(f"{folder.name} has no tokenizer: it needs tokenizer.json (or vocab.json and merges.txt)")
+    if (why := missing_tokenizer(names, facts.family)) is not None:
+        raise SourceError(f"{folder.name} has no tokenizer: {why}")
     return facts
-
-
-def _has_tokenizer(names: set[str]) -> bool:
-    return "tokenizer.json" in names or {"vocab.json", "merges.txt"} <= names
 
 
 def _no_custom_tokenizer(tokenizer_config: dict) -> None:
@@ -228,8 +225,8 @@ def _download(client: hub.Hub, info: hub.RepoInfo, tmp: Path, progress: Callable
         raise SourceError(f"{repo} has no config.json, so it is not a transformers model Glassbox can price or load.")
     if WEIGHTS not in files and WEIGHTS_INDEX not in files:
         raise SourceError(_no_safetensors(repo, top))
-    if not _has_tokenizer(set(top)):
-        raise SourceError(f"{repo} has no tokenizer: it needs tokenizer.json (or vocab.json and merges.txt).")
+    if (why := missing_tokenizer(top, None)) is not None:  # the family is not known before the config
+        raise SourceError(f"{repo} has no tokenizer: {why}.")
     done = 0
 
     def fetch(name: str, cap: int) -> Path:
@@ -244,6 +241,8 @@ def _download(client: hub.Hub, info: hub.RepoInfo, tmp: Path, progress: Callable
     budget = model_budget_bytes()
     if (why := facts.refusal(budget)) is not None:
         raise SourceError(why)
+    if (why := missing_tokenizer(top, facts.family)) is not None:
+        raise SourceError(f"{repo} has no tokenizer Glassbox can load: {why}.")
     fetched = [CONFIG]
     if "tokenizer_config.json" in files:
         _no_custom_tokenizer(_read_json(fetch("tokenizer_config.json", MAX_JSON_BYTES), MAX_JSON_BYTES))

@@ -40,9 +40,33 @@ def wrap(tok: Tokenizer) -> PreTrainedTokenizerFast:
                                    model_max_length=10**9, clean_up_tokenization_spaces=False)
 
 
+GPT2_PAIR = ("vocab.json", "merges.txt")  # GPT-2's tokenizer as its older repos ship it, without tokenizer.json
+PAIR_FAMILIES = ("gpt2", "gpt_neo")  # where the pair means GPT-2's byte-level BPE and its splitting expression
+#                                      (Qwen2 ships a pair too, but splits text with its own expression)
+
+
+def missing_tokenizer(names: Iterable[str], family: str | None) -> str | None:
+    """Why a folder (or repo) with these file names has no tokenizer Glassbox can load, or None. `family`
+    None: not known yet (a repo before its config is read), so GPT-2's pair is taken on trust."""
+    names = set(names)
+    if "tokenizer.json" in names:
+        return None
+    pair_ok = family is None or family in PAIR_FAMILIES
+    if pair_ok and set(GPT2_PAIR) <= names:
+        return None
+    return "tokenizer.json is missing" + (" (GPT-2's vocab.json and merges.txt would also do)" if pair_ok else "")
+
+
 def load_tokenizer(folder: str | Path) -> PreTrainedTokenizerFast:
-    """Load tokenizer files from a local folder (never runs remote code)."""
-    tok = PreTrainedTokenizerFast.from_pretrained(str(folder), local_files_only=True)
+    """Load tokenizer files from a local folder (never runs remote code): tokenizer.json, or else GPT-2's
+    vocab.json and merges.txt (byte-level BPE with GPT-2's splitting; `missing_tokenizer` says where that
+    holds)."""
+    folder = Path(folder)
+    if not (folder / "tokenizer.json").is_file() and all((folder / n).is_file() for n in GPT2_PAIR):
+        from transformers import GPT2Tokenizer  # the class is named: no tokenizer_class or auto_map is followed
+        tok = GPT2Tokenizer.from_pretrained(str(folder), local_files_only=True)
+    else:
+        tok = PreTrainedTokenizerFast.from_pretrained(str(folder), local_files_only=True)
     for how_it_was_loaded in ("local_files_only", "is_local"):  # else save_pretrained writes them into the config
         tok.init_kwargs.pop(how_it_was_loaded, None)
     return tok
