@@ -25,6 +25,7 @@ from transformers import (AutoModelForCausalLM, GPT2Config, GPTNeoConfig, GPTNeo
                           Qwen2Config)
 
 from engine.model import facts as facts_module
+from engine.model import sources
 from engine.model.cost import trace_cost
 from engine.model.sources import (CURATED, MODEL_BUDGET_ENV, MODELS_DIR_ENV, SUPPORTED, HubUnreachable,
                                   LocalModel, SourceError, check_folder, fetch_hub_model, local_models,
@@ -551,3 +552,19 @@ def test_counting_never_touches_torch_process_wide_defaults(monkeypatch):
                                       "num_key_value_heads": 1})
     assert calls == [] and facts.n_params > 0
     assert facts_module.SUPPORTED is SUPPORTED and hasattr(transformers, "Qwen2ForCausalLM")
+
+
+def test_a_killed_downloads_leftovers_are_swept_before_the_next_download(hub, repo_files, tmp_path):
+    import os
+    import time
+    stale, fresh = tmp_path / ".other--model.partial-abc", tmp_path / ".tiny--busy.partial-def"
+    for folder in (stale, fresh):
+        (folder / "sub").mkdir(parents=True)
+        (folder / "sub" / "model.safetensors").write_bytes(b"x" * 1000)
+    old = time.time() - sources.STALE_PARTIAL_S - 60
+    for path in (stale / "sub" / "model.safetensors", stale / "sub", stale):
+        os.utime(path, (old, old))
+    fetch_hub_model("tiny/gpt2", tmp_path)
+    assert not stale.exists()  # nothing written for longer than any live download pauses
+    assert fresh.exists()  # another process may still be writing it
+    assert sources.sweep_partials(tmp_path) == []

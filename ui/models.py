@@ -24,7 +24,7 @@ from engine import GPT, CheckpointError, pick_device
 from engine.model.cost import size_text
 from engine.model.hf import load_model
 from engine.model.sources import (CURATED, ModelFacts, SourceError, check_folder, fetch_hub_model, folder_name,
-                                  local_models, model_budget_bytes)
+                                  local_models, model_budget_bytes, sweep_partials)
 
 from .errors import Refused
 
@@ -348,6 +348,8 @@ def hub_picker(widget_key: str) -> None:
 
 
 def _disk_used(folder: Path) -> int:
+    """Bytes under the Hub folder, once a killed download's leftovers are gone (they would count)."""
+    sweep_partials(folder)
     try:
         return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
     except OSError:

@@ -16,6 +16,7 @@ import re
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -176,6 +177,31 @@ def _fetched(dest: Path, repo_id: str, revision: str) -> bool:
     return isinstance(record, dict) and record.get("repo_id") == repo_id and record.get("revision") == revision
 
 
+PARTIAL = ".partial-"  # in the name of a download's folder until it is complete and swapped in
+STALE_PARTIAL_S = 15 * 60  # a download writes to its folder every few seconds (its reads time out in 5 s); one
+#                            untouched this long belongs to a process that was killed mid-download
+
+
+def sweep_partials(dest_root: Path, stale_s: float = STALE_PARTIAL_S) -> list[str]:
+    """Remove what killed downloads left under dest_root: partial folders nothing has written to for
+    `stale_s` seconds (they count against the Hub folder's disk cap). The names removed."""
+    removed = []
+    try:
+        entries = [e for e in Path(dest_root).iterdir() if e.name.startswith(".") and PARTIAL in e.name and e.is_dir()]
+    except OSError:
+        return removed
+    now = time.time()
+    for entry in entries:
+        try:
+            newest = max([entry.stat().st_mtime, *(f.stat().st_mtime for f in entry.rglob("*"))])
+        except OSError:
+            continue  # removed meanwhile, or unreadable: not ours to judge
+        if now - newest > stale_s:
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry.name)
+    return removed
+
+
 def fetch_hub_model(repo_id: str, dest_root: Path, progress: Callable[[int, int], None] | None = None,
                     timeout: float = 5.0, revision: str = "main") -> Path:
     """Download a Hub model into dest_root/<owner>--<name>/ and return that folder; an existing complete one is
@@ -197,7 +223,8 @@ def fetch_hub_model(repo_id: str, dest_root: Path, progress: Callable[[int, int]
                              os.environ.get(hub.TOKEN_ENV), timeout)
             info = client.model_info(repo_id, revision)
             dest_root.mkdir(parents=True, exist_ok=True)
-            tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.partial-", dir=dest_root))
+            sweep_partials(dest_root)
+            tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}{PARTIAL}", dir=dest_root))
             try:
                 names = _download(client, info, tmp, progress)
                 (tmp / SOURCE_RECORD).write_text(json.dumps(
