@@ -188,5 +188,6 @@ def main() -> None:
         print(f"{name:34} {script:14.2f} {script / home[0]:7.1f} {script / med['minimal'][0]:9.1f} "
               f"{opened:7.2f}  {act}")
 
+
 if __name__ == "__main__":
     main()

@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import base64
 import struct
+from pathlib import Path
 
 import pytest
 
+import ui.pages
 from conftest import open_app, wait_for_app
 from ui.plots import MIN_FONT_PX, PNG_SCALE
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-PAGES = ["", "Tokens_and_vectors", "Attention", "Feed_forward", "Next_token", "Train", "Pretraining_vs_RLHF",
-         "Glossary"]
+# Home, then every registered page by its URL path (the script's name without its number): a new page is walked too.
+PAGES = ["", *(Path(p.file).stem.split("_", 1)[1] for p in ui.pages.PAGES)]
 MAIN = "[data-testid='stMain']"
 
 # Every visible text of every drawn figure with its size on screen (its font size times the scale of every

@@ -14,9 +14,10 @@ from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlparse
 
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+from tokenizers import Tokenizer
 
-from ..model.tokenizer import Encoding, _unicode_to_byte, display_bytes, encode, load_tokenizer, wrap
+from ..model.tokenizer import (Encoding, _unicode_to_byte, display_bytes, encode, load_tokenizer,
+                               missing_tokenizer, wrap)
 
 GPT2_REPO = "openai-community/gpt2"
 GPT2_FILE = "tokenizer.json"
@@ -80,16 +81,11 @@ class Gpt2Tokenizer:
 
 
 def _from_folder(folder: Path):
-    """A tokenizer folder: tokenizer.json, or GPT-2's classic vocab.json + merges.txt."""
-    if (folder / "tokenizer.json").is_file():
-        return load_tokenizer(folder)
-    vocab, merges = folder / "vocab.json", folder / "merges.txt"
-    if vocab.is_file() and merges.is_file():
-        tok = Tokenizer(models.BPE.from_file(str(vocab), str(merges)))
-        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-        tok.decoder = decoders.ByteLevel()
-        return wrap(tok)
-    return None
+    """A tokenizer folder: tokenizer.json, or GPT-2's classic vocab.json + merges.txt (as load_tokenizer
+    reads them); None when it holds neither."""
+    if missing_tokenizer(os.listdir(folder), "gpt2") is not None:
+        return None
+    return load_tokenizer(folder)
 
 
 def _hub_offline() -> bool:

@@ -31,8 +31,9 @@ TOUR, PRESENT = "tour", "present"
 LINK_TEXT_CHARS = 1_800  # at most this many URL characters for the text: links stay near 2,000, which every
 #                          browser, chat app and QR code takes
 WRITTEN = "workshop.url"  # session key: the query this session last wrote
-WROTE = "workshop.urls"  # session key: the last few queries it wrote (a rerun may carry one the browser had
-#                         not yet replaced: it is this session's own, not a link to apply)
+WROTE = "workshop.urls"  # session key: the last WROTE_KEPT queries it wrote (a rerun may carry one the browser
+#                         had not yet replaced: it is this session's own, not a link to apply)
+WROTE_KEPT = 16
 NOTE = "workshop.note"  # session key: the line about a link's unusable values, shown once
 # The link as the address bar holds it, without presenter mode, in a box to select and a button that copies it
 # (the clipboard API where the page is a secure context, the older copy command elsewhere, e.g. plain http on
@@ -141,7 +142,7 @@ def sync_url() -> None:
         st.session_state[WRITTEN] = want
         wrote = st.session_state.setdefault(WROTE, [])
         wrote.append(want)
-        del wrote[:-16]
+        del wrote[:-WROTE_KEPT]
         if st.query_params.to_dict() != want:
             st.query_params.from_dict(want)
 
