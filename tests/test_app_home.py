@@ -300,8 +300,9 @@ def _session_traces_page() -> None:
 
 
 def test_session_traces_never_hold_more_than_the_cap(monkeypatch) -> None:
-    monkeypatch.setenv(ui.cache.SESSION_TRACE_ENV, "1")  # MB: two or three short traces of this model
-    cap = ui.cache.session_trace_cap()
+    # A session's traces hold two at the per-trace budget: 1 MB, two or three short traces of this model.
+    monkeypatch.setenv("GLASSBOX_TRACE_BUDGET_MB", "0.5")
+    cap = ui.cache.trace_cache_cap()
     at = AppTest.from_function(_session_traces_page, default_timeout=TIMEOUT).run()
     sizes = []
     for i in range(8):

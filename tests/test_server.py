@@ -6,9 +6,11 @@ import gc
 import threading
 import time
 
+import pytest
 import torch
 
 import ui.server as server
+from engine import settings
 
 
 def test_at_most_max_forwards_run_at_once(monkeypatch):
@@ -57,10 +59,11 @@ def test_the_process_is_prepared_once(monkeypatch):
 
 
 def test_settings_come_from_the_environment(monkeypatch):
-    monkeypatch.setenv(server.THREADS_ENV, "3")
-    assert server._setting(server.THREADS_ENV, 1) == 3
-    monkeypatch.setenv(server.THREADS_ENV, "zero")
-    assert server._setting(server.THREADS_ENV, 1) == 1
+    monkeypatch.setenv("GLASSBOX_FORWARD_THREADS", "3")
+    assert settings.current().forward_threads == 3
+    monkeypatch.setenv("GLASSBOX_FORWARD_THREADS", "zero")  # a bad value is named, not silently replaced
+    with pytest.raises(settings.SettingError, match="GLASSBOX_FORWARD_THREADS must be a whole number"):
+        settings.current()
 
 
 def test_a_session_keeps_its_models_within_a_memory_cap(monkeypatch):

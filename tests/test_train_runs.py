@@ -10,8 +10,8 @@ import torch
 
 from engine import GPTConfig
 from engine.model.device import cap_threads
+from engine.train import background as background_module
 from engine.train import queue as queue_module
-from engine.train import runs as runs_module
 from engine.train.budget import MemoryEstimate, estimate_memory, fits_message
 from engine.train.corpus import CorpusError, builtin_stories, from_pasted, make_tokenizer, prepare
 from engine.train.queue import RunRefused
@@ -133,8 +133,8 @@ def test_a_learning_rate_far_too_high_stops_and_keeps_the_last_good_weights(data
 
 
 def test_a_run_stops_when_its_session_is_gone(data, monkeypatch):
-    monkeypatch.setattr(runs_module, "ALIVE_CHECK_S", 0.0)
-    monkeypatch.setattr(queue_module, "ALIVE_GRACE_S", 0.2)
+    monkeypatch.setattr(background_module, "ALIVE_CHECK_S", 0.0)
+    monkeypatch.setenv("GLASSBOX_RECONNECT_GRACE_S", "0.2")
     spec = make_spec(tiny_cfg(data), max_steps=100_000, batch_size=4, learning_rate=1e-3)
     run = TrainingRun(spec, data, threads=1, keep_alive=lambda: False)
     run.start()
@@ -197,7 +197,7 @@ def test_a_corpus_shorter_than_the_context_is_refused(data):
 
 
 def test_a_run_in_line_leaves_it_when_its_session_is_gone(data, monkeypatch):
-    monkeypatch.setattr(queue_module, "ALIVE_GRACE_S", 0.2)
+    monkeypatch.setenv("GLASSBOX_RECONNECT_GRACE_S", "0.2")
     monkeypatch.setattr(queue_module, "CHECK_S", 0.05)
     first = TrainingRun(make_spec(tiny_cfg(data), 100_000, 4, 1e-3), data, threads=1)
     first.start()

@@ -2,77 +2,42 @@
 
 Traces of the shared default model are cached process-wide (`st.cache_resource`, bounded): every session
 typing the same text gets the same Trace, which is therefore read-only. Traces of the server's other models
-(GPT-2, Pythia, ...: ui/models.py) are shared process-wide too, but bounded by bytes (SERVER_TRACE_MB, least
-recently used out first), and one trace may not exceed the per-trace budget (GLASSBOX_TRACE_BUDGET_MB): a
-GPT-2 trace of 256 tokens is about 280 MB, of its full 1,024-token context several GB. Traces of a session's own model are
-cached in that session only, bounded by count and by bytes (SESSION_TRACE_MB, oldest out first), because a
-model a user uploads or trains can have traces of hundreds of MB. They live in `st.session_state`, which
-Streamlit frees when the session ends (server.disconnectedSessionTTL, 2 minutes by default, after its tab
-closes).
+(GPT-2, Pythia, ...: ui/models.py) are shared process-wide too, but bounded by bytes (least recently used out
+first), and one trace may not exceed the per-trace budget (GLASSBOX_TRACE_BUDGET_MB): a GPT-2 trace of 256
+tokens is about 280 MB, of its full 1,024-token context several GB. Traces of a session's own model are cached
+in that session only, bounded by count and by bytes (least recently used out first), because a model a user
+uploads or trains can have traces of hundreds of MB. They live in `st.session_state`, which Streamlit frees
+when the session ends (server.disconnectedSessionTTL, 2 minutes by default, after its tab closes). Both byte
+bounds are TRACES_KEPT traces at the per-trace budget (engine/settings.py); both caches are a ui.lru.ByteLRU.
 """
 from __future__ import annotations
 
-import os
-import threading
-from collections import OrderedDict
-
 import streamlit as st
 
-from engine import Encoding, Trace, encode, run_trace
-from engine.model.cost import TraceBudget, config_cost, size_text
+from engine import Encoding, Trace, encode, run_trace, settings
+from engine.model.cost import BUDGET_MB_ENV, TraceBudget, config_cost, size_text
 from engine.model.trace import encode_for_model
 
 from .errors import Refused
+from .lru import ByteLRU
 from .models import ModelChoice, current_model
 from .server import model_work
 
 SHARED_TRACES = 16  # process-wide cache entries; one trace is tens of MB for a small model
 SESSION_TRACES = 4  # per-session cache entries for the session's own models
-SESSION_TRACE_ENV = "GLASSBOX_SESSION_TRACE_MB"
-SESSION_TRACE_MB = 512  # per session: two traces at the upload budget (GLASSBOX_TRACE_BUDGET_MB, 256 MB)
-_SESSION_CACHE = "session_traces"  # session key: {(model key, text): Trace}
-SERVER_TRACE_ENV = "GLASSBOX_SERVER_TRACE_MB"
-SERVER_TRACE_MB = 512  # process-wide, for the server models' traces together
+_SESSION_CACHE = "session_traces"  # session key: ByteLRU {(model key, text): Trace}
 
 
-class _ServerTraces:
-    """(model key, text) -> Trace for the server's models, shared by sessions, bounded by bytes."""
+def trace_cache_cap() -> int:
+    """Bytes one trace cache may hold: a session's traces of its own models, or the server models' together."""
+    return settings.current().trace_cache_bytes
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._traces: OrderedDict[tuple[str, str], Trace] = OrderedDict()
-
-    def get(self, key: tuple[str, str]) -> Trace | None:
-        with self._lock:
-            trace = self._traces.get(key)
-            if trace is not None:
-                self._traces.move_to_end(key)
-            return trace
-
-    def put(self, key: tuple[str, str], trace: Trace) -> None:
-        raw = os.environ.get(SERVER_TRACE_ENV, "").strip()
-        cap = int(float(raw) * 2**20) if raw else SERVER_TRACE_MB * 2**20
-        with self._lock:
-            self._traces[key] = trace
-            while len(self._traces) > 1 and sum(t.nbytes for t in self._traces.values()) > cap:
-                self._traces.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._traces.clear()
+# (model key, text) -> Trace for the server's models, shared by sessions.
+SERVER_TRACES: ByteLRU[tuple[str, str], Trace] = ByteLRU(trace_cache_cap, size=lambda t: t.nbytes)
 
 
-SERVER_TRACES = _ServerTraces()
-
-
-def session_trace_cap() -> int:
-    """Bytes the traces of one session's own models may hold together."""
-    raw = os.environ.get(SESSION_TRACE_ENV, "").strip()
-    return int(float(raw) * 2**20) if raw else SESSION_TRACE_MB * 2**20
-
-
-def cached_bytes(cache: dict[tuple[str, str], Trace]) -> int:
-    return sum(t.nbytes for t in cache.values())
+def cached_bytes(cache: ByteLRU) -> int:
+    return cache.nbytes
 
 
 @st.cache_resource(max_entries=SHARED_TRACES, show_spinner="Running the model…")
@@ -94,20 +59,19 @@ def get_trace(text: str, choice: ModelChoice | None = None) -> Trace:
         return _server_trace(text, choice)
     if choice.shared:
         return _shared_trace(choice.key, text, choice)
-    cache: dict[tuple[str, str], Trace] = st.session_state.setdefault(_SESSION_CACHE, {})
+    cache: ByteLRU[tuple[str, str], Trace] = st.session_state.setdefault(
+        _SESSION_CACHE, ByteLRU(trace_cache_cap, SESSION_TRACES, size=lambda t: t.nbytes))
     key = (choice.key, text)
-    if key in cache:
-        return cache[key]
-    cap = session_trace_cap()
+    if (hit := cache.get(key)) is not None:
+        return hit
+    cap = trace_cache_cap()
     enc, _ = encode_for_model(choice.tokenizer, text, choice.model.config.block_size)
     _refuse_over(config_cost(choice.model.config, n_pos=len(enc)).bytes, cap)  # exact for ours: before running
     with st.spinner("Running your model…"):
         with model_work():
             trace = run_trace(choice.model, choice.tokenizer, text)
     _refuse_over(trace.nbytes, cap)
-    while cache and (len(cache) >= SESSION_TRACES or cached_bytes(cache) + trace.nbytes > cap):
-        cache.pop(next(iter(cache)))  # oldest first: dicts keep insertion order
-    cache[key] = trace
+    cache.put(key, trace)
     return trace
 
 
@@ -124,7 +88,7 @@ def _server_trace(text: str, choice: ModelChoice) -> Trace:
     if need > budget:
         fits = max((n for n in range(1, len(enc)) if config_cost(cfg, n_pos=n).bytes <= budget), default=0)
         raise Refused(f"A look inside {choice.name} at these {len(enc):,} tokens would hold {size_text(need)}, more "
-                      f"than the {size_text(budget)} this server allows per trace (GLASSBOX_TRACE_BUDGET_MB): "
+                      f"than the {size_text(budget)} this server allows per trace ({BUDGET_MB_ENV}): "
                       f"shorten the text to about {max(fits - 1, 0):,} tokens.")
     with st.spinner(f"Running {choice.name}…"):
         with model_work():

@@ -10,9 +10,7 @@ the user's session owns.
 """
 from __future__ import annotations
 
-import os
 import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,28 +18,22 @@ from typing import Any
 import streamlit as st
 import torch
 
-from engine import GPT, CheckpointError, pick_device
+from engine import GPT, CheckpointError, pick_device, settings
 from engine.model.cost import size_text
 from engine.model.hf import load_model
 from engine.model.sources import (CURATED, ModelFacts, SourceError, check_folder, fetch_hub_model, folder_name,
                                   local_models, model_budget_bytes, sweep_partials)
 
 from .errors import Refused
+from .lru import ByteLRU
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL_DIR = ROOT / "models" / "glassbox-stories"
-MODEL_ENV = "GLASSBOX_MODEL"  # optional: another checkpoint folder to serve as the default model
+MODEL_ENV = settings.env_name("model")  # optional: another checkpoint folder to serve as the default model
 SESSION_MODELS = "session_models"  # session key: {name: ModelChoice} owned by this session
 SELECTED = "model_name"  # session key: name of the model in use (canonical, survives page switches)
 _VERSION = "session_model_version"  # session key: bumps on every registration, so caches never go stale
-SESSION_MODELS_ENV = "GLASSBOX_SESSION_MODELS_MB"
-SESSION_MODELS_MB = 300  # the weights one session's own models may hold together: thirty sessions, bounded
-MAX_LOADED_ENV = "GLASSBOX_MAX_MODELS"
-MAX_LOADED = 2  # server models kept loaded at once, besides the default
-HUB_DIR_ENV = "GLASSBOX_HUB_DIR"  # where Hub models are downloaded (default: .cache/hub-models in the app folder)
-HUB_ENV = "GLASSBOX_HUB"  # "0" hides the Hub picker (a server that must not download anything)
-HUB_DISK_ENV = "GLASSBOX_HUB_DISK_MB"
-HUB_DISK_MB = 4096  # downloads stop once the Hub folder holds this much; delete folders there to make room
+HUB_DISK_ENV = settings.env_name("hub_disk_mb")  # downloads stop once the Hub folder holds this much
 FOLDER, HUB = "folder:", "hub:"  # selection ids of server models: "folder:<name>", "hub:<owner/name>"
 NOTICE = "model_notice"  # session key: a model that could not be opened, said once in the sidebar
 
@@ -64,7 +56,7 @@ class ModelChoice:
 
 
 def default_model_dir() -> Path:
-    return Path(os.environ.get(MODEL_ENV) or DEFAULT_MODEL_DIR)
+    return settings.current().model or DEFAULT_MODEL_DIR
 
 
 @st.cache_resource(max_entries=1, show_spinner="Loading the model…")
@@ -75,7 +67,7 @@ def _load_shared(folder: str, stamp: int) -> ModelChoice:
 
 
 def hub_dir() -> Path:
-    return Path(os.environ.get(HUB_DIR_ENV) or ROOT / ".cache" / "hub-models")
+    return settings.current().hub_dir or ROOT / ".cache" / "hub-models"
 
 
 @dataclass(frozen=True)
@@ -114,16 +106,15 @@ class SharedModels:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._loaded: OrderedDict[str, tuple[ModelChoice, int]] = OrderedDict()  # id -> (choice, bytes held)
+        # id -> choice, sized by its weights plus one trace; the bounds are read from the settings at each load
+        self._loaded: ByteLRU[str, ModelChoice] = ByteLRU(model_budget_bytes, lambda: settings.current().max_models)
         self._loading: dict[str, threading.Lock] = {}
 
     def loaded(self) -> list[ModelChoice]:
-        with self._lock:
-            return [c for c, _ in self._loaded.values()]
+        return self._loaded.values()
 
     def held_bytes(self) -> int:
-        with self._lock:
-            return sum(b for _, b in self._loaded.values())
+        return self._loaded.nbytes
 
     def get(self, source: ServerModel) -> ModelChoice:
         """The loaded model of `source`, loading it if needed. Raises Refused with a plain sentence."""
@@ -132,52 +123,36 @@ class SharedModels:
         weights = source.path / "model.safetensors"
         stamp = weights.stat().st_mtime_ns if weights.is_file() else 0
         key = f"shared:{source.id}:{stamp}"
+        hit = self._loaded.get(source.id)  # a hit is the most recently used now
+        if hit is not None and hit.key == key:
+            return hit
         with self._lock:
-            hit = self._loaded.get(source.id)
-            if hit is not None and hit[0].key == key:
-                self._loaded.move_to_end(source.id)
-                return hit[0]
             gate = self._loading.setdefault(source.id, threading.Lock())
         with gate:  # two sessions picking the same model at once load it once
-            with self._lock:
-                hit = self._loaded.get(source.id)
-                if hit is not None and hit[0].key == key:
-                    return hit[0]
+            hit = self._loaded.get(source.id)
+            if hit is not None and hit.key == key:
+                return hit
             facts, budget = source.facts, model_budget_bytes()
             why = facts.refusal(budget)
             if why:
                 raise Refused(f"{source.name} was not loaded. {why}")
             need = facts.weights_bytes + facts.trace_bytes
-            with self._lock:
-                self._loaded.pop(source.id, None)
-                self._make_room(need, budget, limit=max(1, _max_loaded()) - 1)
+            self._loaded.pop(source.id)  # an older version of its weights
+            self._loaded.make_room(need)  # before loading: the one let go and this one are never both held
             try:
                 with st.spinner(f"Loading {source.name} ({size_text(facts.weights_bytes)})…"):
                     model, tokenizer = load_model(source.path, pick_device())
             except CheckpointError as e:
                 raise Refused(f"{source.name} could not be loaded: {e}") from None
             choice = ModelChoice(source.name, model, tokenizer, key=key, shared=True)
-            with self._lock:
-                self._loaded[source.id] = (choice, need)
+            self._loaded.put(source.id, choice, nbytes=need)
             return choice
 
-    def _make_room(self, need: int, budget: int, limit: int) -> None:
-        """Let go of the least recently used models until `need` more bytes and one more model fit."""
-        while self._loaded and (len(self._loaded) > limit
-                                or sum(b for _, b in self._loaded.values()) + need > budget):
-            self._loaded.popitem(last=False)
-
     def clear(self) -> None:
-        with self._lock:
-            self._loaded.clear()
+        self._loaded.clear()
 
 
 SHARED = SharedModels()
-
-
-def _max_loaded() -> int:
-    raw = os.environ.get(MAX_LOADED_ENV, "").strip()
-    return int(raw) if raw.isdigit() and int(raw) > 0 else MAX_LOADED
 
 
 def _server_model(sid: str) -> ServerModel | None:
@@ -213,7 +188,7 @@ def register_session_model(name: str, model: GPT, tokenizer: Any, select: bool =
     if name == default_model_dir().name:
         raise ValueError(f"{name!r} is the default model's name; choose another")
     others = sum(model_bytes(c.model) for n, c in session_models().items() if n != name)
-    cap = int(float(os.environ.get(SESSION_MODELS_ENV) or SESSION_MODELS_MB) * 2**20)
+    cap = settings.current().session_models_bytes
     if others + model_bytes(model) > cap:
         raise Refused(f"Your models in this session would hold {(others + model_bytes(model)) / 2**20:,.0f} MB of "
                       f"weights, more than the {cap / 2**20:,.0f} MB this server keeps per session: the new one was "
@@ -330,7 +305,7 @@ def model_selector(widget_key: str) -> ModelChoice:
     source = _server_model(st.session_state.get(SELECTED) or "")
     if source is not None and source.facts is not None:
         st.caption(source.facts.summary())
-    if os.environ.get(HUB_ENV, "1").strip() != "0":
+    if settings.current().hub:
         hub_picker(widget_key)
     return choice
 
@@ -363,7 +338,7 @@ def open_hub_model(repo_id: str) -> None:
     except SourceError as e:
         st.error(str(e), icon=":material/error:")
         return
-    cap = int(float(os.environ.get(HUB_DISK_ENV) or HUB_DISK_MB) * 2**20)
+    cap = settings.current().hub_disk_bytes
     if not have and _disk_used(hub_dir()) >= cap:
         st.error(f"This server's folder for Hub models is full ({size_text(cap)}, {HUB_DISK_ENV}): pick one of the "
                  "models already there, or ask whoever runs it to make room.", icon=":material/hard_drive:")

@@ -26,6 +26,7 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
+from .. import settings
 from .hosted_api import (API_KINDS, CONTINUE, MAX_TOP, PATHS, BadKey, Candidate, Endpoint, HostedCompletion,
                          HostedError, HostedStep, InvalidEndpoint, Malformed, NoLogprobs, NotOffered, RateLimited,
                          Rejected, ServerFailed, TimedOut, TooLarge, UnknownModel, Unreachable, _constant,
@@ -39,7 +40,7 @@ __all__ = ["API_KINDS", "ANTHROPIC_VERSION", "CONTINUE", "LOG", "MAX_BYTES", "MA
 
 LOG = logging.getLogger("glassbox.hosted")
 
-TIMEOUT_S = 8.0  # per request, the whole answer included
+TIMEOUT_S = settings.DEFAULTS.hosted_timeout_s  # per request, the whole answer included (8 s)
 MAX_BYTES = 1_000_000  # an answer of 64 tokens x 20 candidates is ~100 KB; anything past this is refused
 MAX_TOKENS = 64  # tokens per answer: the page asks for short ones
 ANTHROPIC_VERSION = "2023-06-01"

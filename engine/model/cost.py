@@ -12,13 +12,14 @@ attention's narrower keys and values, a gated MLP's third activation, no positio
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
+from .. import settings
+
 BYTES_PER_VALUE = 4  # traces are float32 on the CPU
-BUDGET_MB_ENV, BUDGET_S_ENV = "GLASSBOX_TRACE_BUDGET_MB", "GLASSBOX_TRACE_BUDGET_S"
-DEFAULT_BUDGET_MB = 256  # Community Cloud has 2.7 GB for the app, the default model and every session
-DEFAULT_BUDGET_S = 5.0  # a page that takes longer than this to appear feels broken
+BUDGET_MB_ENV, BUDGET_S_ENV = settings.env_name("trace_budget_mb"), settings.env_name("trace_budget_s")
+# Defaults (engine/settings.py): 256 MB, since Community Cloud has 2.7 GB for the app, the default model and
+# every session; 5 s, since a page that takes longer than that to appear feels broken.
 # A deliberately slow CPU, so the time estimate errs long: a shared cloud core does about 10 GFLOP/s on
 # these matrix sizes (a 2-core dev machine measured 25-60); the softmax and masking touch each attention
 # value for about 10 ns; every layer costs about 1 ms of fixed overhead (a dozen small kernels).
@@ -78,17 +79,6 @@ def config_cost(cfg, n_pos: int | None = None) -> TraceCost:
                       gated_mlp=getattr(cfg, "mlp", "gelu") == "gated")
 
 
-def _env_number(name: str, default: float) -> float:
-    raw = os.environ.get(name, "").strip()
-    try:
-        value = float(raw) if raw else default
-    except ValueError:
-        raise ValueError(f"{name} must be a number, got {raw!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise ValueError(f"{name} must be a positive number, got {raw!r}")
-    return value
-
-
 @dataclass(frozen=True)
 class TraceBudget:
     max_bytes: int  # the most one trace may hold
@@ -96,9 +86,10 @@ class TraceBudget:
 
     @classmethod
     def from_env(cls) -> "TraceBudget":
-        """GLASSBOX_TRACE_BUDGET_MB and GLASSBOX_TRACE_BUDGET_S, or the defaults (256 MB, 5 s)."""
-        return cls(max_bytes=int(_env_number(BUDGET_MB_ENV, DEFAULT_BUDGET_MB) * 2**20),
-                   max_seconds=_env_number(BUDGET_S_ENV, DEFAULT_BUDGET_S))
+        """GLASSBOX_TRACE_BUDGET_MB and GLASSBOX_TRACE_BUDGET_S (engine/settings.py); SettingError, a
+        ValueError, for a value that is not a positive number."""
+        s = settings.current()
+        return cls(max_bytes=s.trace_budget_bytes, max_seconds=s.trace_budget_s)
 
 
 def size_text(n: int) -> str:

@@ -3,21 +3,31 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
+from collections.abc import Mapping
 
 import torch
 
-ENV = "GLASSBOX_DEVICE"
-THREADS_ENV = "GLASSBOX_TRAIN_THREADS"
+from .. import settings
+
+ENV = settings.env_name("device")
+THREADS_ENV = settings.env_name("train_threads")
 PRECISIONS = ("auto", "fp32", "bf16")  # how training runs its matrix work (TrainConfig.precision)
 
 
-def pick_device(env: dict[str, str] | None = None) -> torch.device:
-    """The device to use. GLASSBOX_DEVICE=cpu|cuda|cuda:1|mps forces one (an unavailable one is an error)."""
-    wanted = (env if env is not None else os.environ).get(ENV, "").strip().lower()
+def _settings(env: Mapping[str, str] | None) -> settings.Settings:
+    return settings.current() if env is None else settings.load(env)
+
+
+def pick_device(env: Mapping[str, str] | None = None) -> torch.device:
+    """The device to use. GLASSBOX_DEVICE=cpu|cuda|cuda:1|mps forces one (an unavailable one is an error);
+    `env` stands in for the process environment."""
+    wanted = _settings(env).device
     if wanted:
-        dev = torch.device(wanted)
+        try:
+            dev = torch.device(wanted)
+        except RuntimeError:
+            raise RuntimeError(f"{ENV} must be cpu, cuda, cuda:N or mps, not {wanted[:40]!r}") from None
         if dev.type == "cuda" and not torch.cuda.is_available():
             raise RuntimeError(f"{ENV}={wanted} but CUDA is not available on this machine")
         if dev.type == "mps" and not torch.backends.mps.is_available():
@@ -51,13 +61,10 @@ def train_autocast(precision: str, device: torch.device) -> contextlib.AbstractC
     return contextlib.nullcontext()
 
 
-def run_threads(env: dict[str, str] | None = None) -> int:
+def run_threads(env: Mapping[str, str] | None = None) -> int:
     """CPU threads one training run may use: half the cores (one on a 2-core machine), so pages of other
     users stay responsive while it trains. GLASSBOX_TRAIN_THREADS overrides."""
-    wanted = (env if env is not None else os.environ).get(THREADS_ENV, "").strip()
-    if wanted.isdigit() and int(wanted) > 0:
-        return int(wanted)
-    return max(1, (os.cpu_count() or 1) // 2)
+    return _settings(env).train_threads
 
 
 _threads_lock = threading.Lock()

@@ -15,19 +15,20 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from .. import settings
 from .arch import FAMILY_NAMES
-from .cost import _env_number, size_text, trace_cost
+from .cost import size_text, trace_cost
 
 SUPPORTED = {  # architectures[0] in config.json -> the family, which is also transformers' model_type
     "GPT2LMHeadModel": "gpt2", "GPTNeoForCausalLM": "gpt_neo", "GPTNeoXForCausalLM": "gpt_neox",
     "LlamaForCausalLM": "llama", "Qwen2ForCausalLM": "qwen2"}
-MODEL_BUDGET_ENV = "GLASSBOX_MODEL_BUDGET_MB"
+MODEL_BUDGET_ENV = settings.env_name("model_budget_mb")
 # Community Cloud gives the app 2.7 GB. The app with the built-in model takes about 0.6 GB (README, deploy
 # section) and its shared traces up to 0.3 GB; sessions' own traces and a load's transient peak need a few
 # hundred MB more. That leaves 1.5 GB for the weights of every other loaded model together, plus one trace of
 # the model being added. In fp32: GPT-2 small (475 MB, 751 MB with its 256-token trace), then SmolLM2-135M
 # (513 MB + 448 MB) or Pythia-160M (619 + 276 MB) beside it; Qwen2.5-0.5B (1.8 GB) needs a bigger server.
-DEFAULT_MODEL_BUDGET_MB = 1536
+DEFAULT_MODEL_BUDGET_MB = settings.DEFAULTS.model_budget_mb
 TRACE_TOKENS = 256  # the look inside that a model is priced for (or its whole context, if shorter)
 
 CONFIG = "config.json"
@@ -105,8 +106,8 @@ def model_budget_bytes() -> int:
     """GLASSBOX_MODEL_BUDGET_MB in bytes, or the default (1.5 GB): the weights of every model loaded besides
     the built-in one, together, plus one trace of the model being added."""
     try:
-        return int(_env_number(MODEL_BUDGET_ENV, DEFAULT_MODEL_BUDGET_MB) * 2**20)
-    except ValueError as e:
+        return settings.current().model_budget_bytes
+    except settings.SettingError as e:
         raise SourceError(str(e)) from None
 
 

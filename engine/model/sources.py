@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import settings
 from . import hub
 from .checkpoint import swap_in
 from .cost import size_text
@@ -37,7 +38,7 @@ __all__ = ["CURATED", "DEFAULT_MODEL_BUDGET_MB", "FAMILY_NAMES", "MODELS_DIR_ENV
 CURATED = ["openai-community/gpt2", "distilbert/distilgpt2", "roneneldan/TinyStories-1M", "roneneldan/TinyStories-8M",
            "roneneldan/TinyStories-33M", "EleutherAI/pythia-70m", "EleutherAI/pythia-160m",
            "HuggingFaceTB/SmolLM2-135M", "Qwen/Qwen2.5-0.5B"]
-MODELS_DIR_ENV = "GLASSBOX_MODELS_DIR"
+MODELS_DIR_ENV = settings.env_name("models_dir")
 WEIGHTS = "model.safetensors"
 WEIGHTS_INDEX = "model.safetensors.index.json"
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json",
@@ -69,7 +70,7 @@ class LocalModel:
 def local_models(root: str | Path | None = None) -> list[LocalModel]:
     """Every sub-folder of `root` (default: GLASSBOX_MODELS_DIR; unset: none) with a config.json, by name.
     Hidden folders (a download in progress) and entries that cannot be read are left out."""
-    root = root if root is not None else os.environ.get(MODELS_DIR_ENV, "").strip() or None
+    root = root if root is not None else settings.current().models_dir
     if root is None:
         return []
     try:

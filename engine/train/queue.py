@@ -6,70 +6,21 @@ place in line and the expected wait, and it can leave the line. One owner (a bro
 one place in line, so nobody can queue the room's afternoon away.
 
 A job is anything with `owner` (str or None), `expected_s` (its planned length in seconds, or None) and
-`status().eta_s` (seconds left while it runs, or None).
+`status().eta_s` (seconds left while it runs, or None): a BackgroundRun (engine/train/background.py).
 """
 from __future__ import annotations
 
-import logging
-import os
 import threading
-import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
-LOG = logging.getLogger("glassbox.queue")
+from .. import settings
+
 CHECK_S = 1.0  # how often a waiting run asks whether it should give up its place
-# A session gone this long stops its run or takes it out of the line. Longer than a Wi-Fi drop of a minute,
-# which the session itself survives (Streamlit keeps a disconnected session for server.disconnectedSessionTTL,
-# 120 s); GLASSBOX_RECONNECT_GRACE_S overrides (the browser tests shorten it).
-ALIVE_GRACE_S = float(os.environ.get("GLASSBOX_RECONNECT_GRACE_S", "90"))
-
-
-@dataclass(frozen=True)
-class LineStatus:
-    """What every background run's status says about the line (a base for RunStatus and TuneStatus, whose
-    own fields come first: these two are keyword-only)."""
-    place: int | None = field(default=None, kw_only=True)  # place in line while queued (1 = next), else None
-    wait_s: float | None = field(default=None, kw_only=True)  # expected seconds until it starts (None: unknown)
-
-    @property
-    def active(self) -> bool:
-        return self.state in ("queued", "running")  # `state` is the subclass's first field
 
 
 class RunRefused(RuntimeError):
     """The run cannot join the line (its owner already waits with another); the message says why."""
-
-
-class Liveness:
-    """Whether the browser session behind a run is still there: `gone()` turns True once `keep_alive` has
-    said no for ALIVE_GRACE_S in a row, so a blip of the network is not enough."""
-
-    def __init__(self, keep_alive: Callable[[], bool] | None):
-        self.keep_alive = keep_alive
-        self._gone_since: float | None = None
-
-    def gone(self) -> bool:
-        if self.keep_alive is None:
-            return False
-        try:
-            alive = bool(self.keep_alive())
-        except Exception:  # noqa: BLE001 - a failing check must not end a run
-            LOG.exception("keep_alive check failed")
-            alive = True
-        now = time.monotonic()
-        self._gone_since = None if alive else (self._gone_since or now)
-        return self._gone_since is not None and now - self._gone_since >= ALIVE_GRACE_S
-
-
-def leave_reason(stop_reason: str, liveness: Liveness) -> str:
-    """Why a run waiting in line should leave it ("" to keep waiting): a stop asked for, or its session gone."""
-    if stop_reason:
-        return "Taken out of the line by you" if stop_reason == "Stopped by you" else stop_reason
-    if liveness.gone():
-        return "Left the line because the browser session that started it ended"
-    return ""
 
 
 class RunQueue:
@@ -156,4 +107,4 @@ class RunQueue:
             return list(self._running)
 
 
-QUEUE = RunQueue(int(os.environ.get("GLASSBOX_MAX_TRAINING_RUNS", "1")))
+QUEUE = RunQueue(settings.current().max_training_runs)

@@ -6,19 +6,14 @@ intervals a `Snapshot`: the weights at that step (copied to the CPU), a sample f
 trace of a fixed prompt (its attention patterns and next-token distribution), so a time-lapse can scrub
 through the run afterwards without running anything again.
 
-Sharing a server: at most QUEUE.slots runs train (or tune) at once per process; others wait in line
-(engine/train/queue.py) with their place and expected wait in their status. Each run caps its CPU threads;
-a run stops by itself (or leaves the line) when `keep_alive` (e.g. "the browser session is still connected")
-has been false for ALIVE_GRACE_S, or after MAX_RUN_S of training.
+Sharing a server, stopping, the watchdog and the run's states are its base's, `BackgroundRun`
+(engine/train/background.py), which `TuningRun` shares: at most QUEUE.slots runs train (or tune) at once per
+process, others wait in line; a run stops by itself (or leaves the line) when its browser session has been
+gone for GLASSBOX_RECONNECT_GRACE_S, or after GLASSBOX_MAX_TRAIN_MINUTES of training.
 """
 from __future__ import annotations
 
-import logging
 import math
-import os
-import threading
-import time
-import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,19 +22,16 @@ import torch
 
 from ..generation.sampling import SamplingSettings, sample
 from ..generation.window import ContextWindow
-from ..model.device import cap_threads, pick_device, run_threads
+from ..model.device import pick_device
 from ..model.gpt import GPT
 from ..model.tokenizer import EOT, display_bytes, token_bytes
 from ..model.trace import Trace, run_trace
 from .corpus import Prepared
 from .data import Batches, Source
-from .queue import QUEUE, LineStatus, Liveness, leave_reason
+from .background import BackgroundRun, LineStatus, RunState
 from .runspec import RunSpec
 from .trainer import Progress, Trainer
 
-LOG = logging.getLogger("glassbox.runs")
-MAX_RUN_S = 60 * float(os.environ.get("GLASSBOX_MAX_TRAIN_MINUTES", "20"))  # so one run cannot hold a slot forever
-ALIVE_CHECK_S = 2.0  # how often a run asks `keep_alive`
 SAMPLE_SETTINGS = SamplingSettings(temperature=0.8)
 RATE_WINDOW = 50  # steps over which the time left is estimated (recent speed, not the start-up's)
 
@@ -56,7 +48,7 @@ class Snapshot:
 
 @dataclass(frozen=True)
 class RunStatus(LineStatus):
-    state: str  # "queued", "running", "done", "stopped", "diverged" or "failed"
+    state: RunState
     step: int
     max_steps: int
     losses: tuple[tuple[int, float], ...]  # (step, training loss) for every step
@@ -82,64 +74,40 @@ class _Diverged(Exception):
     """Raised from the progress callback to end a run whose outputs are no longer finite."""
 
 
-class TrainingRun:
-    """One background run. Create, `start()`, poll `status()`, `stop()`; `model` is the result."""
+class TrainingRun(BackgroundRun):
+    """One background training run. Create, `start()`, poll `status()`, `stop()`; `model` is the result."""
+
+    kind, failure = "train", "Training failed"
 
     def __init__(self, spec: RunSpec, data: Prepared, device: torch.device | str | None = None,
                  threads: int | None = None, keep_alive: Callable[[], bool] | None = None,
-                 max_seconds: float = MAX_RUN_S, owner: str | None = None, expected_s: float | None = None,
+                 max_seconds: float | None = None, owner: str | None = None, expected_s: float | None = None,
                  init: GPT | None = None):
-        self.id = uuid.uuid4().hex[:8]
-        self.owner = owner  # who started it (a browser session): one place in line per owner
-        self.expected_s = expected_s  # its planned length, for the expected wait of runs behind it
+        super().__init__(keep_alive, max_seconds, threads, owner, expected_s)
         self.spec, self.data = spec, data
         if init is not None and init.config != spec.model:
             raise ValueError("a run that starts from a model needs that model's own configuration")
         self.init = init  # fine-tuning: the run starts from a copy of these weights (never changed themselves)
         self.tokenizer = data.tokenizer
         self.device = torch.device(device) if device is not None else pick_device()
-        self.threads = threads or run_threads()
-        self.keep_alive, self.max_seconds = keep_alive, max_seconds
-        self._liveness = Liveness(keep_alive)
         self.model: GPT | None = None  # the trained model once finished (eval mode); None before
         self.kept_step = 0  # the training step whose weights `model` holds (earlier than the last if it diverged)
-        self._lock = threading.Lock()
-        self._state, self._message, self._progress = "queued", "", None
+        self._progress: Progress | None = None
         self._losses: list[tuple[int, float]] = []
         self._times: deque[tuple[int, float]] = deque(maxlen=RATE_WINDOW)  # (step, elapsed s) of recent reports
         self._val: list[tuple[int, float]] = []
         self._snapshots: list[Snapshot] = []
-        self._stop_reason = ""
         self._trainer: Trainer | None = None
-        self._thread: threading.Thread | None = None
-        self._started = 0.0
-        self._next_check = 0.0
 
-    # -- control ---------------------------------------------------------------------------------------
-    def start(self) -> None:
-        """Join the line and start the background thread, which trains once a slot is free; RunRefused when
-        its owner already has a run waiting."""
-        QUEUE.join(self)
-        self._thread = threading.Thread(target=self._main, name=f"glassbox-train-{self.id}", daemon=True)
-        self._thread.start()
-
-    def stop(self, wait: bool = True, timeout: float = 60.0, reason: str = "") -> None:
-        """Ask the run to stop after the current step; with `wait`, return once its thread has ended."""
+    def _request_stop(self) -> None:
         with self._lock:
-            self._stop_reason = self._stop_reason or reason or "Stopped by you"
             trainer = self._trainer
-        if trainer is not None:
+        if trainer is not None:  # before the trainer exists, `_train` sees the stop when it makes one
             trainer.request_stop()
-        QUEUE.wake()  # a run still in line leaves it now
-        if wait and self._thread is not None:
-            self._thread.join(timeout)
-
-    def join(self, timeout: float | None = None) -> None:
-        if self._thread is not None:
-            self._thread.join(timeout)
 
     # -- reading ---------------------------------------------------------------------------------------
     def status(self) -> RunStatus:
+        line = self.line()
         with self._lock:
             p = self._progress
             (s0, t0), (s1, t1) = (self._times[0], self._times[-1]) if self._times else ((0, 0.0), (0, 0.0))
@@ -149,16 +117,11 @@ class TrainingRun:
                 tokens_per_s=p.tokens_per_s if p else 0.0, elapsed_s=p.elapsed_s if p else 0.0,
                 step_s=(t1 - t0) / (s1 - s0) if s1 > s0 else None,
                 message=self._message, n_snapshots=len(self._snapshots),
-                sample=self._snapshots[-1].sample if self._snapshots else "",
-                place=QUEUE.place(self), wait_s=QUEUE.expected_wait(self) if self._state == "queued" else None)
+                sample=self._snapshots[-1].sample if self._snapshots else "", **line)
 
     def snapshots(self) -> list[Snapshot]:
         with self._lock:
             return list(self._snapshots)
-
-    @property
-    def finished(self) -> bool:
-        return self.status().state in ("done", "stopped", "diverged", "failed")
 
     def model_at(self, snapshot: Snapshot) -> GPT:
         """A fresh model (on the CPU, eval mode) holding the weights of `snapshot`."""
@@ -186,24 +149,7 @@ class TrainingRun:
         ])
 
     # -- the thread ------------------------------------------------------------------------------------
-    def _main(self) -> None:
-        try:
-            left = QUEUE.wait_turn(self, self._give_up)
-            if left:
-                with self._lock:
-                    self._state, self._message = "stopped", left
-                return
-            self._started = time.monotonic()
-            cap_threads(self.threads)  # this thread only: the app's other threads keep theirs
-            self._train()
-        except Exception as e:  # noqa: BLE001 - a failed run reports in the page; the traceback goes to the log
-            LOG.exception("training run %s failed", self.id)
-            with self._lock:
-                self._state, self._message = "failed", f"Training failed: {e}"
-        finally:
-            QUEUE.leave(self)
-
-    def _train(self) -> None:
+    def _work(self) -> None:
         spec, data = self.spec, self.data
         with torch.random.fork_rng(devices=[]):  # seed the init without disturbing other users' randomness
             torch.manual_seed(spec.seed)
@@ -216,9 +162,7 @@ class TrainingRun:
         trainer = Trainer(model, train, spec.train, val=val, device=self.device, callback=self._on_progress)
         with self._lock:
             self._trainer = trainer
-            self._state = "running"
-            stop_early = bool(self._stop_reason)
-        if stop_early:  # stopped before the thread got here
+        if not self._running():  # stopped before the thread got here
             trainer.request_stop()
         val0 = trainer.evaluate()
         if val0 is not None:
@@ -234,7 +178,7 @@ class TrainingRun:
         if diverged:
             good = snaps[-1]  # snapshots are only kept of weights that give finite outputs
             model.load_state_dict({k: v.to(self.device) for k, v in good.state.items()}, strict=False)
-            state, message = "diverged", f"{diverged} Try a learning rate about ten times lower."
+            state, message = RunState.DIVERGED, f"{diverged} Try a learning rate about ten times lower."
             kept = good.step
         else:
             if trainer.step != snaps[-1].step and trainer.weights_finite():
@@ -244,13 +188,11 @@ class TrainingRun:
                         self._val.append((trainer.step, val))
                 self._snapshot(trainer, result.final_loss, val)
             kept = trainer.step
-            state = "done" if result.stopped == "done" else "stopped"
-            message = (f"Trained {result.steps:,} steps." if state == "done" else
-                       f"{self._stop_reason or 'Stopped'} at step {result.steps:,} of {spec.train.max_steps:,}.")
+            state = RunState.DONE if result.stopped == "done" else RunState.STOPPED
+            message = (f"Trained {result.steps:,} steps." if state is RunState.DONE else
+                       f"{self.stopped_words()} at step {result.steps:,} of {spec.train.max_steps:,}.")
         model.eval()
-        with self._lock:
-            self.model, self.kept_step = model, kept
-            self._state, self._message = state, message
+        self._end(state, message, model=model, kept_step=kept)
 
     def _on_progress(self, p: Progress) -> None:
         with self._lock:
@@ -268,27 +210,7 @@ class TrainingRun:
             # and what its "diverged" message names as the last good checkpoint.
             trainer.last_good_step = p.step
             self._snapshot(trainer, p.loss, last_val)
-        self._watchdog(trainer)
-
-    def _give_up(self) -> str:
-        with self._lock:
-            stopped = self._stop_reason
-        return leave_reason(stopped, self._liveness)
-
-    def _watchdog(self, trainer: Trainer | None) -> None:
-        now = time.monotonic()
-        if now < self._next_check or trainer is None:
-            return
-        self._next_check = now + ALIVE_CHECK_S
-        reason = ""
-        if now - self._started > self.max_seconds:
-            reason = f"Stopped at the {self.max_seconds / 60:.0f}-minute limit for one run on this server"
-        elif self._liveness.gone():
-            reason = "Stopped because the browser session that started it ended"
-        if reason:
-            with self._lock:
-                self._stop_reason = self._stop_reason or reason
-            trainer.request_stop()
+        self._watchdog()
 
     @torch.no_grad()
     def _sample(self, model: GPT) -> list[int]:

@@ -173,7 +173,7 @@ def _panel(choice: ModelChoice, trace) -> None:
     try:
         client.check_endpoint(target.endpoint)
     except HostedError as e:
-        whose = "The host's settings (GLASSBOX_HOSTED_*) are incomplete. " if target.host_key else ""
+        whose = f"The host's settings ({ENV}*) are incomplete. " if target.host_key else ""
         st.error(md(whose + str(e)), icon=":material/link_off:")
         return
     prompt, ep = trace.text, target.endpoint

@@ -13,23 +13,24 @@ Streamlit). Where the endpoint and the key come from:
 
 Limits per session: GLASSBOX_HOSTED_PER_MINUTE requests a minute (default 20; N samples are N requests), at most
 GLASSBOX_HOSTED_MAX_SAMPLES samples per click (default 10), GLASSBOX_HOSTED_TIMEOUT_S seconds per request (8).
-Nothing is sent until a button is pressed.
+Nothing is sent until a button is pressed. Every one of these is a row of engine/settings.py, which reads and
+checks them; this module passes it the secrets.
 """
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 
 import streamlit as st
 
+from engine import settings
 from engine.generation import hosted as client
 from engine.generation.hosted import API_KINDS, Endpoint, HostedCompletion, HostedError
 
 from ..state import remembered
 from ..text import md
 
-ENV = "GLASSBOX_HOSTED_"  # every setting's prefix
+ENV = settings.HOSTED_PREFIX  # every setting's prefix
 PAGE = "next_token"  # remembered widgets are next_token.hosted_*
 KEY = "next_token_hosted_key"  # widget key: a typed API key, the only place it is held
 CALLS = "next_token_hosted_calls"  # session key: times (monotonic) of this session's requests in the last minute
@@ -55,41 +56,32 @@ class Target:
     host_key: bool  # True: the host's key from the environment or secrets; False: the key typed in KEY
 
 
-def setting(name: str) -> str:
-    """GLASSBOX_HOSTED_<name> from the environment, else from st.secrets (which raises without a secrets file)."""
-    value = os.environ.get(ENV + name, "")
-    if not value:
-        try:
-            value = str(st.secrets.get(ENV + name, "") or "")
-        except Exception:  # no secrets file, or one that does not parse: there are no secrets
-            value = ""
-    return value.strip()
-
-
-def _number(name: str, default: float, low: float, high: float) -> float:
+def hosted_settings() -> settings.Settings:
+    """The settings, with GLASSBOX_HOSTED_* from st.secrets where the environment leaves them unset."""
     try:
-        return min(high, max(low, float(setting(name) or default)))
-    except ValueError:
-        return default
+        secrets = {k: v for k, v in st.secrets.items() if k.startswith(ENV)}
+    except Exception:  # no secrets file, or one that does not parse: there are no secrets
+        secrets = {}
+    return settings.current(secrets)
 
 
 def limits() -> Limits:
-    per_minute = int(_number("PER_MINUTE", 20, 1, 1000))
-    return Limits(per_minute, max_samples=min(per_minute, int(_number("MAX_SAMPLES", 10, 1, 50))),
-                  timeout_s=_number("TIMEOUT_S", client.TIMEOUT_S, 1, 60))
+    s = hosted_settings()
+    return Limits(s.hosted_per_minute, max_samples=min(s.hosted_per_minute, s.hosted_max_samples),
+                  timeout_s=s.hosted_timeout_s)
 
 
 def host_endpoint() -> Endpoint | None:
     """The endpoint the host configured, or None."""
-    base = setting("BASE_URL")
-    if not base:
+    s = hosted_settings()
+    if not s.hosted_base_url:
         return None
-    return Endpoint(base, setting("MODEL"), setting("API") or "chat")  # check_endpoint says what is wrong
+    return Endpoint(s.hosted_base_url, s.hosted_model, s.hosted_api)  # check_endpoint says what is wrong
 
 
 def _key(target: Target) -> str | None:
     if target.host_key:
-        return setting("API_KEY") or None
+        return hosted_settings().hosted_api_key or None
     return st.session_state.get(KEY) or None
 
 
@@ -129,7 +121,7 @@ def _forget_key() -> None:
 
 def endpoint_form() -> Target | None:
     """The host's endpoint, or the user's own (API kind, base URL, model, key); None until one is complete."""
-    host, own_allowed = host_endpoint(), setting("USER_ENDPOINTS") not in ("0", "false", "no", "off")
+    host, own_allowed = host_endpoint(), hosted_settings().hosted_user_endpoints
     if host is not None:
         source = "host"
         if own_allowed:

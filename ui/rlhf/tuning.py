@@ -2,7 +2,8 @@
 completions before and after (same seeds), which parameters moved, and the tuned model as a session model.
 
 The run lives in this session's state; the model it tunes is a copy, so the shared built-in model and every
-other session are untouched.
+other session are untouched. Starting it, the live view's frame and keeping its model are ui/runs.py's, shared
+with the Train page's training run; this module draws what is particular to tuning.
 """
 from __future__ import annotations
 
@@ -14,12 +15,13 @@ from engine.model.arch import family_name
 from engine.inspect.params import param_changes
 from engine.train.bundle import export_zip
 from engine.train.preference import PreferenceError, TuneConfig, next_token_probs, write_completions
-from engine.train.queue import RunRefused
-from engine.train.tuning import TuningRun
+from engine.train.tuning import TuneStatus, TuningRun
 
-from ..models import ModelChoice, describe_size, keep_run_model
+from ..lru import ByteLRU
+from ..models import ModelChoice, describe_size
 from ..plots import fitted, plot_config
-from ..server import model_work, session_id, watch_run
+from ..runs import RunPanel
+from ..server import model_work, session_id
 from ..state import session_alive, widget_key
 from ..text import md
 from .figures import before_after_figure, changes_figure, changes_frame, tuning_figure, tuning_frame
@@ -31,17 +33,21 @@ REGISTERED = "RLHF._registered"  # session key: id of the run whose model is reg
 NOTICE = "RLHF._notice"  # session key: (kind, message) about starting a run
 HEARTBEAT = "RLHF._heartbeat"  # session key: the live view's last poll (see ui.state.session_alive)
 ZIP = "RLHF._zip"  # session key: (run id, zip bytes)
-COMPARED = "RLHF._compared"  # session key: {(run id, prompt): what the before / after views draw}
+COMPARED = "RLHF._compared"  # session key: ByteLRU {(run id, prompt): what the before / after views draw}
 TUNED_MODEL = "tuned model"
 POLL_S = 0.5
 LEARNING_RATES = (1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4)
 COMPARE_SEEDS = (11, 12, 13)
 COMPARE_TOKENS = 40
 TOP_TOKENS = 8
+COMPARISONS = 8  # before / after views kept per session
+# A run stopped before its first step changed nothing: the tuned model is not kept
+PANEL = RunPanel(RUN, REGISTERED, NOTICE, HEARTBEAT, ZIP, TUNED_MODEL, "tuning run", "Stop tuning", POLL_S,
+                 learned=lambda run: run.status().step > 0)
 
 
 def current_run() -> TuningRun | None:
-    return st.session_state.get(RUN)
+    return PANEL.current()
 
 
 def settings() -> TuneConfig:
@@ -81,40 +87,27 @@ def tunable(choice: ModelChoice) -> str | None:
 
 def start(choice: ModelChoice, cfg: TuneConfig) -> None:
     """Start tuning a copy of the current model on this session's pairs, or leave a notice saying why not."""
-    old = current_run()
-    if old is not None and old.status().active:
+    if PANEL.busy():
         return
     why = tunable(choice)
     if why:
-        st.session_state[NOTICE] = ("warning", why)
+        PANEL.refuse("warning", why)
         return
     try:
-        run = TuningRun(choice.model, choice.tokenizer, pairs(), cfg, keep_alive=session_alive(HEARTBEAT),
-                        reference_name=choice.name, owner=session_id())
-        run.start()
+        PANEL.start(lambda: TuningRun(choice.model, choice.tokenizer, pairs(), cfg,
+                                      keep_alive=session_alive(HEARTBEAT), reference_name=choice.name,
+                                      owner=session_id()))
     except PreferenceError as e:
-        st.session_state[NOTICE] = ("error", md(str(e)))
-        return
-    except RunRefused as e:
-        st.session_state[NOTICE] = ("warning", str(e))
-        return
-    st.session_state[RUN] = run
-    st.session_state.pop(ZIP, None)
+        PANEL.refuse("error", md(str(e)))
 
 
 def show_notice() -> None:
-    notice = st.session_state.pop(NOTICE, None)
-    if notice:
-        getattr(st, notice[0])(notice[1])
+    PANEL.show_notice()
 
 
 def ensure_registered(run: TuningRun) -> bool:
-    """Register a finished run's model as "tuned model" once. Returns True when it did just now."""
-    if run.model is None or run.status().active or st.session_state.get(REGISTERED) == run.id:
-        return False
-    if run.status().step == 0:
-        return False  # stopped before the first step: nothing changed
-    return keep_run_model(run.id, TUNED_MODEL, run.model, run.tokenizer, REGISTERED, NOTICE)
+    """Keep a finished run's model as "tuned model" once. Returns True when it did just now."""
+    return PANEL.keep_result(run)
 
 
 def _metrics(run: TuningRun) -> None:
@@ -143,27 +136,18 @@ def _chart(run: TuningRun) -> None:
                "original (beta, few steps).")
 
 
-def _live_body(run_id: str) -> None:
-    run = current_run()
-    if run is None or run.id != run_id:
-        return
-    if not watch_run(run, HEARTBEAT, "tuning run", lambda: ensure_registered(run), widget_key("leave_line")):
-        return
-    s = run.status()
+def _running(run: TuningRun, s: TuneStatus) -> None:
     st.progress(s.fraction, text=f"Step {s.step} of {s.steps}")
     _metrics(run)
     _chart(run)
-    st.button("Stop tuning", on_click=run.stop, kwargs={"wait": False}, icon=":material/stop_circle:",
-              key=widget_key("stop"), type="primary")
 
 
 def live_view(run: TuningRun) -> None:
     """While tuning: a fragment refreshed every POLL_S. Afterwards: the final state, drawn once."""
-    s = run.status()
-    if s.active:
-        st.fragment(run_every=POLL_S)(_live_body)(run.id)
-        return
-    (st.success if s.state == "done" else st.info if s.state == "stopped" else st.error)(md(s.message))
+    PANEL.live_view(run, _running, _finished, widget_key("leave_line"), widget_key("stop"))
+
+
+def _finished(run: TuningRun, s: TuneStatus) -> None:
     _metrics(run)
     if s.history:
         _chart(run)
@@ -175,14 +159,14 @@ def live_view(run: TuningRun) -> None:
 def _compare(run: TuningRun, prompt: str) -> dict:
     """Everything the before / after views draw, for one prompt; computed once per run and prompt, and kept in
     this session (it is this session's tuned model: never in a process-wide cache)."""
-    cache: dict = st.session_state.setdefault(COMPARED, {})
+    cache: ByteLRU[tuple[str, str], dict] = st.session_state.setdefault(COMPARED, ByteLRU(max_entries=COMPARISONS))
     key = (run.id, prompt)
-    if key not in cache:
-        while len(cache) >= 8:
-            cache.pop(next(iter(cache)))  # oldest first
+    data = cache.get(key)
+    if data is None:
         with model_work():
-            cache[key] = _compare_now(run.reference, run.model, run.tokenizer, prompt)
-    return cache[key]
+            data = _compare_now(run.reference, run.model, run.tokenizer, prompt)
+        cache.put(key, data)
+    return data
 
 
 def _compare_now(ref, tuned, tok, prompt: str) -> dict:

@@ -4,12 +4,11 @@ same text under other tokenizers. Nothing here runs the model: tokenizing is all
 from __future__ import annotations
 
 import html
-import os
 
 import pandas as pd
 import streamlit as st
 
-from engine import Encoding, encode, token_bytes
+from engine import Encoding, encode, settings, token_bytes
 from engine.inspect.compare_tokenizers import (GPT2_REPO, ContextFit, Gpt2Tokenizer, chars_per_token, compare,
                                                dropped_text, load_gpt2_tokenizer)
 
@@ -19,7 +18,7 @@ from ..models import ROOT, SHARED, ModelChoice, default_model
 from ..state import remembered
 from ..workshop import define
 
-GPT2_ENV = "GLASSBOX_GPT2_TOKENIZER"  # optional: a folder holding GPT-2's tokenizer (tokenizer.json)
+GPT2_ENV = settings.env_name("gpt2_tokenizer")  # optional: a folder holding GPT-2's tokenizer (tokenizer.json)
 GPT2_FOLDER = ROOT / "models" / "gpt2-tokenizer"  # looked at when the variable is not set
 PANEL_CHIPS = 400  # chips per comparison panel; four panels of a long text would make a slow page
 
@@ -144,7 +143,8 @@ def gpt2_howto() -> str:
 @st.cache_resource(show_spinner="Looking for GPT-2's tokenizer…")
 def gpt2_tokenizer() -> Gpt2Tokenizer:
     """Process-wide and read-only: tried once per server, so an offline server answers instantly after."""
-    folders = [os.environ[GPT2_ENV]] if os.environ.get(GPT2_ENV) else []
+    folder = settings.current().gpt2_tokenizer
+    folders = [folder] if folder is not None else []
     return load_gpt2_tokenizer([*folders, GPT2_FOLDER])
 
 

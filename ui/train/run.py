@@ -2,7 +2,8 @@
 the result (it becomes "my model" in this session; download it as a zip; upload a zip again).
 
 The run lives in this session's state and belongs to it: other sessions never see it. It stops by itself
-when the browser session ends (ui.state.session_alive).
+when the browser session ends (ui.state.session_alive). Starting it, the live view's frame and keeping its
+model are ui/runs.py's, shared with the RLHF page's tuning run; this module draws what is particular to training.
 """
 from __future__ import annotations
 
@@ -12,14 +13,15 @@ from engine import pick_device
 from engine.model.cost import TraceBudget, size_text
 from engine.train.budget import check_memory
 from engine.train.bundle import MAX_CONTEXT, MAX_HEADS, MAX_LAYERS, MAX_ZIP_BYTES, BundleError, export_zip, import_zip
+from engine.train.background import RunState
 from engine.train.corpus import Prepared
-from engine.train.queue import RunRefused
 from engine.train.runs import RunStatus, TrainingRun
 from engine.train.runspec import RunSpec
 
-from ..models import keep_run_model, register_session_model
+from ..models import register_session_model
 from ..plots import fitted, plot_config
-from ..server import session_id, watch_run
+from ..runs import RunPanel
+from ..server import session_id
 from ..state import session_alive, widget_key
 from ..text import md
 from .figures import duration, loss_figure, loss_table
@@ -34,50 +36,38 @@ HEARTBEAT = "Train._heartbeat"  # session key: {"t": monotonic time of the last 
 MY_MODEL, UPLOADED_MODEL = "my model", "uploaded model"
 ESTIMATE = "Train._estimate_s"  # session key: the cost panel's estimate of the run's length, in seconds
 POLL_S = 2.0  # the live view redraws this often: often enough to watch, rarely enough to cost the run little
+# kept_step 0: nothing was learned (or only what diverged), so "my model" stays what it was
+PANEL = RunPanel(RUN, REGISTERED, NOTICE, HEARTBEAT, ZIPS, MY_MODEL, "training run", "Stop training", POLL_S,
+                 learned=lambda run: run.kept_step > 0)
 
 
 def current_run() -> TrainingRun | None:
-    return st.session_state.get(RUN)
+    return PANEL.current()
 
 
 def start_run(spec: RunSpec, data: Prepared, init=None) -> None:
     """Start training in the background, or leave a notice saying why not."""
-    old = current_run()
-    if old is not None and old.status().active:
+    if PANEL.busy():
         return
     problem = check_memory(spec.model, spec.train.batch_size, spec.n_snapshots, pick_device())
     if problem:
-        st.session_state[NOTICE] = ("error", problem)
+        PANEL.refuse("error", problem)
         return
-    run = TrainingRun(spec, data, keep_alive=session_alive(HEARTBEAT), owner=session_id(),
-                      expected_s=st.session_state.get(ESTIMATE), init=init)
-    try:
-        run.start()
-    except RunRefused as e:
-        st.session_state[NOTICE] = ("warning", str(e))
-        return
-    st.session_state[RUN] = run
-    st.session_state.pop(ZIPS, None)
+    PANEL.start(lambda: TrainingRun(spec, data, keep_alive=session_alive(HEARTBEAT), owner=session_id(),
+                                    expected_s=st.session_state.get(ESTIMATE), init=init))
 
 
 def show_notice(key: str = NOTICE) -> None:
-    notice = st.session_state.pop(key, None)
-    if notice:
-        kind, message = notice
-        getattr(st, kind)(message)  # already escaped where it quotes anything from outside
+    PANEL.show_notice(key)
 
 
 def ensure_registered(run: TrainingRun) -> bool:
-    """Register a finished run's model as "my model" once. Returns True when it did just now."""
-    if run.model is None or st.session_state.get(REGISTERED) == run.id or run.status().active:
-        return False
-    if run.kept_step == 0:
-        return False  # nothing was learned (or only what diverged): keep whatever "my model" was before
-    return keep_run_model(run.id, MY_MODEL, run.model, run.tokenizer, REGISTERED, NOTICE)
+    """Keep a finished run's model as "my model" once. Returns True when it did just now."""
+    return PANEL.keep_result(run)
 
 
 def _progress_line(s: RunStatus) -> str:
-    if s.state == "queued":
+    if s.state is RunState.QUEUED:
         return "Waiting for the training slot…"
     left = f" · about {duration(s.eta_s)} left" if s.eta_s is not None else ""
     return f"Step {s.step:,} of {s.max_steps:,}{left}"
@@ -103,40 +93,26 @@ def _chart(run: TrainingRun, s: RunStatus) -> None:
                     key=widget_key(f"loss_{run.id}_{s.state}"))
 
 
-def _live_body(run_id: str) -> None:
-    run = current_run()
-    if run is None or run.id != run_id:
-        return
-    if not watch_run(run, HEARTBEAT, "training run", lambda: ensure_registered(run), widget_key("leave_line")):
-        return
-    s = run.status()
+def _running(run: TrainingRun, s: RunStatus) -> None:
     st.progress(s.fraction, text=_progress_line(s))
     _metrics(s)
     _chart(run, s)
     _sample(s, run.snapshots()[-1].step if s.n_snapshots else None)
-    st.button("Stop training", on_click=run.stop, kwargs={"wait": False}, icon=":material/stop_circle:",
-              key=widget_key("stop"), type="primary")
 
 
-def live_view(run: TrainingRun) -> None:
-    """While training: refreshed every POLL_S by a fragment, so only this part reruns and the rest of the page
-    stays usable. Afterwards: the final state, drawn once."""
-    s = run.status()
-    if s.active:
-        st.fragment(run_every=POLL_S)(_live_body)(run.id)
-        return
-    if s.state == "done":
-        st.success(s.message, icon=":material/check_circle:")
-    elif s.state == "stopped":
-        st.info(s.message, icon=":material/stop_circle:")
-    else:
-        st.error(md(s.message), icon=":material/error:")  # a failure's message may quote an exception
+def _finished(run: TrainingRun, s: RunStatus) -> None:
     if s.step:
         _metrics(s)
         _chart(run, s)
         st.download_button("Download the losses (CSV)", loss_table(s).to_csv(index=False), "glassbox-losses.csv",
                            "text/csv", key=widget_key("loss_csv"), icon=":material/download:")
         _sample(s)
+
+
+def live_view(run: TrainingRun) -> None:
+    """While training: refreshed every POLL_S, so only this part reruns and the rest of the page stays usable.
+    Afterwards: the final state, drawn once."""
+    PANEL.live_view(run, _running, _finished, widget_key("leave_line"), widget_key("stop"))
 
 
 def _zip(run: TrainingRun) -> bytes:

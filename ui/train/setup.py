@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import streamlit as st
 import torch
 
-from engine import GPT, GPTConfig, describe, pick_device
+from engine import GPT, GPTConfig, describe, pick_device, settings
 from engine.model.cost import TraceBudget, config_cost, over_budget
 from engine.model.device import run_threads
 from engine.train.budget import (available_memory, estimate_memory, estimate_run_seconds, fits_message, gb,
@@ -23,7 +23,6 @@ from ..state import widget_key
 from ..text import md
 from .figures import duration
 
-GUTENBERG_ENV = "GLASSBOX_GUTENBERG_URL"  # another Project Gutenberg mirror (tests use a local server)
 BUILTIN, PASTE, UPLOAD, BOOK = "Built-in stories", "Paste text", "Upload a .txt file", "Project Gutenberg book"
 MAX_PASTE_CHARS = 2_000_000
 BUILTIN_TOKENIZER = 0  # vocabulary option: reuse the built-in model's tokenizer
@@ -85,7 +84,7 @@ def _book(number: int, base_url: str) -> Corpus:
 def _fetch_book() -> None:
     number = int(st.session_state[widget_key("book_number")])
     try:
-        st.session_state[_BOOK] = _book(number, os.environ.get(GUTENBERG_ENV) or GUTENBERG_URL)
+        st.session_state[_BOOK] = _book(number, settings.current().gutenberg_url or GUTENBERG_URL)
         st.session_state.pop(widget_key("book_error"), None)
     except CorpusError as e:
         st.session_state.pop(_BOOK, None)

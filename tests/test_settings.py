@@ -1,0 +1,177 @@
+"""Every GLASSBOX_* variable (engine/settings.py): each parsed to its type, each with its default, a bad value
+refused in one line naming the variable, Streamlit's secrets only for the hosted settings, the environment read
+again only when it changed, and no other module spelling a variable's name."""
+from __future__ import annotations
+
+import ast
+import logging
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+
+from engine import settings
+from engine.settings import Settings, SettingError, load
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# (variable, a good value, the field it sets, what it becomes): one row per setting (a test checks that).
+GOOD = [
+    ("GLASSBOX_DEVICE", " CPU ", "device", "cpu"),
+    ("GLASSBOX_FORWARD_THREADS", "3", "forward_threads", 3),
+    ("GLASSBOX_MAX_FORWARDS", "64", "max_forwards", 64),
+    ("GLASSBOX_TRAIN_THREADS", "2", "train_threads", 2),
+    ("GLASSBOX_MAX_TRAINING_RUNS", "4", "max_training_runs", 4),
+    ("GLASSBOX_MAX_TRAIN_MINUTES", "0.5", "max_train_minutes", 0.5),
+    ("GLASSBOX_RECONNECT_GRACE_S", "30", "reconnect_grace_s", 30.0),
+    ("GLASSBOX_TRACE_BUDGET_MB", "0.01", "trace_budget_mb", 0.01),
+    ("GLASSBOX_TRACE_BUDGET_S", "12.5", "trace_budget_s", 12.5),
+    ("GLASSBOX_MODEL_BUDGET_MB", "300", "model_budget_mb", 300.0),
+    ("GLASSBOX_MAX_MODELS", "1", "max_models", 1),
+    ("GLASSBOX_SESSION_MODELS_MB", "1e3", "session_models_mb", 1000.0),
+    ("GLASSBOX_HUB_DISK_MB", "512", "hub_disk_mb", 512.0),
+    ("GLASSBOX_MODEL", "/srv/models/mine", "model", Path("/srv/models/mine")),
+    ("GLASSBOX_MODELS_DIR", "my-models", "models_dir", Path("my-models")),
+    ("GLASSBOX_HUB", "off", "hub", False),
+    ("GLASSBOX_HUB_DIR", "/tmp/hub", "hub_dir", Path("/tmp/hub")),
+    ("GLASSBOX_GPT2_TOKENIZER", "models/gpt2-tokenizer", "gpt2_tokenizer", Path("models/gpt2-tokenizer")),
+    ("GLASSBOX_GUTENBERG_URL", "http://127.0.0.1:8000/", "gutenberg_url", "http://127.0.0.1:8000"),
+    ("GLASSBOX_HOSTED_BASE_URL", "https://api.example.org/v1", "hosted_base_url", "https://api.example.org/v1"),
+    ("GLASSBOX_HOSTED_MODEL", "gpt-4o-mini", "hosted_model", "gpt-4o-mini"),
+    ("GLASSBOX_HOSTED_API", "anthropic", "hosted_api", "anthropic"),
+    ("GLASSBOX_HOSTED_API_KEY", "sk-host-123", "hosted_api_key", "sk-host-123"),
+    ("GLASSBOX_HOSTED_USER_ENDPOINTS", "0", "hosted_user_endpoints", False),
+    ("GLASSBOX_HOSTED_PER_MINUTE", "100", "hosted_per_minute", 100),
+    ("GLASSBOX_HOSTED_MAX_SAMPLES", "3", "hosted_max_samples", 3),
+    ("GLASSBOX_HOSTED_TIMEOUT_S", "1", "hosted_timeout_s", 1.0),
+]
+
+# (variable, a value it refuses, what the message says it must be)
+BAD = [
+    ("GLASSBOX_MAX_FORWARDS", "abc", "must be a whole number from 1 to 64"),
+    ("GLASSBOX_MAX_FORWARDS", "0", "must be a whole number from 1 to 64"),
+    ("GLASSBOX_MAX_FORWARDS", "65", "must be a whole number from 1 to 64"),
+    ("GLASSBOX_FORWARD_THREADS", "-1", "must be a whole number from 1 to 256"),
+    ("GLASSBOX_TRAIN_THREADS", "1.5", "must be a whole number from 1 to 256"),
+    ("GLASSBOX_MAX_TRAINING_RUNS", "many", "must be a whole number from 1 to 64"),
+    ("GLASSBOX_MAX_MODELS", "0", "must be a whole number from 1 to 64"),
+    ("GLASSBOX_MAX_TRAIN_MINUTES", "0", "must be a number above 0 (minutes)"),
+    ("GLASSBOX_RECONNECT_GRACE_S", "soon", "must be a number above 0 (seconds)"),
+    ("GLASSBOX_TRACE_BUDGET_MB", "lots", "must be a number above 0 (megabytes)"),
+    ("GLASSBOX_TRACE_BUDGET_S", "nan", "must be a number above 0 (seconds)"),
+    ("GLASSBOX_MODEL_BUDGET_MB", "inf", "must be a number above 0 (megabytes)"),
+    ("GLASSBOX_SESSION_MODELS_MB", "-5", "must be a number above 0 (megabytes)"),
+    ("GLASSBOX_HUB_DISK_MB", "4 GB", "must be a number above 0 (megabytes)"),
+    ("GLASSBOX_HUB", "maybe", "must be 1 or 0 (on or off)"),
+    ("GLASSBOX_HOSTED_USER_ENDPOINTS", "nope", "must be 1 or 0 (on or off)"),
+    ("GLASSBOX_GUTENBERG_URL", "ftp://mirror.example.org", "must be an http:// or https:// address"),
+    ("GLASSBOX_HOSTED_PER_MINUTE", "1001", "must be a whole number from 1 to 1000"),
+    ("GLASSBOX_HOSTED_MAX_SAMPLES", "51", "must be a whole number from 1 to 50"),
+    ("GLASSBOX_HOSTED_TIMEOUT_S", "61", "must be a number above 0 and at most 60 (seconds)"),
+]
+
+
+def test_the_tables_here_cover_every_setting():
+    assert sorted(v for v, *_ in GOOD) == sorted(settings.NAMES.values())
+    assert {f for _, _, f, _ in GOOD} == {f.name for f in fields(Settings)}
+
+
+@pytest.mark.parametrize("name, raw, field, value", GOOD, ids=[g[0] for g in GOOD])
+def test_each_variable_is_parsed_to_its_type(name, raw, field, value):
+    s = load({name: raw})
+    assert getattr(s, field) == value and type(getattr(s, field)) is type(value)
+    others = {f.name for f in fields(Settings)} - {field}
+    assert all(getattr(s, f) == getattr(settings.DEFAULTS, f) for f in others), "one variable sets one field"
+
+
+@pytest.mark.parametrize("name, raw, must", BAD, ids=[f"{b[0]}={b[1]}" for b in BAD])
+def test_a_bad_value_is_one_line_naming_the_variable(name, raw, must):
+    with pytest.raises(SettingError) as e:
+        load({name: raw})
+    assert str(e.value) == f"{name} {must}, not {raw!r}"
+    assert isinstance(e.value, ValueError) and "\n" not in str(e.value)
+
+
+def test_defaults_and_empty_values():
+    d = load({})
+    assert d == settings.DEFAULTS == load({name: "  " for name in settings.NAMES.values()})  # empty is unset
+    assert (d.forward_threads, d.max_training_runs, d.max_train_minutes, d.reconnect_grace_s) == (1, 1, 20.0, 90.0)
+    assert (d.trace_budget_mb, d.trace_budget_s, d.model_budget_mb, d.max_models) == (256.0, 5.0, 1536.0, 2)
+    assert (d.session_models_mb, d.hub_disk_mb, d.hub, d.hosted_api, d.hosted_user_endpoints) == (
+        300.0, 4096.0, True, "chat", True)
+    assert (d.hosted_per_minute, d.hosted_max_samples, d.hosted_timeout_s) == (20, 10, 8.0)
+    assert d.model is d.models_dir is d.hub_dir is d.gpt2_tokenizer is d.gutenberg_url is None
+    assert d.max_forwards >= 1 and d.train_threads >= 1 and d.device == ""
+
+
+def test_budgets_in_the_units_the_code_uses():
+    s = load({"GLASSBOX_TRACE_BUDGET_MB": "0.5", "GLASSBOX_MAX_TRAIN_MINUTES": "1.5"})
+    assert s.trace_budget_bytes == 2**19 and s.trace_cache_bytes == settings.TRACES_KEPT * 2**19
+    assert s.max_run_s == 90.0 and settings.DEFAULTS.model_budget_bytes == 1536 * 2**20
+    assert settings.DEFAULTS.session_models_bytes == 300 * 2**20 and settings.DEFAULTS.hub_disk_bytes == 4 * 2**30
+
+
+def test_secrets_fill_only_the_hosted_settings_the_environment_leaves_unset():
+    secrets = {"GLASSBOX_HOSTED_BASE_URL": "https://secret.example.org/v1", "GLASSBOX_HOSTED_PER_MINUTE": 5,
+               "GLASSBOX_HOSTED_USER_ENDPOINTS": False, "GLASSBOX_MAX_FORWARDS": "7"}
+    s = load({}, secrets)
+    assert (s.hosted_base_url, s.hosted_per_minute, s.hosted_user_endpoints) == (
+        "https://secret.example.org/v1", 5, False)
+    assert s.max_forwards == settings.DEFAULTS.max_forwards, "secrets give only the hosted settings"
+    s = load({"GLASSBOX_HOSTED_BASE_URL": "https://env.example.org/v1"}, secrets)
+    assert s.hosted_base_url == "https://env.example.org/v1", "the environment wins"
+    with pytest.raises(SettingError, match="GLASSBOX_HOSTED_PER_MINUTE must be"):
+        load({}, {"GLASSBOX_HOSTED_PER_MINUTE": "0"})
+
+
+def test_the_host_key_never_shows():
+    s = load({"GLASSBOX_HOSTED_API_KEY": "sk-secret-value"})
+    assert "sk-secret-value" not in repr(s) and s.hosted_api_key == "sk-secret-value"
+
+
+def test_the_environment_is_parsed_once_and_again_when_it_changes(monkeypatch):
+    monkeypatch.delenv("GLASSBOX_MAX_MODELS", raising=False)
+    first = settings.current()
+    assert settings.current() is first, "an unchanged environment is not parsed again"
+    monkeypatch.setenv("GLASSBOX_MAX_MODELS", "5")
+    assert settings.current().max_models == 5
+    monkeypatch.setenv("GLASSBOX_MAX_MODELS", "none")
+    with pytest.raises(SettingError, match="GLASSBOX_MAX_MODELS must be a whole number"):
+        settings.current()  # said on every call, not once and then forgotten
+    with pytest.raises(SettingError):
+        settings.current()
+
+
+def test_a_removed_or_unknown_name_is_a_warning(monkeypatch, caplog):
+    monkeypatch.setenv("GLASSBOX_SERVER_TRACE_MB", "1024")
+    monkeypatch.setenv("GLASSBOX_MAX_FORWARD", "3")  # a typo of GLASSBOX_MAX_FORWARDS
+    with caplog.at_level(logging.WARNING, logger="glassbox.settings"):
+        settings.current()
+    said = caplog.text
+    assert "GLASSBOX_SERVER_TRACE_MB is no longer read: set GLASSBOX_TRACE_BUDGET_MB" in said
+    assert "GLASSBOX_MAX_FORWARD is not a Glassbox setting" in said
+
+
+def test_the_readme_table_lists_every_setting_with_its_default():
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("\n## Settings"):]
+    rows = {line.split("|")[1].strip(" `"): line.split("|")[2].strip() for line in section.splitlines()
+            if line.startswith("| `GLASSBOX_")}
+    assert {name: default for name, default, _ in settings.table()}.items() <= rows.items()
+
+
+def _spelled_names(path: Path) -> list[str]:
+    """String constants in `path` that are a GLASSBOX_ name (docstrings aside)."""
+    tree = ast.parse(path.read_text())
+    docs = {id(n.body[0].value) for n in ast.walk(tree)
+            if isinstance(n, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+            and n.body and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
+    return [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)
+            and n.value.startswith("GLASSBOX_") and id(n) not in docs]
+
+
+def test_only_the_settings_module_names_a_variable():
+    files = [*(ROOT / "engine").rglob("*.py"), *(ROOT / "ui").rglob("*.py"), *(ROOT / "pages").glob("*.py"),
+             ROOT / "app.py"]
+    spelled = {str(p.relative_to(ROOT)): names for p in files if (names := _spelled_names(p))}
+    assert set(spelled) == {"engine/settings.py"}, spelled
