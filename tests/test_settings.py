@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from engine import settings
-from engine.settings import Settings, SettingError, load
+from engine.settings import SettingError, Settings, load
 
 ROOT = Path(__file__).resolve().parents[1]
 

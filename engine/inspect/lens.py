@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..model.arch import RMSNORM
 from ..model.trace import Trace
 
 TOP_K = 5  # tokens kept per stage and position
@@ -113,9 +114,9 @@ def contributions(model, trace: Trace) -> Contributions:
     """Norms of what each part writes, and its direct share of the final prediction's logit."""
     ln_f, w_u = model.final_norm, model.lm_head.weight  # w_u: [vocab, d_model]
     gamma = ln_f.weight.detach().float().cpu()  # [d_model]
-    rms = not hasattr(ln_f, "bias")  # RMSNorm: no mean subtracted, no bias
+    rms = model.config.norm == RMSNORM  # no mean subtracted, no bias
     beta = torch.zeros_like(gamma) if rms or ln_f.bias is None else ln_f.bias.detach().float().cpu()
-    eps = getattr(ln_f, "eps", None) or getattr(ln_f, "variance_epsilon", 1e-6)
+    eps = ln_f.variance_epsilon if rms else ln_f.eps  # transformers' RMSNorm names it so; nn.LayerNorm eps
     target = trace.logits.argmax(dim=-1)  # [pos]
     direction = w_u.detach()[target.to(w_u.device)].float().cpu()  # [pos, d_model] unembedding rows
     outs = part_outputs(trace)  # [part, pos, d_model]

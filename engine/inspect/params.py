@@ -50,7 +50,7 @@ def param_breakdown(model: nn.Module) -> list[ParamGroup]:
     output layer shares its count with the embedding instead of being counted twice, as the model does.
     """
     groups: dict[tuple[str, int | None, str], list[int | str]] = {}
-    tied = getattr(getattr(model, "config", None), "tied_embeddings", True)
+    tied = model.config.tied_embeddings
     for name, p in model.named_parameters():
         key = _classify(name, tied)
         entry = groups.setdefault(key, [0, []])

@@ -3,6 +3,12 @@
 - config: `GPTConfig`, a frozen dataclass convertible to and from a Hugging Face `GPT2Config`
 - gpt: `GPT`, GPT-2's architecture with GPT-2 / Hugging Face parameter names
 - trace: `Trace` and `run_trace`, one forward pass with every internal under TransformerLens names
+- arch: the surface every model offers the pages (the `Model` and `ModelConfig` Protocols), and how a model
+  differs from GPT-2
+- families: one file per model family (GPT-2, GPT-Neo, GPT-NeoX, Llama, Qwen2: its config, its parts in
+  transformers, its quirks) and the table that picks between them
+- hf: the families that run inside transformers, recorded into the same Trace names; `load_model` for any folder
+- files: a model folder's file names and the one guarded reader of its config.json
 - cost: what one Trace costs in bytes and seconds, from a config's numbers alone, and the server's budget
 - facts: what a Hugging Face model is and costs from its config.json alone (exact parameters, fp32 and trace
   bytes), refusals for what Glassbox will not run, and the server's budget for models

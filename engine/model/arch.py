@@ -1,95 +1,118 @@
-"""What kind of transformer a model is: the facts a page needs to show its internals truthfully.
+"""The surface every model Glassbox runs offers the pages, as two Protocols, and how a model differs from GPT-2.
 
-Every model Glassbox runs (its own GPT, or a Hugging Face model run by engine/model/hf.py) has a config with
-the same core fields (`n_layer`, `n_head`, `n_embd`, `d_head`, `d_mlp`, `block_size`, `vocab_size`) and the
-architecture facts below. Our `GPTConfig` answers them with GPT-2's values; `ArchConfig` holds them for a model
-read from a Hugging Face config.json. Pages read these facts, never a class name, to decide what to draw:
-a rotary model has no position table, a gated MLP has two inputs per neuron, grouped-query heads share keys.
+Two model classes meet it: Glassbox's own `GPT` (engine/model/gpt.py; GPT-2 family) and `HFModel`
+(engine/model/hf.py; every other family, run inside transformers). Their configs, `GPTConfig` and the
+families' `ArchConfig` (engine/model/families/), answer the same architecture facts; pages read those facts,
+never a class name, to decide what to draw: a rotary model has no position table, a gated MLP has two inputs
+per neuron, grouped-query heads share keys.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
-LEARNED, ROTARY = "learned", "rotary"  # how positions enter: a table added to the embeddings, or q/k rotation
-LAYERNORM, RMSNORM = "layernorm", "rmsnorm"
-GELU_MLP, GATED_MLP = "gelu", "gated"  # act(x W_in) W_out, or (act(x W_gate) * x W_up) W_down
+import torch
+from torch import nn
 
-FAMILY_NAMES = {"gpt2": "GPT-2", "gpt_neo": "GPT-Neo", "gpt_neox": "GPT-NeoX", "llama": "Llama", "qwen2": "Qwen2"}
+from .families import FAMILY_NAMES, family_name
+from .families.base import GATED_MLP, GELU_MLP, LAYERNORM, LEARNED, RMSNORM, ROTARY, ArchConfig
+
+__all__ = ["FAMILY_NAMES", "GATED_MLP", "GELU_MLP", "LAYERNORM", "LEARNED", "RMSNORM", "ROTARY", "ArchConfig",
+           "Model", "ModelConfig", "differences", "family_name"]
 
 
-@dataclass(frozen=True)
-class ArchConfig:
-    family: str  # "gpt_neo", "gpt_neox", "llama", "qwen2"
-    block_size: int  # the longest context the model was trained on (max_position_embeddings)
+@runtime_checkable
+class ModelConfig(Protocol):
+    """What every model's config says: its numbers and its architecture facts (GPT-2's, for our GPTConfig)."""
+    family: str  # a key of engine.model.families.FAMILIES: "gpt2", "llama", ...
+    block_size: int  # tokens of context
     vocab_size: int
     n_layer: int
     n_head: int  # query heads
-    n_kv_head: int  # key/value heads; fewer than n_head = grouped-query attention
-    n_embd: int  # width of the residual stream (d_model)
-    d_head: int
-    d_mlp: int  # neurons per MLP layer
-    positions: str = ROTARY
-    norm: str = LAYERNORM
-    mlp: str = GELU_MLP
-    activation: str = "gelu"  # the MLP's nonlinearity, as config.json names it
-    parallel_residual: bool = False  # attention and MLP both read resid_pre, their outputs are added together
-    tied_embeddings: bool = False  # the output layer is the token embedding table
-    attn_scale: float | None = None  # what q.k is multiplied by; None: 1 / sqrt(d_head)
-    local_window: int | None = None  # local attention layers see only this many tokens back
-    local_layers: tuple[int, ...] = field(default_factory=tuple)
-    rotary_dims: int = 0  # dimensions of each head that rotate (partial rotary: fewer than d_head)
-    bos_token_id: int | None = None
-    eos_token_id: int | None = None
+    n_embd: int  # d_model
+    positions: str  # LEARNED (a position table) or ROTARY
+    norm: str  # LAYERNORM or RMSNORM
+    mlp: str  # GELU_MLP or GATED_MLP
+    activation: str  # the MLP's nonlinearity, as config.json names it
+    parallel_residual: bool
+    tied_embeddings: bool
+    attn_scale: float | None  # None: 1 / sqrt(d_head)
+    local_window: int | None
+    local_layers: tuple[int, ...]
+    rotary_dims: int
 
     @property
-    def kv_groups(self) -> int:
-        """Query heads per key/value head (1 without grouped-query attention)."""
-        return self.n_head // self.n_kv_head
+    def d_head(self) -> int: ...
 
     @property
-    def scale(self) -> float:
-        return self.attn_scale if self.attn_scale is not None else self.d_head ** -0.5
+    def d_mlp(self) -> int: ...
 
-    def shares_keys_with(self, head: int) -> list[int]:
-        """The query heads that read the same keys and values as `head` (itself included)."""
-        g = self.kv_groups
-        return list(range(head // g * g, head // g * g + g))
+    @property
+    def n_kv_head(self) -> int: ...
 
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    @property
+    def kv_groups(self) -> int: ...
 
+    @property
+    def scale(self) -> float: ...
 
-def family_name(cfg) -> str:
-    return FAMILY_NAMES.get(getattr(cfg, "family", "gpt2"), str(getattr(cfg, "family", "?")))
+    def shares_keys_with(self, head: int) -> list[int]: ...
 
 
-def differences(cfg) -> list[str]:
+@runtime_checkable
+class Model(Protocol):
+    """What the engine and the pages use of a model (besides nn.Module's parameters): one forward pass with or
+    without its internals, the generation contract, and the parts the logit lens and embeddings read."""
+    config: Any  # a ModelConfig
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor | None]: ...  # (logits [batch, pos, vocab], loss)
+
+    def run_with_cache(self, idx: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]: ...
+
+    def final_hidden(self, idx: torch.Tensor) -> torch.Tensor: ...  # [batch, pos, d_model], after the final norm
+
+    def decode_step(self, ids: torch.Tensor, past: Any = None, positions: torch.Tensor | None = None,
+                    key_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, Any]: ...
+
+    @property
+    def final_norm(self) -> nn.Module: ...
+
+    @property
+    def lm_head(self) -> nn.Module: ...
+
+    def token_embedding(self) -> torch.Tensor: ...  # [vocab, d_model]
+
+    def position_embedding(self) -> torch.Tensor | None: ...  # [block_size, d_model], None with rotary positions
+
+    def num_params(self) -> int: ...
+
+
+def differences(cfg: ModelConfig) -> list[str]:
     """How this model differs from GPT-2's architecture, one plain sentence each (empty for GPT-2 itself)."""
     out = []
-    if getattr(cfg, "positions", LEARNED) == ROTARY:
+    if cfg.positions == ROTARY:
         part = "" if cfg.rotary_dims in (0, cfg.d_head) else \
             f" ({cfg.rotary_dims} of each head's {cfg.d_head} dimensions)"
         out.append("Rotary positions: there is no position-embedding table; each query and key is rotated by an "
                    f"angle that grows with its position{part}, so the traced q and k are after rotation.")
-    if getattr(cfg, "n_kv_head", cfg.n_head) < cfg.n_head:
+    if cfg.n_kv_head < cfg.n_head:
         out.append(f"Grouped-query attention: {cfg.n_head} query heads share {cfg.n_kv_head} sets of keys and values "
                    f"({cfg.kv_groups} heads per set); every query head still has its own pattern.")
-    if getattr(cfg, "mlp", GELU_MLP) == GATED_MLP:
+    if cfg.mlp == GATED_MLP:
         out.append(f"Gated MLP: each neuron is {cfg.activation}(gate) x up, two projections of the input multiplied; "
                    "the 'neuron' shown is that product, the input to the down projection.")
-    if getattr(cfg, "norm", LAYERNORM) == RMSNORM:
+    if cfg.norm == RMSNORM:
         out.append("RMSNorm: the norms rescale each vector by its root mean square, without subtracting the mean "
                    "and without a bias.")
-    if getattr(cfg, "parallel_residual", False):
+    if cfg.parallel_residual:
         out.append("Parallel attention and MLP: both read the residual stream before the layer and their outputs "
                    "are added together, so 'after attention' is a sum the MLP never reads.")
-    if getattr(cfg, "local_layers", ()):
+    if cfg.local_layers:
         layers = ", ".join(str(i) for i in cfg.local_layers)
         out.append(f"Local attention in layers {layers}: a token sees only the last {cfg.local_window} tokens "
                    "there (itself included); the other layers see the whole context.")
-    if getattr(cfg, "attn_scale", None) == 1.0:
+    if cfg.attn_scale == 1.0:
         out.append("No 1/sqrt(d_head) scale: the attention scores are the raw dot products q.k.")
-    if not getattr(cfg, "tied_embeddings", True):
+    if not cfg.tied_embeddings:
         out.append("Untied unembedding: the output layer is its own matrix, not the token embedding table.")
     return out

@@ -17,17 +17,12 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from .config import GPTConfig
+from .files import CONFIG, WEIGHTS, CheckpointError, read_config_json
 from .gpt import GPT
 from .tokenizer import load_tokenizer, missing_tokenizer
 
-WEIGHTS = "model.safetensors"
-CONFIG = "config.json"
-MAX_CONFIG_BYTES = 1 << 20
+__all__ = ["CONFIG", "WEIGHTS", "CheckpointError", "load_pretrained", "read_config", "save_pretrained", "swap_in"]
 IGNORED_SUFFIXES = (".attn.bias", ".attn.masked_bias")  # causal-mask buffers in old GPT-2 files
-
-
-class CheckpointError(ValueError):
-    """A folder that is not a loadable checkpoint; the message says why, in plain words."""
 
 
 def save_pretrained(model: GPT, tokenizer, folder: str | Path,
@@ -67,20 +62,9 @@ def swap_in(tmp: Path, dest: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def read_config(folder: str | Path) -> GPTConfig:
-    path = Path(folder) / CONFIG
-    if not path.is_file():
-        raise CheckpointError(f"{path.name} is missing: a checkpoint folder needs config.json")
-    if path.stat().st_size > MAX_CONFIG_BYTES:
-        raise CheckpointError("config.json is larger than 1 MB: not a model config")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except RecursionError:  # Python's parser recurses once per level: [[[[...]]]] exhausts the stack
-        raise CheckpointError("config.json is nested too deeply to be a model config") from None
-    except (UnicodeDecodeError, ValueError) as e:  # JSONDecodeError, and integers of more than 4,300 digits
-        raise CheckpointError(f"config.json is not valid JSON ({str(e)[:200]})") from None
-    if not isinstance(data, dict):
-        raise CheckpointError("config.json must hold a JSON object")
+def read_config(folder: str | Path, data: dict | None = None) -> GPTConfig:
+    """The GPTConfig of a GPT-2-family folder, from its config.json (`data`: already read, by the loader)."""
+    data = read_config_json(folder) if data is None else data
     try:
         return GPTConfig.from_hf_dict(data)
     except (KeyError, TypeError, ValueError, ArithmeticError) as e:
@@ -95,10 +79,11 @@ def _our_name(key: str) -> str | None:
 
 
 def load_pretrained(folder: str | Path, device: torch.device | str = "cpu", max_bytes: int | None = None,
-                    with_tokenizer: bool = True) -> tuple[GPT, object]:
-    """Load (model, tokenizer) from a checkpoint folder; the model is in eval mode on `device`."""
+                    with_tokenizer: bool = True, config: dict | None = None) -> tuple[GPT, object]:
+    """Load (model, tokenizer) from a checkpoint folder; the model is in eval mode on `device`. `config`:
+    its config.json, already read (engine.model.hf.load_model reads it once for every family)."""
     folder = Path(folder)
-    cfg = read_config(folder)
+    cfg = read_config(folder, config)
     weights = folder / WEIGHTS
     if not weights.is_file():
         raise CheckpointError(f"{WEIGHTS} is missing (only safetensors weights are accepted, never pickles)")
@@ -138,7 +123,7 @@ def load_pretrained(folder: str | Path, device: torch.device | str = "cpu", max_
     model.to(device).eval()
     tokenizer = None
     if with_tokenizer:
-        if (why := missing_tokenizer((p.name for p in folder.iterdir()), "gpt2")) is not None:
+        if (why := missing_tokenizer((p.name for p in folder.iterdir()), GPTConfig.family)) is not None:
             raise CheckpointError(why)
         try:
             tokenizer = load_tokenizer(folder)

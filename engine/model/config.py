@@ -41,7 +41,7 @@ class GPTConfig:
     def d_mlp(self) -> int:
         return 4 * self.n_embd
 
-    # The architecture facts every model config answers (engine/model/arch.py): GPT-2's, for this GPT.
+    # The architecture facts every model config answers (engine/model/arch.py's ModelConfig): GPT-2's here.
     family = "gpt2"
     positions, norm, mlp, activation = "learned", "layernorm", "gelu", "gelu_new"
     parallel_residual, tied_embeddings = False, True

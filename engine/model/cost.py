@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .. import settings
+from .families.base import GATED_MLP
 
 BYTES_PER_VALUE = 4  # traces are float32 on the CPU
 BUDGET_MB_ENV, BUDGET_S_ENV = settings.env_name("trace_budget_mb"), settings.env_name("trace_budget_s")
@@ -72,11 +73,10 @@ def trace_cost(n_layer: int, n_head: int, n_embd: int, block_size: int, vocab_si
 
 
 def config_cost(cfg, n_pos: int | None = None) -> TraceCost:
-    """`trace_cost` of a model config (our GPTConfig or an ArchConfig): exactly what its Trace keeps (one key and
-    value per query head, as recorded, and a position row even for a rotary model, zeros)."""
-    return trace_cost(cfg.n_layer, cfg.n_head, cfg.n_embd, cfg.block_size, cfg.vocab_size,
-                      getattr(cfg, "d_mlp", None), n_pos, d_head=getattr(cfg, "d_head", None),
-                      gated_mlp=getattr(cfg, "mlp", "gelu") == "gated")
+    """`trace_cost` of a model config (a ModelConfig: our GPTConfig or an ArchConfig): exactly what its Trace
+    keeps (one key and value per query head, as recorded, and a position row even for a rotary model, zeros)."""
+    return trace_cost(cfg.n_layer, cfg.n_head, cfg.n_embd, cfg.block_size, cfg.vocab_size, cfg.d_mlp, n_pos,
+                      d_head=cfg.d_head, gated_mlp=cfg.mlp == GATED_MLP)
 
 
 @dataclass(frozen=True)

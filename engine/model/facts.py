@@ -16,12 +16,11 @@ from functools import lru_cache
 from pathlib import Path
 
 from .. import settings
-from .arch import FAMILY_NAMES
 from .cost import size_text, trace_cost
+from .families import FAMILY_NAMES, SUPPORTED, Family, family_for  # noqa: F401 - SUPPORTED is re-exported
+from .families.base import MAX_LAYERS
+from .files import read_config_json
 
-SUPPORTED = {  # architectures[0] in config.json -> the family, which is also transformers' model_type
-    "GPT2LMHeadModel": "gpt2", "GPTNeoForCausalLM": "gpt_neo", "GPTNeoXForCausalLM": "gpt_neox",
-    "LlamaForCausalLM": "llama", "Qwen2ForCausalLM": "qwen2"}
 MODEL_BUDGET_ENV = settings.env_name("model_budget_mb")
 # Community Cloud gives the app 2.7 GB. The app with the built-in model takes about 0.6 GB (README, deploy
 # section) and its shared traces up to 0.3 GB; sessions' own traces and a load's transient peak need a few
@@ -31,13 +30,10 @@ MODEL_BUDGET_ENV = settings.env_name("model_budget_mb")
 DEFAULT_MODEL_BUDGET_MB = settings.DEFAULTS.model_budget_mb
 TRACE_TOKENS = 256  # the look inside that a model is priced for (or its whole context, if shorter)
 
-CONFIG = "config.json"
-MAX_CONFIG_BYTES = 1 << 20  # the same cap as engine.model.checkpoint
-
 # Bounds on config.json's numbers, checked before transformers sees them (a config class expands some of
 # them into lists, and the model builds one module per layer): far past any real model, never absurd.
 _BOUNDS = {
-    **dict.fromkeys(("n_layer", "num_layers", "num_hidden_layers"), 256),
+    **dict.fromkeys(("n_layer", "num_layers", "num_hidden_layers"), MAX_LAYERS),
     **dict.fromkeys(("n_head", "num_heads", "num_attention_heads", "num_key_value_heads"), 1024),
     **dict.fromkeys(("n_embd", "hidden_size", "head_dim"), 65_536),
     **dict.fromkeys(("n_inner", "intermediate_size"), 262_144),
@@ -55,7 +51,7 @@ class SourceError(ValueError):
 class ModelFacts:
     """Everything computed from config.json alone; no weight is read."""
     architecture: str  # architectures[0], e.g. "LlamaForCausalLM"
-    family: str  # SUPPORTED's short name, e.g. "llama"
+    family: str  # the family's key (engine/model/families), e.g. "llama"
     n_params: int  # exact, tied weights counted once
     weights_bytes: int  # in fp32, as the model is loaded
     trace_bytes: int  # one Trace of TRACE_TOKENS tokens (or the whole context, if shorter); see cost.py
@@ -111,32 +107,9 @@ def model_budget_bytes() -> int:
         raise SourceError(str(e)) from None
 
 
-def _read_json(path: Path, max_bytes: int) -> dict:
-    """A JSON object from a file, with the guards of checkpoint.read_config: a size cap (read, not trusted
-    from stat: a FIFO or /proc file reports 0), nesting, valid JSON, an object."""
-    if not path.is_file():
-        raise SourceError(f"{path.name} is missing from {path.parent.name}")
-    try:
-        with open(path, "rb") as f:
-            raw = f.read(max_bytes + 1)
-    except OSError as e:
-        raise SourceError(f"{path.name} could not be read ({(e.strerror or type(e).__name__).lower()})") from None
-    if len(raw) > max_bytes:
-        raise SourceError(f"{path.name} is larger than {size_text(max_bytes)}: not a model's {path.name}")
-    try:
-        data = json.loads(raw.decode("utf-8"))
-    except RecursionError:  # Python's parser recurses once per level: [[[[...]]]] exhausts the stack
-        raise SourceError(f"{path.name} is nested too deeply to be a model's {path.name}") from None
-    except (UnicodeDecodeError, ValueError) as e:  # JSONDecodeError, and integers of more than 4,300 digits
-        raise SourceError(f"{path.name} is not valid JSON ({str(e)[:200]})") from None
-    if not isinstance(data, dict):
-        raise SourceError(f"{path.name} must hold a JSON object")
-    return data
-
-
 def read_model_config(folder: str | Path) -> dict:
     """config.json of a model folder, as a dict; SourceError if it is missing, huge, or not a JSON object."""
-    return _read_json(Path(folder) / CONFIG, MAX_CONFIG_BYTES)
+    return read_config_json(folder, SourceError)
 
 
 def model_facts(config: dict) -> ModelFacts:
@@ -150,31 +123,18 @@ def model_facts(config: dict) -> ModelFacts:
 @lru_cache(maxsize=128)
 def _facts(config_json: str) -> ModelFacts:
     cfg = json.loads(config_json)
-    if "auto_map" in cfg:
-        raise SourceError("config.json asks to run the model's own Python code (auto_map); Glassbox never runs code "
-                          "from a model (trust_remote_code), so it cannot load this one.")
-    archs = cfg.get("architectures")
-    if not isinstance(archs, list) or not archs or not isinstance(archs[0], str):
-        raise SourceError("config.json names no architecture (its architectures list is missing or empty), so "
-                          "Glassbox cannot tell what model it is.")
-    arch = archs[0]
-    if arch not in SUPPORTED:
-        raise SourceError(f"config.json describes a {arch[:80]}, which Glassbox does not run; it runs "
-                          f"{', '.join(list(SUPPORTED)[:-1])} and {list(SUPPORTED)[-1]}.")
-    family = SUPPORTED[arch]
-    if cfg.get("model_type", family) != family:
-        raise SourceError(f"config.json says {arch} but model_type {str(cfg.get('model_type'))[:40]!r}, not "
-                          f"{family!r}: it does not say one thing, so Glassbox does not guess.")
+    family = family_for(cfg, SourceError)  # custom code, the architecture, model_type, the family's own check
     if cfg.get("quantization_config") is not None:
         raise SourceError("config.json describes a quantized model (quantization_config); Glassbox runs plain "
                           "fp32 weights only.")
     for key, top in _BOUNDS.items():
         if key in cfg and not (cfg[key] is None and key in _MAY_BE_NULL):
             _check_number(key, cfg[key], top)
-    if family == "gpt_neo":
-        _check_neo_layers(cfg.get("attention_types"))
-    conf = _transformers_config(family, cfg)
-    return _measure(arch, family, conf)
+    try:
+        conf = family.transformers_config(cfg)
+    except Exception as e:  # noqa: BLE001 - transformers validates with many exception types
+        raise SourceError(f"config.json is not a valid {family.name} config: {_first_line(e)}") from None
+    return _measure(family, conf)
 
 
 def _check_number(key: str, value: object, top: int) -> int:
@@ -183,36 +143,11 @@ def _check_number(key: str, value: object, top: int) -> int:
     return value
 
 
-def _check_neo_layers(types: object) -> None:
-    """GPT-Neo's attention_types ([[["global", "local"], 12]]) expands into one entry per layer."""
-    if types is None:
-        return
-    ok = isinstance(types, list) and all(
-        isinstance(t, list) and len(t) == 2 and isinstance(t[0], list) and type(t[1]) is int and 0 <= t[1] <= 256
-        for t in types)
-    if not ok or sum(len(t[0]) * t[1] for t in types) > _BOUNDS["num_layers"]:
-        raise SourceError("config.json's attention_types must look like [[[\"global\", \"local\"], 12]] and "
-                          f"describe at most {_BOUNDS['num_layers']} layers")
-
-
 def _first_line(e: Exception) -> str:
     return (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
 
 
-def _transformers_config(family: str, cfg: dict):
-    """The family's transformers config class, built from config.json (eager attention: the one that always
-    exists; counting parameters does not depend on it)."""
-    import transformers  # heavy; the folder listing and the Hub client do not need it
-    classes = {"gpt2": transformers.GPT2Config, "gpt_neo": transformers.GPTNeoConfig,
-               "gpt_neox": transformers.GPTNeoXConfig, "llama": transformers.LlamaConfig,
-               "qwen2": transformers.Qwen2Config}
-    try:
-        return classes[family](**(cfg | {"attn_implementation": "eager"}))
-    except Exception as e:  # noqa: BLE001 - transformers validates with many exception types
-        raise SourceError(f"config.json is not a valid {FAMILY_NAMES[family]} config: {_first_line(e)}") from None
-
-
-def _measure(arch: str, family: str, conf) -> ModelFacts:
+def _measure(family: Family, conf) -> ModelFacts:
     """Build the model on the meta device (shapes only: no memory, no initialisation) and count."""
     import torch
     import transformers
@@ -221,7 +156,7 @@ def _measure(arch: str, family: str, conf) -> ModelFacts:
     d = _check_number("hidden_size", conf.hidden_size, _BOUNDS["hidden_size"])
     context = _check_number("max_position_embeddings", conf.max_position_embeddings, _BOUNDS["n_positions"])
     vocab = _check_number("vocab_size", conf.vocab_size, _BOUNDS["vocab_size"])
-    inner = conf.n_inner if family == "gpt2" else conf.intermediate_size
+    inner = getattr(conf, family.inner)  # the MLP's width; None: 4 x d_model
     d_mlp = _check_number("intermediate_size", 4 * d if inner is None else inner, _BOUNDS["intermediate_size"])
     n_kv = _check_number("num_key_value_heads", getattr(conf, "num_key_value_heads", None) or n_head, n_head)
     d_head = getattr(conf, "head_dim", None) or d // n_head
@@ -232,15 +167,15 @@ def _measure(arch: str, family: str, conf) -> ModelFacts:
         # The class itself, not AutoModelForCausalLM.from_config: that sets torch's process-wide default dtype
         # to the config's for the duration, under every other thread's feet.
         with torch.device("meta"):
-            model = getattr(transformers, arch)(conf)
+            model = getattr(transformers, family.architecture)(conf)
         n_params = sum(p.numel() for p in model.parameters())  # parameters() yields a tied weight once
     except Exception as e:  # noqa: BLE001 - a config transformers accepts can still fail to build
-        raise SourceError(f"config.json does not describe a buildable {FAMILY_NAMES[family]} model: "
+        raise SourceError(f"config.json does not describe a buildable {family.name} model: "
                           f"{_first_line(e)}") from None
     # A Trace keeps one key and value per query head (grouped heads' repeated: each head's own inputs), and a
     # rotary model's hook_pos_embed as zeros: priced as recorded (engine/model/hf.py), not as the model stores it.
     cost = trace_cost(n_layer, n_head, d, context, vocab, d_mlp, n_pos=min(TRACE_TOKENS, context), n_kv_head=n_head,
-                      d_head=d_head, gated_mlp=family in ("llama", "qwen2"), pos_embed=True)
-    return ModelFacts(architecture=arch, family=family, n_params=n_params, weights_bytes=4 * n_params,
-                      trace_bytes=cost.bytes, n_layer=n_layer, n_head=n_head, n_kv_head=n_kv, d_model=d, d_mlp=d_mlp,
-                      context=context, vocab_size=vocab)
+                      d_head=d_head, gated_mlp=family.gated_mlp, pos_embed=True)
+    return ModelFacts(architecture=family.architecture, family=family.key, n_params=n_params,
+                      weights_bytes=4 * n_params, trace_bytes=cost.bytes, n_layer=n_layer, n_head=n_head,
+                      n_kv_head=n_kv, d_model=d, d_mlp=d_mlp, context=context, vocab_size=vocab)

@@ -25,9 +25,10 @@ from .. import settings
 from . import hub
 from .checkpoint import swap_in
 from .cost import size_text
-from .facts import (CONFIG, DEFAULT_MODEL_BUDGET_MB, FAMILY_NAMES, MAX_CONFIG_BYTES, MODEL_BUDGET_ENV, SUPPORTED,
-                    TRACE_TOKENS, ModelFacts, SourceError, _read_json, model_budget_bytes, model_facts,
-                    read_model_config)
+from .facts import (DEFAULT_MODEL_BUDGET_MB, FAMILY_NAMES, MODEL_BUDGET_ENV, SUPPORTED, TRACE_TOKENS, ModelFacts,
+                    SourceError, model_budget_bytes, model_facts, read_model_config)
+from .files import (CONFIG, MAX_CONFIG_BYTES, MAX_JSON_BYTES, MAX_TOKENIZER_BYTES, WEIGHTS, WEIGHTS_INDEX,
+                    read_json)
 from .tokenizer import missing_tokenizer
 
 __all__ = ["CURATED", "DEFAULT_MODEL_BUDGET_MB", "FAMILY_NAMES", "MODELS_DIR_ENV", "MODEL_BUDGET_ENV", "SUPPORTED",
@@ -39,12 +40,8 @@ CURATED = ["openai-community/gpt2", "distilbert/distilgpt2", "roneneldan/TinySto
            "roneneldan/TinyStories-33M", "EleutherAI/pythia-70m", "EleutherAI/pythia-160m",
            "HuggingFaceTB/SmolLM2-135M", "Qwen/Qwen2.5-0.5B"]
 MODELS_DIR_ENV = settings.env_name("models_dir")
-WEIGHTS = "model.safetensors"
-WEIGHTS_INDEX = "model.safetensors.index.json"
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json",
                    "merges.txt", "generation_config.json")
-MAX_JSON_BYTES = 16 << 20  # a sharded model's index, a tokenizer_config.json
-MAX_TOKENIZER_BYTES = 64 << 20  # Qwen2.5's tokenizer.json is 7 MB, Llama 3's 9 MB
 SOURCE_RECORD = ".glassbox-source.json"  # what a fetched folder was fetched from (hidden: not model files)
 _SHARD = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,200}\.safetensors")
 _REPO_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
@@ -95,12 +92,13 @@ def check_folder(folder: str | Path) -> ModelFacts:
         raise SourceError(f"{folder.name or folder} is not a folder")
     facts = model_facts(read_model_config(folder))
     if (folder / "tokenizer_config.json").is_file():
-        _no_custom_tokenizer(_read_json(folder / "tokenizer_config.json", MAX_JSON_BYTES))
+        _no_custom_tokenizer(read_json(folder / "tokenizer_config.json", MAX_JSON_BYTES, SourceError))
     names = sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
     if not (folder / WEIGHTS).is_file():
         if not (folder / WEIGHTS_INDEX).is_file():
             raise SourceError(_no_safetensors(folder.name, names))
-        missing = [s for s in _shards(_read_json(folder / WEIGHTS_INDEX, MAX_JSON_BYTES)) if not (folder / s).is_file()]
+        index = read_json(folder / WEIGHTS_INDEX, MAX_JSON_BYTES, SourceError)
+        missing = [s for s in _shards(index) if not (folder / s).is_file()]
         if missing:
             raise SourceError(f"{folder.name} lacks {len(missing)} of the weight files {WEIGHTS_INDEX} lists, "
                               f"e.g. {missing[0]}")
@@ -273,13 +271,13 @@ def _download(client: hub.Hub, info: hub.RepoInfo, tmp: Path, progress: Callable
         raise SourceError(f"{repo} has no tokenizer Glassbox can load: {why}.")
     fetched = [CONFIG]
     if "tokenizer_config.json" in files:
-        _no_custom_tokenizer(_read_json(fetch("tokenizer_config.json", MAX_JSON_BYTES), MAX_JSON_BYTES))
+        _no_custom_tokenizer(read_json(fetch("tokenizer_config.json", MAX_JSON_BYTES), MAX_JSON_BYTES, SourceError))
         fetched.append("tokenizer_config.json")
     # 2. Which weight files, and their size from the list against the budget.
     if WEIGHTS in files:
         weights = [WEIGHTS]
     else:
-        weights = _shards(_read_json(fetch(WEIGHTS_INDEX, MAX_JSON_BYTES), MAX_JSON_BYTES))
+        weights = _shards(read_json(fetch(WEIGHTS_INDEX, MAX_JSON_BYTES), MAX_JSON_BYTES, SourceError))
         fetched.append(WEIGHTS_INDEX)
         if unlisted := [s for s in weights if s not in files]:
             raise SourceError(f"{repo}'s {WEIGHTS_INDEX} names {unlisted[0]}, which the repo does not have.")

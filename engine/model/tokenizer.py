@@ -18,6 +18,9 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from tokenizers.pre_tokenizers import ByteLevel
 from transformers import PreTrainedTokenizerFast
 
+from .families import FAMILIES
+from .files import TOKENIZER
+
 EOT = "<|endoftext|>"
 VISIBLE = {" ": "␣", "\n": "↵", "\t": "⇥", "\r": "␍"}
 
@@ -41,15 +44,16 @@ def wrap(tok: Tokenizer) -> PreTrainedTokenizerFast:
 
 
 GPT2_PAIR = ("vocab.json", "merges.txt")  # GPT-2's tokenizer as its older repos ship it, without tokenizer.json
-PAIR_FAMILIES = ("gpt2", "gpt_neo")  # where the pair means GPT-2's byte-level BPE and its splitting expression
-#                                      (Qwen2 ships a pair too, but splits text with its own expression)
+# Where the pair means GPT-2's byte-level BPE and its splitting expression (each family says; Qwen2 ships a
+# pair too, but splits text with its own expression).
+PAIR_FAMILIES = tuple(f.key for f in FAMILIES.values() if f.gpt2_pair)
 
 
 def missing_tokenizer(names: Iterable[str], family: str | None) -> str | None:
     """Why a folder (or repo) with these file names has no tokenizer Glassbox can load, or None. `family`
     None: not known yet (a repo before its config is read), so GPT-2's pair is taken on trust."""
     names = set(names)
-    if "tokenizer.json" in names:
+    if TOKENIZER in names:
         return None
     pair_ok = family is None or family in PAIR_FAMILIES
     if pair_ok and set(GPT2_PAIR) <= names:
@@ -62,7 +66,7 @@ def load_tokenizer(folder: str | Path) -> PreTrainedTokenizerFast:
     vocab.json and merges.txt (byte-level BPE with GPT-2's splitting; `missing_tokenizer` says where that
     holds)."""
     folder = Path(folder)
-    if not (folder / "tokenizer.json").is_file() and all((folder / n).is_file() for n in GPT2_PAIR):
+    if not (folder / TOKENIZER).is_file() and all((folder / n).is_file() for n in GPT2_PAIR):
         from transformers import GPT2Tokenizer  # the class is named: no tokenizer_class or auto_map is followed
         tok = GPT2Tokenizer.from_pretrained(str(folder), local_files_only=True)
     else:

@@ -24,16 +24,19 @@ from pathlib import Path, PurePosixPath
 import torch
 from tokenizers import Tokenizer
 
-from ..model.checkpoint import CONFIG, WEIGHTS, CheckpointError, load_pretrained, read_config, save_pretrained
+from ..model.checkpoint import CheckpointError, load_pretrained, read_config, save_pretrained
 from ..model.config import GPTConfig
 from ..model.cost import TraceBudget, config_cost, over_budget
+from ..model.files import CONFIG, MAX_CONFIG_BYTES, TOKENIZER, WEIGHTS
 from ..model.gpt import GPT
 from ..model.tokenizer import EOT, check_tokenizer_json, wrap
 from ..model.trace import run_trace
 
 MAX_ZIP_BYTES = 25 * 2**20  # the same as server.maxUploadSize in .streamlit/config.toml (a test holds them equal)
 MAX_WEIGHTS_BYTES = 200 * 2**20
-MAX_TOKENIZER_BYTES = 2 * 2**20  # ours is 0.26 MB at 4,096 tokens; a 30 MB one takes a minute to load
+# An uploaded zip's tokenizer (a model folder's may be bigger: engine.model.files.MAX_TOKENIZER_BYTES): ours is
+# 0.26 MB at 4,096 tokens; a 30 MB one takes a minute to load
+MAX_UPLOAD_TOKENIZER_BYTES = 2 * 2**20
 MAX_PARAMS = 50_000_000  # pages trace whole models: bigger ones would make every page crawl
 # Caps on the shape, each well above what the Train page offers (8 layers, 16 heads, 512 tokens, a
 # 4,096-token vocabulary): pages draw every layer x head, and each layer costs time to build and run.
@@ -44,9 +47,9 @@ MAX_VOCAB = 8192
 MAX_RATIO = 100  # uncompressed / compressed; safetensors barely compresses, JSON ~5-10x
 MAX_ENTRIES = 32
 LIMITS = {  # the files we read, with the most bytes each may hold
-    CONFIG: 1 * 2**20,
+    CONFIG: MAX_CONFIG_BYTES,
     WEIGHTS: MAX_WEIGHTS_BYTES,
-    "tokenizer.json": MAX_TOKENIZER_BYTES,
+    TOKENIZER: MAX_UPLOAD_TOKENIZER_BYTES,
 }
 PROBE = 'Once upon a time, a little dog said: "Hello!" 🐕\n'  # a test sentence every loaded model must survive
 MAX_LOGIT = 1e4  # trained GPT-2 logits stay within a few hundred; beyond this the weights are broken
@@ -224,7 +227,7 @@ def import_zip(data: bytes, max_bytes: int = MAX_WEIGHTS_BYTES,
         except CheckpointError as e:
             raise BundleError(str(e)) from None
         _check_shape(cfg, budget)
-        tokenizer = _tokenizer(files["tokenizer.json"], cfg.vocab_size)
+        tokenizer = _tokenizer(files[TOKENIZER], cfg.vocab_size)
         try:
             model, _ = load_pretrained(folder, "cpu", max_bytes=max_bytes, with_tokenizer=False)
         except CheckpointError as e:

@@ -34,8 +34,7 @@ class RunQueue:
         """Put `job` in line (it runs at once if a slot is free when its thread asks); RunRefused when its
         owner already waits with another run."""
         with self._cond:
-            owner = getattr(job, "owner", None)
-            if owner is not None and any(getattr(j, "owner", None) == owner for j in self._waiting):
+            if job.owner is not None and any(j.owner == job.owner for j in self._waiting):
                 raise RunRefused("You already have a run waiting in line on this server: wait for it, or take it "
                                  "out of the line, before starting another.")
             self._waiting.append(job)
@@ -87,7 +86,7 @@ class RunQueue:
             free = []
             for r in self._running:
                 left = r.status().eta_s
-                left = left if left is not None else getattr(r, "expected_s", None)
+                left = left if left is not None else r.expected_s
                 if left is None:
                     return None
                 free.append(left)
@@ -95,7 +94,7 @@ class RunQueue:
             for ahead in self._waiting:
                 if ahead is job:
                     return min(free)
-                planned = getattr(ahead, "expected_s", None)
+                planned = ahead.expected_s
                 if planned is None:
                     return None
                 i = free.index(min(free))

@@ -26,9 +26,9 @@ from ..model.device import pick_device
 from ..model.gpt import GPT
 from ..model.tokenizer import EOT, display_bytes, token_bytes
 from ..model.trace import Trace, run_trace
+from .background import BackgroundRun, LineStatus, RunState
 from .corpus import Prepared
 from .data import Batches, Source
-from .background import BackgroundRun, LineStatus, RunState
 from .runspec import RunSpec
 from .trainer import Progress, Trainer
 

@@ -215,7 +215,7 @@ def lens_view(v: View) -> None:
         lens = replace(full, top_ids=full.top_ids[:, v.first:], top_probs=full.top_probs[:, v.first:],
                        target_ids=full.target_ids[v.first:], target_probs=full.target_probs[:, v.first:],
                        target_ranks=full.target_ranks[:, v.first:])
-        tied = getattr(v.cfg, "tied_embeddings", True)
+        tied = v.cfg.tied_embeddings
         ff.show_figure(rs.lens_heatmap(lens, v.tokens, v.decode, v.first, tied), name("logit-lens"),
                        key=widget_key("lens_heatmap"))
         st.caption("Each row applies the model's own final layer norm and output layer to the residual stream at "
@@ -235,11 +235,11 @@ def mlp_shape_text(cfg) -> str:
     """How this model's MLP is built, in one sentence: GPT-2's widen-GELU-narrow, or a gated MLP."""
     wide = cfg.d_mlp / cfg.n_embd
     times = f"{wide:.0f} times" if wide == int(wide) else f"{wide:.2g} times"
-    if getattr(cfg, "mlp", "gelu") == "gated":
+    if cfg.mlp == "gated":
         return (f"it projects the token's vector twice to {cfg.d_mlp:,} numbers ({times} its width), passes one, "
                 f"the *gate*, through a nonlinearity ({cfg.activation}), multiplies it by the other, the *up* "
                 "projection, and narrows the product again (a gated MLP, as in Llama).")
-    act = "GELU" if "gelu" in str(getattr(cfg, "activation", "gelu")) else str(cfg.activation)
+    act = "GELU" if "gelu" in str(cfg.activation) else str(cfg.activation)
     return f"it widens the token's vector {times} (to {cfg.d_mlp:,} numbers), applies a nonlinearity ({act}), " \
            "and narrows it again."
 

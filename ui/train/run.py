@@ -11,9 +11,9 @@ import streamlit as st
 
 from engine import pick_device
 from engine.model.cost import TraceBudget, size_text
+from engine.train.background import RunState
 from engine.train.budget import check_memory
 from engine.train.bundle import MAX_CONTEXT, MAX_HEADS, MAX_LAYERS, MAX_ZIP_BYTES, BundleError, export_zip, import_zip
-from engine.train.background import RunState
 from engine.train.corpus import Prepared
 from engine.train.runs import RunStatus, TrainingRun
 from engine.train.runspec import RunSpec
