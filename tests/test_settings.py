@@ -175,3 +175,32 @@ def test_only_the_settings_module_names_a_variable():
              ROOT / "app.py"]
     spelled = {str(p.relative_to(ROOT)): names for p in files if (names := _spelled_names(p))}
     assert set(spelled) == {"engine/settings.py"}, spelled
+
+
+def test_streamlit_secrets_still_reach_the_hosted_settings(monkeypatch):
+    """The Next token page's hosted section passes st.secrets as the overlay (ui/next_token/hosted_state.py)."""
+    from streamlit.testing.v1 import AppTest
+
+    def script():
+        import streamlit as st
+
+        from ui.next_token.hosted_state import host_endpoint, hosted_settings, limits
+
+        s, ep = hosted_settings(), host_endpoint()
+        for value in (ep.base_url, ep.model, s.hosted_api_key, limits().per_minute, s.max_forwards):
+            st.text(str(value))
+
+    for name in ("BASE_URL", "MODEL", "API_KEY", "PER_MINUTE"):
+        monkeypatch.delenv(settings.HOSTED_PREFIX + name, raising=False)
+    monkeypatch.setenv("GLASSBOX_HOSTED_MODEL", "from-env")
+    at = AppTest.from_function(script)
+    at.secrets["GLASSBOX_HOSTED_BASE_URL"] = "https://secret.example.org/v1"
+    at.secrets["GLASSBOX_HOSTED_MODEL"] = "from-secrets"
+    at.secrets["GLASSBOX_HOSTED_API_KEY"] = "sk-from-secrets"
+    at.secrets["GLASSBOX_HOSTED_PER_MINUTE"] = 7
+    at.secrets["GLASSBOX_MAX_FORWARDS"] = 9  # not a hosted setting: the secrets do not set it
+    at.run()
+    assert not at.exception, at.exception
+    shown = [t.value for t in at.text]
+    assert shown[:4] == ["https://secret.example.org/v1", "from-env", "sk-from-secrets", "7"]
+    assert shown[4] == str(settings.current().max_forwards) != "9"
