@@ -101,7 +101,8 @@ class Endpoint:
     def host(self) -> str:
         """scheme://host:port only: what messages name (a path or query could hold something private)."""
         parts = urllib.parse.urlsplit(self.base_url)
-        return f"{parts.scheme}://{parts.hostname or ''}" + (f":{parts.port}" if parts.port else "")
+        name = parts.hostname or ""
+        return f"{parts.scheme}://{f'[{name}]' if ':' in name else name}" + (f":{parts.port}" if parts.port else "")
 
     @property
     def has_logprobs(self) -> bool:

@@ -65,6 +65,8 @@ def forbidden(ip: Address) -> str | None:
     if ip in METADATA:
         return "a cloud metadata address"
     if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:  # ::ffff:a.b.c.d is a.b.c.d
+            return forbidden(ip.ipv4_mapped)
         for inner in _inside(ip):
             if (why := forbidden(inner)) is not None:
                 return why
