@@ -110,7 +110,7 @@ def _lookup(host: str, port: int, deadline: float) -> list[tuple[int, tuple]]:
     def run() -> None:
         try:
             box["ok"] = resolve(host, port)
-        except (OSError, UnicodeError) as e:  # UnicodeError: a label longer than 63 characters
+        except Exception as e:  # OSError, or UnicodeError for a label over 63 characters: the name does not resolve
             box["error"] = e
         finally:
             done.set()
