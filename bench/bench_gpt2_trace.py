@@ -3,10 +3,12 @@
     python bench/bench_gpt2_trace.py [--length 256] [--repeats 3] [--threads N]
 
 One GPT-2-small-sized GPT with random weights (12 layers, 12 heads, d_model 768, vocabulary 50,257,
-context 1,024; 124M parameters) and transformers' `GPT2LMHeadModel` on the same weights. Times (median of
---repeats after one warm-up, torch.no_grad):
+context 1,024; 124M parameters; GPT-2's gelu_new) and transformers' `GPT2LMHeadModel` on the same weights.
+Times (median of --repeats after one warm-up, torch.no_grad):
 - trace: `engine.model.trace.trace_ids` of --length tokens (`GPT.run_with_cache`, every activation under its
-  TransformerLens name, moved to the CPU as float32);
+  TransformerLens name, moved to the CPU as float32), with gelu_new in transformers' formula (bit-exact);
+- trace, fused GELU: the same on the same weights with torch's fused tanh GELU (gelu_pytorch_tanh, what our
+  own models name): what the exact formula costs;
 - transformers: `GPT2LMHeadModel` (eager attention) with `output_attentions=True, output_hidden_states=True`,
   the nearest thing transformers has to a trace.
 The two run in turn inside each repeat, so a busy machine slows them alike, each after freed memory went back to
@@ -20,6 +22,7 @@ fresh memory.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 try:
@@ -34,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from timing import release_memory, time_in_turn  # noqa: E402  (bench/ is on sys.path when run as a script)
 from engine import GPT, GPTConfig, pick_device, trace_ids  # noqa: E402
 
-GPT2_SMALL = GPTConfig(block_size=1024, vocab_size=50257, n_layer=12, n_head=12, n_embd=768)
+GPT2_SMALL = GPTConfig(block_size=1024, vocab_size=50257, n_layer=12, n_head=12, n_embd=768, activation="gelu_new")
 GOAL = 1.0
 
 
@@ -53,6 +56,8 @@ def main() -> int:
     device = pick_device()
     torch.manual_seed(0)
     model = GPT(GPT2_SMALL).to(device).eval()
+    fused = GPT(dataclasses.replace(GPT2_SMALL, activation="gelu_pytorch_tanh")).eval()
+    fused.load_state_dict(model.state_dict(), assign=True)  # the same tensors, not a copy
     hf_cfg = transformers.GPT2Config(**{k: v for k, v in GPT2_SMALL.to_hf_dict().items() if k != "architectures"},
                                      attn_implementation="eager")
     with torch.device("meta"):  # no random init of weights that are replaced at once
@@ -73,6 +78,9 @@ def main() -> int:
     def trace():
         return trace_ids(model, None, ids, text="", tokens=tokens)
 
+    def trace_fused():
+        return trace_ids(fused, None, ids, text="", tokens=tokens)
+
     @torch.no_grad()
     def reference():
         return hf(idx, output_attentions=True, output_hidden_states=True)
@@ -88,12 +96,15 @@ def main() -> int:
     del ours, theirs
     faults = {name: minor_faults(fn) for name, fn in (("trace", trace), ("transformers", reference))}
 
-    t = time_in_turn({"trace": trace, "transformers": reference}, args.repeats, 1, device, before=release_memory)
+    t = time_in_turn({"trace": trace, "trace, fused GELU": trace_fused, "transformers": reference}, args.repeats, 1,
+                     device, before=release_memory)
     ratio = t["trace"] / t["transformers"]
     for name in ("trace", "transformers"):
         print(f"{name:<13} {t[name] * 1e3:8.0f} ms   keeps {kept[name] / 1e6:5.0f} MB   "
               f"{faults[name]:,} page faults in one call")
+    print(f"trace, fused GELU {t['trace, fused GELU'] * 1e3:4.0f} ms")
     print(f"trace/transformers {ratio:.2f}x (goal: at most {GOAL:.1f}x): {'met' if ratio <= GOAL else 'MISSED'}")
+    print(f"gelu_new's exact formula: trace {t['trace'] / t['trace, fused GELU']:.2f}x the trace with the fused GELU")
     return 0
 
 

@@ -161,6 +161,9 @@ class Settings:
                                "never to a browser", secret=True, hidden=True, shown="none")
     hosted_user_endpoints: bool = _var("HOSTED_USER_ENDPOINTS", switch, True,
                                        "0: users may not type their own endpoint and key", secret=True)
+    hosted_allow_private: bool = _var("HOSTED_ALLOW_PRIVATE", switch, False,
+                                      "1: a typed endpoint may be a loopback or private address (a laptop running "
+                                      "Ollama or vLLM); off, it must be public", secret=True)
     hosted_per_minute: int = _var("HOSTED_PER_MINUTE", whole(1, 1000), 20,
                                   "requests per session per minute (N samples are N requests)", secret=True)
     hosted_max_samples: int = _var("HOSTED_MAX_SAMPLES", whole(1, 50), 10, "samples per click (at most the "

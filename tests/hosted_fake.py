@@ -2,9 +2,11 @@
 
 It answers /v1/chat/completions, /v1/completions and /v1/messages (Anthropic) with fixed log-probabilities
 (STEPS), honouring max_tokens and the number of candidates asked for. `mode` makes it misbehave:
-ok, slow, 401 (any key but KEY is wrong), 429, 404 (unknown model), 404path, 500, nologprobs, malformed, huge
-(with a Content-Length), hugestream (without), nested (JSON too deep to parse), drip (a byte at a time), sample
-(each answer drawn from STEPS).
+ok, slow, fixed (answers server.fixed), 401 (any key but KEY is wrong), 429, 404 (unknown model), 404path, 500, nologprobs, malformed, huge
+(with a Content-Length), hugestream (without), nested (JSON too deep to parse), drip (the body a byte at a time),
+driphead (the status line and headers a byte at a time for about 5 s, then a good answer), sample (each answer
+drawn from STEPS). As OpenAI does, chat sends the generated tokens for `logprobs: true` and candidates for
+`top_logprobs: k`; completions send the tokens for `logprobs: 0` and k candidates for `logprobs: k`.
 Every request is recorded (path, Authorization or x-api-key header, body) so a test can see what was sent.
 """
 from __future__ import annotations
@@ -40,6 +42,7 @@ class FakeServer(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.mode = "ok"
         self.slow_s = 2.0
+        self.fixed: tuple[int, object] = (400, {})  # mode "fixed": this status and JSON body, whatever was asked
         self.requests: list[dict] = []
         self.lock = threading.Lock()
         self.thread = threading.Thread(target=self.serve_forever, daemon=True)
@@ -72,6 +75,8 @@ class _Handler(BaseHTTPRequestHandler):
         if mode == "401" or key != KEY:
             return self._send(401, {"error": {"message": f"Incorrect API key provided: {key[:3]}***{key[-4:]}",
                                               "code": "invalid_api_key"}})
+        if mode == "fixed":
+            return self._send(*self.server.fixed)
         if mode == "429":
             return self._send(429, {"error": {"message": "Rate limit reached", "code": "rate_limit_exceeded"}})
         if mode == "404":
@@ -91,12 +96,16 @@ class _Handler(BaseHTTPRequestHandler):
             return self._raw(200, b"[" * 200_000 + b"]" * 200_000)
         if mode == "drip":
             return self._drip()
+        if mode == "driphead":
+            return self._drip_head()
         if self.path.endswith("/messages"):
             return self._send(200, {"type": "message", "model": MODEL, "stop_reason": "max_tokens",
                                     "content": [{"type": "text", "text": self._answer(body)[0]}]})
         text, steps = self._answer(body)
-        k = body.get("top_logprobs") if self.path.endswith("/chat/completions") else body.get("logprobs")
-        logprobs = None if mode == "nologprobs" or not k else steps
+        chat = self.path.endswith("/chat/completions")
+        asked = body.get("logprobs") is True if chat else type(body.get("logprobs")) is int
+        k = (body.get("top_logprobs") if chat else body.get("logprobs")) or 0
+        logprobs = None if mode == "nologprobs" or not asked else steps
         if self.path.endswith("/chat/completions"):
             content = None if logprobs is None else [
                 {"token": t, "logprob": lp, "bytes": list(t.encode()),
@@ -125,7 +134,7 @@ class _Handler(BaseHTTPRequestHandler):
             steps.append((token, lp, top))
         return "".join(t for t, _, _ in steps), steps
 
-    def _send(self, status: int, data: dict) -> None:
+    def _send(self, status: int, data: object) -> None:
         self._raw(status, json.dumps(data).encode())
 
     def _raw(self, status: int, raw: bytes, length: bool = True) -> None:
@@ -137,6 +146,20 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             self.wfile.write(raw)
         except (BrokenPipeError, ConnectionResetError):  # the client stopped reading: what a cap does
+            pass
+
+    def _drip_head(self) -> None:
+        raw = json.dumps({"model": MODEL, "choices": [{"message": {"content": " She"}}]}).encode()
+        head = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Slowly: " + b"x" * 40 +
+                b"\r\nContent-Length: %d\r\n\r\n" % len(raw))
+        self.close_connection = True
+        try:
+            for i in range(len(head)):  # about 5 s in all: a timeout per read never fires
+                self.wfile.write(head[i:i + 1])
+                self.wfile.flush()
+                time.sleep(0.05)
+            self.wfile.write(raw)
+        except (BrokenPipeError, ConnectionResetError):
             pass
 
     def _drip(self) -> None:

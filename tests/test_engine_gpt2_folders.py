@@ -30,13 +30,17 @@ HUB_GPT2 = {
 }
 HUB_DISTILGPT2 = HUB_GPT2 | {"_num_labels": 1, "id2label": {"0": "LABEL_0"}, "label2id": {"LABEL_0": 0}}
 
+# Heads 16 or 4 wide: powers of 4, as every GPT-2 checkpoint's 64, so 1/sqrt(d_head) is exact and transformers'
+# division of the scores equals our multiplication to the bit (with 8-wide heads they differ by ~4e-7).
 SHAPES = {
     # name: (GPT2Config fields, Hub fields written into config.json over what transformers saved)
-    "gpt2": (dict(n_layer=2, n_head=4, n_embd=32), {}),
-    "gpt2-hub-config": (dict(n_layer=2, n_head=4, n_embd=32), HUB_GPT2),
+    "gpt2": (dict(n_layer=2, n_head=4, n_embd=64), {}),
+    "gpt2-hub-config": (dict(n_layer=2, n_head=4, n_embd=64), HUB_GPT2),
     "distilgpt2": (dict(n_layer=6, n_head=12, n_embd=48), HUB_DISTILGPT2),
     # The same scores, computed in float32 under half precision (transformers' eager path takes it).
-    "upcast-attention": (dict(n_layer=2, n_head=4, n_embd=32, reorder_and_upcast_attn=True), {}),
+    "upcast-attention": (dict(n_layer=2, n_head=4, n_embd=64, reorder_and_upcast_attn=True), {}),
+    # torch's fused tanh GELU, as our own models name it: the same curve to ~1e-7, run as that kernel.
+    "gelu-pytorch-tanh": (dict(n_layer=2, n_head=4, n_embd=64, activation_function="gelu_pytorch_tanh"), {}),
 }
 
 
@@ -49,7 +53,7 @@ def tokenizer():
 def saved_by_transformers(folder: Path, fields: dict, hub: dict, tokenizer) -> Path:
     """A random GPT2LMHeadModel saved by transformers itself (safetensors), with the tokenizer beside it."""
     cfg = GPT2Config(n_positions=CONTEXT, vocab_size=VOCAB, **fields)  # activation_function: "gelu_new"
-    assert cfg.activation_function == "gelu_new"
+    assert cfg.activation_function == fields.get("activation_function", "gelu_new")
     torch.manual_seed(0)
     model = GPT2LMHeadModel(cfg)
     # GPT-2's init leaves biases at 0, norms at 1 and attention nearly uniform: perturb every parameter so
@@ -109,6 +113,18 @@ def test_logits_match(outputs):
     _, logits, _, ref = outputs
     torch.testing.assert_close(logits, ref.logits, atol=1e-4, rtol=1e-4)
     assert ref.logits.std() > 0.1  # the weights are not trivial
+
+
+def test_logits_are_bit_exact(both, outputs):
+    """GPT-2's gelu_new is computed with transformers' formula (torch's fused tanh GELU left 1.5e-5 in the
+    logits), gelu_pytorch_tanh with the fused kernel both use: every logit equals transformers' exactly."""
+    ours, _, _ = both
+    _, logits, cache, ref = outputs
+    assert float((logits - ref.logits).abs().max()) == 0.0
+    assert ours.transformer.h[0].mlp.act.__name__ == ours.config.activation
+    fused = torch.nn.functional.gelu(cache["blocks.0.mlp.hook_pre"], approximate="tanh")
+    differs = not torch.equal(fused, cache["blocks.0.mlp.hook_post"])
+    assert differs == (ours.config.activation == "gelu_new")  # the formula, not the kernel, for gelu_new
 
 
 def test_every_attention_pattern_matches(both, outputs):

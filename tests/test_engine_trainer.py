@@ -331,3 +331,4 @@ def test_a_damaged_checkpoint_is_refused_in_one_plain_line(how, checkpoints, tmp
     assert code != 0 and "Traceback" not in err
     assert len(lines) == 1 and expected in lines[0], err
     assert "another --out" in lines[0] and "trainer_state.pt" in lines[0]
+

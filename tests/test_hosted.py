@@ -11,7 +11,13 @@ import pytest
 from hosted_fake import KEY, MODEL, STEPS, FakeServer
 
 from engine.generation import hosted
-from engine.generation.hosted import Endpoint, complete
+from engine.generation.hosted import Endpoint
+
+
+def complete(*args, **kw):
+    """The client, opted in to private addresses as a host with a local server would: the fake is on 127.0.0.1
+    (tests/test_hosted_net.py checks the refusals without the opt-in)."""
+    return hosted.complete(*args, allow_private=True, **kw)
 
 
 @pytest.fixture(scope="module")
@@ -85,6 +91,7 @@ FAILURES = [  # mode, exception, words of its message
     ("hugestream", hosted.TooLarge, "larger than 100,000 bytes"),
     ("slow", hosted.TimedOut, "did not answer within 0.5 seconds"),
     ("drip", hosted.TimedOut, "did not answer within 0.5 seconds"),
+    ("driphead", hosted.TimedOut, "did not answer within 0.5 seconds"),  # one deadline, headers included
 ]
 
 
@@ -192,3 +199,46 @@ def test_nan_is_refused_and_minus_infinity_is_probability_zero() -> None:
                                                    "top_logprobs": [{"a": -0.1, "b": -math.inf}]}}]}
     step = hosted._parse_completions(data, Endpoint("http://x/v1", "m", "completions"), 5, 5).steps[0]
     assert [c.prob for c in step.top] == pytest.approx([math.exp(-0.1), 0.0])
+
+
+@pytest.mark.parametrize("api, sent", [("chat", {"logprobs": True}), ("completions", {"logprobs": 0})])
+def test_sampling_asks_for_the_tokens_and_no_candidates(server, api, sent) -> None:
+    done = complete(_endpoint(server, api), KEY, "Hi", max_tokens=2, top=0, tokens=True, need_logprobs=False)
+    body = server.requests[-1]["body"]
+    assert "top_logprobs" not in body and {k: body[k] for k in sent} == sent
+    assert [s.token for s in done.steps] == [" She", " picked"] and all(s.top == () for s in done.steps)
+
+
+TEMPLATE = ("Cannot use chat template functions because tokenizer.chat_template is not set and no template "
+            "argument was passed! sk-echoed-1234")  # what transformers serve says (HTTP 400), and a key echoed
+REFUSALS = [  # the server's error body, words Glassbox says, words it must not say
+    ({"detail": TEMPLATE}, "no chat template, so it cannot take chat messages; choose the completions API kind",
+     "candidates"),
+    ({"error": {"message": "Invalid 'top_logprobs': integer above maximum value. Expected a value <= 20.",
+                "type": "invalid_request_error", "param": "top_logprobs", "code": "integer_above_max_value"}},
+     "list fewer candidates", "chat template"),
+    ({"object": "error", "message": "This model's maximum context length is 2048 tokens. However, you requested "
+                                    "4000 tokens.", "type": "BadRequestError", "code": 400},
+     "the text is longer than this model can read", "candidates"),
+    ({"detail": [{"loc": ["body", "temperature"], "msg": "Input should be less than or equal to 2"}]},
+     "does not take this temperature", "candidates"),
+    ({"error": "something else entirely"}, "for a reason Glassbox does not recognise", "chat template"),
+]
+
+
+@pytest.mark.parametrize("body, words, not_words", REFUSALS, ids=["template", "top", "context", "temperature",
+                                                                  "unknown"])
+def test_a_refusal_says_what_was_refused_in_glassboxs_words(server, body, words, not_words) -> None:
+    server.mode, server.fixed = "fixed", (400, body)
+    with pytest.raises(hosted.Rejected) as e:
+        complete(_endpoint(server), KEY, "Hi", top=5)
+    message = str(e.value)
+    assert message.startswith("The server refused the request (HTTP 400)") and words in message
+    assert not_words not in message and "sk-echoed" not in message and "Cannot use" not in message
+    assert message.count(". ") == 0  # one sentence
+
+
+def test_a_server_pinned_to_another_model_names_the_model(server) -> None:
+    server.mode, server.fixed = "fixed", (400, {"detail": "Server is pinned to 'tiny'; requested 'other'."})
+    with pytest.raises(hosted.UnknownModel, match="does not know the model 'fake-large-1'"):
+        complete(_endpoint(server), KEY, "Hi", top=5)

@@ -23,7 +23,8 @@ from ui.next_token.figures import reported_figure, spread_figure
 
 PAGE = str(ROOT / "pages" / "4_Next_token.py")
 TIMEOUT = 120
-ENV = ["BASE_URL", "MODEL", "API", "API_KEY", "PER_MINUTE", "MAX_SAMPLES", "TIMEOUT_S", "USER_ENDPOINTS"]
+ENV = ["BASE_URL", "MODEL", "API", "API_KEY", "PER_MINUTE", "MAX_SAMPLES", "TIMEOUT_S", "USER_ENDPOINTS",
+       "ALLOW_PRIVATE"]
 
 
 @pytest.fixture(scope="module")
@@ -265,6 +266,7 @@ def own_endpoint(at: AppTest, server: FakeServer, key: str | None) -> AppTest:
 def test_a_typed_key_is_used_and_never_leaks(server, monkeypatch, caplog) -> None:
     caplog.set_level(logging.DEBUG)
     since = time.time() - 1
+    monkeypatch.setenv(hosted.ENV + "ALLOW_PRIVATE", "1")  # the fake server is on 127.0.0.1: a local server
     at = own_endpoint(page(), server, TYPED)
     server.mode = "ok"
     at.button(key="next_token_hosted_ask").click().run()
@@ -300,6 +302,7 @@ def test_the_hosts_key_stays_on_the_server_and_with_the_hosts_endpoint(server, m
     assert server.requests[-1]["key"] == KEY
     assert_nowhere(at, KEY, caplog, since)  # not even in the session
     # A user's own endpoint (even the same URL) never gets the host's key.
+    monkeypatch.setenv(hosted.ENV + "ALLOW_PRIVATE", "1")  # a host that allows local servers
     at.radio(key="next_token.hosted_source").set_value("own").run()
     own_endpoint(at, server, None)
     at.button(key="next_token_hosted_ask").click().run()
@@ -308,3 +311,27 @@ def test_the_hosts_key_stays_on_the_server_and_with_the_hosts_endpoint(server, m
     monkeypatch.setenv(hosted.ENV + "USER_ENDPOINTS", "0")
     at = page()
     assert not at.radio and not [t for t in at.text_input if t.key == hosted.KEY]
+
+
+def test_a_typed_local_endpoint_is_refused_unless_the_host_allows_it(server, monkeypatch) -> None:
+    """A visitor's endpoint at the server's own loopback is refused in one sentence and nothing is sent; the
+    host's endpoint at the same address works; GLASSBOX_HOSTED_ALLOW_PRIVATE=1 lets typed ones through."""
+    at = own_endpoint(page(), server, KEY)
+    at.button(key="next_token_hosted_ask").click().run()
+    at.button(key="next_token_hosted_sample").click().run()
+    assert not at.exception and server.requests == []
+    shown = errors(at)
+    assert len(shown) == 2 and all("resolves to" not in m and "is a loopback address" in m for m in shown)
+    assert "GLASSBOX_HOSTED_ALLOW_PRIVATE=1" in shown[0] and chart(at, "next_token_distribution")
+    monkeypatch.setenv(hosted.ENV + "ALLOW_PRIVATE", "1")
+    at.button(key="next_token_hosted_ask").click().run()
+    at.button(key="next_token_hosted_sample").click().run()
+    ok(at)
+    assert server.requests[-1]["key"] == KEY and len(server.requests) == 1 + 5
+    assert server.requests[-1]["body"]["logprobs"] is True and "top_logprobs" not in server.requests[-1]["body"]
+    monkeypatch.delenv(hosted.ENV + "ALLOW_PRIVATE")
+    host(monkeypatch, server)  # the host's own endpoint is trusted as it is
+    at = page()
+    at.button(key="next_token_hosted_ask").click().run()
+    ok(at)
+    assert len(server.requests) == 1 + 5 + 1

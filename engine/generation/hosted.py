@@ -1,42 +1,39 @@
 """A client for hosted models behind an OpenAI-compatible API (OpenAI's own, vLLM, llama.cpp's server, Ollama,
 ...) or Anthropic's: one completion, with the top candidate tokens and their log-probabilities at every step.
 
-This module is the transport: it checks the endpoint and the key, posts the request and maps every failure to a
+This module is the client: it checks the endpoint and the key, sends the request and maps every failure to a
 plain message; engine.generation.hosted_api holds the formats (the data types, the HostedError classes, the
 request bodies and the strict parsers), and everything public there is importable from here too.
 
-Standard library only (urllib.request + json). A request has a timeout and a deadline for the whole answer,
-reads at most `max_bytes`, and follows no redirect (urllib would carry the Authorization header to wherever the
-redirect points). Every failure is one `HostedError` subclass whose message is a plain sentence: it never holds
-the key, a request header, or text the server sent (an OpenAI 401 quotes part of the key back). The key is an
-argument of `complete`, never stored, and nothing here logs headers or bodies. Anthropic's Messages API returns
-no log-probabilities: `complete` samples text from it and refuses a request for log-probabilities with
-NoLogprobs before sending anything.
+Standard library only. engine.generation.hosted_net sends the request: an endpoint a visitor typed reaches public
+addresses only (checked, then connected to, unless `allow_private`), one deadline covers the whole request, at
+most `max_bytes` are read, and no redirect is followed (it would carry the key to wherever it points). Every
+failure is one `HostedError` subclass whose message is a plain sentence: it never holds the key, a request
+header, or text the server sent (an OpenAI 401 quotes part of the key back). The key is an argument of
+`complete`, never stored, and nothing here logs headers or bodies. Anthropic's Messages API returns no
+log-probabilities: `complete` samples text from it and refuses a request for log-probabilities with NoLogprobs
+before sending anything.
 """
 from __future__ import annotations
 
-import http.client
 import json
 import logging
 import re
-import socket
-import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from typing import Any
 
 from .. import settings
+from . import hosted_net
 from .hosted_api import (API_KINDS, CONTINUE, MAX_TOP, PATHS, BadKey, Candidate, Endpoint, HostedCompletion,
-                         HostedError, HostedStep, InvalidEndpoint, Malformed, NoLogprobs, NotOffered, RateLimited,
-                         Rejected, ServerFailed, TimedOut, TooLarge, UnknownModel, Unreachable, _constant,
-                         _parse_anthropic, _parse_chat, _parse_completions, request_body)
+                         HostedError, HostedStep, InvalidEndpoint, Malformed, NoLogprobs, NotAllowed, NotOffered,
+                         RateLimited, Rejected, ServerFailed, TimedOut, TooLarge, UnknownModel, Unreachable,
+                         _constant, _parse_anthropic, _parse_chat, _parse_completions, request_body)
 
 __all__ = ["API_KINDS", "ANTHROPIC_VERSION", "CONTINUE", "LOG", "MAX_BYTES", "MAX_TOKENS", "MAX_TOP", "PATHS",
            "TIMEOUT_S", "BadKey", "Candidate", "Endpoint", "HostedCompletion", "HostedError", "HostedStep",
-           "InvalidEndpoint", "Malformed", "NoLogprobs", "NotOffered", "RateLimited", "Rejected", "ServerFailed",
-           "TimedOut", "TooLarge", "UnknownModel", "Unreachable", "check_endpoint", "check_key", "complete",
-           "request_body"]
+           "InvalidEndpoint", "Malformed", "NoLogprobs", "NotAllowed", "NotOffered", "RateLimited", "Rejected",
+           "ServerFailed", "TimedOut", "TooLarge", "UnknownModel", "Unreachable", "check_endpoint", "check_key",
+           "complete", "request_body"]
 
 LOG = logging.getLogger("glassbox.hosted")
 
@@ -86,32 +83,27 @@ def check_key(key: str | None) -> str | None:
     return key
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: ANN001 - urllib's signature
-        return None  # urllib then raises HTTPError with the 3xx status
-
-
-# Proxies still come from the environment (HTTPS_PROXY, NO_PROXY): that is the host's own choice.
-_OPENER = urllib.request.build_opener(_NoRedirect())
-
-
 def complete(endpoint: Endpoint, key: str | None, prompt: str, *, max_tokens: int = 1, temperature: float = 1.0,
-             top: int = 0, need_logprobs: bool = True, instruction: str | None = None,
-             timeout_s: float = TIMEOUT_S, max_bytes: int = MAX_BYTES) -> HostedCompletion:
+             top: int = 0, tokens: bool = False, need_logprobs: bool = True, instruction: str | None = None,
+             allow_private: bool = False, timeout_s: float = TIMEOUT_S,
+             max_bytes: int = MAX_BYTES) -> HostedCompletion:
     """One completion of `prompt`, at most `max_tokens` tokens at `temperature`, with the `top` most likely
-    candidates at every step (0: none asked for). Without them in the answer it raises NoLogprobs, unless
-    `need_logprobs` is False (then `steps` may be empty). `instruction` is a system message for chat and
-    Anthropic (completions continue the prompt as it is). Raises a HostedError subclass for every failure."""
+    candidates at every step (0: none asked for; `tokens`: the generated tokens without candidates). Without
+    them in the answer it raises NoLogprobs, unless `need_logprobs` is False (then `steps` may be empty).
+    `instruction` is a system message for chat and Anthropic (completions continue the prompt as it is).
+    `allow_private`: the endpoint may be a loopback or private address (the host's own endpoint, or a host
+    that allows local servers); without it, an endpoint that resolves to one is refused with NotAllowed before
+    anything is sent. Raises a HostedError subclass for every failure."""
     check_endpoint(endpoint)
     key = check_key(key)
     max_tokens, top = max(1, min(int(max_tokens), MAX_TOKENS)), max(0, min(int(top), MAX_TOP))
-    if top and not endpoint.has_logprobs:
-        if need_logprobs:
+    if (top or tokens) and not endpoint.has_logprobs:
+        if top and need_logprobs:
             raise NoLogprobs("Anthropic's Messages API does not return log-probabilities, so Glassbox cannot "
                              "show this model's probabilities. It can still sample its answers.")
-        top = 0
-    body = request_body(endpoint, prompt, max_tokens, float(temperature), top, instruction)
-    data = _post(endpoint, key, body, timeout_s, max_bytes, top)
+        top, tokens = 0, False
+    body = request_body(endpoint, prompt, max_tokens, float(temperature), top, instruction, tokens)
+    data = _post(endpoint, key, body, timeout_s, max_bytes, top, allow_private)
     if endpoint.api == "anthropic":
         return _parse_anthropic(data, endpoint)
     parse = _parse_chat if endpoint.api == "chat" else _parse_completions
@@ -124,7 +116,8 @@ def complete(endpoint: Endpoint, key: str | None, prompt: str, *, max_tokens: in
 
 # --- the request --------------------------------------------------------------------------------------------
 
-def _post(endpoint: Endpoint, key: str | None, body: dict, timeout_s: float, max_bytes: int, top: int) -> Any:
+def _post(endpoint: Endpoint, key: str | None, body: dict, timeout_s: float, max_bytes: int, top: int,
+          allow_private: bool) -> Any:
     headers = {"Content-Type": "application/json", "Accept": "application/json", "User-Agent": "glassbox"}
     if endpoint.api == "anthropic":
         headers["anthropic-version"] = ANTHROPIC_VERSION
@@ -132,65 +125,20 @@ def _post(endpoint: Endpoint, key: str | None, body: dict, timeout_s: float, max
             headers["x-api-key"] = key
     elif key:
         headers["Authorization"] = f"Bearer {key}"
-    req = urllib.request.Request(endpoint.url, data=json.dumps(body).encode(), headers=headers, method="POST")
-    deadline = time.monotonic() + timeout_s
-    try:
-        with _OPENER.open(req, timeout=timeout_s) as resp:
-            raw = _read(resp, max_bytes, deadline, endpoint, timeout_s)
-    except urllib.error.HTTPError as e:
-        try:
-            detail = _read(e, 64_000, deadline, endpoint, timeout_s)
-        except HostedError:
-            detail = b""
-        finally:
-            e.close()
-        LOG.warning("Glassbox: hosted model at %s answered HTTP %s", endpoint.host, e.code)
-        raise _http_error(endpoint, e.code, detail, key is not None, top) from None
-    except urllib.error.URLError as e:
-        if isinstance(e.reason, (TimeoutError, socket.timeout)):
-            raise _timed_out(endpoint, timeout_s) from None
-        LOG.warning("Glassbox: hosted model at %s unreachable (%s)", endpoint.host, type(e.reason).__name__)
-        raise Unreachable(f"Could not reach {endpoint.host}: nothing answers there, the name does not resolve, "
-                          "or this server has no network.") from None
-    except (TimeoutError, socket.timeout):
-        raise _timed_out(endpoint, timeout_s) from None
-    except (http.client.HTTPException, OSError) as e:  # the connection broke half way
-        LOG.warning("Glassbox: hosted model at %s broke the connection (%s)", endpoint.host, type(e).__name__)
-        raise Unreachable(f"The connection to {endpoint.host} broke before the answer was complete.") from None
+    status, raw = hosted_net.post(endpoint.url, headers, json.dumps(body).encode(), where=endpoint.host,
+                                  timeout_s=timeout_s, public_only=not allow_private, max_bytes=max_bytes)
+    if not 200 <= status < 300:
+        LOG.warning("Glassbox: hosted model at %s answered HTTP %s", endpoint.host, status)
+        raise _http_error(endpoint, status, raw, key is not None, top)
     try:
         return json.loads(raw.decode("utf-8"), parse_constant=_constant)
     except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: [[[[... nested past Python's stack
         raise Malformed("The server's answer is not JSON, so it is not the OpenAI format Glassbox reads.") from None
 
 
-def _timed_out(endpoint: Endpoint, timeout_s: float) -> TimedOut:
-    LOG.warning("Glassbox: hosted model at %s timed out after %gs", endpoint.host, timeout_s)
-    return TimedOut(f"{endpoint.host} did not answer within {timeout_s:g} seconds; try again, or a smaller model.")
-
-
-def _read(resp, max_bytes: int, deadline: float, endpoint: Endpoint, timeout_s: float) -> bytes:
-    """The body, at most max_bytes, by the deadline. read1 returns what has arrived, so a server that drips
-    a byte at a time cannot hold the request past the deadline."""
-    length = resp.headers.get("Content-Length")
-    if length and length.isdigit() and int(length) > max_bytes:
-        raise TooLarge(f"The server's answer is larger than {max_bytes:,} bytes; Glassbox does not read it.")
-    chunks, total = [], 0
-    while True:
-        chunk = resp.read1(65_536)
-        if not chunk:
-            return b"".join(chunks)
-        total += len(chunk)
-        if total > max_bytes:
-            raise TooLarge(f"The server's answer is larger than {max_bytes:,} bytes; Glassbox stopped reading.")
-        if time.monotonic() > deadline:
-            raise _timed_out(endpoint, timeout_s)
-        chunks.append(chunk)
-
-
-
 def _http_error(endpoint: Endpoint, status: int, detail: bytes, had_key: bool, top: int) -> HostedError:
-    """One exception per status. The server's error text is read only to tell a missing model from a missing
-    path, and never shown."""
+    """One exception per status. The server's error text is read only to tell what it refused (a missing model,
+    a missing path, a chat template, ...), and never shown."""
     if status == 401:
         if not had_key:
             return BadKey("The server wants an API key (HTTP 401): type yours in the key field.")
@@ -201,7 +149,8 @@ def _http_error(endpoint: Endpoint, status: int, detail: bytes, had_key: bool, t
     if status == 429:
         return RateLimited("The server says too many requests, or the account's quota is used up (HTTP 429). "
                            "Wait a minute, or check the quota with the provider.")
-    if status in (400, 404, 422) and _about_model(detail):
+    said = _said(detail)
+    if status in (400, 404, 422) and _about_model(said):
         return UnknownModel(f"The server does not know the model {endpoint.model!r} (HTTP {status}). "
                             "Check the model id.")
     if status == 404:
@@ -216,27 +165,57 @@ def _http_error(endpoint: Endpoint, status: int, detail: bytes, had_key: bool, t
     if status == 413:
         return Rejected("The text is too long for this server (HTTP 413): try a shorter one.")
     if status in (400, 422):
-        many = (f" it may allow fewer than {top} candidates per token (OpenAI's completions endpoint allows 5), or"
-                if top else "")
-        return Rejected(f"The server rejected the request (HTTP {status}):{many} the model may not offer this API "
-                        "kind or one of the options Glassbox sends.")
+        for words, reason in _REFUSALS:
+            if any(w in said for w in words):
+                return Rejected(f"The server refused the request (HTTP {status}): {reason}.")
+        fewer = ", or list fewer candidates" if top else ""
+        return Rejected(f"The server refused the request (HTTP {status}) for a reason Glassbox does not recognise: "
+                        f"check the model id and the API kind{fewer}.")
     if status >= 500:
         return ServerFailed(f"The server failed to answer (HTTP {status}); try again in a moment.")
     return ServerFailed(f"The server answered HTTP {status}, which Glassbox does not understand.")
 
 
-def _about_model(detail: bytes) -> bool:
-    """Whether an error body says the model is unknown (OpenAI: code model_not_found; vLLM, Ollama: a message
-    naming the model)."""
+# What a server's refusal (HTTP 400 or 422) is about, told by words in its error and said in Glassbox's own words:
+# the server's text is never shown, since it can echo the request or the key. The first match wins.
+_REFUSALS = (
+    (("chat template", "chat_template"),
+     "this model seems to have no chat template, so it cannot take chat messages; choose the completions API kind"),
+    (("context length", "context_length", "context window", "maximum context", "max_model_len", "too long",
+      "too many tokens"), "the text is longer than this model can read; try a shorter one"),
+    (("top_logprobs", "logprobs"),
+     "it gives no log-probabilities, or not for this many candidates a token (OpenAI's completions endpoint gives "
+     "5 at most); list fewer candidates, or only sample answers"),
+    (("max_tokens", "max_completion_tokens"),
+     "this model does not take the max_tokens option Glassbox sends to keep answers short"),
+    (("temperature",), "it does not take this temperature; try one between 0 and 1"),
+    (("system message", "system role", "'system'", '"system"'),
+     "this model takes no system message; turn off \"Ask it to continue the text\""),
+)
+
+
+def _said(detail: bytes) -> str:
+    """The words of an error body, lower-cased, to classify it and never to show it: every string in its JSON
+    (OpenAI's error code, type, param and message; FastAPI's detail), or else the text itself."""
     try:
-        err = json.loads(detail.decode("utf-8")).get("error")
-    except (UnicodeDecodeError, ValueError, AttributeError, RecursionError):
-        return False
-    if isinstance(err, str):
-        err = {"message": err}
-    if not isinstance(err, dict):
-        return False
-    said = f"{err.get('code', '')} {err.get('type', '')} {err.get('message', '')}".lower()
+        stack, words = [json.loads(detail.decode("utf-8"))], []
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return detail[:4000].decode("utf-8", "replace").lower()
+    while stack and len(words) < 100:  # iterative: the body may be nested deeply
+        node = stack.pop()
+        if isinstance(node, str):
+            words.append(node)
+        elif isinstance(node, dict):
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node[:20])
+    return " ".join(words)[:4000].lower()
+
+
+def _about_model(said: str) -> bool:
+    """Whether an error says the model is unknown (OpenAI: code model_not_found; vLLM, Ollama: a message naming
+    the model; transformers serve: "Server is pinned to X; requested Y")."""
+    if "pinned to" in said and "requested" in said:
+        return True
     return "model" in said and any(w in said for w in ("not found", "not_found", "does not exist", "unknown",
                                                         "no such"))
-

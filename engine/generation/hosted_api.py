@@ -37,6 +37,10 @@ class InvalidEndpoint(HostedError):
     """The base URL, model id or API kind cannot be used (checked before anything is sent)."""
 
 
+class NotAllowed(InvalidEndpoint):
+    """A visitor's endpoint resolves to an address only the server itself should reach (loopback, private, ...)."""
+
+
 class BadKey(HostedError):
     """The server refused the key (HTTP 401 / 403), or the key cannot be a key."""
 
@@ -97,7 +101,8 @@ class Endpoint:
     def host(self) -> str:
         """scheme://host:port only: what messages name (a path or query could hold something private)."""
         parts = urllib.parse.urlsplit(self.base_url)
-        return f"{parts.scheme}://{parts.hostname or ''}" + (f":{parts.port}" if parts.port else "")
+        name = parts.hostname or ""
+        return f"{parts.scheme}://{f'[{name}]' if ':' in name else name}" + (f":{parts.port}" if parts.port else "")
 
     @property
     def has_logprobs(self) -> bool:
@@ -137,13 +142,14 @@ class HostedCompletion:
 
 
 def request_body(endpoint: Endpoint, prompt: str, max_tokens: int, temperature: float, top: int,
-                 instruction: str | None) -> dict[str, Any]:
-    """The JSON body for one completion. `top` > 0 asks for that many candidates per step."""
+                 instruction: str | None, tokens: bool = False) -> dict[str, Any]:
+    """The JSON body for one completion. `top` > 0 asks for that many candidates per step; `tokens` alone asks
+    for the generated tokens and their log-probabilities, without candidates (what sampling needs)."""
     if endpoint.api == "completions":
         body: dict[str, Any] = {"model": endpoint.model, "prompt": prompt, "max_tokens": max_tokens,
                                 "temperature": temperature, "n": 1}
-        if top:
-            body["logprobs"] = top
+        if top or tokens:
+            body["logprobs"] = top  # 0: the generated tokens only (OpenAI, vLLM)
         return body
     messages = [{"role": "user", "content": prompt}]
     if endpoint.api == "anthropic":
@@ -156,8 +162,10 @@ def request_body(endpoint: Endpoint, prompt: str, max_tokens: int, temperature: 
         messages.insert(0, {"role": "system", "content": instruction})
     body = {"model": endpoint.model, "messages": messages, "max_tokens": max_tokens, "temperature": temperature,
             "n": 1}
+    if top or tokens:
+        body["logprobs"] = True  # the generated tokens; top_logprobs adds the candidates at each
     if top:
-        body.update(logprobs=True, top_logprobs=top)
+        body["top_logprobs"] = top
     return body
 
 

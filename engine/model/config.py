@@ -5,6 +5,8 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
+ACTIVATIONS = ("gelu_new", "gelu_pytorch_tanh")  # the GELUs of GPT-2 configs this GPT runs, each exactly
+
 
 @dataclass(frozen=True)
 class GPTConfig:
@@ -18,6 +20,8 @@ class GPTConfig:
     layer_norm_epsilon: float = 1e-5  # as GPT-2
     bos_token_id: int = 0  # <|endoftext|> starts and ends documents, as in GPT-2
     eos_token_id: int = 0
+    activation: str = "gelu_pytorch_tanh"  # the MLP's GELU, as config.json names it: torch's fused tanh GELU, or
+    #                                        "gelu_new", GPT-2's formula (equal to about 1e-7, computed apart)
 
     def __post_init__(self) -> None:
         for name in ("block_size", "vocab_size", "n_layer", "n_head", "n_embd"):
@@ -32,6 +36,8 @@ class GPTConfig:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
         if not 0.0 < self.layer_norm_epsilon <= 1.0:  # NaN fails this too; layer norm would return NaN
             raise ValueError(f"layer_norm_epsilon must be a small positive number, got {self.layer_norm_epsilon}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"unsupported activation_function {str(self.activation)[:40]!r}")
 
     @property
     def d_head(self) -> int:
@@ -43,7 +49,7 @@ class GPTConfig:
 
     # The architecture facts every model config answers (engine/model/arch.py's ModelConfig): GPT-2's here.
     family = "gpt2"
-    positions, norm, mlp, activation = "learned", "layernorm", "gelu", "gelu_new"
+    positions, norm, mlp = "learned", "layernorm", "gelu"
     parallel_residual, tied_embeddings = False, True
     attn_scale, local_window, local_layers, rotary_dims = None, None, (), 0
 
@@ -79,7 +85,7 @@ class GPTConfig:
             "n_layer": self.n_layer,
             "n_head": self.n_head,
             "n_inner": None,
-            "activation_function": "gelu_new",
+            "activation_function": self.activation,
             "resid_pdrop": self.dropout,
             "embd_pdrop": self.dropout,
             "attn_pdrop": self.attn_dropout,
@@ -98,7 +104,7 @@ class GPTConfig:
         plain finite numbers (JSON's 1e400 reads as infinity, `true` as 1, "4" as a string)."""
         if d.get("model_type") != "gpt2":
             raise ValueError(f"expected model_type 'gpt2', got {str(d.get('model_type'))[:40]!r}")
-        if d.get("activation_function", "gelu_new") not in ("gelu_new", "gelu_pytorch_tanh"):
+        if d.get("activation_function", "gelu_new") not in ACTIVATIONS:  # transformers' default is gelu_new
             raise ValueError(f"unsupported activation_function {str(d.get('activation_function'))[:40]!r}")
         if d.get("n_inner") is not None and _whole(d, "n_inner") != 4 * _whole(d, "n_embd"):
             raise ValueError("only n_inner = 4 * n_embd is supported")
@@ -121,6 +127,7 @@ class GPTConfig:
             layer_norm_epsilon=_real(d, "layer_norm_epsilon", 1e-5),
             bos_token_id=_whole(d, "bos_token_id", 0),
             eos_token_id=eos,
+            activation=d.get("activation_function", "gelu_new"),
         )
 
     def as_dict(self) -> dict[str, Any]:

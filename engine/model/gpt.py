@@ -105,16 +105,27 @@ class CausalSelfAttention(nn.Module):
         return z
 
 
+def gelu_new(x: torch.Tensor) -> torch.Tensor:
+    """GPT-2's GELU, written as transformers writes it (NewGELUActivation), so GPT-2 folders' logits equal
+    transformers' bit for bit. torch's fused tanh GELU ("gelu_pytorch_tanh") is the same curve to about 1e-7."""
+    return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * torch.pow(x, 3.0))))
+
+
+def gelu_pytorch_tanh(x: torch.Tensor) -> torch.Tensor:
+    return F.gelu(x, approximate="tanh")  # one fused kernel: ours, and what trains fastest
+
+
 class MLP(nn.Module):
     def __init__(self, cfg: GPTConfig):
         super().__init__()
         self.c_fc = Conv1D(cfg.n_embd, cfg.d_mlp)
         self.c_proj = Conv1D(cfg.d_mlp, cfg.n_embd)
+        self.act = gelu_new if cfg.activation == "gelu_new" else gelu_pytorch_tanh  # as config.json names it
 
     def forward(self, x: torch.Tensor, cache: Cache | None = None, prefix: str = "") -> torch.Tensor:
         pre = self.c_fc(x)  # [batch, pos, d_mlp]
         _record(cache, prefix + "hook_pre", pre)
-        post = F.gelu(pre, approximate="tanh")  # [batch, pos, d_mlp], GPT-2's "gelu_new"
+        post = self.act(pre)  # [batch, pos, d_mlp]
         _record(cache, prefix + "hook_post", post)
         return self.c_proj(post)
 

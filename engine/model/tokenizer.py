@@ -114,53 +114,40 @@ def _regexes_in(data: object) -> list[str]:
     return out
 
 
-def nested_quantifier(pattern: str) -> str | None:
-    """The first group of `pattern` that is repeated and repeats inside (`(a+)+`, `(?:x*y)*`, `(\\w{2,})+`),
-    the shape that makes a regular expression backtrack for minutes on a short text; None when there is none.
-
-    Hugging Face tokenizers split text with such expressions (GPT-4's and Qwen's patterns: alternatives of
-    `\\p{L}+`, `\\s+(?!\\S)`, none of them a repeated group), so a tokenizer from the Hub is refused only for this.
-    """
-    stack: list[tuple[int, bool]] = []  # (start of the open group, whether a quantifier occurred inside it)
-    i, n = 0, len(pattern)
-    while i < n:
-        c = pattern[i]
-        if c == "\\":
-            i += 2
-            continue
-        if c == "[":  # a character class: quantifier characters inside it are literal
-            j = i + 1
-            while j < n and pattern[j] != "]":
-                j += 2 if pattern[j] == "\\" else 1
-            i = j + 1
-            continue
-        if c == "(":
-            stack.append((i, False))
-        elif c == ")" and stack:
-            start, inner = stack.pop()
-            repeated = i + 1 < n and pattern[i + 1] in "*+{"
-            if repeated and inner:
-                return pattern[start:i + 2]
-            if stack and (inner or repeated):
-                stack[-1] = (stack[-1][0], True)
-        elif c in "*+{" and stack:
-            stack[-1] = (stack[-1][0], True)
-        i += 1
-    return None
+# The splitting expressions Glassbox knows to be safe, exactly as tokenizer.json files hold them (a Split
+# pre-tokenizer's {"Regex": ...}). Each is alternatives of character classes and fixed words with no repeated
+# group, so the tokenizers library's backtracking engine runs it in time linear in the text. Every other
+# expression is refused: no structural check tells all those that backtrack for minutes (`(a|aa)+$`, `(a|a)*$`)
+# from the rest. Tokenizers with a ByteLevel pre-tokenizer and no Split (GPT-2, GPT-Neo, Pythia and GPT-NeoX,
+# SmolLM2 and StarCoder, ours) hold no expression at all: the library's built-in one is GPT-2's.
+SAFE_PATTERNS = {
+    # GPT-2's, the tokenizers library's ByteLevel expression, written out by some GPT-2-style converters
+    r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+""": "GPT-2",
+    # GPT-4's cl100k, as Llama 3 and 3.x and transformers' tiktoken converter write it (digits in threes)
+    r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+""":
+        "Llama 3 (GPT-4's cl100k)",
+    # Qwen2, Qwen2.5 and Qwen3 (one digit a piece)
+    r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+""":
+        "Qwen2",
+    # Qwen3.5 (combining marks kept with their letters)
+    r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?[\p{L}\p{M}]+|\p{N}| ?[^\s\p{L}\p{M}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+""":
+        "Qwen3.5",
+}
 
 
 def check_tokenizer_patterns(raw: bytes) -> None:
-    """Refuse a tokenizer.json whose splitting expressions could backtrack for minutes (ValueError, one line).
-    For models from a folder or the Hub, which may use expressions; uploads get `check_tokenizer_json`."""
+    """Refuse a tokenizer.json that holds a regular expression other than the SAFE_PATTERNS (ValueError, one
+    line): an unknown one can backtrack for minutes on a short text. For models from a folder or the Hub;
+    uploads get the stricter `check_tokenizer_json`."""
     try:
         data = json.loads(raw)
     except (RecursionError, UnicodeDecodeError, ValueError):
         raise ValueError("tokenizer.json is not valid JSON.") from None
     for pattern in _regexes_in(data):
-        bad = nested_quantifier(pattern)
-        if bad is not None:
-            raise ValueError(f"tokenizer.json splits text with a regular expression that repeats a repeated group "
-                             f"({bad[:60]!r}), which can take minutes on a short text; Glassbox does not load it.")
+        if pattern not in SAFE_PATTERNS:
+            raise ValueError(f"tokenizer.json splits text with a regular expression that is not one Glassbox knows "
+                             f"to be safe ({pattern[:60]!r}; it takes those of GPT-2, Llama 3 and Qwen), and an "
+                             "unknown one can take minutes on a short text, so Glassbox does not load it.")
 
 
 def _regex_in(data: object) -> str | None:

@@ -1,17 +1,22 @@
 """Train a tokenizer and a GPT from text files: `python -m engine.train --data FILE[:WEIGHT] ... --out DIR`.
 
 Runs on CUDA (bf16), MPS or the CPU (engine.model.device picks; GLASSBOX_DEVICE overrides). Re-running the same
-command resumes from the last checkpoint in --out.
+command resumes from the last checkpoint in --out. --out must be a new or empty folder, or one of this command's
+checkpoints (it holds trainer_log.json): a checkpoint is saved by replacing its folder whole, so nothing else may
+be in it. Every argument is
+checked before anything runs; a bad one is one line on stderr and exit status 2, as argparse reports its own.
 """
 from __future__ import annotations
 
 import argparse
 import hashlib
 import json
+import math
 import platform
 import shlex
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -21,12 +26,16 @@ from ..model.checkpoint import CheckpointError, load_pretrained
 from ..model.config import GPTConfig
 from ..model.device import PRECISIONS, describe, pick_device
 from ..model.gpt import GPT
-from ..model.tokenizer import load_tokenizer, train_bpe
+from ..model.tokenizer import load_tokenizer, missing_tokenizer, train_bpe
 from .data import Batches, Source, doc_hash, iter_documents, load_ids, tokenize_documents
 from .evaluate import bits_per_char
-from .trainer import STATE_FILE, Progress, TrainConfig, Trainer, one_line
+from .trainer import LOG_FILE, STATE_FILE, Progress, TrainConfig, Trainer, one_line
 
 TRAINING_FILE = "training.json"
+# What a checkpoint folder holds: the model, its tokenizer (as transformers saves the kinds it reuses) and the run.
+CHECKPOINT_FILES = {"config.json", "generation_config.json", "model.safetensors", "tokenizer.json",
+                    "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "vocab.json",
+                    "merges.txt", "chat_template.jinja", STATE_FILE, LOG_FILE, TRAINING_FILE}
 
 
 class UsageError(Exception):
@@ -37,6 +46,29 @@ def damaged(out: Path, e: CheckpointError) -> UsageError:
     """A checkpoint folder that cannot be resumed from: what is wrong, and the two ways forward."""
     return UsageError(f"cannot resume from {out}: {one_line(e, 240)}. Start afresh with another --out, or delete "
                       f"{out / STATE_FILE} to train this folder from scratch (its files are then replaced).")
+
+
+def check_out(out: Path) -> None:
+    """Refuse an --out whose contents saving would delete or replace: a file, or a folder that holds anything
+    but one of this command's checkpoints (saving swaps the whole folder for the new checkpoint)."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file; name a folder (a new one, or a checkpoint to resume): Glassbox "
+                         "never replaces a file it did not write.")
+    if out.is_dir():
+        names = {p.name for p in out.iterdir()}
+        if names and not names & {STATE_FILE, LOG_FILE}:  # every save of this command writes both
+            raise UsageError(f"--out {out} holds files and is not a checkpoint of this command (it has no "
+                             f"{LOG_FILE}); name a new or empty folder, since saving would replace its contents.")
+        foreign = sorted(names - CHECKPOINT_FILES)
+        if foreign:
+            raise UsageError(f"--out {out} is a checkpoint but also holds {foreign[0]!r}"
+                             f"{f' and {len(foreign) - 1} more' if len(foreign) > 1 else ''}, which the next save "
+                             "would delete; move it out of the folder first.")
+        return
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"--out {out} cannot be created ({one_line(e, 160)}).") from None
 
 
 def parse_source(spec: str) -> tuple[Path, float]:
@@ -55,13 +87,57 @@ def parse_source(spec: str) -> tuple[Path, float]:
     return p, w
 
 
+def _reused_tokenizer(folder: Path):
+    if not folder.is_dir() or missing_tokenizer((p.name for p in folder.iterdir()), None) is not None:
+        raise UsageError(f"--tokenizer {folder} is not a folder with a tokenizer (tokenizer.json, or GPT-2's "
+                         "vocab.json and merges.txt).")
+    try:
+        return load_tokenizer(folder)
+    except Exception as e:  # the library's many ways to fail on a broken file
+        raise UsageError(f"--tokenizer {folder} could not be loaded ({one_line(e, 160)}).") from None
+
+
 def tokenizer_digest(tokenizer) -> str:
     """A short fingerprint of a tokenizer's vocabulary and merges."""
     return hashlib.sha1(tokenizer.backend_tokenizer.to_str().encode()).hexdigest()[:12]
 
 
+def whole(least: int) -> Callable[[str], int]:
+    """An argparse type: a whole number of at least `least`."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < least or value >= 2**63:
+            raise argparse.ArgumentTypeError(f"must be a whole number >= {least}, not {text!r}")
+        return value
+    return parse
+
+
+def real(low: float, high: float = math.inf, low_ok: bool = True, high_ok: bool = True) -> Callable[[str], float]:
+    """An argparse type: a finite number in [low, high], each end included or not (NaN is in no range)."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        inside = (value >= low if low_ok else value > low) and (value <= high if high_ok else value < high)
+        if not (math.isfinite(value) and inside):
+            span = f"{'>=' if low_ok else '>'} {low:g}" + ("" if high == math.inf else
+                                                           f" and {'<=' if high_ok else '<'} {high:g}")
+            raise argparse.ArgumentTypeError(f"must be a number {span}, not {text!r}")
+        return value
+    return parse
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, as the command's other errors, not the 30-option usage above it
+        self.exit(2, f"error: {message} (python -m engine.train --help lists the options)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m engine.train", description=__doc__.splitlines()[0])
+    ap = _Parser(prog="python -m engine.train", description=__doc__.splitlines()[0])
     ap.add_argument("--data", nargs="+", required=True, metavar="FILE[:WEIGHT]",
                     help="training text files; WEIGHT is the relative share of windows drawn from each")
     ap.add_argument("--heldout", help="held-out text for evaluation and bits per character (never trained on)")
@@ -70,37 +146,49 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--tokenizer-data", nargs="+", metavar="FILE",
                     help="train the tokenizer on these files only (default: every --data file), e.g. the "
                          "style the model is for, so its text takes fewer tokens")
-    ap.add_argument("--vocab-size", type=int, default=4096)
-    ap.add_argument("--block-size", type=int, default=256)
-    ap.add_argument("--n-layer", type=int, default=4)
-    ap.add_argument("--n-head", type=int, default=4)
-    ap.add_argument("--n-embd", type=int, default=128)
-    ap.add_argument("--dropout", type=float, default=0.0,
+    ap.add_argument("--vocab-size", type=whole(257), default=4096, help="at least 257: 256 bytes and <|endoftext|>")
+    ap.add_argument("--block-size", type=whole(1), default=256)
+    ap.add_argument("--n-layer", type=whole(1), default=4)
+    ap.add_argument("--n-head", type=whole(1), default=4, help="must divide --n-embd")
+    ap.add_argument("--n-embd", type=whole(1), default=128)
+    ap.add_argument("--dropout", type=real(0, 1, high_ok=False), default=0.0,
                     help="dropout on embeddings and the residual stream, against memorising a small corpus")
-    ap.add_argument("--attn-dropout", type=float,
+    ap.add_argument("--attn-dropout", type=real(0, 1, high_ok=False),
                     help="dropout on attention weights (default: --dropout); on a CPU any of it sends "
                          "attention to PyTorch's slow path: about 1.9x per step, against 1.4x for residual dropout alone")
-    ap.add_argument("--max-steps", type=int, default=2000)
-    ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--lr", type=float, default=3e-3)
-    ap.add_argument("--warmup", type=int, default=100)
-    ap.add_argument("--weight-decay", type=float, default=0.1)
-    ap.add_argument("--eval-interval", type=int, default=250)
-    ap.add_argument("--eval-batches", type=int, default=10)
-    ap.add_argument("--checkpoint-interval", type=int, default=500)
-    ap.add_argument("--seed", type=int, default=1337)
+    ap.add_argument("--max-steps", type=whole(1), default=2000)
+    ap.add_argument("--batch-size", type=whole(1), default=32)
+    ap.add_argument("--lr", type=real(0, low_ok=False), default=3e-3)
+    ap.add_argument("--warmup", type=whole(0), default=100)
+    ap.add_argument("--weight-decay", type=real(0), default=0.1)
+    ap.add_argument("--eval-interval", type=whole(0), default=250)
+    ap.add_argument("--eval-batches", type=whole(1), default=10)
+    ap.add_argument("--checkpoint-interval", type=whole(0), default=500)
+    ap.add_argument("--seed", type=whole(0), default=1337)
     ap.add_argument("--precision", choices=PRECISIONS, default="auto",
                     help="auto: bf16 autocast on CUDA, float32 elsewhere; on CPUs with AMX, bf16 can pay for "
                          "models of a few million parameters (bench/bench_train.py measures it)")
-    ap.add_argument("--stop-after", type=int, metavar="STEP",
+    ap.add_argument("--stop-after", type=whole(1), metavar="STEP",
                     help="stop (and checkpoint) after this step, keeping the schedule that --max-steps sets; "
                          "a later run with other --data weights or --max-steps resumes from there")
     ap.add_argument("--work-dir", help="where tokenized data is cached (default .cache/train/<out name>)")
     return ap
 
 
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The arguments, each checked (exit status 2 and one line for a bad one, as argparse does)."""
+    ap = build_parser()
+    args = ap.parse_args(argv)
+    if args.n_embd % args.n_head:
+        ap.error(f"--n-head {args.n_head} must divide --n-embd {args.n_embd}: each head gets an equal share")
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = parse_args(argv)
+    except SystemExit as e:  # a bad argument (2) or --help (0): already said
+        return e.code if isinstance(e.code, int) else 2
     try:
         return run(args, argv if argv is not None else sys.argv[1:])
     except UsageError as e:
@@ -112,8 +200,12 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     sources = [parse_source(s) for s in args.data]
     tokenizer_files = [parse_source(s)[0] for s in args.tokenizer_data or []] or [p for p, _ in sources]
     out = Path(args.out)
+    check_out(out)
     work = Path(args.work_dir or Path(".cache/train") / out.name)
-    work.mkdir(parents=True, exist_ok=True)
+    try:
+        work.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"--work-dir {work} cannot be created ({one_line(e, 160)}).") from None
     heldout_docs: list[str] = []
     if args.heldout:
         held = Path(args.heldout)
@@ -140,15 +232,21 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
         cfg = model.config
     else:
         if args.tokenizer:
-            tokenizer = load_tokenizer(args.tokenizer)
+            tokenizer = _reused_tokenizer(Path(args.tokenizer))
         else:
             print(f"training a {args.vocab_size}-token byte-level BPE on {len(tokenizer_files)} file(s) ...",
                   file=sys.stderr)
             tokenizer = train_bpe((d for p in tokenizer_files for d in iter_documents(p)), args.vocab_size)
-        cfg = GPTConfig(block_size=args.block_size, vocab_size=len(tokenizer), n_layer=args.n_layer,
-                        n_head=args.n_head, n_embd=args.n_embd, dropout=args.dropout,
-                        attn_dropout=args.attn_dropout)
-        model = GPT(cfg)
+        try:
+            cfg = GPTConfig(block_size=args.block_size, vocab_size=len(tokenizer), n_layer=args.n_layer,
+                            n_head=args.n_head, n_embd=args.n_embd, dropout=args.dropout,
+                            attn_dropout=args.attn_dropout)
+            model = GPT(cfg)
+        except ValueError as e:  # parse_args checked each field; this is GPTConfig's own word on the whole
+            raise UsageError(f"the model's settings do not fit together: {one_line(e, 160)}") from None
+        except (RuntimeError, MemoryError) as e:  # a width or depth past this machine's memory
+            raise UsageError(f"the model could not be built ({one_line(e, 160)}); try a smaller --n-embd, "
+                             "--n-layer or --vocab-size.") from None
 
     def tokenized(path: Path, tag: str) -> Path:
         # Cached per file and tokenizer, so a resumed run reuses the same ids and a new tokenizer never does.

@@ -9,7 +9,9 @@ Streamlit). Where the endpoint and the key come from:
 - a user: an API kind, base URL and model id, and a key typed into a password field. The typed key lives only
   in that widget's session state (KEY): it is never copied to another session key, the URL, a log line, a
   message or a file, and Streamlit drops it when the user leaves the page. GLASSBOX_HOSTED_USER_ENDPOINTS=0
-  turns typed endpoints off (the server would otherwise send requests wherever a user points it).
+  turns typed endpoints off. A typed endpoint reaches public addresses only (engine.generation.hosted_net checks
+  every address its name resolves to, then connects to a checked one), unless GLASSBOX_HOSTED_ALLOW_PRIVATE=1:
+  for a laptop whose user runs a local server (Ollama, vLLM, llama.cpp) beside the app.
 
 Limits per session: GLASSBOX_HOSTED_PER_MINUTE requests a minute (default 20; N samples are N requests), at most
 GLASSBOX_HOSTED_MAX_SAMPLES samples per click (default 10), GLASSBOX_HOSTED_TIMEOUT_S seconds per request (8).
@@ -69,6 +71,13 @@ def limits() -> Limits:
     s = hosted_settings()
     return Limits(s.hosted_per_minute, max_samples=min(s.hosted_per_minute, s.hosted_max_samples),
                   timeout_s=s.hosted_timeout_s)
+
+
+def allow_private() -> bool:
+    """GLASSBOX_HOSTED_ALLOW_PRIVATE=1: typed endpoints may be loopback or private addresses (a local server).
+    Off by default: on a shared server they would reach what only the server can reach (its other services,
+    the cloud's metadata). The host's own endpoint is trusted either way."""
+    return hosted_settings().hosted_allow_private
 
 
 def host_endpoint() -> Endpoint | None:
@@ -140,7 +149,9 @@ def endpoint_form() -> Target | None:
                          **remembered(PAGE, "hosted_api", "chat", tuple(API_KINDS), _forget_results))
     url = c[1].text_input("Base URL", placeholder="https://api.openai.com/v1",
                           help="Up to and including the version: https://api.openai.com/v1, "
-                               "http://localhost:11434/v1 (Ollama), http://localhost:8000/v1 (vLLM).",
+                               "http://localhost:11434/v1 (Ollama), http://localhost:8000/v1 (vLLM). A local or "
+                               "private address works only where the app's host allows it "
+                               "(GLASSBOX_HOSTED_ALLOW_PRIVATE=1).",
                           **remembered(PAGE, "hosted_url", "", then=_forget_results))
     model = c[2].text_input("Model id", placeholder="gpt-4o-mini",
                             **remembered(PAGE, "hosted_model", "", then=_forget_results))
@@ -158,7 +169,8 @@ def endpoint_form() -> Target | None:
 
 
 def _send(target: Target, prompt: str, lim: Limits, **kw) -> HostedCompletion:
-    return client.complete(target.endpoint, _key(target), prompt, timeout_s=lim.timeout_s, **kw)
+    return client.complete(target.endpoint, _key(target), prompt, timeout_s=lim.timeout_s,
+                           allow_private=target.host_key or allow_private(), **kw)
 
 
 def ask(target: Target, prompt: str, top: int, temperature: float, instruction: str | None, lim: Limits) -> None:
@@ -186,8 +198,9 @@ def sample_answers(target: Target, prompt: str, n: int, temperature: float, inst
     bar = st.progress(0.0, text=f"Sampling {n} answers…")
     for i in range(n):
         try:
-            done.append(_send(target, prompt, lim, max_tokens=SAMPLE_TOKENS, temperature=temperature, top=1,
-                              need_logprobs=False, instruction=instruction))
+            # The generated tokens (for the spread of first tokens), no candidates: sampling needs none.
+            done.append(_send(target, prompt, lim, max_tokens=SAMPLE_TOKENS, temperature=temperature, top=0,
+                              tokens=True, need_logprobs=False, instruction=instruction))
         except HostedError as e:  # stop at the first failure: the next would most likely fail the same way
             error = str(e)
             _refund(n - i - 1)
