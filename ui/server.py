@@ -20,7 +20,6 @@ engine.model.device.run_threads() threads.
 from __future__ import annotations
 
 import gc
-import importlib
 import os
 import threading
 import time
@@ -32,7 +31,6 @@ import torch
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 THREADS_ENV, FORWARDS_ENV = "GLASSBOX_FORWARD_THREADS", "GLASSBOX_MAX_FORWARDS"
-WINGS = ("ui.tokens", "ui.attention", "ui.feedforward", "ui.next_token", "ui.train", "ui.rlhf")
 
 
 def _setting(name: str, default: int) -> int:
@@ -48,16 +46,14 @@ _prepare_lock = threading.Lock()
 
 
 def prepare_process() -> None:
-    """Once per process, after the shared model has loaded: the thread policy, every page's modules, and
-    gc.freeze. Cheap on every later call."""
+    """Once per process, after the shared model has loaded: the thread policy and gc.freeze (every page's
+    modules are loaded by then: ui.registry imports every wing). Cheap on every later call."""
     if _prepared.is_set():
         return
     with _prepare_lock:
         if _prepared.is_set():
             return
         torch.set_num_threads(FORWARD_THREADS)  # also the default of threads started later (script runs)
-        for wing in WINGS:  # a page's first visitor would import these anyway; now they are frozen too
-            importlib.import_module(wing)
         gc.collect()
         gc.freeze()
         _prepared.set()
