@@ -37,7 +37,7 @@ def setup_page(page: Page) -> ModelChoice:
     Sets the page title, draws the sidebar, and returns the model this session uses.
     Stops the page with a plain message if the model cannot be loaded.
     """
-    st.set_page_config(page_title=f"{page.title} · Glassbox", page_icon=page.icon, layout="wide",
+    st.set_page_config(page_title=f"{page.title} · Glassbox", page_icon=page.favicon, layout="wide",
                        initial_sidebar_state=sidebar_state())  # presenter mode folds it
     st.html(f"<style>{CHIP_CSS}{PAGE_CSS}</style>")  # style-only HTML takes no space in the page
     st.session_state[PAGE] = page.id

@@ -20,9 +20,11 @@ class Page:
     id: str  # the identifier: session keys, tour steps and glossary entries name the page by it ("attention")
     title: str  # the label: page title, link text
     script: str  # the page's file relative to the repository root, e.g. "pages/2_Attention.py"
-    icon: str  # a Material icon (":material/visibility:"): it renders everywhere, emoji need a font
+    icon: str  # a Material icon (":material/visibility:") for links: it renders everywhere, emoji need a font
     blurb: str  # one line: what the page shows
     settings: tuple[Setting, ...] = ()  # the view settings it owns, in the order a link applies them
+    favicon: str = "🔬"  # the browser tab's icon: an emoji (a Material icon there is fetched from Google's CDN,
+    #                     and the app works offline)
 
     def __post_init__(self) -> None:
         names = [s.name for s in self.settings]

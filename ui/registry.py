@@ -16,9 +16,11 @@ from .rlhf import PAGE as RLHF
 from .tokens import PAGE as TOKENS
 from .train import PAGE as TRAIN
 
-HOME = Page("home", "Home", "app.py", ":material/home:", "What Glassbox is, and your text split into tokens.")
+HOME = Page("home", "Home", "app.py", ":material/home:", "What Glassbox is, and your text split into tokens.",
+            favicon="🔬")
 GLOSSARY = Page("glossary", "Glossary", "pages/7_Glossary.py", ":material/menu_book:",
-                "The key takeaways and every term in plain words, each linked to the view that shows it.")
+                "The key takeaways and every term in plain words, each linked to the view that shows it.",
+                favicon="📖")
 PAGES: tuple[Page, ...] = (HOME, TOKENS, ATTENTION, FEEDFORWARD, NEXT_TOKEN, TRAIN, RLHF, GLOSSARY)
 BY_ID = {p.id: p for p in PAGES}
 

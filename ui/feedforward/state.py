@@ -17,4 +17,4 @@ def _neuron(ctx: Context, raw: str) -> int:
 PAGE = Page("feedforward", "Feed-forward", "pages/3_Feed_forward.py", ":material/hub:",
             "What each layer adds: MLP neurons, the residual stream, the logit lens, where the parameters live.",
             settings=(tab(TABS), kept("layer", layer), kept("token", position, widget="position"),
-                      kept("neuron", _neuron)))
+                      kept("neuron", _neuron)), favicon="🧮")

@@ -6,4 +6,4 @@ TABS = ("Compare tokenizers", "Watch BPE learn", "Tokenization pitfalls", "Vecto
 
 PAGE = Page("tokens", "Tokens and vectors", "pages/1_Tokens_and_vectors.py", ":material/token:",
             "Text becomes tokens, tokens become vectors: chips, tokenizers compared, BPE learning live.",
-            settings=(tab(TABS),))
+            settings=(tab(TABS),), favicon="🔤")
