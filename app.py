@@ -2,8 +2,9 @@
 import streamlit as st
 
 import ui
+from ui.registry import HOME
 
-choice = ui.setup_page("Home", "🔬")
+choice = ui.setup_page(HOME)
 st.title("Glassbox")
 st.markdown("Glassbox lets you look inside a small GPT language model while it reads your text: "
             "every number on every page comes straight from the model.")

@@ -25,7 +25,7 @@ from timing import time_in_turn  # noqa: E402  (bench/ is on sys.path when run a
 
 from engine import load_pretrained, run_trace  # noqa: E402
 from engine.inspect.heads import stacked_patterns  # noqa: E402
-from ui.attention.figures import head_figure, line_view_figure, overview_figure  # noqa: E402
+from ui.patterns import head_figure, line_view_figure, overview_figure  # noqa: E402
 
 WORDS = ("once upon a time there was a little fox who found a shiny red ball in the garden and played with it "
          "all day until the sun went down").split()

@@ -63,7 +63,7 @@ def walk(pages: list[str], model: str | None) -> float:
     t0 = time.perf_counter()
     for page in pages:
         at = AppTest.from_file(str(ROOT / page), default_timeout=600)
-        at.session_state["text"] = TEXT
+        at.session_state["state.text"] = TEXT
         if model is not None:
             at.session_state["model_name"] = model
         at.run()

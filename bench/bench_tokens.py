@@ -6,7 +6,7 @@ For a text of --chars characters (real prose from the built-in BPE passage, repe
 --repeats after warm-up):
 - tokenizer: the fast tokenizer's own call, ids and offsets only (`tokenizer(text, return_offsets_mapping=True)`);
 - chips: what the Tokens page does per keystroke: `engine.encode` (ids, display strings, offsets) plus
-  `ui.chips_html` (the chips' HTML, every token escaped, with its hover text).
+  `ui.chips.chips_html` (the chips' HTML, every token escaped, with its hover text).
 Both run in turn inside each repeat, so a busy machine slows them alike; only the ratio, measured in this one
 run, means much. The model is never run: the chips need only the tokenizer.
 """

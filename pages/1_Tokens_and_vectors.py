@@ -6,11 +6,10 @@ a new text updates the chips at tokenizer speed.
 import streamlit as st
 
 import ui
-from ui.state import remembered
-from ui.tokens import TABS, bpe, pitfalls, splitting, vectors
-from ui.workshop import define
+from ui.tokens import PAGE, TABS, bpe, pitfalls, splitting, vectors
+from ui.terms import define
 
-choice = ui.setup_page("Tokens and vectors", "🔤")
+choice = ui.setup_page(PAGE)
 st.title("Tokens and vectors")
 st.markdown("A model cannot read text. It cuts the text into **tokens**, looks up each token's **id**, and "
             "turns each id into a **vector** of numbers: that is all the first layer ever receives.")
@@ -25,8 +24,7 @@ with ui.error_boundary("splitting your text into tokens"):
 
 # Only the open tab runs (its on_change reruns): typing never trains BPE or draws a map nobody is looking at.
 # The open tab is remembered across page changes (ui.state.remembered).
-compare_tab, bpe_tab, pitfalls_tab, vectors_tab = st.tabs(TABS, **remembered("Tokens and vectors", "section", TABS[0],
-                                                                            TABS))
+compare_tab, bpe_tab, pitfalls_tab, vectors_tab = st.tabs(TABS, **PAGE.remembered("tab", TABS[0], TABS))
 with compare_tab:
     if compare_tab.open:
         with ui.error_boundary("comparing tokenizers"):

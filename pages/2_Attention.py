@@ -3,11 +3,10 @@ import streamlit as st
 
 import ui
 from engine import Trace
-from ui.attention import SECTIONS, head_picker
-from ui.attention.state import remembered
-from ui.workshop import define
+from ui.attention import PAGE, SECTIONS, TABS, head_picker
+from ui.terms import define
 
-choice = ui.setup_page("Attention", "👀")
+choice = ui.setup_page(PAGE)
 st.title("Attention", help=define("transformer"))
 st.markdown("A transformer reads the whole text at once. In every layer, each **head** lets every token look "
             "back at the tokens before it and take in some of what they carry: that is how a word's meaning "
@@ -19,7 +18,7 @@ st.markdown("A transformer reads the whole text at once. In every layer, each **
 def explore(trace: Trace, choice: ui.ModelChoice) -> None:
     """Everything that only reads the trace: picking a head, a token or a tab reruns this, not the model."""
     pick = head_picker(trace, choice.key)
-    tabs = st.tabs(list(SECTIONS), **remembered("tab", next(iter(SECTIONS)), list(SECTIONS)))  # kept across pages
+    tabs = st.tabs(TABS, **PAGE.remembered("tab", TABS[0], TABS))  # kept across pages
     for tab, (name, section) in zip(tabs, SECTIONS.items()):
         if tab.open:
             with tab, ui.error_boundary(f"drawing “{name}”"):

@@ -6,11 +6,10 @@ position reruns only its fragment, never the model. The tabs are ui/feedforward/
 import streamlit as st
 
 import ui
-from ui.feedforward import SNIPPET_CSS, TABS, View, start_marker_toggle
-from ui.feedforward.sections import mlp_shape_text, mlp_share_text, remembered
-from ui.workshop import define
+from ui.feedforward import PAGE, SNIPPET_CSS, View, mlp_shape_text, mlp_share_text, show_tabs, start_marker_toggle
+from ui.terms import define
 
-choice = ui.setup_page("Feed-forward", "🧮")
+choice = ui.setup_page(PAGE)
 st.html(f"<style>{SNIPPET_CSS}</style>")
 st.title("Feed-forward layers and the residual stream", help=define("residual stream"))
 st.markdown(
@@ -27,11 +26,4 @@ with ui.error_boundary("running the model on your text"):
     trace = ui.trace_or_stop(text, choice)
 if trace is None:
     st.stop()
-view = View(choice, trace, start_marker_toggle(trace))
-
-# on_change reruns (only the open tab draws); the open tab is remembered across page changes too.
-tabs = st.tabs(list(TABS), **remembered("tab", next(iter(TABS)), list(TABS)))
-for tab, draw in zip(tabs, TABS.values()):
-    if tab.open:
-        with tab:
-            draw(view)
+show_tabs(View(choice, trace, start_marker_toggle(trace)))

@@ -8,11 +8,11 @@ import ui
 from engine.train.corpus import CorpusError
 from engine.train.runspec import make_spec
 from ui.text import md
-from ui.train import lapse
+from ui.train import PAGE, lapse
 from ui.train import run as train_run
 from ui.train import setup
 
-choice = ui.setup_page("Train", "🏋️")
+choice = ui.setup_page(PAGE)
 st.title("Train a transformer and watch it learn")
 st.markdown("Training adjusts every parameter of the model, a little at each step, by backpropagation, so that "
             "the next token of real text gets more probable. Train a small model here, watch it go from noise to "
@@ -50,7 +50,7 @@ with ui.error_boundary("setting up the model"):
     elif corpus is None:
         st.caption("Choose the text to learn from (above) to see the model's size and the time it will take.")
     train_run.show_notice()
-    if st.button("Start training", type="primary", icon=":material/play_arrow:", key=ui.widget_key("start"),
+    if st.button("Start training", type="primary", icon=":material/play_arrow:", key=PAGE.key("start"),
                  disabled=busy or spec is None or problem is not None,
                  help="A run is already training: stop it first." if busy else None):
         train_run.start_run(spec, data, init=base.model if base is not None else None)

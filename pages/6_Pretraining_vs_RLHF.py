@@ -4,11 +4,12 @@ user marks which completions they prefer, and DPO tunes a copy of the running mo
 import streamlit as st
 
 import ui
-from ui.rlhf import notes, pairs, pretraining, tuning
+from ui.rlhf import PAGE, notes, pairs, pretraining, tuning
+from ui.train import PAGE as TRAIN
 from ui.text import md
-from ui.workshop import define
+from ui.terms import define
 
-choice = ui.setup_page("Pre-training vs RLHF", "👍")
+choice = ui.setup_page(PAGE)
 st.title("Pre-training vs RLHF", help=define("rlhf"))
 st.markdown(notes.INTRO)
 st.markdown(notes.STAGES)
@@ -16,6 +17,8 @@ st.markdown(notes.STAGES)
 st.header("1. Pre-training: knowledge from text")
 with ui.error_boundary("showing how the model was pre-trained"):
     pretraining.pretraining_section(choice)
+ui.link_to(TRAIN, "Pre-train a model yourself on the Train page, and watch samples at every checkpoint as it "
+           "learns.")
 
 st.header("2. Preferences you give")
 st.markdown(f"Tuning starts from **{md(choice.name)}**, the model chosen in the sidebar; the completions "
@@ -42,7 +45,7 @@ with ui.error_boundary("setting up the tuning run"):
     if tuning.tunable(choice):
         st.info(tuning.tunable(choice), icon=":material/info:")
     if st.button("Tune a copy of the model on these pairs", type="primary", icon=":material/tune:",
-                 key=ui.widget_key("start"), disabled=busy or have == 0 or bool(tuning.tunable(choice)),
+                 key=PAGE.key("start"), disabled=busy or have == 0 or bool(tuning.tunable(choice)),
                  help="A run is already tuning: stop it first." if busy else
                  "Add some pairs first." if have == 0 else tuning.tunable(choice)):
         tuning.start(choice, cfg)

@@ -1,11 +1,12 @@
 """Glossary and key takeaways: every term the pages use in plain words, and the explainer's takeaways, each
-linked to the view that shows it on the running model (the words are ui/workshop/glossary.toml)."""
+linked to the view that shows it on the running model (the words are ui/glossary.toml)."""
 import streamlit as st
 
 import ui
+from ui.registry import GLOSSARY
 from ui.workshop import glossary
 
-ui.setup_page("Glossary", "📖")
+ui.setup_page(GLOSSARY)
 st.title("Key takeaways and glossary")
 st.markdown("What to take home from a look inside a small GPT, and every term its pages use, each in plain "
             "words. Every link opens the view that shows it on the running model.")

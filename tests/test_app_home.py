@@ -10,10 +10,11 @@ from streamlit.testing.v1 import AppTest
 
 import ui
 import ui.cache
+from ui.registry import PAGES
 from conftest import ROOT
 from engine import encode, load_tokenizer
 
-AREA_BOX = "Home.text_area"  # every page has the same multi-line box (a one-line box loses pasted line breaks)
+AREA_BOX = "home.text_area"  # every page has the same multi-line box (a one-line box loses pasted line breaks)
 TIMEOUT = 60  # seconds per script run; the first run loads the model
 
 
@@ -98,7 +99,7 @@ def test_line_breaks_are_kept_exactly_as_typed(tokenizer) -> None:
     tokens everywhere (a one-line box once turned them into spaces: 413 tokens at home, 428 on Attention)."""
     at = set_text(home(), STORY)
     assert not at.exception
-    assert at.text_area(key=AREA_BOX).value == STORY and at.session_state["text"] == STORY
+    assert at.text_area(key=AREA_BOX).value == STORY and at.session_state["state.text"] == STORY
     assert "<br>" in chips_markdown(at)
     assert metrics(at)["Tokens"] == f"{len(encode(tokenizer, STORY)):,}"
     assert len(encode(tokenizer, STORY)) != len(encode(tokenizer, " ".join(STORY.split())))
@@ -108,13 +109,13 @@ def test_line_breaks_are_kept_exactly_as_typed(tokenizer) -> None:
                                     "pages/3_Feed_forward.py", "pages/4_Next_token.py"])
 def test_every_text_box_is_the_same_multiline_box_with_the_same_words(script: str) -> None:
     at = AppTest.from_file(str(ROOT / script), default_timeout=TIMEOUT)
-    at.session_state["text"] = STORY
+    at.session_state["state.text"] = STORY
     at.run()
     assert not at.exception
     assert len(at.text_input) == 0 or all(not b.key.endswith("text_line") for b in at.text_input)
     boxes = [b for b in at.text_area if b.key.endswith(".text_area")]
     assert len(boxes) == 1 and boxes[0].value == STORY
-    assert ui.state.APPLY_HINT in [c.value for c in at.caption]
+    assert ui.frame.APPLY_HINT in [c.value for c in at.caption]
 
 
 def test_long_text_notes_the_context_limit(tokenizer) -> None:
@@ -133,37 +134,38 @@ def test_token_text_is_escaped() -> None:
 
 
 def test_chips_html_escapes_text_and_titles(tokenizer) -> None:
-    html = ui.chips_html([1, 2], ['<img src=x onerror=alert(1)>', '" onmouseover="alert(1)'], tokenizer)
+    html = ui.chips.chips_html([1, 2], ['<img src=x onerror=alert(1)>', '" onmouseover="alert(1)'], tokenizer)
     assert "&lt;img src=x onerror=alert(1)&gt;" in html
     assert "<img" not in html
     assert '" onmouseover=' not in html and "&quot; onmouseover=&quot;alert(1)" in html
 
 
 def test_every_page_file_is_registered() -> None:
-    registered = {p.file for p in ui.PAGES}
+    registered = {p.script for p in PAGES}
     for script in (ROOT / "pages").glob("*.py"):
-        assert f"pages/{script.name}" in registered, f"add a PageInfo line for {script.name} to ui/pages.py"
+        assert f"pages/{script.name}" in registered, f"add the page of {script.name} to ui/registry.py"
 
 
 def _two_pages() -> None:
     import streamlit as st
 
     import ui
+    from ui.page import Page
     title = st.session_state.get("which", "One")
-    ui.setup_page(title)
+    ui.setup_page(Page(title.lower(), title, "test.py", ":material/science:", "A test page."))
     st.write(ui.text_input_area())
 
 
 def test_text_is_shared_between_pages() -> None:
     at = AppTest.from_function(_two_pages, default_timeout=TIMEOUT).run()
-    at.text_area(key="One.text_area").set_value("shared by every page").run()
+    at.text_area(key="one.text_area").set_value("shared by every page").run()
     at.session_state["which"] = "Two"
     at.run()
-    assert at.text_area(key="Two.text_area").value == "shared by every page"
-    at.text_area(key="Two.text_area").set_value("edited on page two").run()
+    assert at.text_area(key="two.text_area").value == "shared by every page"
+    at.text_area(key="two.text_area").set_value("edited on page two").run()
     at.session_state["which"] = "One"
     at.run()
-    assert at.text_area(key="One.text_area").value == "edited on page two"
+    assert at.text_area(key="one.text_area").value == "edited on page two"
     assert not at.exception
 
 
@@ -171,12 +173,13 @@ def _session_model_page() -> None:
     import streamlit as st
 
     import ui
+    from ui.page import Page
     from engine import GPT, GPTConfig
-    choice = ui.setup_page("Models")
+    choice = ui.setup_page(Page("models", "Models", "test.py", ":material/science:", "A test page."))
     if st.button("train"):
         tiny = GPT(GPTConfig(block_size=32, vocab_size=choice.model.config.vocab_size, n_layer=1, n_head=2,
                              n_embd=16)).eval()
-        ui.register_session_model("my model", tiny, choice.tokenizer)
+        ui.models.register_session_model("my model", tiny, choice.tokenizer)
         st.rerun()
     trace = ui.trace_or_stop("hello there", choice)
     st.write(f"{choice.name} {trace.config.block_size}")
@@ -199,7 +202,8 @@ def _cached_trace_page() -> None:
     import streamlit as st
 
     import ui
-    choice = ui.setup_page("Cache")
+    from ui.page import Page
+    choice = ui.setup_page(Page("cache", "Cache", "test.py", ":material/science:", "A test page."))
     st.button("rerun without changing the text")
     st.write(len(ui.trace_or_stop("a text only this test uses", choice)))
 
@@ -218,7 +222,8 @@ def _failing_page() -> None:
     import streamlit as st
 
     import ui
-    ui.setup_page("Boom")
+    from ui.page import Page
+    ui.setup_page(Page("boom", "Boom", "test.py", ":material/science:", "A test page."))
     with ui.error_boundary("drawing the boom"):
         raise RuntimeError("secret internal detail")
     st.write("still here")
@@ -237,7 +242,8 @@ def _native_failure_page() -> None:
     from tokenizers import normalizers
 
     import ui
-    ui.setup_page("Panic")
+    from ui.page import Page
+    ui.setup_page(Page("panic", "Panic", "test.py", ":material/science:", "A test page."))
     with ui.error_boundary("splitting your text"):
         normalizers.Precompiled(b"\x04\x00\x00\x00" + b"\xff" * 4).normalize_str("abc")  # a Rust panic
     with ui.error_boundary("refusing"):
@@ -258,7 +264,8 @@ def _control_flow_page() -> None:
     import streamlit as st
 
     import ui
-    ui.setup_page("Flow")
+    from ui.page import Page
+    ui.setup_page(Page("flow", "Flow", "test.py", ":material/science:", "A test page."))
     st.session_state["runs"] = st.session_state.get("runs", 0) + 1
     with ui.error_boundary("rerunning"):
         if st.session_state["runs"] == 1:
@@ -287,16 +294,17 @@ def _session_traces_page() -> None:
     import torch
 
     import ui
+    from ui.page import Page
     from engine import GPT, GPTConfig
-    choice = ui.setup_page("Traces")
+    choice = ui.setup_page(Page("traces", "Traces", "test.py", ":material/science:", "A test page."))
     torch.manual_seed(0)
     small = GPT(GPTConfig(block_size=64, vocab_size=choice.model.config.vocab_size, n_layer=1, n_head=2,
                           n_embd=16)).eval()
-    mine = st.session_state.get("Traces.mine") or ui.register_session_model("small", small, choice.tokenizer,
+    mine = st.session_state.get("Traces.mine") or ui.models.register_session_model("small", small, choice.tokenizer,
                                                                             select=False)
     st.session_state["Traces.mine"] = mine
     with ui.error_boundary("running your model"):
-        st.write(len(ui.get_trace(st.session_state.get("text", "hello"), mine)))
+        st.write(len(ui.get_trace(st.session_state.get("state.text", "hello"), mine)))
 
 
 def test_session_traces_never_hold_more_than_the_cap(monkeypatch) -> None:
@@ -306,7 +314,7 @@ def test_session_traces_never_hold_more_than_the_cap(monkeypatch) -> None:
     at = AppTest.from_function(_session_traces_page, default_timeout=TIMEOUT).run()
     sizes = []
     for i in range(8):
-        at.session_state["text"] = f"Story {i}: the little cat sat on the mat and looked at the big dog."
+        at.session_state["state.text"] = f"Story {i}: the little cat sat on the mat and looked at the big dog."
         at.run()
         cache = at.session_state["session_traces"]
         assert not at.exception and not at.error
@@ -315,7 +323,7 @@ def test_session_traces_never_hold_more_than_the_cap(monkeypatch) -> None:
     # The byte cap, not the count, is what bites here: it keeps two and evicts the oldest to stay under it.
     assert max(sizes) == 2 < ui.cache.SESSION_TRACES
     assert list(at.session_state["session_traces"])[-1][1].startswith("Story 7")
-    at.session_state["text"] = "many words " * 100  # the full 64-token context: about 1.2 MB, over the cap alone
+    at.session_state["state.text"] = "many words " * 100  # the full 64-token context: about 1.2 MB, over the cap alone
     at.run()
     assert not at.exception
     assert "more than the 1.0 MB this server keeps per session: try a shorter text" in at.error[0].value

@@ -23,9 +23,9 @@ TABS = ("All heads", "How a weight is made", "What kind of head?", "Context chan
 def page(text: str | None = None, tab: str | None = None, **state) -> AppTest:
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
     if text is not None:
-        at.session_state["text"] = text
+        at.session_state["state.text"] = text
     if tab is not None:
-        at.session_state["Attention.tab"] = tab
+        at.session_state["attention.tab"] = tab
     for key, value in state.items():
         at.session_state[key] = value
     return at.run()
@@ -51,9 +51,9 @@ def messages(at: AppTest) -> str:
 def test_page_draws_overview_detail_and_lines() -> None:
     at = page()
     clean(at)
-    assert at.session_state["current_page"] == "Attention"
+    assert at.session_state["state.page"] == "attention"
     assert titles(at)[:3] == ["All heads", "Layer 0, head 0" + titles(at)[1].removeprefix("Layer 0, head 0"),
-                              f"Layer 0, head 0, query {at.selectbox(key='Attention.query').value}"]
+                              f"Layer 0, head 0, query {at.selectbox(key='attention.query').value}"]
     assert {b.label for b in at.get("download_button")} >= {"Download every head's weights (CSV)",
                                                              "Download this head's weights (CSV)"}
     assert "viridis" in messages(at)
@@ -65,21 +65,21 @@ def test_choosing_a_head_changes_the_views_without_rerunning_the_model(monkeypat
     monkeypatch.setattr(ui.cache, "run_trace", lambda *a, **k: calls.append(a[2]) or real(*a, **k))
     text = "A text only the head-choosing test uses, about a cat."
     at = page(text)
-    last_layer = len(at.selectbox(key="Attention.layer").options) - 1
-    last_head = len(at.selectbox(key="Attention.head").options) - 1
-    at.selectbox(key="Attention.layer").select(last_layer).run()
-    at.selectbox(key="Attention.head").select(last_head).run()
+    last_layer = len(at.selectbox(key="attention.layer").options) - 1
+    last_head = len(at.selectbox(key="attention.head").options) - 1
+    at.selectbox(key="attention.layer").select(last_layer).run()
+    at.selectbox(key="attention.head").select(last_head).run()
     clean(at)
     assert titles(at)[1].startswith(f"Layer {last_layer}, head {last_head}")
-    at.selectbox(key="Attention.query").select(2).run()
+    at.selectbox(key="attention.query").select(2).run()
     assert titles(at)[2].endswith("query 2")
     for tab in TABS[1:3]:
-        at.session_state["Attention.tab"] = tab
+        at.session_state["attention.tab"] = tab
         at.run()
         clean(at)
     assert calls == [text]
     # The choice survives a visit to another tab.
-    at.session_state["Attention.tab"] = TABS[0]
+    at.session_state["attention.tab"] = TABS[0]
     at.run()
     assert titles(at)[1].startswith(f"Layer {last_layer}, head {last_head}")
 
@@ -90,7 +90,7 @@ def test_weight_steps_show_the_mask_for_an_earlier_query() -> None:
     table = at.table[0].value  # a static table (st.table): the interactive grid cost the browser twice as much
     assert "−∞" not in set(table["score (trace)"])  # the last token sees everything
     assert "last token" in messages(at)
-    at.selectbox(key="Attention.query").select(3).run()
+    at.selectbox(key="attention.query").select(3).run()
     clean(at)
     table = at.table[0].value
     assert list(table["key position"]) == [0, 1, 2, 3, 4, 5, 6]
@@ -104,8 +104,8 @@ def test_head_types_table_and_labels() -> None:
     at = page(tab="What kind of head?")
     clean(at)
     table = at.dataframe[0].value
-    n_layer = len(at.selectbox(key="Attention.layer").options)
-    n_head = len(at.selectbox(key="Attention.head").options)
+    n_layer = len(at.selectbox(key="attention.layer").options)
+    n_head = len(at.selectbox(key="attention.head").options)
     assert len(table) == n_layer * n_head
     assert set(table["label"]) <= {"induction", "previous token", "self", "first token (sink)", "broad", "mixed"}
     assert table[["previous", "self", "first", "entropy", "induction"]].stack().between(0, 1 + 1e-6).all()
@@ -117,33 +117,33 @@ def test_head_types_table_and_labels() -> None:
 def test_context_pairs_and_own_pair() -> None:
     at = page(tab="Context changes meaning")
     clean(at)
-    pairs = at.selectbox(key="Attention.pair").options
+    pairs = at.selectbox(key="attention.pair").options
     assert len(pairs) >= 5 and pairs[-1] == "Your own pair"
     for pair in pairs[:-1]:
-        at.selectbox(key="Attention.pair").select(pair).run()
+        at.selectbox(key="attention.pair").select(pair).run()
         clean(at)
         cosine = next(c for c in charts(at) if "cosine" in c["layout"]["yaxis"]["title"]["text"])
         assert cosine["data"][0]["y"][0] == pytest.approx(1.0)  # same token, same embedding
-        assert at.selectbox(key="Attention.word").value in pair
-    at.text_input(key="Attention.sentence_a").set_value("The sun is hot.").run()
-    at.text_input(key="Attention.sentence_b").set_value("My dog runs fast.").run()
+        assert at.selectbox(key="attention.word").value in pair
+    at.text_input(key="attention.sentence_a").set_value("The sun is hot.").run()
+    at.text_input(key="attention.sentence_b").set_value("My dog runs fast.").run()
     clean(at)
-    assert at.selectbox(key="Attention.pair").value == "Your own pair"
+    assert at.selectbox(key="attention.pair").value == "Your own pair"
     assert "share no word" in messages(at)
-    at.text_input(key="Attention.sentence_b").set_value("The sun went down and it was hot again.").run()
+    at.text_input(key="attention.sentence_b").set_value("The sun went down and it was hot again.").run()
     clean(at)
-    assert at.selectbox(key="Attention.word").options == ["the", "sun", "hot"]
+    assert at.selectbox(key="attention.word").options == ["the", "sun", "hot"]
 
 
 def test_compare_two_prompts() -> None:
     at = page("Once upon a time, a little fox found a shiny red ball.", tab="Compare two prompts")
     clean(at)
-    b = at.text_input(key="Attention.compare_text").value
+    b = at.text_input(key="attention.compare_text").value
     assert b == "Once upon a time, a little dog found a shiny red ball."  # one word swapped
     assert any(t.startswith("A minus B on the") for t in titles(at))
-    at.text_input(key="Attention.compare_text").set_value("").run()
+    at.text_input(key="attention.compare_text").set_value("").run()
     assert "Type a prompt B" in messages(at)
-    at.text_input(key="Attention.compare_text").set_value("zzzz").run()
+    at.text_input(key="attention.compare_text").set_value("zzzz").run()
     clean(at)
 
 
@@ -180,17 +180,17 @@ def odd_model() -> ModelChoice:
 
 
 def test_any_model_shape(odd_model: ModelChoice) -> None:
-    state = {"session_models": {"odd": odd_model}, "model_name": "odd", "Attention.kept.layer": 3,
-             "Attention.kept.head": 3}  # kept from a bigger model: out of range here
+    state = {"session_models": {"odd": odd_model}, "model_name": "odd", "attention.layer.kept": 3,
+             "attention.head.kept": 3}  # kept from a bigger model: out of range here
     text = ("Once upon a time, there was a girl who liked to read books about the sea and the fish in it. "
             "Every night her mother read her one more story before bed.")
     for tab in TABS:
         at = page(text, tab=tab, **state)  # longer than the 24-token context: the model reads the end
         clean(at)
         assert "sees the last 23" in messages(at)
-        assert at.selectbox(key="Attention.layer").options == ["0", "1", "2"]
-        assert at.selectbox(key="Attention.head").options == ["0", "1"]
-        assert at.selectbox(key="Attention.layer").value == 0
+        assert at.selectbox(key="attention.layer").options == ["0", "1", "2"]
+        assert at.selectbox(key="attention.head").options == ["0", "1"]
+        assert at.selectbox(key="attention.layer").value == 0
 
 
 def test_a_head_type_no_head_reaches_is_said_with_what_a_larger_model_shows() -> None:
@@ -209,7 +209,7 @@ def test_a_head_type_no_head_reaches_is_said_with_what_a_larger_model_shows() ->
 def test_the_line_view_at_256_tokens_gives_each_top_weight_a_readable_row() -> None:
     """At 256 tokens rows of 6 px piled the labels into a stack: now the top keys get a 24 px row each, in
     text order, and a last row adds up the rest."""
-    from ui.attention.figures import LINE_LABELS, line_view_figure
+    from ui.patterns import LINE_LABELS, line_view_figure
     w = torch.softmax(torch.randn(256, generator=torch.Generator().manual_seed(0)) * 3, 0)
     fig = line_view_figure(w, [f"t{i}" for i in range(256)], 255, "lines")
     right = next(d for d in fig.data if d.mode == "markers+text")
@@ -227,7 +227,7 @@ def test_the_line_view_at_256_tokens_gives_each_top_weight_a_readable_row() -> N
 @pytest.mark.parametrize("n_layer,n_head", [(4, 4), (12, 12), (2, 16)])
 def test_overview_labels_its_tiles_with_numbers_under_axis_titles(n_layer: int, n_head: int) -> None:
     # "head 0 head 1 ..." collided in a narrow column and in the exported PNG; numbers fit any tile.
-    from ui.attention.figures import overview_figure
+    from ui.patterns import overview_figure
     from ui.plots import MIN_FONT_PX
     fig = overview_figure(torch.rand(n_layer, n_head, 6, 6).softmax(-1), (0, 0))
     x, y = fig.layout.xaxis, fig.layout.yaxis

@@ -14,7 +14,7 @@ from engine.inspect.attention_steps import weight_steps
 from engine.inspect.embeddings import model_input
 from engine.inspect.lens import contributions
 from ui import colours
-from ui.attention import figures as att
+from ui import patterns as att
 from ui.attention import steps as att_steps
 from ui.feedforward import residual as rs
 from ui.tokens import vectors

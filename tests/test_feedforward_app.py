@@ -19,8 +19,8 @@ from ui.models import ModelChoice
 
 PAGE = str(ROOT / "pages" / "3_Feed_forward.py")
 TIMEOUT = 120  # seconds per script run: the first loads the model, the busy test machine is slow
-TAB = "Feed-forward.tab"
-TEXT_BOX = "Feed-forward.text_area"
+TAB = "feedforward.tab"
+TEXT_BOX = "feedforward.text_area"
 
 
 @pytest.fixture(autouse=True)
@@ -33,7 +33,7 @@ def small_reference(monkeypatch) -> None:
 def page(text: str | None = None, tab: str | None = None) -> AppTest:
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
     if text is not None:
-        at.session_state["text"] = text  # the canonical text every page shows (ui/state.py)
+        at.session_state["state.text"] = text  # the canonical text every page shows (ui/state.py)
     if tab:
         at.session_state[TAB] = tab
     return at.run()
@@ -71,15 +71,15 @@ def test_activations_follow_the_layer_without_rerunning_the_model(monkeypatch) -
     clean(at)
     first = figure(at, "Layer 0 MLP activations")
     assert len(first["data"][0]["x"]) == 32  # the 32 most active neurons, by default
-    at.selectbox(key="Feed-forward.act_layer").set_value(1).run()
+    at.selectbox(key="feedforward.layer").set_value(1).run()
     clean(at)
     second = figure(at, "Layer 1 MLP activations")
     assert array(second["data"][0]["z"]).shape == array(first["data"][0]["z"]).shape
     assert not np.array_equal(array(second["data"][0]["z"]), array(first["data"][0]["z"]))
     at.slider[0].set_value(8).run()
     assert len(figure(at, "Layer 1 MLP activations")["data"][0]["x"]) == 8
-    at.radio(key="Feed-forward.act_by").set_value("mean").run()
-    at.radio(key="Feed-forward.overview_metric").set_value("firing").run()
+    at.radio(key="feedforward.act_by").set_value("mean").run()
+    at.radio(key="feedforward.overview_metric").set_value("firing").run()
     clean(at)
     assert figure(at, "Every layer at a glance: share of neurons firing")
     assert calls == ["A text only the feed-forward layer test uses."]
@@ -88,7 +88,7 @@ def test_activations_follow_the_layer_without_rerunning_the_model(monkeypatch) -
 def test_start_marker_toggle_changes_the_rows() -> None:
     at = page("One two three")
     n_rows = len(array(figure(at, "Layer 0 MLP activations")["data"][0]["y"]))
-    at.toggle(key="Feed-forward.skip_bos").set_value(False).run()
+    at.toggle(key="feedforward.skip_bos").set_value(False).run()
     clean(at)
     assert len(array(figure(at, "Layer 0 MLP activations")["data"][0]["y"])) == n_rows + 1
 
@@ -110,7 +110,7 @@ def test_neuron_explorer_builds_its_reference_once(monkeypatch) -> None:
     captions = " ".join(c.value for c in at.caption)
     assert "reference set" in captions and "3 short stories" in captions and "seed 0" in captions
     html = " ".join(m.value for m in at.markdown if "gb-ff" in m.value)
-    neuron = at.selectbox(key="Feed-forward.neuron")
+    neuron = at.selectbox(key="feedforward.neuron")
     assert neuron.options[0].startswith("neuron ")
     # selectbox options are plain text: a token such as "." shows as itself, never as a Markdown escape "\."
     assert not any("\\" in o for o in neuron.options), neuron.options[:5]
@@ -120,7 +120,7 @@ def test_neuron_explorer_builds_its_reference_once(monkeypatch) -> None:
     clean(at)
     assert " ".join(m.value for m in at.markdown if "gb-ff" in m.value) != html
     assert figure(at, f"Neuron {other} of layer 0")
-    at.selectbox(key="Feed-forward.neuron_layer").set_value(1).run()
+    at.selectbox(key="feedforward.layer").set_value(1).run()
     clean(at)
     assert built == [1]  # one atlas for the model, however the layer and neuron change
 
@@ -191,7 +191,7 @@ def test_a_session_model_of_another_shape() -> None:
     at.session_state[TAB] = "Activations"
     at.run()
     assert len(figure(at, "Layer 0 MLP activations")["data"][0]["x"]) == 32
-    assert "Feed-forward.atlas" in at.session_state  # its atlas lives in the session, not the shared cache
+    assert "feedforward.atlas" in at.session_state  # its atlas lives in the session, not the shared cache
 
 
 def test_choices_survive_a_visit_to_another_page() -> None:
@@ -199,13 +199,13 @@ def test_choices_survive_a_visit_to_another_page() -> None:
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
     at.switch_page("pages/3_Feed_forward.py").run()
     clean(at)
-    at.selectbox(key="Feed-forward.act_layer").set_value(1).run()
-    at.slider(key="Feed-forward.act_neurons").set_value(7).run()
+    at.selectbox(key="feedforward.layer").set_value(1).run()
+    at.slider(key="feedforward.act_neurons").set_value(7).run()
     at.switch_page("app.py").run()
     at.switch_page("pages/3_Feed_forward.py").run()
     clean(at)
-    assert at.selectbox(key="Feed-forward.act_layer").value == 1
-    assert at.slider(key="Feed-forward.act_neurons").value == 7
+    assert at.selectbox(key="feedforward.layer").value == 1
+    assert at.slider(key="feedforward.act_neurons").value == 7
     at.session_state[TAB] = "Logit lens"
     at.run()
     at.switch_page("app.py").run()

@@ -76,7 +76,7 @@ def test_off_by_default_explains_and_sends_nothing(server) -> None:
     at = page()
     ok(at)
     assert any(i.value.startswith("**Off.**") and "GLASSBOX_HOSTED_BASE_URL" in i.value for i in at.info)
-    assert not [b for b in at.button if b.key == "next_token_hosted_ask"]  # no button to send anything
+    assert not [b for b in at.button if b.key == "next_token.hosted_ask"]  # no button to send anything
     assert server.requests == []
 
 
@@ -84,23 +84,23 @@ def test_hosted_bars_are_the_probabilities_the_server_sent(server, monkeypatch) 
     host(monkeypatch, server)
     at = page()
     ok(at)
-    at.button(key="next_token_hosted_ask").click().run()
+    at.button(key="next_token.hosted_ask").click().run()
     ok(at)
     sent = server.requests[-1]["body"]
-    assert sent["top_logprobs"] == 10 and sent["messages"][-1]["content"] == at.session_state["text"]
-    theirs = bars(chart(at, "next_token_hosted_theirs"))
+    assert sent["top_logprobs"] == 10 and sent["messages"][-1]["content"] == at.session_state["state.text"]
+    theirs = bars(chart(at, "next_token.hosted_theirs"))
     expected = [math.exp(v) for _, v in STEPS[0][1]]
     assert theirs["reported"] == pytest.approx(expected, abs=1e-12)
     assert theirs["not reported"] == pytest.approx([1 - sum(expected)], abs=1e-12)  # the rest, not invented
-    spec = chart(at, "next_token_hosted_theirs")
+    spec = chart(at, "next_token.hosted_theirs")
     ticks = spec["layout"]["yaxis"]["ticktext"]
     assert ticks[0] == "␣She" and ticks[-1] == "not reported" and "␣&lt;b&gt;x&lt;/b&gt;" in ticks  # escaped
-    ours = bars(chart(at, "next_token_hosted_ours"))
+    ours = bars(chart(at, "next_token.hosted_ours"))
     assert len(ours["can be drawn"]) == 10  # ours: the same figure as the page's, the same number of tokens
     # Step through: step 3 generated " it", highlighted, with the server's probabilities.
     at.slider(key=hosted.VIEW).set_value(3).run()
     ok(at)
-    step = bars(chart(at, "next_token_hosted_step"))
+    step = bars(chart(at, "next_token.hosted_step"))
     assert step["generated"] == pytest.approx([prob(" it", 2)]) and step["reported"] == pytest.approx(
         [prob(" the", 2)])
     assert any("gb-nt-drawn" in m.value and "picked" in m.value for m in at.markdown)
@@ -110,17 +110,17 @@ def test_hosted_bars_are_the_probabilities_the_server_sent(server, monkeypatch) 
 def test_completions_endpoint_and_sampling_the_same_prompt(server, monkeypatch) -> None:
     host(monkeypatch, server, API="completions")
     at = page()
-    at.button(key="next_token_hosted_ask").click().run()
+    at.button(key="next_token.hosted_ask").click().run()
     ok(at)
     assert server.requests[-1]["path"] == "/v1/completions"
-    assert bars(chart(at, "next_token_hosted_theirs"))["reported"] == pytest.approx(
+    assert bars(chart(at, "next_token.hosted_theirs"))["reported"] == pytest.approx(
         [math.exp(v) for _, v in STEPS[0][1]])
     server.mode = "sample"
     at.number_input(key="next_token.hosted_n").set_value(8).run()
-    at.button(key="next_token_hosted_sample").click().run()
+    at.button(key="next_token.hosted_sample").click().run()
     ok(at)
     assert len(server.requests) == 1 + 8
-    spread = chart(at, "next_token_hosted_spread")
+    spread = chart(at, "next_token.hosted_spread")
     shares = spread["data"][0]["x"]
     assert sum(shares) == pytest.approx(1.0)
     firsts = {"␣She", "␣It", "␣The", "␣Then", "␣&lt;b&gt;x&lt;/b&gt;"}  # what the fake draws from
@@ -133,14 +133,14 @@ def test_rate_limit_and_cap_on_samples(server, monkeypatch) -> None:
     at = page()
     assert at.number_input(key="next_token.hosted_n").max == 3  # N is capped
     at.number_input(key="next_token.hosted_n").set_value(3).run()
-    at.button(key="next_token_hosted_sample").click().run()
+    at.button(key="next_token.hosted_sample").click().run()
     ok(at)
     assert len(server.requests) == 3
-    at.button(key="next_token_hosted_sample").click().run()  # 3 more would make 6 of 4
+    at.button(key="next_token.hosted_sample").click().run()  # 3 more would make 6 of 4
     ok(at)
     assert len(server.requests) == 3
     assert any("may send 4 requests a minute" in w.value and "has 1 left" in w.value for w in at.warning)
-    at.button(key="next_token_hosted_ask").click().run()  # the one left
+    at.button(key="next_token.hosted_ask").click().run()  # the one left
     ok(at)
     assert len(server.requests) == 4 and not at.warning
 
@@ -149,9 +149,9 @@ def test_anthropic_samples_and_says_why_there_are_no_bars(server, monkeypatch) -
     host(monkeypatch, server, API="anthropic")
     at = page()
     ok(at)
-    assert at.button(key="next_token_hosted_ask").disabled
+    assert at.button(key="next_token.hosted_ask").disabled
     assert any("does not return log-probabilities" in i.value for i in at.info)
-    at.button(key="next_token_hosted_sample").click().run()
+    at.button(key="next_token.hosted_sample").click().run()
     ok(at)
     assert server.requests[-1]["path"] == "/v1/messages"
     assert any("spread is of first words" in c.value for c in at.caption)
@@ -174,17 +174,17 @@ def test_every_failure_has_a_plain_message_and_the_page_keeps_working(server, mo
     at = page()
     for mode, words in FAILURES:
         server.mode = mode
-        at.button(key="next_token_hosted_ask").click().run()
+        at.button(key="next_token.hosted_ask").click().run()
         assert not at.exception, (mode, at.exception)
         shown = errors(at)
         assert len(shown) == 1 and words in shown[0], (mode, shown)
         assert KEY not in shown[0] and KEY[-4:] not in shown[0]
-        assert chart(at, "next_token_distribution")  # the rest of the page is still drawn
+        assert chart(at, "next_token.distribution")  # the rest of the page is still drawn
     server.mode = "ok"
-    at.button(key="next_token_hosted_ask").click().run()
+    at.button(key="next_token.hosted_ask").click().run()
     ok(at)
     monkeypatch.setenv(hosted.ENV + "BASE_URL", "http://127.0.0.1:1/v1")  # nothing listens on port 1
-    at.button(key="next_token_hosted_ask").click().run()
+    at.button(key="next_token.hosted_ask").click().run()
     assert "Could not reach http://127.0.0.1:1" in errors(at)[0]
 
 
@@ -269,24 +269,24 @@ def test_a_typed_key_is_used_and_never_leaks(server, monkeypatch, caplog) -> Non
     monkeypatch.setenv(hosted.ENV + "ALLOW_PRIVATE", "1")  # the fake server is on 127.0.0.1: a local server
     at = own_endpoint(page(), server, TYPED)
     server.mode = "ok"
-    at.button(key="next_token_hosted_ask").click().run()
+    at.button(key="next_token.hosted_ask").click().run()
     assert server.requests[-1]["key"] == TYPED  # sent, and (this fake accepts only KEY) refused
     assert "refused the API key (HTTP 401)" in errors(at)[0]
-    at.button(key="next_token_hosted_sample").click().run()
+    at.button(key="next_token.hosted_sample").click().run()
     assert at.session_state[hosted.KEY] == TYPED  # held in its own widget's state only
     assert at.text_input(key=hosted.KEY).proto.type == at.text_input(key=hosted.KEY).proto.PASSWORD
     assert_nowhere(at, TYPED, caplog, since, allowed_key=hosted.KEY)
     # The right key works, and still appears nowhere but its field.
     at.text_input(key=hosted.KEY).input(KEY).run()
-    at.button(key="next_token_hosted_ask").click().run()
+    at.button(key="next_token.hosted_ask").click().run()
     ok(at)
     assert server.requests[-1]["key"] == KEY
     assert_nowhere(at, KEY, caplog, since, allowed_key=hosted.KEY)
     # "Forget my key" empties the field; another session never had it.
-    at.button(key="next_token_hosted_forget").click().run()
+    at.button(key="next_token.hosted_forget").click().run()
     assert at.session_state[hosted.KEY] == ""
     other = own_endpoint(page(), server, None)
-    other.button(key="next_token_hosted_ask").click().run()
+    other.button(key="next_token.hosted_ask").click().run()
     assert server.requests[-1]["key"] == "" and "wants an API key" in errors(other)[0]
     assert_nowhere(other, KEY, caplog, since)
 
@@ -296,8 +296,8 @@ def test_the_hosts_key_stays_on_the_server_and_with_the_hosts_endpoint(server, m
     since = time.time() - 1
     host(monkeypatch, server)
     at = page()
-    at.button(key="next_token_hosted_ask").click().run()
-    at.button(key="next_token_hosted_sample").click().run()
+    at.button(key="next_token.hosted_ask").click().run()
+    at.button(key="next_token.hosted_sample").click().run()
     ok(at)
     assert server.requests[-1]["key"] == KEY
     assert_nowhere(at, KEY, caplog, since)  # not even in the session
@@ -305,7 +305,7 @@ def test_the_hosts_key_stays_on_the_server_and_with_the_hosts_endpoint(server, m
     monkeypatch.setenv(hosted.ENV + "ALLOW_PRIVATE", "1")  # a host that allows local servers
     at.radio(key="next_token.hosted_source").set_value("own").run()
     own_endpoint(at, server, None)
-    at.button(key="next_token_hosted_ask").click().run()
+    at.button(key="next_token.hosted_ask").click().run()
     assert server.requests[-1]["key"] == "" and "wants an API key" in errors(at)[0]
     # And a host can turn typed endpoints off.
     monkeypatch.setenv(hosted.ENV + "USER_ENDPOINTS", "0")

@@ -2,11 +2,15 @@
 
 engine/model/ is the bottom and knows no other wing; generation/ runs on it; inspect/ and train/ sit on top.
 engine/settings.py, below them all, is the one module outside a wing: every wing may read the settings, and
-it imports nothing of the engine. engine/ never imports streamlit, ui/ or pages/; ui/ never imports pages/. The imports are read from the
-source (ast), so a lazy import inside a function counts too.
+it imports nothing of the engine. engine/ never imports streamlit, ui/ or pages/; ui/ never imports pages/. ui/
+is a strict stack (UI_LEVELS, bottom to top): leaves -> shared state, glossary, plots, chips, view vocabulary ->
+page -> wings -> registry -> workshop -> frame -> the face. No ui module imports one above it, no wing another
+wing, nothing the face, and no import circle. The imports are read from the source (ast), so a lazy import
+inside a function counts too.
 """
 import ast
 import sys
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -20,10 +24,20 @@ ENGINE_LAYERS = {
     "inspect": {"model", "generation"},
     "train": {"model", "generation"},
 }
-UI_SHARED = {"__init__", "cache", "chips", "colours", "errors", "lru", "models", "pages", "plots", "runs", "server",
-             "state", "text"}
 ENGINE_LEAVES = {"settings.py"}  # engine/ modules below every wing: each imports only the standard library
-UI_WINGS = {"tokens", "attention", "feedforward", "next_token", "train", "rlhf", "workshop"}
+UI_WINGS = {"tokens", "attention", "feedforward", "next_token", "train", "rlhf"}
+# ui/, bottom to top: a module imports only from its own level or below (a wing only from itself and below).
+UI_LEVELS = (
+    {"errors", "text", "colours", "server", "models", "cache", "lru"},  # leaves: know no page
+    {"terms", "state", "plots", "patterns", "chips", "view", "runs"},  # shared by the pages, know no page
+    {"page"},  # the Page declaration
+    UI_WINGS,  # one wing per page
+    {"registry"},  # the one list of pages
+    {"workshop"},  # links, the tour, presenter mode, the glossary page
+    {"frame"},  # page setup, sidebar, text box, page links
+    {"__init__"},  # the face pages import
+)
+UI_SHARED = set().union(*UI_LEVELS) - UI_WINGS - {"workshop"}
 
 
 def module_name(path: Path) -> str:
@@ -69,7 +83,7 @@ def test_every_ui_module_is_shared_or_in_a_wing():
     loose = {p.stem for p in (ROOT / "ui").glob("*.py")}
     assert loose <= UI_SHARED, f"ui/ modules that belong in a page's wing: {sorted(loose - UI_SHARED)}"
     wings = {p.name for p in (ROOT / "ui").iterdir() if p.is_dir() and p.name != "__pycache__"}
-    assert wings == UI_WINGS
+    assert wings == UI_WINGS | {"workshop"}
     for wing in wings:
         assert (ROOT / "ui" / wing / "__init__.py").exists(), f"ui/{wing}/ needs an __init__.py face"
 
@@ -92,6 +106,72 @@ def test_engine_imports_run_down_the_layers(path):
 def test_ui_and_pages_never_import_pages(path):
     for name in imports(path):
         assert name.split(".")[0] != "pages", f"{path.name} imports {name}: pages are the top, nothing imports them"
+
+
+def ui_unit(module: str) -> str:
+    """The stack unit of a ui module: its wing, or its own name for a shared module ("__init__" for the face)."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "__init__"
+
+
+def ui_level(module: str) -> int:
+    unit = ui_unit(module)
+    return next(i for i, level in enumerate(UI_LEVELS) if unit in level)
+
+
+@cache
+def ui_graph() -> dict[str, set[str]]:
+    """Every ui module -> the ui modules it imports (names that are not modules, e.g. `from .x import f`'s
+    `ui.x.f`, are dropped)."""
+    paths = {module_name(p): p for p in sources("ui")}
+    return {m: {d for d in imports(p) if d in paths and d != m} for m, p in paths.items()}
+
+
+@pytest.mark.parametrize("path", sources("ui"), ids=lambda p: str(p.relative_to(ROOT)))
+def test_ui_imports_run_down_the_stack(path):
+    me = module_name(path)
+    for dep in ui_graph()[me]:
+        assert dep != "ui" or me == "ui", (
+            f"{me} imports the face `ui` (write `from ..state import x`, not `from .. import state`)")
+        if dep == "ui":
+            continue
+        assert ui_level(dep) <= ui_level(me), (
+            f"{me} imports {dep}, which sits above it in ui's stack ({ui_unit(dep)} over {ui_unit(me)})")
+        if ui_unit(dep) in UI_WINGS and ui_unit(dep) != ui_unit(me):
+            assert me == "ui.registry" and dep == f"ui.{ui_unit(dep)}", (
+                f"{me} imports {dep}: only its own wing and the registry (a wing's face) may; move what both "
+                "need down the stack")
+
+
+def test_ui_has_no_import_circle():
+    graph = ui_graph()
+    index, low, stack, on, circles = {}, {}, [], set(), []
+
+    def visit(v: str) -> None:  # Tarjan's strongly connected components
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                circles.append(sorted(component))
+
+    for v in graph:
+        if v not in index:
+            visit(v)
+    assert circles == [], f"ui modules that import each other in a circle: {circles}"
 
 
 def test_ui_wings_do_not_lean_on_each_other_for_shared_helpers():

@@ -49,7 +49,7 @@ def sidebar_text(at: AppTest) -> str:
 
 def test_the_picker_lists_server_models_with_their_size():
     at = run()
-    labels = at.sidebar.selectbox(key="Home.model_select").options  # as shown
+    labels = at.sidebar.selectbox(key="home.model_select").options  # as shown
     for name in ("tiny-llama", "tiny-gpt2", "tiny-neo"):
         assert any(label.startswith(name) and "(server)" in label for label in labels), labels
     assert "broken (server: cannot be opened)" in labels
@@ -57,7 +57,7 @@ def test_the_picker_lists_server_models_with_their_size():
 
 def test_picking_a_llama_folder_shows_its_architecture():
     at = run()
-    at.sidebar.selectbox(key="Home.model_select").set_value(LLAMA).run()
+    at.sidebar.selectbox(key="home.model_select").set_value(LLAMA).run()
     assert not at.exception
     text = sidebar_text(at)
     assert "Llama architecture" in text and "key/value" in text
@@ -117,8 +117,8 @@ def test_a_hub_model_downloads_and_opens(models_dir, monkeypatch):
         hub.add("tiny/llama", _folder_files(models_dir / "tiny-llama"))
         monkeypatch.setenv("HF_ENDPOINT", hub.base_url)
         at = run()
-        at.sidebar.text_input(key="Home.model_select.hub_typed").set_value("tiny/llama")
-        at.sidebar.button(key="Home.model_select.hub_go").click().run()
+        at.sidebar.text_input(key="home.model_select.hub_typed").set_value("tiny/llama")
+        at.sidebar.button(key="home.model_select.hub_go").click().run()
         assert not at.exception and not at.sidebar.error, [e.value for e in at.sidebar.error]
         assert at.session_state["model_name"] == "hub:tiny/llama"
         assert "Llama architecture" in sidebar_text(at)
@@ -131,8 +131,8 @@ def test_an_unreachable_hub_is_one_line_and_nothing_changes(monkeypatch):
     from hub_fake import closed_port
     monkeypatch.setenv("HF_ENDPOINT", closed_port())
     at = run()
-    at.sidebar.text_input(key="Home.model_select.hub_typed").set_value("openai-community/gpt2")
-    at.sidebar.button(key="Home.model_select.hub_go").click().run()
+    at.sidebar.text_input(key="home.model_select.hub_typed").set_value("openai-community/gpt2")
+    at.sidebar.button(key="home.model_select.hub_go").click().run()
     assert not at.exception
     (error,) = at.sidebar.error
     assert "could not be reached" in error.value and "\n" not in error.value
@@ -142,8 +142,8 @@ def test_an_unreachable_hub_is_one_line_and_nothing_changes(monkeypatch):
 def test_a_bad_hub_id_is_refused_before_any_request(monkeypatch):
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
     at = run()
-    at.sidebar.text_input(key="Home.model_select.hub_typed").set_value("../../etc/passwd")
-    at.sidebar.button(key="Home.model_select.hub_go").click().run()
+    at.sidebar.text_input(key="home.model_select.hub_typed").set_value("../../etc/passwd")
+    at.sidebar.button(key="home.model_select.hub_go").click().run()
     assert not at.exception
     assert "not a Hub model id" in at.sidebar.error[0].value
 

@@ -51,36 +51,36 @@ def ok(at: AppTest) -> None:
 def test_temperature_reshapes_the_distribution_without_running_the_model(monkeypatch) -> None:
     at = page()
     ok(at)
-    before, entropy = chart(at, "next_token_distribution"), metrics(at)["Entropy"]
+    before, entropy = chart(at, "next_token.distribution"), metrics(at)["Entropy"]
     assert before["layout"]["title"]["text"] == "What the next token is drawn from"
     calls = []
     real = GPT._run
     monkeypatch.setattr(GPT, "_run", lambda self, *a: calls.append(1) or real(self, *a))
-    at.select_slider(key="next_token_temperature").set_value(0.3).run()
+    at.select_slider(key="next_token.temperature").set_value(0.3).run()
     ok(at)
-    after = chart(at, "next_token_distribution")
+    after = chart(at, "next_token.distribution")
     assert after["data"] != before["data"] and metrics(at)["Entropy"] != entropy
-    at.select_slider(key="next_token_top_p").set_value(0.5).run()
-    at.button(key="next_token_preset_creative").click().run()
-    assert at.select_slider(key="next_token_temperature").value == 1.3
-    at.select_slider(key="Next token.position").set_value(1).run()
+    at.select_slider(key="next_token.top_p").set_value(0.5).run()
+    at.button(key="next_token.preset_creative").click().run()
+    assert at.select_slider(key="next_token.temperature").value == 1.3
+    at.select_slider(key="next_token.position").set_value(1).run()
     ok(at)
     assert calls == []  # every change above reshaped the cached logits only
 
 
 def test_greedy_says_so_and_draws_the_same_token() -> None:
     at = page()
-    at.button(key="next_token_preset_greedy").click().run()
+    at.button(key="next_token.preset_greedy").click().run()
     ok(at)
     assert any("greedy" in i.value for i in at.info)
     assert metrics(at)["Can be drawn"] == "1"
     # T = 0 is the low-temperature limit: nothing left to filter and no choice left (was "70.2%", "-0.00 bits")
     assert metrics(at)["Filtered out"] == "0.0%" and metrics(at)["Entropy"] == "0.00 bits"
-    ticks = chart(at, "next_token_distribution")["layout"]["yaxis"]["ticktext"]
+    ticks = chart(at, "next_token.distribution")["layout"]["yaxis"]["ticktext"]
     assert len(ticks) == 2 and "at 0%" in ticks[-1]  # the top token; every other one rounds to 0
     for _ in range(3):
-        at.button(key="next_token_draw_one").click().run()
-    draws = at.session_state["next_token_draws"]
+        at.button(key="next_token.draw_one").click().run()
+    draws = at.session_state["next_token.draws"]
     assert len(draws) == 3 and len({d["id"] for d in draws}) == 1
     assert len({d["seed"] for d in draws}) == 3  # fresh seeds, and still the same token
     assert all(d["probability"] == 1.0 for d in draws)
@@ -88,44 +88,44 @@ def test_greedy_says_so_and_draws_the_same_token() -> None:
 
 def test_the_same_seed_repeats_a_sampled_draw() -> None:
     at = page()
-    at.button(key="next_token_preset_creative").click().run()
-    at.toggle(key="next_token_fresh_seed").set_value(False).run()
-    at.number_input(key="next_token_draw_seed").set_value(1234).run()
+    at.button(key="next_token.preset_creative").click().run()
+    at.toggle(key="next_token.fresh_seed").set_value(False).run()
+    at.number_input(key="next_token.draw_seed").set_value(1234).run()
     for _ in range(2):
-        at.button(key="next_token_draw_one").click().run()
-    a, b = at.session_state["next_token_draws"]
+        at.button(key="next_token.draw_one").click().run()
+    a, b = at.session_state["next_token.draws"]
     assert a["seed"] == b["seed"] == 1234 and a["id"] == b["id"]
-    at.button(key="next_token_draw_many").click().run()
+    at.button(key="next_token.draw_many").click().run()
     ok(at)
-    hist = chart(at, "next_token_hist_chart")
+    hist = chart(at, "next_token.hist_chart")
     shares = next(t for t in hist["data"] if t["name"].startswith("share"))["y"]
     assert sum(shares) == pytest.approx(1.0)
 
 
 def test_generate_undo_restart_and_step_view() -> None:
     at = page()
-    at.button(key="next_token_step").click().run()
+    at.button(key="next_token.step").click().run()
     ok(at)
-    assert len(at.session_state["next_token_run"].steps) == 1
-    at.number_input(key="next_token_n_steps").set_value(5).run()
-    at.button(key="next_token_run_n").click().run()
+    assert len(at.session_state["next_token.run"].steps) == 1
+    at.number_input(key="next_token.n_steps").set_value(5).run()
+    at.button(key="next_token.run_n").click().run()
     ok(at)
-    run = at.session_state["next_token_run"]
-    assert len(run.steps) == 6 and at.slider(key="next_token_view").value == 6
-    assert chart(at, "next_token_step_chart")["layout"]["title"]["text"].startswith("Step 6")
-    at.slider(key="next_token_view").set_value(2).run()
-    assert chart(at, "next_token_step_chart")["layout"]["title"]["text"].startswith("Step 2")
-    at.button(key="next_token_replay").click().run()  # plays every step into the same two slots
+    run = at.session_state["next_token.run"]
+    assert len(run.steps) == 6 and at.slider(key="next_token.view").value == 6
+    assert chart(at, "next_token.step_chart")["layout"]["title"]["text"].startswith("Step 6")
+    at.slider(key="next_token.view").set_value(2).run()
+    assert chart(at, "next_token.step_chart")["layout"]["title"]["text"].startswith("Step 2")
+    at.button(key="next_token.replay").click().run()  # plays every step into the same two slots
     ok(at)
-    assert chart(at, "next_token_replay_6")["layout"]["title"]["text"].startswith("Step 6")
-    at.button(key="next_token_undo").click().run()
-    assert at.session_state["next_token_run"].ids == run.ids[:-1]
-    at.button(key="next_token_run_n").click().run()  # same seed, same settings: the same tokens again
-    assert at.session_state["next_token_run"].ids[:len(run.ids)] == run.ids
-    at.button(key="next_token_restart").click().run()
+    assert chart(at, "next_token.replay_6")["layout"]["title"]["text"].startswith("Step 6")
+    at.button(key="next_token.undo").click().run()
+    assert at.session_state["next_token.run"].ids == run.ids[:-1]
+    at.button(key="next_token.run_n").click().run()  # same seed, same settings: the same tokens again
+    assert at.session_state["next_token.run"].ids[:len(run.ids)] == run.ids
+    at.button(key="next_token.restart").click().run()
     ok(at)
-    assert at.session_state["next_token_run"].steps == ()
-    assert "next_token_settings" in at.session_state and "run" not in at.session_state  # keys: next_token_*
+    assert at.session_state["next_token.run"].steps == ()
+    assert "next_token.settings" in at.session_state and "run" not in at.session_state  # keys: next_token_*
 
 
 def test_any_model_and_generating_past_its_window() -> None:
@@ -136,26 +136,26 @@ def test_any_model_and_generating_past_its_window() -> None:
     at.session_state[ui.models.SESSION_MODELS] = {
         "tiny": ui.models.ModelChoice("tiny", tiny, tok, key="session:test:tiny", shared=False)}
     at.session_state[ui.models.SELECTED] = "tiny"
-    at.session_state["text"] = "One day, a little dog ran to the park. " * 3  # longer than 24 tokens
+    at.session_state["state.text"] = "One day, a little dog ran to the park. " * 3  # longer than 24 tokens
     at.run()
     ok(at)
     assert "24 tokens" in " ".join(i.value for i in at.info)  # the trace was cut to the window
-    at.number_input(key="next_token_n_steps").set_value(30).run()
-    at.button(key="next_token_run_n").click().run()
+    at.number_input(key="next_token.n_steps").set_value(30).run()
+    at.button(key="next_token.run_n").click().run()
     ok(at)
-    run = at.session_state["next_token_run"]
+    run = at.session_state["next_token.run"]
     assert len(run.steps) == 30 and run.steps[-1].n_context == 24 and run.steps[-1].n_cut > 0
     assert any("no longer reach the model" in i.value for i in at.info)
-    loss = chart(at, "next_token_loss")
+    loss = chart(at, "next_token.loss")
     assert any(t.get("name", "").startswith("fresh start") for t in loss["data"])  # past the window: two lines
-    assert "next_token_scores" in at.session_state  # a session model's scores stay in the session
+    assert "next_token.scores" in at.session_state  # a session model's scores stay in the session
 
 
 @pytest.mark.parametrize("text", ["<img src=x onerror=alert(1)>", "$x^2$ *a* `b` [l](javascript:alert(1))",
                                   "漢字 🍕\n\tend", "\x00\x1b", "a" * 20_000])
 def test_hard_inputs_render_cleanly(text: str) -> None:
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
-    at.session_state["text"] = text
+    at.session_state["state.text"] = text
     at.run()
     ok(at)
     assert all("<img" not in md.value for md in at.markdown)  # token text reaches HTML escaped
@@ -163,7 +163,7 @@ def test_hard_inputs_render_cleanly(text: str) -> None:
 
 def test_empty_text_asks_for_text() -> None:
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
-    at.session_state["text"] = ""
+    at.session_state["state.text"] = ""
     at.run()
     ok(at)
     assert any("Type some text" in i.value for i in at.info)
@@ -171,7 +171,7 @@ def test_empty_text_asks_for_text() -> None:
 
 def test_long_example_shows_what_the_window_cuts() -> None:
     at = page()
-    at.button(key="next_token_long_example").click().run()
+    at.button(key="next_token.long_example").click().run()
     ok(at)
     assert any("gb-nt-cut" in m.value for m in at.markdown)  # the cut tokens, struck through
     assert any("are cut" in m.value for m in at.markdown)
@@ -247,19 +247,19 @@ def test_selections_survive_a_visit_to_another_page() -> None:
     read "0: <|endoftext|>" after such a visit). A new text starts at its end again."""
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
     at.switch_page("pages/4_Next_token.py").run()
-    end = len(at.select_slider(key="Next token.position").options) - 1
-    assert at.select_slider(key="Next token.position").value == end
-    at.select_slider(key="Next token.position").set_value(3).run()
-    at.slider(key="Next token.bars").set_value(9).run()
+    end = len(at.select_slider(key="next_token.position").options) - 1
+    assert at.select_slider(key="next_token.position").value == end
+    at.select_slider(key="next_token.position").set_value(3).run()
+    at.slider(key="next_token.bars").set_value(9).run()
     at.switch_page("app.py").run()
     ok(at)
     at.switch_page("pages/4_Next_token.py").run()
     ok(at)
-    assert at.select_slider(key="Next token.position").value == 3
-    assert at.slider(key="Next token.bars").value == 9
-    assert len(chart(at, "next_token_distribution")["data"][0]["y"]) <= 10
-    at.text_area(key="Next token.text_area").set_value("The cat sat on the mat.").run()
-    picker = at.select_slider(key="Next token.position")
+    assert at.select_slider(key="next_token.position").value == 3
+    assert at.slider(key="next_token.bars").value == 9
+    assert len(chart(at, "next_token.distribution")["data"][0]["y"]) <= 10
+    at.text_area(key="next_token.text_area").set_value("The cat sat on the mat.").run()
+    picker = at.select_slider(key="next_token.position")
     assert picker.value == len(picker.options) - 1
 
 
@@ -267,19 +267,19 @@ def test_n_continuations_show_the_determinism_pitfall_on_text() -> None:
     """N whole continuations: greedy writes one text N times; sampling writes different ones; the same seed
     writes the same N again."""
     at = page()
-    at.button(key="next_token_preset_greedy").click().run()
-    at.button(key="next_token_continue_many").click().run()
+    at.button(key="next_token.preset_greedy").click().run()
+    at.button(key="next_token.continue_many").click().run()
     ok(at)
-    texts = at.session_state["next_token_continuations"]["texts"]
+    texts = at.session_state["next_token.continuations"]["texts"]
     assert len(texts) == 5 and len(set(texts)) == 1 and texts[0]
     assert any("all 5 continuations are the same text" in c.value for c in at.caption)
-    at.button(key="next_token_preset_model_as_is").click().run()
-    at.toggle(key="next_token_fresh_seed").set_value(False).run()
-    at.number_input(key="next_token_draw_seed").set_value(7).run()
-    at.button(key="next_token_continue_many").click().run()
+    at.button(key="next_token.preset_model_as_is").click().run()
+    at.toggle(key="next_token.fresh_seed").set_value(False).run()
+    at.number_input(key="next_token.draw_seed").set_value(7).run()
+    at.button(key="next_token.continue_many").click().run()
     ok(at)
-    first = at.session_state["next_token_continuations"]["texts"]
+    first = at.session_state["next_token.continuations"]["texts"]
     assert len(set(first)) > 1
-    at.button(key="next_token_continue_many").click().run()
-    assert at.session_state["next_token_continuations"]["texts"] == first
+    at.button(key="next_token.continue_many").click().run()
+    assert at.session_state["next_token.continuations"]["texts"] == first
     assert any("continuations after position" in m.value for m in at.markdown)

@@ -18,7 +18,7 @@ from engine.inspect.attention_steps import weight_steps
 from engine.inspect.embeddings import model_input, pca_2d, token_table
 from engine.inspect.lens import contributions, logit_lens
 from ui.attention import context as att_context
-from ui.attention import figures as att
+from ui import patterns as att
 from ui.attention import steps as att_steps
 from ui.feedforward import figures as ff
 from ui.feedforward import residual as rs

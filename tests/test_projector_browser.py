@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-import ui.pages
+import ui.registry
 from conftest import open_app, wait_for_app
 from ui.plots import MIN_FONT_PX, PNG_SCALE
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 # Home, then every registered page by its URL path (the script's name without its number): a new page is walked too.
-PAGES = ["", *(Path(p.file).stem.split("_", 1)[1] for p in ui.pages.PAGES)]
+PAGES = ["" if p.script == "app.py" else Path(p.script).stem.split("_", 1)[1] for p in ui.registry.PAGES]
 MAIN = "[data-testid='stMain']"
 
 # Every visible text of every drawn figure with its size on screen (its font size times the scale of every

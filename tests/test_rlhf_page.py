@@ -16,8 +16,8 @@ from ui.models import default_model_dir
 
 PAGE = str(ROOT / "pages" / "6_Pretraining_vs_RLHF.py")
 TIMEOUT = 120
-K = "Pre-training vs RLHF."  # widget keys are prefixed with the page's name
-PAIRS, RUN = "RLHF._pairs", "RLHF._run"
+K = "rlhf."  # widget keys are prefixed with the page's id
+PAIRS, RUN = "rlhf.pairs", "rlhf.run"
 
 
 def page() -> AppTest:

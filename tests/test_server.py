@@ -76,12 +76,12 @@ def test_a_session_keeps_its_models_within_a_memory_cap(monkeypatch):
         from engine_fixtures import tiny_model, tokenizer
         from ui.errors import Refused
 
-        ui.register_session_model("first", tiny_model(seed=1), tokenizer())
+        ui.models.register_session_model("first", tiny_model(seed=1), tokenizer())
         try:
-            ui.register_session_model("second", tiny_model(seed=2), tokenizer())
+            ui.models.register_session_model("second", tiny_model(seed=2), tokenizer())
         except Refused as e:
             st.error(str(e))
-        ui.register_session_model("first", tiny_model(seed=3), tokenizer())  # replacing one is fine
+        ui.models.register_session_model("first", tiny_model(seed=3), tokenizer())  # replacing one is fine
 
     from ui.models import model_bytes
     from engine_fixtures import tiny_model

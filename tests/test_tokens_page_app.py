@@ -12,7 +12,7 @@ from conftest import ROOT
 from engine import encode, load_tokenizer
 
 PAGE = str(ROOT / "pages" / "1_Tokens_and_vectors.py")
-P = "Tokens and vectors."  # the page's widget-key prefix
+P = "tokens."  # the page's widget-key prefix
 TIMEOUT = 90  # seconds per script run; the first run loads the model on a busy machine
 
 
@@ -40,7 +40,7 @@ def no_model_runs(monkeypatch):
 def page(tab: str | None = None) -> AppTest:
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
     if tab:
-        at.session_state[P + "section"] = tab
+        at.session_state[P + "tab"] = tab
     return at.run()
 
 
@@ -219,9 +219,9 @@ def _page_with_a_small_session_model() -> None:
     import ui
     from engine import GPT, GPTConfig
     if "tiny_registered" not in st.session_state:
-        tok = ui.default_model().tokenizer
+        tok = ui.models.default_model().tokenizer
         tiny = GPT(GPTConfig(block_size=8, vocab_size=len(tok) + 5, n_layer=1, n_head=1, n_embd=6)).eval()
-        ui.register_session_model("tiny", tiny, tok)  # 5 padding rows no token uses
+        ui.models.register_session_model("tiny", tiny, tok)  # 5 padding rows no token uses
         st.session_state["tiny_registered"] = True
     runpy.run_path(st.session_state["page_path"], run_name="__main__")
 
@@ -230,7 +230,7 @@ def _page_with_a_small_session_model() -> None:
 def test_page_works_with_another_model_size(tab: str, no_model_runs) -> None:
     at = AppTest.from_function(_page_with_a_small_session_model, default_timeout=TIMEOUT)
     at.session_state["page_path"] = PAGE
-    at.session_state[P + "section"] = tab
+    at.session_state[P + "tab"] = tab
     at.run()
     at = set_text(at, "A much longer text than eight tokens can hold, so most of it is cut.")
     assert_clean(at)

@@ -52,7 +52,7 @@ def test_hover_bytes_of_char_and_byte_tokens() -> None:
     assert token_bytes(chars, 0x1F355) == "🍕".encode()
     assert token_bytes(raw, 0xF0) == b"\xf0"
     assert token_bytes(raw, ord(" ")) == b" "
-    html = ui.chips_html(*_ids_tokens(raw.encode("<b>é")), raw)
+    html = ui.chips.chips_html(*_ids_tokens(raw.encode("<b>é")), raw)
     assert "<b>" not in html and ">&lt;</span>" in html
     assert "bytes C3" in html  # the hover text of a byte chip names its byte
 

@@ -15,9 +15,10 @@ from streamlit.testing.v1 import AppTest
 
 from conftest import ROOT
 from ui.models import default_model_dir
-from ui.pages import available_pages
+from ui.registry import available
 from ui.plots import PRESENTER_FIGURE_PX
-from ui.workshop import glossary, links, terms, tour, views
+from ui import terms
+from ui.workshop import glossary, links, tour, views
 
 TIMEOUT = 120  # seconds per run; the first run loads the model, a tour step may build the neuron atlas
 NOTE = "Part of this link could not be used here"
@@ -50,7 +51,7 @@ def notes(at: AppTest) -> str:
 
 def button(at: AppTest, suffix: str):
     found = [b for b in at.button if b.key and b.key.endswith(suffix)]
-    assert found, f"no button *{suffix} on {at.session_state['current_page']}"
+    assert found, f"no button *{suffix} on {at.session_state['state.page']}"
     return found[0]
 
 
@@ -62,11 +63,11 @@ def charts(at: AppTest) -> list[dict]:
 
 def test_pressing_next_walks_every_step_and_each_step_sets_its_view() -> None:
     at = app()
-    at.sidebar.button(key="Home.tour_start_sidebar").click().run()
+    at.sidebar.button(key="home.tour_start_sidebar").click().run()
     steps = tour.steps()
     for step in steps:
         clean(at)
-        assert at.session_state["current_page"] == step.page, step.title
+        assert at.session_state["state.page"] == step.page.id, step.title
         progress = at.get("progress")[0].proto.text
         assert progress.startswith(f"Step {step.number} of {len(steps)} · chapter ")
         q = query(at)
@@ -82,20 +83,20 @@ def test_pressing_next_walks_every_step_and_each_step_sets_its_view() -> None:
 def test_a_step_sets_the_widgets_themselves() -> None:
     at = app("pages/2_Attention.py", tour="5")  # one head up close: layer 2, head 2, the second "fox"
     clean(at)
-    assert (at.selectbox(key="Attention.layer").value, at.selectbox(key="Attention.head").value,
-            at.selectbox(key="Attention.query").value) == (2, 2, 20)
-    assert at.session_state["Attention.tab"] == "All heads"
+    assert (at.selectbox(key="attention.layer").value, at.selectbox(key="attention.head").value,
+            at.selectbox(key="attention.query").value) == (2, 2, 20)
+    assert at.session_state["attention.tab"] == "All heads"
     button(at, ".tour_next").click().run()  # how one weight is made: another tab, the same pick
     clean(at)
-    assert at.session_state["Attention.tab"] == "How a weight is made"
+    assert at.session_state["attention.tab"] == "How a weight is made"
     at = app("pages/4_Next_token.py", tour="12")  # temperature 0.5
     clean(at)
-    assert at.select_slider(key="next_token_temperature").value == 0.5
+    assert at.select_slider(key="next_token.temperature").value == 0.5
 
 
 def test_back_leave_and_resume() -> None:
     at = app()
-    at.sidebar.button(key="Home.tour_start_sidebar").click().run()
+    at.sidebar.button(key="home.tour_start_sidebar").click().run()
     button(at, ".tour_next").click().run()
     button(at, ".tour_next").click().run()
     assert at.session_state["workshop.tour"]["step"] == 2
@@ -105,7 +106,7 @@ def test_back_leave_and_resume() -> None:
     button(at, ".tour_exit").click().run()
     clean(at)
     assert not at.get("progress") and "tour" not in query(at)
-    resume = at.sidebar.button(key="Tokens and vectors.tour_start_sidebar")
+    resume = at.sidebar.button(key="tokens.tour_start_sidebar")
     assert resume.label == "Resume the tour (step 2)"
     resume.click().run()
     clean(at)
@@ -116,28 +117,28 @@ def test_a_step_stays_live_and_next_goes_on_from_there() -> None:
     at = app("pages/3_Feed_forward.py", tour="9")  # the residual stream: the step sets no text of its own
     clean(at)
     mine = "Tom and his sister built a tall tower of blocks."
-    at.text_area(key="Feed-forward.text_area").set_value(mine).run()
+    at.text_area(key="feedforward.text_area").set_value(mine).run()
     clean(at)
     assert link_text(query(at)) == mine and query(at)["tour"] == "9"  # changed, and still on the step
     button(at, ".tour_next").click().run()  # the logit lens
     clean(at)
-    assert at.session_state["text"] == mine
+    assert at.session_state["state.text"] == mine
     assert query(at)["tour"] == "10" and query(at)["tab"] == "logit-lens"
 
 
 def test_a_tour_link_opens_its_step_on_its_own_page() -> None:
     at = app(tour="7")  # the home page's link to the "bank" step
     clean(at)
-    assert at.session_state["current_page"] == "Attention"
-    assert at.session_state["Attention.tab"] == "Context changes meaning"
-    assert at.session_state["Attention.kept.pair"].startswith("bank")
+    assert at.session_state["state.page"] == "attention"
+    assert at.session_state["attention.tab"] == "Context changes meaning"
+    assert at.session_state["attention.pair.kept"].startswith("bank")
 
 
 def test_the_tour_file_is_checked_when_it_loads(tmp_path: Path) -> None:
     cases = {
-        'page = "Nowhere"': "no page titled 'Nowhere'",
-        'page = "Attention"\nview = { wobble = 1 }': "Attention has no setting ['wobble']",
-        'page = "Home"\ntext = "missing"': "no text named 'missing'",
+        'page = "Nowhere"': "no page 'Nowhere'",
+        'page = "attention"\nview = { wobble = 1 }': "Attention has no setting ['wobble']",
+        'page = "home"\ntext = "missing"': "no text named 'missing'",
     }
     for body, message in cases.items():
         path = tmp_path / "tour.toml"
@@ -168,50 +169,50 @@ def test_the_long_story_is_longer_than_the_window() -> None:
 
 def test_attention_view_round_trips_through_the_url() -> None:
     at = app("pages/2_Attention.py")
-    at.text_area(key="Attention.text_area").set_value("The cat sat on the mat. The cat was happy.").run()
-    at.selectbox(key="Attention.layer").select(3).run()
-    at.selectbox(key="Attention.head").select(1).run()
-    at.selectbox(key="Attention.query").select(5).run()
-    at.session_state["Attention.tab"] = "How a weight is made"
+    at.text_area(key="attention.text_area").set_value("The cat sat on the mat. The cat was happy.").run()
+    at.selectbox(key="attention.layer").select(3).run()
+    at.selectbox(key="attention.head").select(1).run()
+    at.selectbox(key="attention.query").select(5).run()
+    at.session_state["attention.tab"] = "How a weight is made"
     at.run()
     clean(at)
     q = query(at)
     assert (q["layer"], q["head"], q["token"], q["tab"]) == ("3", "1", "5", "how-a-weight-is-made")
     fresh = app("pages/2_Attention.py", **q)  # another session opens the link
     clean(fresh)
-    assert fresh.text_area(key="Attention.text_area").value == "The cat sat on the mat. The cat was happy."
-    assert (fresh.selectbox(key="Attention.layer").value, fresh.selectbox(key="Attention.head").value,
-            fresh.selectbox(key="Attention.query").value) == (3, 1, 5)
-    assert fresh.session_state["Attention.tab"] == "How a weight is made"
+    assert fresh.text_area(key="attention.text_area").value == "The cat sat on the mat. The cat was happy."
+    assert (fresh.selectbox(key="attention.layer").value, fresh.selectbox(key="attention.head").value,
+            fresh.selectbox(key="attention.query").value) == (3, 1, 5)
+    assert fresh.session_state["attention.tab"] == "How a weight is made"
     assert query(fresh) == q and NOTE not in notes(fresh)
 
 
 def test_next_token_view_round_trips_with_its_sampling_settings_seed_and_draws() -> None:
     at = app("pages/4_Next_token.py")
-    at.select_slider(key="next_token_temperature").set_value(0.7).run()
-    at.select_slider(key="next_token_top_k").set_value(40).run()
-    at.toggle(key="next_token_fresh_seed").set_value(False).run()
-    at.number_input(key="next_token_draw_seed").set_value(1234).run()
-    at.button(key="next_token_draw_many").click().run()
+    at.select_slider(key="next_token.temperature").set_value(0.7).run()
+    at.select_slider(key="next_token.top_k").set_value(40).run()
+    at.toggle(key="next_token.fresh_seed").set_value(False).run()
+    at.number_input(key="next_token.draw_seed").set_value(1234).run()
+    at.button(key="next_token.draw_many").click().run()
     clean(at)
     q = query(at)
     assert (q["temp"], q["top_k"], q["seed"], q["draws"]) == ("0.7", "40", "1234", "1000")
     fresh = app("pages/4_Next_token.py", **q)
     clean(fresh)
-    assert fresh.select_slider(key="next_token_temperature").value == 0.7
-    assert fresh.select_slider(key="next_token_top_k").value == 40
-    assert fresh.number_input(key="next_token_draw_seed").value == 1234
-    assert fresh.toggle(key="next_token_fresh_seed").value is False
-    assert fresh.session_state["next_token_hist"] == {"n": 1000, "seed": 1234}  # the same 1,000 draws
+    assert fresh.select_slider(key="next_token.temperature").value == 0.7
+    assert fresh.select_slider(key="next_token.top_k").value == 40
+    assert fresh.number_input(key="next_token.draw_seed").value == 1234
+    assert fresh.toggle(key="next_token.fresh_seed").value is False
+    assert fresh.session_state["next_token.hist"] == {"n": 1000, "seed": 1234}  # the same 1,000 draws
     assert query(fresh) == q
 
 
 def test_feedforward_view_round_trips() -> None:
     at = app("pages/3_Feed_forward.py", tab="neuron-explorer", layer="2", neuron="17")
     clean(at)
-    assert at.session_state["Feed-forward.tab"] == "Neuron explorer"
-    assert at.selectbox(key="Feed-forward.neuron_layer").value == 2
-    assert at.selectbox(key="Feed-forward.neuron").value == 17
+    assert at.session_state["feedforward.tab"] == "Neuron explorer"
+    assert at.selectbox(key="feedforward.layer").value == 2
+    assert at.selectbox(key="feedforward.neuron").value == 17
     q = query(at)
     assert (q["tab"], q["layer"], q["neuron"]) == ("neuron-explorer", "2", "17")
 
@@ -219,9 +220,9 @@ def test_feedforward_view_round_trips() -> None:
 def test_changing_a_control_updates_the_url() -> None:
     at = app("pages/2_Attention.py")
     assert query(at)["head"] == "0"
-    at.selectbox(key="Attention.head").select(2).run()  # inside the page's fragment: only it reruns
+    at.selectbox(key="attention.head").select(2).run()  # inside the page's fragment: only it reruns
     assert query(at)["head"] == "2"
-    at.text_area(key="Attention.text_area").set_value("A new story.").run()
+    at.text_area(key="attention.text_area").set_value("A new story.").run()
     assert query(at)["text"] == "A new story."
 
 
@@ -232,14 +233,14 @@ def test_a_long_text_is_compressed_and_a_longer_one_cut_to_fit() -> None:
     assert len(packed.value) < 0.7 * len(links.quote_plus(story))
     at = app("pages/4_Next_token.py", tz=packed.value)
     clean(at)
-    assert at.session_state["text"] == story
+    assert at.session_state["state.text"] == story
     rng = random.Random(0)
     noise = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz .,") for _ in range(5_000))  # compresses poorly
     cut = links.pack_text(noise)
     assert 0 < cut.chars < len(noise)
     assert len(cut.value if cut.name == "tz" else links.quote_plus(cut.value)) <= links.LINK_TEXT_CHARS
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
-    at.session_state["text"] = noise
+    at.session_state["state.text"] = noise
     at.run()
     clean(at)
     assert link_text(query(at)) == noise[:cut.chars]
@@ -259,7 +260,7 @@ def test_a_compressed_bomb_is_refused() -> None:
         links.unpack_text(bomb)
     at = app(tz=bomb)
     clean(at)
-    assert NOTE in notes(at) and at.session_state["text"] == ui_default_text()
+    assert NOTE in notes(at) and at.session_state["state.text"] == ui_default_text()
 
 
 def ui_default_text() -> str:
@@ -269,13 +270,13 @@ def ui_default_text() -> str:
 
 @pytest.mark.parametrize("script, params, defaults", [
     ("pages/2_Attention.py", {"layer": "99", "head": "-1", "token": "4000", "tab": "nope"},
-     {"Attention.layer": 0, "Attention.head": 0, "Attention.tab": "All heads"}),
+     {"attention.layer": 0, "attention.head": 0, "attention.tab": "All heads"}),
     ("pages/2_Attention.py", {"layer": "1e9", "head": "two", "token": "", "pair": "<script>"},
-     {"Attention.layer": 0, "Attention.head": 0}),
+     {"attention.layer": 0, "attention.head": 0}),
     ("pages/4_Next_token.py", {"temp": "nan", "top_k": "-5", "top_p": "7", "min_p": "inf", "seed": "x",
                                "draws": "3", "stage": "??"},
-     {"next_token_temperature": 1.0, "next_token_top_k": 0, "next_token_top_p": 1.0}),
-    ("pages/3_Feed_forward.py", {"tab": "", "layer": "4", "neuron": "100000"}, {"Feed-forward.tab": "Activations"}),
+     {"next_token.temperature": 1.0, "next_token.top_k": 0, "next_token.top_p": 1.0}),
+    ("pages/3_Feed_forward.py", {"tab": "", "layer": "4", "neuron": "100000"}, {"feedforward.tab": "Activations"}),
     ("app.py", {"model": "someone-elses-model", "tz": "%%%", "tour": "0", "present": "yes"}, {}),
 ], ids=["attention-ranges", "attention-garbage", "next-token", "feed-forward", "model-text-tour-present"])
 def test_a_tampered_or_stale_link_falls_back_with_one_line(script: str, params: dict, defaults: dict) -> None:
@@ -300,7 +301,7 @@ def test_a_link_names_the_models_the_selector_offers() -> None:
 
 
 def test_every_page_has_the_link_control() -> None:
-    for script in ["app.py", *(p.file for p in available_pages())]:
+    for script in [p.script for p in available()]:
         at = app(script)
         assert not at.exception, script
         popovers = at.get("popover")
@@ -312,8 +313,8 @@ def test_every_page_has_the_link_control() -> None:
 def test_presenter_mode_from_the_link() -> None:
     at = app("pages/4_Next_token.py", present="1")
     clean(at)
-    assert at.session_state["workshop.present"] is True
-    assert at.sidebar.toggle(key="Next token.present").value is True
+    assert at.session_state["state.presenting"] is True
+    assert at.sidebar.toggle(key="next_token.present").value is True
     assert query(at)["present"] == "1"
     assert any(e.label.startswith("Your text") for e in at.expander)  # the text box is folded away
     assert max(c["layout"]["height"] for c in charts(at)) <= PRESENTER_FIGURE_PX  # figures sized to the screen
@@ -343,10 +344,10 @@ def test_the_glossary_page_lists_every_term_and_takeaway_with_a_link() -> None:
 @pytest.mark.parametrize("entry", [*terms.terms().values(), *terms.takeaways()], ids=lambda e: e.key)
 def test_every_glossary_view_is_one_the_app_can_show(entry: terms.Entry) -> None:
     page, view = glossary.view_of(entry)
-    at = app(tour.page_files()[page], **links.url_params(view))
+    at = app(page.script, **links.url_params(view))
     clean(at)
     assert NOTE not in notes(at)
-    assert at.session_state["current_page"] == page
+    assert at.session_state["state.page"] == page.id
 
 
 def test_every_define_call_names_a_glossary_term() -> None:

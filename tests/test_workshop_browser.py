@@ -153,7 +153,7 @@ def test_a_copied_link_opens_the_same_view_on_a_fresh_server(browser, app_server
         for label, value in (("Layer", "3"), ("Head", "1")):
             expect(tab.locator(MAIN).get_by_role("combobox", name=label, exact=True)).to_have_value(value)
         expect(tab.get_by_role("tab", name="How a weight is made")).to_have_attribute("aria-selected", "true")
-        tab.locator(".st-key-Attention-weights_bar").wait_for(state="visible")
+        tab.locator(".st-key-attention-weights_bar").wait_for(state="visible")
         assert "could not be used" not in tab.inner_text(MAIN)
     finally:
         other.close()

@@ -14,8 +14,9 @@ from engine import EOT, token_bytes
 
 from .cache import context_message, get_encoding
 from .models import ModelChoice
+from .state import widget_key
 from .text import csv_text
-from .workshop import define
+from .terms import define
 
 MAX_CHIPS = 3_000  # more chips than this make the page slow to draw; the rest are counted, not drawn
 
@@ -77,10 +78,9 @@ def show_token_chips(ids: Sequence[int], tokens: Sequence[str], tokenizer: Any, 
     st.markdown(chips_html(ids, tokens, tokenizer, first_position), unsafe_allow_html=True)
     if len(ids) > MAX_CHIPS:
         st.caption(f"Showing the first {MAX_CHIPS:,} of {len(ids):,} tokens.")
-    page = st.session_state.get("current_page", "page")  # ui.state.PAGE (state imports this module)
     st.download_button("Download these tokens (CSV)", lambda: chips_csv(ids, tokens, tokenizer, first_position),
                        file_name="glassbox-tokens.csv", mime="text/csv", on_click="ignore",
-                       icon=":material/download:", key=f"{page}.chips_csv.{first_position}")
+                       icon=":material/download:", key=widget_key(f"chips_csv.{first_position}"))
 
 
 def token_overview(text: str, choice: ModelChoice) -> None:

@@ -5,6 +5,8 @@ from typing import Any
 
 import plotly.graph_objects as go
 
+from .state import presenting
+
 PNG_PREFIX = "glassbox-"  # every downloaded figure is named glassbox-<what>.png
 PNG_SCALE = 2  # twice the screen resolution: sharp on slides and on a projector
 MIN_FONT_PX = 12  # the smallest text in any figure: readable on a projector at 1280x720
@@ -20,9 +22,8 @@ def plot_config(name: str) -> dict[str, Any]:
 
 
 def fitted(fig: go.Figure) -> go.Figure:
-    """The figure as this session should see it: in presenter mode (ui/workshop) no taller than
+    """The figure as this session should see it: in presenter mode no taller than
     PRESENTER_FIGURE_PX, as a copy (a cached figure may be shared); otherwise the figure itself."""
-    from .workshop.presenter import presenting  # the workshop wing sits above this module
     height = fig.layout.height
     if not presenting() or height is None or height <= PRESENTER_FIGURE_PX:
         return fig

@@ -20,7 +20,6 @@ on engine.model.device.run_threads() threads; ui/runs.py draws them.
 from __future__ import annotations
 
 import gc
-import importlib
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,7 +30,6 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from engine import settings
 
-WINGS = ("ui.tokens", "ui.attention", "ui.feedforward", "ui.next_token", "ui.train", "ui.rlhf")
 FORWARD_THREADS = settings.current().forward_threads
 MAX_FORWARDS = settings.current().max_forwards
 _gate = threading.BoundedSemaphore(MAX_FORWARDS)
@@ -40,16 +38,14 @@ _prepare_lock = threading.Lock()
 
 
 def prepare_process() -> None:
-    """Once per process, after the shared model has loaded: the thread policy, every page's modules, and
-    gc.freeze. Cheap on every later call."""
+    """Once per process, after the shared model has loaded: the thread policy and gc.freeze (every page's
+    modules are loaded by then: ui.registry imports every wing). Cheap on every later call."""
     if _prepared.is_set():
         return
     with _prepare_lock:
         if _prepared.is_set():
             return
         torch.set_num_threads(FORWARD_THREADS)  # also the default of threads started later (script runs)
-        for wing in WINGS:  # a page's first visitor would import these anyway; now they are frozen too
-            importlib.import_module(wing)
         gc.collect()
         gc.freeze()
         _prepared.set()

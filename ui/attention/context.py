@@ -21,28 +21,8 @@ from ..models import ModelChoice
 from ..plots import fitted, plot_config
 from ..state import MAX_CHARS
 from ..text import csv_text, md, plotly_text
-from .figures import MONO, short, tick_step
-from .state import Pick, choose, kept_value, remembered
-
-OWN = "Your own pair"
-# name -> (sentence A, sentence B, the shared word), in the story model's world. Each word is one token of
-# the default model's vocabulary (a word split in pieces is read at its last piece, which may be a plain
-# fragment like "ank"), and its meanings are ones children's stories use.
-PAIRS: dict[str, tuple[str, str, str]] = {
-    "bank: a river's or for money": ("We sat on the bank of the river and watched the ducks swim.",
-                                     "Mom took her money to the bank in town.", "bank"),
-    "played: a game or a song": ("The children played with a ball in the garden.",
-                                 "The old man played a happy song on his piano.", "played"),
-    "light: a lamp or not heavy": ("It was dark, so Tom turned on the light.",
-                                   "The box was so light that Lily could carry it.", "light"),
-    "park: a place or the car": ("After lunch they went to the park to play.",
-                                 "Dad had to park the car near the shop.", "park"),
-    "watch: on a wrist or to look": ("Tom looked at his new watch to see the time.",
-                                     "They sat down to watch the moon rise.", "watch"),
-    "ring: on a finger or a bell": ("Lily wore a pretty ring on her finger.",
-                                    "The bell will ring when school is over.", "ring"),
-}
-
+from ..patterns import MONO, short, tick_step
+from .state import OWN, PAGE, PAIRS, Pick, choose, kept_value, remembered
 
 def _fill_pair() -> None:
     name = kept_value("pair")
@@ -127,7 +107,7 @@ def context_section(trace: Trace, choice: ModelChoice, pick: Pick) -> None:
     stages = residual_stages(ta.config.n_layer)
     cosines = cosine_by_layer(ta, pa, tb, pb)
     st.plotly_chart(fitted(cosine_figure(cosines, [label for label, _ in stages], word)),
-                    config=plot_config(f"context-{slug}-cosine"), key="Attention.cosine")
+                    config=plot_config(f"context-{slug}-cosine"), key=PAGE.key("cosine"))
     notes = [f"Read at the word's last token: **{md(ta.tokens[pa])}** (position {pa} in A) and "
              f"**{md(tb.tokens[pb])}** (position {pb} in B). 1.0 means the same direction; lower means the "
              "model now represents the word differently in the two sentences. *+ position* adds the position "
@@ -153,9 +133,9 @@ def context_section(trace: Trace, choice: ModelChoice, pick: Pick) -> None:
             row = t.act[f"blocks.{pick.layer}.attn.hook_pattern"][pick.head, p]  # [pos]
             st.plotly_chart(fitted(attention_bars(row, t.tokens, p, f"Sentence {name}")),
                             config=plot_config(f"context-{slug}-{name}-L{pick.layer}H{pick.head}"),
-                            key=f"Attention.context_bars_{name}")
+                            key=PAGE.key(f"context_bars_{name}"))
             rows += [(name, j, csv_text(t.tokens[j]), float(row[j])) for j in range(p + 1)]
     st.download_button("Download both rows of weights (CSV)",
                        pd.DataFrame(rows, columns=["sentence", "key_pos", "key_token", "weight"]).to_csv(index=False),
                        file_name=f"context-{slug}-L{pick.layer}H{pick.head}.csv", mime="text/csv",
-                       on_click="ignore", icon=":material/download:", key="Attention.context_rows_csv")
+                       on_click="ignore", icon=":material/download:", key=PAGE.key("context_rows_csv"))

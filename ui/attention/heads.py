@@ -21,10 +21,10 @@ from engine.inspect.heads import (BROAD_MIN, FIRST_MIN, INDUCTION_MIN, PREVIOUS_
 from ..models import ModelChoice
 from ..plots import MIN_FONT_PX, fitted, plot_config
 from ..server import model_work
-from .figures import head_figure, matrix_csv, outline, position_labels
-from .state import Pick
+from ..patterns import head_figure, matrix_csv, outline, position_labels
+from .state import PAGE, Pick
 
-_SESSION_INDUCTION = "Attention.induction_traces"  # session key: {model key: Trace} for session models
+_SESSION_INDUCTION = PAGE.key("induction_traces")  # session key: {model key: Trace} for session models
 
 # (column, title, HeadStats field, threshold of its label or None)
 FIGURES = (
@@ -163,19 +163,19 @@ def head_types_section(trace: Trace, choice: ModelChoice, pick: Pick) -> None:
     if missing:
         st.markdown("  \n".join(missing_text(m) for m in missing))
     st.plotly_chart(fitted(stats_figure(stats, (pick.layer, pick.head))), config=plot_config("attention-head-figures"),
-                    key="Attention.head_figures")
+                    key=PAGE.key("head_figures"))
     table = stats_table(stats, labels)
     # The figures fit the page's width at 1280 px (a projector); the long "why" column and the entropy in bits
     # are in the CSV, and "why" of the chosen head is written out below.
     small = st.column_config.ProgressColumn(format="%.2f", min_value=0.0, max_value=1.0, width="small")
-    st.dataframe(table.drop(columns=["why", "entropy (bits)"]), hide_index=True, key="Attention.head_table",
+    st.dataframe(table.drop(columns=["why", "entropy (bits)"]), hide_index=True, key=PAGE.key("head_table"),
                  column_config={"layer": st.column_config.NumberColumn(width="small"),
                                 "head": st.column_config.NumberColumn(width="small"),
                                 "previous": small, "self": small, "first": small, "entropy": small,
                                 "induction": small})
     st.download_button("Download the table with every figure and the reasons (CSV)",
                        table.to_csv(index=False), file_name="attention-head-types.csv",
-                       mime="text/csv", icon=":material/download:", key="Attention.head_table_csv")
+                       mime="text/csv", icon=":material/download:", key=PAGE.key("head_table_csv"))
     label = labels[(pick.layer, pick.head)]
     st.subheader(f"Layer {pick.layer}, head {pick.head}: {label.label}")
     st.markdown(label.reason + ".")
@@ -189,7 +189,7 @@ def head_types_section(trace: Trace, choice: ModelChoice, pick: Pick) -> None:
     title = f"Layer {pick.layer}, head {pick.head} on the test sequence"
     figure.plotly_chart(fitted(head_figure(pattern, rep.tokens, title, clickable=False)),
                         config=plot_config(f"attention-induction-L{pick.layer}H{pick.head}"),
-                        key="Attention.induction_pattern")
+                        key=PAGE.key("induction_pattern"))
     words.markdown(f"The test sequence: the start marker, then {half} random tokens, then the same {half} again. "
                    "An induction head, reading the second copy, looks at the token that came *after* the "
                    "current token's first appearance: a diagonal stripe that starts at the second copy's first "

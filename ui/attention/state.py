@@ -1,4 +1,5 @@
-"""What the Attention page has chosen: a layer, a head and a query token, plus the page's other widgets.
+"""The Attention page: its declaration, its tabs and link settings, and what it has chosen: a layer, a head and a
+query token, plus the page's other widgets.
 
 Streamlit forgets the state of widgets a run does not draw (a closed tab, another page), so each widget is
 filled from a canonical session key before it is drawn and copies its value back on change (ui.state's
@@ -14,11 +15,79 @@ import streamlit as st
 
 from engine import Trace
 
-from .. import state
-from ..workshop import define
+from ..page import Page
+from ..state import MAX_CHARS
+from ..terms import define
+from ..view import Context, Setting, Unusable, fmt, head, kept, layer, position, slug, tab
 
-PAGE = "Attention"
-_QUERY_OF = f"{PAGE}.kept.query_of"  # session key: the (model, text) the kept query position belongs to
+TABS = ("All heads", "How a weight is made", "What kind of head?", "Context changes meaning", "Compare two prompts")
+OWN = "Your own pair"
+# name -> (sentence A, sentence B, the shared word), in the story model's world. Each word is one token of
+# the default model's vocabulary (a word split in pieces is read at its last piece, which may be a plain
+# fragment like "ank"), and its meanings are ones children's stories use.
+PAIRS: dict[str, tuple[str, str, str]] = {
+    "bank: a river's or for money": ("We sat on the bank of the river and watched the ducks swim.",
+                                     "Mom took her money to the bank in town.", "bank"),
+    "played: a game or a song": ("The children played with a ball in the garden.",
+                                 "The old man played a happy song on his piano.", "played"),
+    "light: a lamp or not heavy": ("It was dark, so Tom turned on the light.",
+                                   "The box was so light that Lily could carry it.", "light"),
+    "park: a place or the car": ("After lunch they went to the park to play.",
+                                 "Dad had to park the car near the shop.", "park"),
+    "watch: on a wrist or to look": ("Tom looked at his new watch to see the time.",
+                                     "They sat down to watch the moon rise.", "watch"),
+    "ring: on a finger or a bell": ("Lily wore a pretty ring on her finger.",
+                                    "The bell will ring when school is over.", "ring"),
+}
+
+
+# --- link settings ---------------------------------------------------------------------------------------------
+
+def _apply_query(ctx: Context, raw: str) -> None:
+    keep_query(ctx.choice.key, ctx.text[:MAX_CHARS], position(ctx, raw))
+
+
+def _fmt_or_none(value: object) -> str | None:
+    return None if value is None else fmt(value)
+
+
+def _read_pair(ctx: Context) -> str | None:
+    name = PAGE.kept("pair")
+    return PAIRS[name][2] if name in PAIRS else "own" if name == OWN else None
+
+
+def _apply_pair(ctx: Context, raw: str) -> None:
+    if raw == "own":  # the sentences follow as `a` and `b`
+        PAGE.choose("pair", OWN)
+        return
+    for name, (a, b, word) in PAIRS.items():
+        if raw.lower() in (word, slug(name)):
+            for key, value in (("pair", name), ("sentence_a", a), ("sentence_b", b), ("word", word)):
+                PAGE.choose(key, value)
+            return
+    raise Unusable("no such example pair")
+
+
+def _own(widget: str, limit: int) -> Setting:
+    """A sentence (or the word) of the reader's own pair: in a link only when the pair is their own."""
+    def read(ctx: Context) -> str | None:
+        return PAGE.kept(widget) if PAGE.kept("pair") == OWN else None
+
+    def apply(ctx: Context, raw: str) -> None:
+        if len(raw) > limit:
+            raise Unusable(f"longer than {limit:,} characters")
+        PAGE.choose("pair", OWN)
+        PAGE.choose(widget, raw)
+    return Setting({"sentence_a": "a", "sentence_b": "b"}.get(widget, widget), read, apply)
+
+
+PAGE = Page("attention", "Attention", "pages/2_Attention.py", ":material/visibility:",
+            "Which earlier tokens each position looks at, head by head, and how each weight is made.",
+            settings=(tab(TABS), kept("layer", layer), kept("head", head),
+                      Setting("token", lambda ctx: _fmt_or_none(PAGE.kept("query")), _apply_query),
+                      Setting("pair", _read_pair, _apply_pair), _own("sentence_a", MAX_CHARS),
+                      _own("sentence_b", MAX_CHARS), _own("word", 100)), favicon="👀")
+_QUERY_OF = PAGE.key("query_of")  # session key: the (model, text) the kept query position belongs to
 
 
 @dataclass(frozen=True)
@@ -29,9 +98,9 @@ class Pick:
 
 
 # The page's widgets keep their values across closed tabs and page changes (ui.state.remembered).
-remembered = partial(state.remembered, PAGE)
-kept_value = partial(state.kept_value, PAGE)
-choose = partial(state.choose, PAGE)
+remembered = PAGE.remembered
+kept_value = PAGE.kept
+choose = PAGE.choose
 
 
 def clicked_points(chart_key: str) -> list[dict[str, Any]]:
@@ -77,7 +146,7 @@ def head_picker(trace: Trace, model_key: str) -> Pick:
     last = len(trace) - 1
     if st.session_state.get(_QUERY_OF) != (model_key, trace.text):
         st.session_state[_QUERY_OF] = (model_key, trace.text)
-        st.session_state[state.kept_key(PAGE, "query")] = last
+        choose("query", last)
     cols = st.columns([1, 1, 2.2])
     layers, heads, positions = range(cfg.n_layer), range(cfg.n_head), range(len(trace))
     layer = cols[0].selectbox("Layer", layers, help="Layers count from 0, as in the model's activation names.",

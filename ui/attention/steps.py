@@ -21,8 +21,8 @@ from ..colours import SIGN_WORDS, diverging_scale
 from ..models import ModelChoice
 from ..plots import MIN_FONT_PX, fitted, plot_config
 from ..text import csv_text, md, plotly_text
-from .figures import MONO, outline, short, tick_step
-from .state import Pick
+from ..patterns import MONO, outline, short, tick_step
+from .state import PAGE, Pick
 
 MASKED_SHOWN = 3  # future positions shown after the query, so the mask is visible
 NEG_INF = "−∞"
@@ -150,7 +150,7 @@ def weight_steps_section(trace: Trace, choice: ModelChoice, pick: Pick) -> None:
     labels = [f"query: {plotly_text(short(tokens[q]))}"] + [f"key {lbl}" for lbl in _labels(tokens, visible)]
     st.plotly_chart(fitted(vectors_figure(rows, labels,
                                           "The query vector (top) and the key vector of every token it sees",
-                                          "value")), config=plot_config(f"attention-qk-{name}"), key="Attention.qk")
+                                          "value")), config=plot_config(f"attention-qk-{name}"), key=PAGE.key("qk"))
 
     st.markdown("#### Steps 2 and 3 · dot products, scaled, then masked\n"
                 f"Each key's match with the query is the dot product q · k (computed here from hook_q and "
@@ -170,13 +170,13 @@ def weight_steps_section(trace: Trace, choice: ModelChoice, pick: Pick) -> None:
     st.markdown(_worked_example(s, tokens))
     scores = trace.act[f"blocks.{pick.layer}.attn.hook_attn_scores"][pick.head]  # [q, k], -inf above the diagonal
     st.plotly_chart(fitted(scores_figure(scores, tokens, q)), config=plot_config(f"attention-scores-{name}"),
-                    key="Attention.scores")
+                    key=PAGE.key("scores"))
     st.caption(f"Every row's scores as the trace recorded them (`hook_attn_scores`), RdBu centred on 0 "
                f"({SIGN_WORDS}, as on every page): blue matches the query more, red less. Grey cells are the "
                "mask, −∞: the future.")
 
     st.plotly_chart(fitted(weights_bar(s, tokens, shown)), config=plot_config(f"attention-weights-{name}"),
-                    key="Attention.weights_bar")
+                    key=PAGE.key("weights_bar"))
     st.caption("Softmax: e^score for each token, divided by their sum, so the weights are positive and add up "
                f"to 1 (here {float(s.weights.sum()):.6f}). e^−∞ = 0: masked tokens get no weight. "
                "These weights are `hook_pattern`, recorded by the model.")
@@ -189,7 +189,7 @@ def weight_steps_section(trace: Trace, choice: ModelChoice, pick: Pick) -> None:
     labels = [f"w × v {lbl}" for lbl in _labels(tokens, visible)] + ["sum of the rows above", "z (trace)"]
     st.plotly_chart(fitted(vectors_figure(rows, labels, "Weighted value vectors, their sum, and the head's output z",
                                           "value")), config=plot_config(f"attention-values-{name}"),
-                    key="Attention.values")
+                    key=PAGE.key("values"))
     gap = float((s.z_from_sum - s.z).abs().max())
     st.caption(f"The sum of the weighted values and the recorded output z differ by at most {gap:.1e} "
                "(floating-point rounding): z is exactly this weighted sum.")

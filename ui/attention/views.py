@@ -21,10 +21,10 @@ from ..models import ModelChoice
 from ..plots import fitted, plot_config
 from ..state import MAX_CHARS
 from ..text import md
-from .figures import (LINE_LABELS, difference_figure, head_figure, line_view_figure, matrix_csv, overview_figure,
+from ..patterns import (LINE_LABELS, difference_figure, head_figure, line_view_figure, matrix_csv, overview_figure,
                       overview_side, patterns_csv, position_labels)
 from .heads import head_labels
-from .state import Pick, choose, head_click_args, overview_click_args, remembered
+from .state import PAGE, Pick, choose, head_click_args, overview_click_args, remembered
 
 # A second prompt that differs from the first in one word, for the Compare tab's first visit.
 SWAPS = (("fox", "dog"), ("dog", "cat"), ("cat", "dog"), ("girl", "boy"), ("boy", "girl"), ("little", "big"),
@@ -57,7 +57,7 @@ def heads_section(trace: Trace, choice: ModelChoice, pick: Pick) -> None:
     overview, detail = st.columns([1, 1.7], gap="medium")
     with overview:
         st.plotly_chart(fitted(overview_figure(patterns, (pick.layer, pick.head))),
-                        config=plot_config("attention-all-heads"), **overview_click_args("Attention.overview"))
+                        config=plot_config("attention-all-heads"), **overview_click_args(PAGE.key("overview")))
         side = overview_side(n, n_layer * n_head)
         note = "" if side == n else (f" This text has {n} tokens, so each tile shows {side}×{side} blocks, each "
                                      "the mean of the weights it covers; the large view shows every token.")
@@ -74,7 +74,7 @@ def heads_section(trace: Trace, choice: ModelChoice, pick: Pick) -> None:
         title = head_title(pick) + (f" · {label.label}" if label and label.label != "mixed" else "")
         st.plotly_chart(fitted(head_figure(pattern, trace.tokens, title, query=pick.query, x_most=20)),
                         config=plot_config(f"attention-L{pick.layer}H{pick.head}"),
-                        **head_click_args("Attention.detail"))
+                        **head_click_args(PAGE.key("detail")))
         if label:
             st.caption(f"Heuristic label: **{label.label}**. {label.reason}. "
                        "See *What kind of head?* for every figure behind the labels.")
@@ -92,7 +92,7 @@ def heads_section(trace: Trace, choice: ModelChoice, pick: Pick) -> None:
         st.plotly_chart(fitted(line_view_figure(pattern[pick.query], trace.tokens, pick.query,
                                                 f"{head_title(pick)}, query {pick.query}")),
                         config=plot_config(f"attention-lines-L{pick.layer}H{pick.head}-q{pick.query}"),
-                        key="Attention.lines")
+                        key=PAGE.key("lines"))
     with top:
         st.markdown("As in BertViz's line view: the query token (orange, left) looks at every token up to "
                     "itself (right). Thicker, darker lines carry more weight; the weights add up to 100%.")
@@ -100,7 +100,7 @@ def heads_section(trace: Trace, choice: ModelChoice, pick: Pick) -> None:
         order = row.argsort(descending=True)[:TOP_KEYS].tolist()
         st.dataframe(pd.DataFrame({"position": order, "token": [trace.tokens[j] for j in order],
                                    "weight": [float(row[j]) for j in order]}),
-                     hide_index=True, key="Attention.top_keys",
+                     hide_index=True, key=PAGE.key("top_keys"),
                      column_config={"position": st.column_config.NumberColumn(width="small"),
                                     "token": st.column_config.TextColumn(width="small"),
                                     "weight": st.column_config.NumberColumn(format="%.3f", width="small")})
@@ -145,10 +145,10 @@ def compare_section(trace: Trace, choice: ModelChoice, pick: Pick) -> None:
         with col:
             st.plotly_chart(fitted(head_figure(p, t.tokens, f"{name} · {title}", clickable=False, x_most=10)),
                             config=plot_config(f"compare-{name}-L{pick.layer}H{pick.head}"),
-                            key=f"Attention.compare_{name}")
+                            key=PAGE.key(f"compare_{name}"))
             st.download_button(f"Download {name}'s weights (CSV)", _csv_of(p, t.tokens),
                                file_name=f"compare-{name}-L{pick.layer}H{pick.head}.csv", mime="text/csv",
-                               on_click="ignore", icon=":material/download:", key=f"Attention.compare_csv_{name}")
+                               on_click="ignore", icon=":material/download:", key=PAGE.key(f"compare_csv_{name}"))
     alignment = align_tokens(trace.ids, trace_b.ids)
     shared = len(alignment) - int(trace.has_bos and trace_b.has_bos)  # the start marker always lines up
     if shared < 1:

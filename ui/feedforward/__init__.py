@@ -1,11 +1,14 @@
 """The Feed-forward page's wing: MLP activations, single neurons, the residual stream, the logit lens and
 where the parameters live.
 
-- sections: the page's tabs (`TABS`), each a fragment over a `View` of the cached trace
+- state: the page's declaration (PAGE), its tabs and link settings
+- sections: the page's tabs (`show_tabs`), each a fragment over a `View` of the cached trace
 - figures: figure builders for activations and neurons; residual: for the residual stream and parameters
 - data: what is derived from a trace or a model once and cached (the lens, contributions, the neuron atlas)
 """
 from .figures import SNIPPET_CSS
-from .sections import TABS, View, start_marker_toggle
+from .sections import View, mlp_shape_text, mlp_share_text, show_tabs, start_marker_toggle
+from .state import PAGE, TABS
 
-__all__ = ["SNIPPET_CSS", "TABS", "View", "start_marker_toggle"]
+__all__ = ["PAGE", "SNIPPET_CSS", "TABS", "View", "mlp_shape_text", "mlp_share_text", "show_tabs",
+           "start_marker_toggle"]

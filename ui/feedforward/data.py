@@ -20,11 +20,12 @@ from engine.model.device import cap_threads, run_threads
 
 from ..models import ModelChoice, default_model
 from ..server import model_work
+from .state import PAGE
 
 T = TypeVar("T")
 SHARED_ENTRIES = 16  # as ui/cache.py: one entry per (model, text) the shared trace cache may hold
 SESSION_ENTRIES = 4
-_SESSION_KEY = "Feed-forward.derived"  # session key: {(kind, model key, text): result}
+_SESSION_KEY = PAGE.key("derived")  # session key: {(kind, model key, text): result}
 # The reference set's size, read at call time (tests make it smaller). 24 stories x 128 tokens: enough that
 # most neurons show a clear peak, few enough to write in seconds on one CPU core.
 REFERENCE_STORIES = 24
@@ -111,7 +112,7 @@ def get_atlas(choice: ModelChoice) -> nrn.NeuronAtlas:
         if choice.shared:
             return _shared_atlas(choice.key, texts, choice)
         cache: dict[tuple[str, tuple[str, ...]], nrn.NeuronAtlas] = st.session_state.setdefault(
-            "Feed-forward.atlas", {})
+            PAGE.key("atlas"), {})
         key = (choice.key, texts)
         if key not in cache:
             cache.clear()  # one session model's atlas at a time: it is the largest thing a session holds

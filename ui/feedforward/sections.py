@@ -5,7 +5,6 @@ Every tab draws from the page's cached Trace (and results derived from it once, 
 so choosing a layer, a neuron or a position reruns only that tab, never the model.
 """
 from dataclasses import dataclass, replace
-from functools import partial
 
 import pandas as pd
 import streamlit as st
@@ -16,18 +15,17 @@ from engine.inspect.params import compare, param_breakdown, part_totals
 
 from ..errors import error_boundary
 from ..models import ModelChoice, describe_size
-from .. import state
-from ..state import widget_key
 from ..text import md
-from ..workshop import define
-from . import figures as ff
-from . import residual as rs
+from ..terms import define
+from .figures import (activation_heatmap, activation_histogram, csv_button, examples_frame, firing_bars,
+                      layer_overview, matrix_frame, neuron_trace_bars, show_figure, snippets_html, text_html)
+from .residual import (EMBEDDINGS_NOTE, UNTIED_NOTE, comparison_chart, comparison_frame, contribution_waterfall,
+                       lens_frame, lens_heatmap, lens_table, params_frame, params_treemap, part_heatmap)
 from .data import describe_reference, get_atlas, get_contributions, get_lens
+from .state import PAGE, TABS
 
-
-PAGE = "Feed-forward"
 # The page's choices keep their values across closed tabs and page changes (ui.state.remembered).
-remembered = partial(state.remembered, PAGE)
+remembered = PAGE.remembered
 
 
 @dataclass(frozen=True)
@@ -63,21 +61,22 @@ def name(kind: str) -> str:
     return f"glassbox-feedforward-{kind}"
 
 
-def layer_picker(v: View, key: str) -> int:
+def layer_picker(v: View) -> int:
+    """The page's layer: the same on every tab that shows one."""
     n_layer = v.cfg.n_layer
-    return st.selectbox("Layer", range(n_layer), **remembered(key, 0, range(n_layer)),
+    return st.selectbox("Layer", range(n_layer), **remembered("layer", 0, range(n_layer)),
                         format_func=lambda i: f"layer {i}" + (" (first)" if i == 0 else
                                                               " (last)" if i == n_layer - 1 else ""))
 
 
-def position_picker(v: View, key: str, term: str | None = None) -> int:
-    """Which position to detail (the end of the text unless the user picks another); `term`: a glossary term
-    its help defines first."""
+def position_picker(v: View, term: str | None = None) -> int:
+    """Which position to detail (the end of the text unless the user picks another), the same on every tab that
+    details one; `term`: a glossary term its help defines first."""
     positions = list(range(v.first, len(v.trace)))
     if len(positions) == 1:
         return positions[0]
     words = "At every position the model predicts the token after it."
-    return st.select_slider("Position", positions, **remembered(key, positions[-1], positions),
+    return st.select_slider("Position", positions, **remembered("position", positions[-1], positions),
                             format_func=lambda p: f"{p}: {md(v.trace.tokens[p])}",
                             help=define(term, words) if term else words)
 
@@ -87,7 +86,7 @@ def activations(v: View) -> None:
     with error_boundary("drawing the MLP activations"):
         c1, c2, c3 = st.columns([1, 1.4, 1.2])
         with c1:
-            layer = layer_picker(v, "act_layer")
+            layer = layer_picker(v)
         with c2:
             most = min(v.cfg.d_mlp, 128)
             n_show = st.slider("Neurons shown", 1, most, **remembered("act_neurons", min(32, most), range(1, most + 1)),
@@ -98,25 +97,25 @@ def activations(v: View) -> None:
                           format_func={"max": "highest peak", "mean": "average"}.get)
         post = v.trace.act[f"blocks.{layer}.mlp.hook_post"][v.first:]  # [pos, d_mlp], cached: no model run
         order, _ = rank_neurons(post, n_show, by)
-        ff.show_figure(ff.activation_heatmap(post[:, order], v.tokens, order.tolist(), layer, v.first),
-                       name(f"layer{layer}-activations"), key=widget_key("act_heatmap"))
+        show_figure(activation_heatmap(post[:, order], v.tokens, order.tolist(), layer, v.first),
+                       name(f"layer{layer}-activations"), key=PAGE.key("act_heatmap"))
         st.caption(f"Each row is a token of your text, each column one of layer {layer}'s {v.cfg.d_mlp:,} neurons "
                    f"(the {len(order)} most active, by {'highest peak' if by == 'max' else 'average'}). "
                    "Colour: viridis, dark = zero or below (silent), yellow = strongly active.")
-        ff.csv_button(f"All {v.cfg.d_mlp:,} neurons of layer {layer} (CSV)",
-                      lambda: ff.matrix_frame(post, v.tokens, [f"n{i}" for i in range(v.cfg.d_mlp)], v.first),
-                      f"{name(f'layer{layer}-activations')}.csv", widget_key("act_csv"))
+        csv_button(f"All {v.cfg.d_mlp:,} neurons of layer {layer} (CSV)",
+                      lambda: matrix_frame(post, v.tokens, [f"n{i}" for i in range(v.cfg.d_mlp)], v.first),
+                      f"{name(f'layer{layer}-activations')}.csv", PAGE.key("act_csv"))
         left, right = st.columns(2)
         with left:
-            ff.show_figure(ff.activation_histogram(post, layer), name(f"layer{layer}-histogram"))
+            show_figure(activation_histogram(post, layer), name(f"layer{layer}-histogram"))
             st.caption("GELU lets positive values through and squashes negative ones to just below zero, so "
                        "most values pile up near zero: a neuron *fires* when it is above zero.")
         with right:
             fraction = firing_fraction(post)  # [pos]
-            ff.show_figure(ff.firing_bars(fraction, v.tokens, layer, v.first), name(f"layer{layer}-firing"))
-            ff.csv_button("Share firing per token (CSV)",
-                          lambda: ff.matrix_frame(fraction[:, None], v.tokens, ["share firing"], v.first),
-                          f"{name(f'layer{layer}-firing')}.csv", widget_key("firing_csv"))
+            show_figure(firing_bars(fraction, v.tokens, layer, v.first), name(f"layer{layer}-firing"))
+            csv_button("Share firing per token (CSV)",
+                          lambda: matrix_frame(fraction[:, None], v.tokens, ["share firing"], v.first),
+                          f"{name(f'layer{layer}-firing')}.csv", PAGE.key("firing_csv"))
         st.subheader("Every layer at a glance")
         metrics = {"out_norm": "size of what the MLP writes", "firing": "share of neurons firing",
                    "mean": "mean activation"}
@@ -124,14 +123,14 @@ def activations(v: View) -> None:
                           **remembered("overview_metric", "out_norm", list(metrics)))
         strength = layer_strength(v.trace, metric)[:, v.first:]  # [layer, pos]
         unit = {"out_norm": "norm", "firing": "share", "mean": "mean"}[metric]
-        ff.show_figure(ff.layer_overview(strength, v.tokens, metrics[metric], unit, v.first),
+        show_figure(layer_overview(strength, v.tokens, metrics[metric], unit, v.first),
                        name(f"overview-{metric}"))
         st.caption("Rows are layers, columns tokens; viridis, yellow = the MLP works hardest there. "
                    "“Size of what the MLP writes” is the length (L2 norm) of the vector it adds to the stream.")
-        ff.csv_button("This overview (CSV)",
-                      lambda: ff.matrix_frame(strength.T, v.tokens, [f"layer {i}" for i in range(v.cfg.n_layer)],
+        csv_button("This overview (CSV)",
+                      lambda: matrix_frame(strength.T, v.tokens, [f"layer {i}" for i in range(v.cfg.n_layer)],
                                               v.first),
-                      f"{name(f'overview-{metric}')}.csv", widget_key("overview_csv"))
+                      f"{name(f'overview-{metric}')}.csv", PAGE.key("overview_csv"))
 
 
 @st.fragment
@@ -141,7 +140,7 @@ def neuron_explorer(v: View) -> None:
         atlas = get_atlas(v.choice)  # built once per model; from here on, lookups only
         c1, c2 = st.columns([1, 3])
         with c1:
-            layer = layer_picker(v, "neuron_layer")
+            layer = layer_picker(v)
         post = v.trace.act[f"blocks.{layer}.mlp.hook_post"]  # [pos, d_mlp]
         shown = post[v.first:]
         order, peaks = rank_neurons(shown, v.cfg.d_mlp, "max")
@@ -162,17 +161,17 @@ def neuron_explorer(v: View) -> None:
         m[2].metric("Fires on reference tokens", f"{float(atlas.firing[layer, neuron]):.0%}")
         m[3].metric("Peak in the reference set", f"{examples[0].value:.3f}" if examples else "–")
         st.markdown("**On your text** (orange: the neuron fires; the stronger, the deeper)")
-        st.markdown(ff.text_html(v.tokens, acts.tolist(), scale, v.first), unsafe_allow_html=True)
-        ff.show_figure(ff.neuron_trace_bars(acts, v.tokens, layer, neuron, v.first), name(f"layer{layer}-n{neuron}"),
-                       key=widget_key("neuron_bars"))
-        ff.csv_button("This neuron on your text (CSV)",
-                      lambda: ff.matrix_frame(acts[:, None], v.tokens, [f"layer {layer} neuron {neuron}"], v.first),
-                      f"{name(f'layer{layer}-n{neuron}-text')}.csv", widget_key("neuron_csv"))
+        st.markdown(text_html(v.tokens, acts.tolist(), scale, v.first), unsafe_allow_html=True)
+        show_figure(neuron_trace_bars(acts, v.tokens, layer, neuron, v.first), name(f"layer{layer}-n{neuron}"),
+                       key=PAGE.key("neuron_bars"))
+        csv_button("This neuron on your text (CSV)",
+                      lambda: matrix_frame(acts[:, None], v.tokens, [f"layer {layer} neuron {neuron}"], v.first),
+                      f"{name(f'layer{layer}-n{neuron}-text')}.csv", PAGE.key("neuron_csv"))
         st.markdown(f"**Where it fires most in the reference stories** (the outlined token is the peak; "
                     f"the same orange scale, full at {scale:.2f})")
-        st.markdown(ff.snippets_html(examples, scale), unsafe_allow_html=True)
-        ff.csv_button("These examples (CSV)", lambda: ff.examples_frame(examples),
-                      f"{name(f'layer{layer}-n{neuron}-examples')}.csv", widget_key("examples_csv"))
+        st.markdown(snippets_html(examples, scale), unsafe_allow_html=True)
+        csv_button("These examples (CSV)", lambda: examples_frame(examples),
+                      f"{name(f'layer{layer}-n{neuron}-examples')}.csv", PAGE.key("examples_csv"))
         with st.expander(f"The reference stories ({len(atlas.reference.texts)} stories, "
                          f"{atlas.reference.n_tokens:,} tokens for this model)"):
             st.dataframe(pd.DataFrame({"story": range(1, len(atlas.reference.texts) + 1),
@@ -190,8 +189,8 @@ def residual_stream(v: View) -> None:
         values = (c.direct if view == "direct" else c.norms)[:, v.first:]  # [part, pos]
         title = ("Each part's direct push on the final prediction's logit" if view == "direct"
                  else "Length (L2 norm) of what each part adds to the residual stream")
-        ff.show_figure(rs.part_heatmap(values.numpy(), c.parts, v.tokens, view == "direct", title, v.first),
-                       name(f"residual-{view}"), key=widget_key("resid_heatmap"))
+        show_figure(part_heatmap(values.numpy(), c.parts, v.tokens, view == "direct", title, v.first),
+                       name(f"residual-{view}"), key=PAGE.key("resid_heatmap"))
         if view == "direct":
             st.caption("Colour: RdBu centred on zero, blue positive and red negative as on every page: blue "
                        "pushes the logit of the token the model finally predicts at that position up, red pushes "
@@ -200,10 +199,10 @@ def residual_stream(v: View) -> None:
         else:
             st.caption("Colour: viridis, yellow = a long vector. Parts write into the same stream; a long vector "
                        "is a loud one, whatever its direction.")
-        ff.csv_button("This matrix (CSV)", lambda: ff.matrix_frame(values.T, v.tokens, c.parts, v.first),
-                      f"{name(f'residual-{view}')}.csv", widget_key("resid_csv"))
-        pos = position_picker(v, "resid_pos")
-        ff.show_figure(rs.contribution_waterfall(c, pos, v.decode), name(f"residual-waterfall-pos{pos}"))
+        csv_button("This matrix (CSV)", lambda: matrix_frame(values.T, v.tokens, c.parts, v.first),
+                      f"{name(f'residual-{view}')}.csv", PAGE.key("resid_csv"))
+        pos = position_picker(v)
+        show_figure(contribution_waterfall(c, pos, v.decode), name(f"residual-waterfall-pos{pos}"))
         st.caption(f"The last bar is the model's real logit for “{v.decode(int(c.target_ids[pos]))}” at position "
                    f"{pos}, computed by the model; the steps before it are each part's share.")
 
@@ -216,17 +215,17 @@ def lens_view(v: View) -> None:
                        target_ids=full.target_ids[v.first:], target_probs=full.target_probs[:, v.first:],
                        target_ranks=full.target_ranks[:, v.first:])
         tied = v.cfg.tied_embeddings
-        ff.show_figure(rs.lens_heatmap(lens, v.tokens, v.decode, v.first, tied), name("logit-lens"),
-                       key=widget_key("lens_heatmap"))
+        show_figure(lens_heatmap(lens, v.tokens, v.decode, v.first, tied), name("logit-lens"),
+                    key=PAGE.key("lens_heatmap"))
         st.caption("Each row applies the model's own final layer norm and output layer to the residual stream at "
                    "that stage, as if the model stopped there. Colour: viridis from 0% to 100%, the probability "
                    "of the token the model finally predicts at that position. Hover a cell for its top token.")
-        st.caption(rs.EMBEDDINGS_NOTE if tied else rs.UNTIED_NOTE)
-        ff.csv_button("Every stage and position (CSV)", lambda: rs.lens_frame(lens, v.tokens, v.decode, v.first),
-                      f"{name('logit-lens')}.csv", widget_key("lens_csv"))
-        pos = position_picker(v, "lens_pos", "logit lens")
+        st.caption(EMBEDDINGS_NOTE if tied else UNTIED_NOTE)
+        csv_button("Every stage and position (CSV)", lambda: lens_frame(lens, v.tokens, v.decode, v.first),
+                      f"{name('logit-lens')}.csv", PAGE.key("lens_csv"))
+        pos = position_picker(v, "logit lens")
         st.markdown(f"**Position {pos}** ({md(v.trace.tokens[pos])}): what each stage would predict next")
-        st.dataframe(rs.lens_table(full, pos, v.decode), hide_index=True,
+        st.dataframe(lens_table(full, pos, v.decode), hide_index=True,
                      column_config={"final prediction p": st.column_config.NumberColumn(format="percent")})
         st.caption("The last row is the model's real output, the same numbers the Next token page shows.")
 
@@ -268,11 +267,11 @@ def parameters(v: View) -> None:
         m[0].metric("Parameters", f"{total:,}", help=define("parameters"))
         for col, part in zip(m[1:], ("MLP", "Attention", "Embeddings")):
             col.metric(f"{part}", f"{totals.get(part, 0) / total:.0%}")
-        ff.show_figure(rs.params_treemap(groups, v.choice.name), name("parameters"))
+        show_figure(params_treemap(groups, v.choice.name), name("parameters"))
         st.caption(f"Per block, the MLP holds 2 × {v.cfg.n_embd} × {v.cfg.d_mlp} weights (in and out) plus biases; "
                    f"attention holds 4 × {v.cfg.n_embd} × {v.cfg.n_embd}. The token embedding is also the output "
                    "layer (the weights are tied), so it is counted once.")
-        st.dataframe(rs.params_frame(groups, total), hide_index=True,
+        st.dataframe(params_frame(groups, total), hide_index=True,
                      column_config={"share": st.column_config.NumberColumn(format="percent"),
                                     "parameters": st.column_config.NumberColumn(format="localized")})
         known = compare(total)
@@ -280,14 +279,22 @@ def parameters(v: View) -> None:
         st.markdown(f"GPT-2 small is **{sizes['GPT-2 small'] / total:,.0f} times** the size of this model "
                     f"({describe_size(total)} parameters), and GPT-3 is "
                     f"{sizes['GPT-3'] / sizes['GPT-2 small']:,.0f} times GPT-2 small.")
-        ff.show_figure(rs.comparison_chart(total, v.choice.name, known), name("size-comparison"))
-        ff.csv_button("This comparison (CSV)", lambda: rs.comparison_frame(total, v.choice.name, known),
-                      f"{name('size-comparison')}.csv", widget_key("compare_csv"))
+        show_figure(comparison_chart(total, v.choice.name, known), name("size-comparison"))
+        csv_button("This comparison (CSV)", lambda: comparison_frame(total, v.choice.name, known),
+                      f"{name('size-comparison')}.csv", PAGE.key("compare_csv"))
         st.caption("Sources: the GPT-2 and Llama 3 counts are those of the released weights; GPT-3 175B "
                    "(Brown et al. 2020), Llama 3.1 405B (Llama 3 report, 2024) and BERT-base 110M are the "
                    "papers' round numbers.")
 
 
 # Lazy tabs: only the open tab runs, so the neuron explorer's reference set is built only when it is opened.
-TABS = {"Activations": activations, "Neuron explorer": neuron_explorer, "Residual stream": residual_stream,
-        "Logit lens": lens_view, "Parameters": parameters}
+DRAW = dict(zip(TABS, (activations, neuron_explorer, residual_stream, lens_view, parameters)))
+
+
+def show_tabs(v: View) -> None:
+    """The page's tabs; only the open one draws, and which one is open is remembered across pages."""
+    tabs = st.tabs(list(TABS), **remembered("tab", TABS[0], list(TABS)))
+    for tab, draw in zip(tabs, DRAW.values()):
+        if tab.open:
+            with tab:
+                draw(v)

@@ -1,5 +1,7 @@
 """The Next token page's wing.
 
+- state: the page's declaration (PAGE), its session keys, the canonical sampling settings and link settings
+- lab: the distribution, every stage live (a fragment), and step-by-step generation
 - controls: the temperature, top-k, top-p and min-p sliders and presets
 - figures: the distribution and draws figures; stages: the sampling pipeline stage by stage
 - draws: one distribution drawn from over and over
@@ -8,13 +10,10 @@
 - hosted: a hosted model's candidates beside ours, its answers sampled N times (engine.generation.hosted)
 - hosted_state: that section's settings, endpoint and key, rate limit, requests and the answers kept
 """
-from . import controls, draws, figures, generation, hosted, hosted_state, stages, surprise
+from . import controls, draws, figures, generation, hosted, hosted_state, lab, stages, surprise
+from .state import PAGE
 
-PAGE = "Next token"  # remembered widgets (ui.state.remembered) survive a visit to another page:
-POSITION = "position"  # the position whose prediction is shown (widget key "Next token.position")
-POSITION_TEXT = "position_text"  # the text that position belongs to (a new text starts at its end)
-BARS = "bars"  # how many tokens the charts list
-STAGE = "stage"  # which stage of the pipeline is drawn
+CSS = surprise.CSS + draws.CSS  # the page's styles, drawn once at its top
 
-__all__ = ["BARS", "PAGE", "POSITION", "POSITION_TEXT", "STAGE", "controls", "draws", "figures", "generation",
-           "hosted", "hosted_state", "stages", "surprise"]
+__all__ = ["CSS", "PAGE", "controls", "draws", "figures", "generation", "hosted", "hosted_state", "lab", "stages",
+           "surprise"]

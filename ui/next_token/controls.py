@@ -1,8 +1,7 @@
 """The sampling controls: temperature, top-k, top-p and min-p sliders, presets, a plain line on each.
 
-The settings live in one canonical session key (`SETTINGS`) so they survive a visit to another page
-(Streamlit forgets the state of widgets a page does not draw); each slider is filled from it before it is
-drawn and copies its value back on change, as ui.state does for the text.
+The settings live in one canonical session key (ui.next_token.state.SETTINGS) so they survive a visit to
+another page; each slider is filled from it before it is drawn and copies its value back on change.
 """
 from __future__ import annotations
 
@@ -11,11 +10,8 @@ import streamlit as st
 from engine import SamplingSettings
 from engine.generation.sampling_lab import GREEDY, PRESETS, RAW
 
-from ..workshop import define
-
-SETTINGS = "next_token_settings"  # session key: the canonical SamplingSettings
-KEYS = {"temperature": "next_token_temperature", "top_k": "next_token_top_k", "top_p": "next_token_top_p",
-        "min_p": "next_token_min_p"}
+from ..terms import define
+from .state import PAGE, SETTINGS, SLIDERS, current_settings, store_settings
 
 # Finer steps where small changes matter (near 0 and around 1), coarser up to 10.
 TEMPERATURES = (0.0, 0.01, 0.02, 0.05, *(round(0.1 * i, 1) for i in range(1, 21)), 2.5, 3.0, 4.0, 5.0, 6.0, 7.0,
@@ -53,20 +49,8 @@ def _nearest(value: float, options: tuple) -> float:
     return min(options, key=lambda o: abs(o - value))
 
 
-def current_settings() -> SamplingSettings:
-    """The session's sampling settings (the model as is, until the user changes them)."""
-    return st.session_state.setdefault(SETTINGS, RAW)
-
-
-def store_settings(s: SamplingSettings) -> None:
-    """Make `s` the session's settings (a preset button, a link, a tour step); the sliders show it next."""
-    st.session_state[SETTINGS] = s
-    for field, key in KEYS.items():
-        st.session_state[key] = getattr(s, field)
-
-
 def _from_widgets() -> None:
-    st.session_state[SETTINGS] = SamplingSettings(**{f: st.session_state[k] for f, k in KEYS.items()})
+    st.session_state[SETTINGS] = SamplingSettings(**{f: st.session_state[k] for f, k in SLIDERS.items()})
 
 
 def _fill_widgets(vocab_size: int) -> None:
@@ -77,7 +61,7 @@ def _fill_widgets(vocab_size: int) -> None:
                                top_p=_nearest(s.top_p, TOP_PS), min_p=_nearest(s.min_p, MIN_PS))
     if snapped != s:
         st.session_state[SETTINGS] = snapped
-    for field, key in KEYS.items():
+    for field, key in SLIDERS.items():
         if st.session_state.get(key) != getattr(snapped, field):
             st.session_state[key] = getattr(snapped, field)
 
@@ -88,7 +72,7 @@ def preset_buttons() -> None:
     st.markdown("**Presets**")
     cols = st.columns(len(ALL_PRESETS))
     for col, (name, preset) in zip(cols, ALL_PRESETS.items()):
-        col.button(name.capitalize(), key=f"next_token_preset_{name.replace(' ', '_')}", help=PRESET_HELP[name],
+        col.button(name.capitalize(), key=PAGE.key(f"preset_{name.replace(' ', '_')}"), help=PRESET_HELP[name],
                    type="primary" if s == preset else "secondary", on_click=store_settings, args=(preset,),
                    width="stretch")
 
@@ -96,19 +80,19 @@ def preset_buttons() -> None:
 def settings_controls(vocab_size: int) -> SamplingSettings:
     """The four sliders, each with a plain explanation (presets are separate: `preset_buttons`)."""
     _fill_widgets(vocab_size)
-    st.select_slider("Temperature", TEMPERATURES, key=KEYS["temperature"], on_change=_from_widgets,
+    st.select_slider("Temperature", TEMPERATURES, key=SLIDERS["temperature"], on_change=_from_widgets,
                      help=define("temperature"),
                      format_func=lambda t: "0 · greedy" if t == 0 else f"{t:g}")
     st.caption(EXPLAIN["temperature"])
-    greedy = st.session_state[KEYS["temperature"]] == 0
-    st.select_slider("Top-k", top_k_options(vocab_size), key=KEYS["top_k"], on_change=_from_widgets,
+    greedy = st.session_state[SLIDERS["temperature"]] == 0
+    st.select_slider("Top-k", top_k_options(vocab_size), key=SLIDERS["top_k"], on_change=_from_widgets,
                      help=define("top-k top-p"),
                      format_func=lambda k: "off" if k == 0 else str(k), disabled=greedy)
     st.caption(EXPLAIN["top_k"])
-    st.select_slider("Top-p", TOP_PS, key=KEYS["top_p"], on_change=_from_widgets, help=define("top-k top-p"),
+    st.select_slider("Top-p", TOP_PS, key=SLIDERS["top_p"], on_change=_from_widgets, help=define("top-k top-p"),
                      format_func=lambda p: "1.00 · off" if p >= 1 else f"{p:.2f}", disabled=greedy)
     st.caption(EXPLAIN["top_p"])
-    st.select_slider("Min-p", MIN_PS, key=KEYS["min_p"], on_change=_from_widgets,
+    st.select_slider("Min-p", MIN_PS, key=SLIDERS["min_p"], on_change=_from_widgets,
                      format_func=lambda p: "0 · off" if p == 0 else f"{p:.2f}", disabled=greedy)
     st.caption(EXPLAIN["min_p"])
     if greedy:

@@ -21,16 +21,13 @@ from engine.generation.sampling_lab import draw, draw_generator
 from ..plots import fitted, plot_config
 from .controls import describe
 from .figures import draws_figure, fmt_prob, token_label
+from .state import CONTINUATIONS, DRAW_SEED, DRAWS, FRESH, HIST, N_DRAWS_OPTIONS, PAGE
 
-DRAWS = "next_token_draws"  # session key: list of single draws (dicts), newest last
-HIST = "next_token_hist"  # session key: {"n": ..., "seed": ...} of the histogram shown
-SEED = "next_token_draw_seed"  # widget key
-FRESH = "next_token_fresh_seed"  # widget key: a new random seed for every draw
-N_DRAWS = "next_token_n_draws"  # widget key
+SEED = DRAW_SEED
+N_DRAWS = PAGE.key("n_draws")  # widget key
 MAX_KEPT_DRAWS = 50  # single draws remembered per session
-N_OPTIONS = (10, 100, 1_000, 10_000)
-CONTINUATIONS = "next_token_continuations"  # session key: the continuations shown (dict), with their settings
-N_CONTINUATIONS = "next_token_n_continuations"  # widget key
+N_OPTIONS = N_DRAWS_OPTIONS
+N_CONTINUATIONS = PAGE.key("n_continuations")  # widget key
 CONTINUATION_OPTIONS = (3, 5, 10)
 CONTINUATION_TOKENS = 12  # tokens per continuation: short, so ten of them take well under a second
 
@@ -90,7 +87,7 @@ def continuations_panel(model, ids: list[int], s: SamplingSettings, position: in
     """N whole short continuations from the chosen position with the settings above: greedy writes the same
     text N times, sampling N different ones, and the same seed the same N again."""
     c = st.columns([2.4, 1.1, 3])
-    c[0].button(f"Write N continuations of {CONTINUATION_TOKENS} tokens", key="next_token_continue_many",
+    c[0].button(f"Write N continuations of {CONTINUATION_TOKENS} tokens", key=PAGE.key("continue_many"),
                 on_click=_continue_many, args=(model, ids, s, position, tokenizer), width="stretch",
                 help="Runs the model: each continuation is drawn token by token with its own seed (the seed box's, "
                      "+1, +2, ...), from the position picked above.")
@@ -133,9 +130,9 @@ def draw_panel(logits: torch.Tensor, s: SamplingSettings, position: int, tokeniz
         st.toggle("Fresh seed", key=FRESH,
                   help="On: a new random seed for every draw (written into the seed box). Off: the box's seed, "
                        "so every draw repeats.")
-    c[2].button("Draw one token", key="next_token_draw_one", on_click=_draw_one,
+    c[2].button("Draw one token", key=PAGE.key("draw_one"), on_click=_draw_one,
                 args=(logits, s, position, tokenizer), type="primary", width="stretch")
-    c[3].button("Draw N times", key="next_token_draw_many", on_click=_draw_many, width="stretch",
+    c[3].button("Draw N times", key=PAGE.key("draw_many"), on_click=_draw_many, width="stretch",
                 help="Draw N tokens independently and compare how often each came up with its probability.")
     c[4].selectbox("N", N_OPTIONS, index=2, key=N_DRAWS, format_func=lambda n: f"{n:,}",
                    label_visibility="collapsed")
@@ -153,13 +150,13 @@ def draw_panel(logits: torch.Tensor, s: SamplingSettings, position: int, tokeniz
             st.caption("The same seed gives the same draw: a seed makes sampling repeatable, not less random.")
         with st.expander("Your draws as a table (download as CSV from its toolbar)"):
             st.dataframe(pd.DataFrame(draws), hide_index=True)
-            st.button("Clear draws", key="next_token_clear_draws", on_click=_clear)
+            st.button("Clear draws", key=PAGE.key("clear_draws"), on_click=_clear)
     hist = st.session_state.get(HIST)
     if hist:
         stages = sampling_stages(logits, s)
         drawn = draw(stages, s, hist["n"], hist["seed"])
         labels = {t: token_label(tokenizer, t) for t in set(drawn.tolist()) | set(stages.order[:15].tolist())}
-        st.plotly_chart(fitted(draws_figure(drawn, stages, labels)), key="next_token_hist_chart",
+        st.plotly_chart(fitted(draws_figure(drawn, stages, labels)), key=PAGE.key("hist_chart"),
                         config=plot_config("glassbox-draws"))
         distinct = len(set(drawn.tolist()))
         st.caption(f"{hist['n']:,} draws with seed {hist['seed']} gave {distinct:,} different tokens. "

@@ -1,4 +1,4 @@
-"""Step-by-step generation: a run per session (`st.session_state["next_token_run"]`), grown by
+"""Step-by-step generation: a run per session (`st.session_state[RUN]`), grown by
 engine.generation.sampling_lab.advance (which calls engine.generation.sampling.generate_steps), undone,
 restarted, replayed.
 
@@ -23,14 +23,14 @@ from ..plots import fitted, plot_config
 from ..server import model_work
 from .controls import current_settings, describe
 from .figures import DRAWN, KEPT, distribution_figure, fmt_prob, layout, token_label
+from .state import PAGE, RUN, RUN_SEED
 from .surprise import prob_colour
 
 LOG = logging.getLogger("glassbox.ui")
-RUN = "next_token_run"  # session key: the Run
-VIEW = "next_token_view"  # widget key: which step (1-based) is shown
-SEED = "next_token_seed"  # widget key: the run's seed
-N_STEPS = "next_token_n_steps"  # widget key: how many tokens "Run" generates
-ERROR = "next_token_error"  # session key: a message from the last failed step
+SEED = RUN_SEED
+VIEW = PAGE.key("view")  # widget key: which step (1-based) is shown
+N_STEPS = PAGE.key("n_steps")  # widget key: how many tokens "Run" generates
+ERROR = PAGE.key("error")  # session key: a message from the last failed step
 MAX_STEPS = 600  # per run: enough to go well past a 256-token window, small enough to keep in a session
 MAX_PER_CLICK = 300
 MAX_TEXT_TOKENS = 800  # tokens drawn in the text view; earlier ones are counted, not drawn
@@ -85,18 +85,18 @@ def controls(choice: ModelChoice, text: str) -> tuple[Run, bool]:
     full = len(run.steps) >= MAX_STEPS
     args = (choice, text)
     c = st.columns([1.2, 1.6, 1, 1, 1, 1.2])
-    c[0].button("Next token", key="next_token_step", on_click=_advance, args=(*args, 1), disabled=full,
+    c[0].button("Next token", key=PAGE.key("step"), on_click=_advance, args=(*args, 1), disabled=full,
                 type="primary", width="stretch", help="Run the model once and draw one token.")
     with c[1]:
         n = st.number_input("Tokens per run", 1, MAX_PER_CLICK, 20, key=N_STEPS, label_visibility="collapsed",
                             help=f"How many tokens 'Run' generates (1 to {MAX_PER_CLICK}).")
-    c[2].button(f"Run {int(n)}", key="next_token_run_n", on_click=_advance, args=(*args, n), disabled=full,
+    c[2].button(f"Run {int(n)}", key=PAGE.key("run_n"), on_click=_advance, args=(*args, n), disabled=full,
                 width="stretch", help="Generate this many tokens, one model run each.")
-    c[3].button("Undo", key="next_token_undo", on_click=_undo, args=args, disabled=not run.steps,
+    c[3].button("Undo", key=PAGE.key("undo"), on_click=_undo, args=args, disabled=not run.steps,
                 width="stretch", help="Take back the last token.")
-    c[4].button("Start over", key="next_token_restart", on_click=_restart, args=args, disabled=not run.steps,
+    c[4].button("Start over", key=PAGE.key("restart"), on_click=_restart, args=args, disabled=not run.steps,
                 width="stretch", help="Forget the generated tokens and start again from your text.")
-    replay = c[5].button("▶ Replay", key="next_token_replay", disabled=len(run.steps) < 2, width="stretch",
+    replay = c[5].button("▶ Replay", key=PAGE.key("replay"), disabled=len(run.steps) < 2, width="stretch",
                          help="Play the run again, step by step.")
     st.columns([1, 2])[0].number_input("Seed", 0, 2**31 - 1, key=SEED, on_change=_restart, args=args,
                     help="Step i of a run draws with a generator seeded from (seed, i). The same seed and "
@@ -204,7 +204,7 @@ def replay(run: Run, tokenizer, vocab_size: int, text_slot, step_slot) -> None:
     for i in range(1, len(run.steps) + 1):
         text_slot.markdown(run_html(run, i, tokenizer), unsafe_allow_html=True)
         with step_slot.container():
-            show_step(run, i, tokenizer, vocab_size, key=f"next_token_replay_{i}")
+            show_step(run, i, tokenizer, vocab_size, key=PAGE.key(f"replay_{i}"))
         time.sleep(delay)
 
 
@@ -234,7 +234,7 @@ def generation_panel(choice: ModelChoice, text: str) -> None:
                 "(struck through) no longer reach the model. It generates as if they were never there.",
                 icon=":material/straighten:")
     with step_slot.container():
-        show_step(run, view, choice.tokenizer, vocab, key="next_token_step_chart")
-        st.plotly_chart(fitted(steps_figure(run)), key="next_token_run_chart", config=plot_config("glassbox-run"))
+        show_step(run, view, choice.tokenizer, vocab, key=PAGE.key("step_chart"))
+        st.plotly_chart(fitted(steps_figure(run)), key=PAGE.key("run_chart"), config=plot_config("glassbox-run"))
         with st.expander("Every step as a table (download as CSV from its toolbar)"):
             st.dataframe(steps_table(run, choice.tokenizer), hide_index=True)

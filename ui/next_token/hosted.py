@@ -23,7 +23,6 @@ from engine.generation.sampling_lab import RAW, top_tokens
 from ..errors import error_boundary
 from ..models import ModelChoice
 from ..plots import fitted, plot_config
-from ..state import remembered
 from ..text import csv_text, md, plotly_text
 from .figures import distribution_figure, fmt_prob, reported_figure, spread_figure, token_label
 from .hosted_state import (ANSWER, ENV, KEY, PAGE, REFUSED, SAMPLES, VIEW, ask, endpoint_form, limits,
@@ -48,7 +47,7 @@ def _ours(choice: ModelChoice, trace, top: int) -> None:
     tt = top_tokens(stages, top)
     labels = [token_label(choice.tokenizer, t) for t in tt.ids]
     st.plotly_chart(fitted(distribution_figure(tt, labels, title=f"Ours: {plotly_text(choice.name)}")),
-                    key="next_token_hosted_ours", config=plot_config("glassbox-next-token-ours"))
+                    key=PAGE.key("hosted_ours"), config=plot_config("glassbox-next-token-ours"))
 
 
 def _theirs(step: HostedStep, key: str, title: str, chosen: bool = False) -> None:
@@ -81,7 +80,7 @@ def _show_answer(answer: dict, choice: ModelChoice, trace) -> None:
     with left:
         _ours(choice, trace, answer["top"])
     with right:
-        _theirs(done.steps[0], "next_token_hosted_theirs", f"Hosted: {plotly_text(done.model)}")
+        _theirs(done.steps[0], PAGE.key("hosted_theirs"), f"Hosted: {plotly_text(done.model)}")
     first = done.steps[0]
     st.caption(f"Both: the {answer['top']} likeliest next tokens after your text. Hosted bars are "
                f"exp(log-probability) of the candidates {md(done.model)} reported; they hold "
@@ -106,7 +105,7 @@ def _show_answer(answer: dict, choice: ModelChoice, trace) -> None:
     # HTML, not Markdown: the token is the server's text; escaped whole, it cannot format the page.
     st.markdown(f'<div class="gb-nt-note">Step {view} of {n}: it generated <code>{html.escape(_label(step.token))}'
                 f"</code>{prob}, {said}.</div>", unsafe_allow_html=True)
-    _theirs(step, "next_token_hosted_step", f"Step {view}: the candidates it reported", chosen=True)
+    _theirs(step, PAGE.key("hosted_step"), f"Step {view}: the candidates it reported", chosen=True)
 
 
 def _first(c: HostedCompletion) -> str:
@@ -149,7 +148,7 @@ def _show_samples(samples: dict) -> None:
     left, right = st.columns([1, 1.3], gap="large")
     with left:
         st.plotly_chart(fitted(spread_figure(labels, counts, what, f"The {what} of each answer")),
-                        key="next_token_hosted_spread", config=plot_config("glassbox-hosted-spread"))
+                        key=PAGE.key("hosted_spread"), config=plot_config("glassbox-hosted-spread"))
     with right:
         st.dataframe(pd.DataFrame([{"answer": csv_text(a.replace("\n", "↵")), "times": n} for a, n in answers]),
                      hide_index=True, width="stretch")
@@ -180,9 +179,9 @@ def _panel(choice: ModelChoice, trace) -> None:
     c = st.columns([1, 1, 1.4])
     temps = TEMPERATURES if ep.api != "anthropic" else tuple(t for t in TEMPERATURES if t <= 1)
     temperature = c[0].select_slider("Temperature (hosted)", temps, format_func=lambda t: f"{t:g}",
-                                     **remembered(PAGE, "hosted_temperature", 1.0, temps))
+                                     **PAGE.remembered("hosted_temperature", 1.0, temps))
     top = c[1].select_slider("Candidates listed", TOPS,
-                             **remembered(PAGE, "hosted_top", 5 if ep.api == "completions" else 10, TOPS),
+                             **PAGE.remembered("hosted_top", 5 if ep.api == "completions" else 10, TOPS),
                              help="How many top candidates to ask for (OpenAI's chat allows 20, its completions 5).",
                              disabled=not ep.has_logprobs)
     cont = True
@@ -190,16 +189,16 @@ def _panel(choice: ModelChoice, trace) -> None:
         with c[2]:
             cont = st.toggle("Ask it to continue the text", help=f"Sends the instruction “{client.CONTINUE}” as a "
                              "system message, so a chat model continues your text instead of replying to it.",
-                             **remembered(PAGE, "hosted_continue", True))
+                             **PAGE.remembered("hosted_continue", True))
     instruction = client.CONTINUE if cont and ep.api != "completions" else None
     st.caption(f"Limits: {lim.per_minute} requests a minute for this session, at most {lim.max_samples} samples "
                f"a click, {lim.timeout_s:g} s a request.")
     b = st.columns([1, 1, 1])
-    asked = b[0].button("Ask for its next-token candidates", key="next_token_hosted_ask", type="primary",
+    asked = b[0].button("Ask for its next-token candidates", key=PAGE.key("hosted_ask"), type="primary",
                         disabled=not ep.has_logprobs, width="stretch", help="One request.")
     n = int(b[1].number_input("Answers to sample", 1, lim.max_samples, label_visibility="collapsed",
-                              **remembered(PAGE, "hosted_n", min(5, lim.max_samples), range(1, lim.max_samples + 1))))
-    sampled = b[2].button(f"Sample {n} answers", key="next_token_hosted_sample", width="stretch",
+                              **PAGE.remembered("hosted_n", min(5, lim.max_samples), range(1, lim.max_samples + 1))))
+    sampled = b[2].button(f"Sample {n} answers", key=PAGE.key("hosted_sample"), width="stretch",
                           help=f"{n} requests with the same text at this temperature.")
     if asked or sampled:
         st.session_state.pop(REFUSED, None)

@@ -29,17 +29,16 @@ from engine import settings
 from engine.generation import hosted as client
 from engine.generation.hosted import API_KINDS, Endpoint, HostedCompletion, HostedError
 
-from ..state import remembered
 from ..text import md
+from .state import PAGE
 
 ENV = settings.HOSTED_PREFIX  # every setting's prefix
-PAGE = "next_token"  # remembered widgets are next_token.hosted_*
-KEY = "next_token_hosted_key"  # widget key: a typed API key, the only place it is held
-CALLS = "next_token_hosted_calls"  # session key: times (monotonic) of this session's requests in the last minute
-ANSWER = "next_token_hosted_answer"  # session key: the last answer with candidates, and what it was for
-SAMPLES = "next_token_hosted_samples"  # session key: the last N samples, and what they were for
-REFUSED = "next_token_hosted_refused"  # session key: why the last click sent nothing (the rate limit)
-VIEW = "next_token_hosted_view"  # widget key: the step of the answer shown
+KEY = PAGE.key("hosted_key")  # widget key: a typed API key, the only place it is held
+CALLS = PAGE.key("hosted_calls")  # session key: times (monotonic) of this session's requests in the last minute
+ANSWER = PAGE.key("hosted_answer")  # session key: the last answer with candidates, and what it was for
+SAMPLES = PAGE.key("hosted_samples")  # session key: the last N samples, and what they were for
+REFUSED = PAGE.key("hosted_refused")  # session key: why the last click sent nothing (the rate limit)
+VIEW = PAGE.key("hosted_view")  # widget key: the step of the answer shown
 ANSWER_TOKENS = 12  # tokens of the answer stepped through
 SAMPLE_TOKENS = 12  # tokens per sampled answer
 
@@ -137,7 +136,7 @@ def endpoint_form() -> Target | None:
             source = st.radio("Hosted model", ("host", "own"), horizontal=True,
                               format_func={"host": f"{host.model} (set up by this app's host)",
                                            "own": "my own endpoint and key"}.get,
-                              **remembered(PAGE, "hosted_source", "host", ("host", "own"), _forget_results))
+                              **PAGE.remembered("hosted_source", "host", ("host", "own"), _forget_results))
         if source == "host":
             st.caption(f"{md(host.model)} through the {md(API_KINDS.get(host.api, host.api))} API. The host's key "
                        "stays on the server: it is never sent to your browser, and goes only to the host's endpoint.")
@@ -146,22 +145,22 @@ def endpoint_form() -> Target | None:
         return None
     c = st.columns([1.4, 1.4, 1])
     api = c[0].selectbox("API kind", tuple(API_KINDS), format_func=API_KINDS.get,
-                         **remembered(PAGE, "hosted_api", "chat", tuple(API_KINDS), _forget_results))
+                         **PAGE.remembered("hosted_api", "chat", tuple(API_KINDS), _forget_results))
     url = c[1].text_input("Base URL", placeholder="https://api.openai.com/v1",
                           help="Up to and including the version: https://api.openai.com/v1, "
                                "http://localhost:11434/v1 (Ollama), http://localhost:8000/v1 (vLLM). A local or "
                                "private address works only where the app's host allows it "
                                "(GLASSBOX_HOSTED_ALLOW_PRIVATE=1).",
-                          **remembered(PAGE, "hosted_url", "", then=_forget_results))
+                          **PAGE.remembered("hosted_url", "", then=_forget_results))
     model = c[2].text_input("Model id", placeholder="gpt-4o-mini",
-                            **remembered(PAGE, "hosted_model", "", then=_forget_results))
+                            **PAGE.remembered("hosted_model", "", then=_forget_results))
     k = st.columns([2.8, 1])
     k[0].text_input("API key (held in this browser session's memory only)", type="password", key=KEY,
                     autocomplete="off", on_change=_forget_results,
                     placeholder="sk-…  (leave empty for a local server without keys)",
                     help="Sent only to the base URL above, with each request. Never written to disk, a log, "
                          "the URL or a message; forgotten when you leave this page or close the tab.")
-    k[1].button("Forget my key", key="next_token_hosted_forget", on_click=_forget_key,
+    k[1].button("Forget my key", key=PAGE.key("hosted_forget"), on_click=_forget_key,
                 disabled=not st.session_state.get(KEY), width="stretch")
     if not (url or "").strip() or not (model or "").strip():
         return None

@@ -17,9 +17,9 @@ from engine.generation.sampling import MAX_TEMPERATURE, MIN_TEMPERATURE, apply_t
 from engine.generation.sampling_lab import FILTERS, blame
 
 from ..plots import fitted, plot_config
+from .state import PAGE, STAGES
 from .figures import DRAWN, GRID, KEPT, LOG_TICKS, MONO, REMOVED, REST, base_layout, figure, hline, short
 
-STAGES = ("① Raw logits", "② ÷ temperature", "③ Filters", "④ Top-p's running total", "⑤ Entropy")
 
 
 def logits_figure(stages: SamplingStages, labels: Sequence[str], scaled: bool) -> go.Figure:
@@ -154,5 +154,5 @@ def show_stage(stage: str, stages: SamplingStages, masks: dict[str, torch.Tensor
         fig, name = entropy_figure(stages.logits, stages, s), "entropy"
         note = (f"Entropy is how many bits of choice the distribution leaves: 0 when one token is certain, "
                 f"{math.log2(vocab):.1f} when all {vocab:,} are equally likely.")
-    st.plotly_chart(fitted(fig), key="next_token_stage_chart", config=plot_config(f"glassbox-{name}"))
+    st.plotly_chart(fitted(fig), key=PAGE.key("stage_chart"), config=plot_config(f"glassbox-{name}"))
     st.caption(note)

@@ -23,12 +23,13 @@ from ..plots import fitted, plot_config
 from ..server import model_work
 from ..state import set_text
 from ..text import md
-from ..workshop import define
+from ..terms import define
+from .state import PAGE
 from .figures import layout
 
 SHARED_SCORES = 8  # process-wide cache entries (a few KB each)
 SESSION_SCORES = 4
-_SESSION_CACHE = "next_token_scores"  # session key: {(model key, text, stride): TextSurprise}
+_SESSION_CACHE = PAGE.key("scores")  # session key: {(model key, text, stride): TextSurprise}
 FLOOR = 1e-4  # probabilities at or below this get the darkest colour
 SCALE = "Cividis"
 SLIDING, FRESH = "#0072B2", "#D55E00"
@@ -232,11 +233,11 @@ def surprise_panel(text: str, choice: ModelChoice) -> None:
     else:
         st.markdown(f"Your text has {len(sliding.ids):,} tokens: it fits in the model's window of "
                     f"{block:,}. Paste a longer text, or load an example, to see what happens past it.")
-    st.button("Load a long example story", key="next_token_long_example", on_click=set_text,
+    st.button("Load a long example story", key=PAGE.key("long_example"), on_click=set_text,
               args=(LONG_EXAMPLE,), help="Replaces the text in the box with a story longer than the window.")
     # Past one window the two schedules differ; within it they are the same computation.
     fresh = get_surprise(text, choice, stride=block) if len(sliding.ids) > block else None
-    st.plotly_chart(fitted(loss_figure(sliding, fresh, block)), key="next_token_loss",
+    st.plotly_chart(fitted(loss_figure(sliding, fresh, block)), key=PAGE.key("loss"),
                     config=plot_config("glassbox-surprise-per-token"))
     if fresh is None:
         st.caption("Each point is one token's surprise; the lower panel shows how many tokens each prediction "

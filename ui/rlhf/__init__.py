@@ -1,10 +1,12 @@
 """The Pre-training vs RLHF page's wing.
 
+- state: the page's declaration (PAGE)
 - pretraining: how the built-in model was pre-trained (its training record, loss curve, samples)
 - pairs: preferences you give (completions side by side, marked) and the built-in, rule-labelled sets
 - tuning: DPO in the background, live; before / after; which parameters moved; the tuned model
 - figures: the page's figure builders; notes: its words
 """
 from . import figures, notes, pairs, pretraining, tuning
+from .state import PAGE
 
-__all__ = ["figures", "notes", "pairs", "pretraining", "tuning"]
+__all__ = ["PAGE", "figures", "notes", "pairs", "pretraining", "tuning"]

@@ -11,16 +11,14 @@ import streamlit as st
 from engine.train.preference import PreferencePair, write_completions
 from engine.train.preference_sets import NAMES, SETS, build_pairs, find_set
 
-from .. import state
 from ..models import ModelChoice
 from ..server import model_work
-from ..state import widget_key
 from ..text import md
 from .state import PAGE, remembered
 
-PAIRS = "RLHF._pairs"  # session key: list[PreferencePair]
-DRAFT = "RLHF._draft"  # session key: (model key, prompt, seed, completions) written for the user to mark
-NOTICE = "RLHF._pairs_notice"  # session key: a line about the last change, shown once
+PAIRS = PAGE.key("pairs")  # session key: list[PreferencePair]
+DRAFT = PAGE.key("draft")  # session key: (model key, prompt, seed, completions) written for the user to mark
+NOTICE = PAGE.key("pairs_notice")  # session key: a line about the last change, shown once
 MAX_PAIRS = 64  # every step runs every pair: more would make a tuning run slow for the server
 MAX_PROMPT_CHARS = 300
 N_COMPLETIONS = 4
@@ -57,7 +55,7 @@ def builtin_sets(choice: ModelChoice) -> None:
     st.caption(f"{pref.rule} **A rule labelled these pairs, standing in for the people who rank a model's "
                "answers in real RLHF.** The completions are the current model's own, seeded, so the set is the same "
                "every time.")
-    if st.button("Add this set's pairs", key=widget_key("add_set"), icon=":material/playlist_add:"):
+    if st.button("Add this set's pairs", key=PAGE.key("add_set"), icon=":material/playlist_add:"):
         with st.spinner("The model writes completions and the rule picks…"), model_work():
             new = build_pairs(choice.model, choice.tokenizer, key, option)
         if new:
@@ -68,12 +66,12 @@ def builtin_sets(choice: ModelChoice) -> None:
 
 
 def _use_example() -> None:
-    state.choose(PAGE, "prompt", st.session_state[widget_key("example")])
+    PAGE.choose("prompt", st.session_state[PAGE.key("example")])
 
 
 def your_pairs(choice: ModelChoice) -> None:
     """Pick or type a prompt, let the model write completions, mark one preferred and one rejected."""
-    st.selectbox("Start from an example prompt", EXAMPLE_PROMPTS, index=None, key=widget_key("example"),
+    st.selectbox("Start from an example prompt", EXAMPLE_PROMPTS, index=None, key=PAGE.key("example"),
                  on_change=_use_example, placeholder="or type your own below")
     c1, c2 = st.columns([4, 1])
     with c1:
@@ -82,7 +80,7 @@ def your_pairs(choice: ModelChoice) -> None:
     with c2:
         seed = int(st.number_input("Seed", 0, 9_999, **remembered("seed", 0),
                                    help="The same seed writes the same completions; change it for others."))
-    if st.button(f"Write {N_COMPLETIONS} completions", key=widget_key("write"), icon=":material/edit_note:"):
+    if st.button(f"Write {N_COMPLETIONS} completions", key=PAGE.key("write"), icon=":material/edit_note:"):
         with model_work():
             texts = write_completions(choice.model, choice.tokenizer, prompt, N_COMPLETIONS, COMPLETION_TOKENS, seed)
         st.session_state[DRAFT] = (choice.key, prompt, seed, texts)
@@ -98,15 +96,15 @@ def your_pairs(choice: ModelChoice) -> None:
     numbers = list(range(1, len(texts) + 1))
     c1, c2, c3 = st.columns([1, 1, 1])
     with c1:
-        good = st.radio("You prefer", numbers, index=None, horizontal=True, key=widget_key("chosen"))
+        good = st.radio("You prefer", numbers, index=None, horizontal=True, key=PAGE.key("chosen"))
     with c2:
-        bad = st.radio("over", numbers, index=None, horizontal=True, key=widget_key("rejected"))
+        bad = st.radio("over", numbers, index=None, horizontal=True, key=PAGE.key("rejected"))
     with c3:
         problem = ("Mark one completion you prefer and one you reject." if good is None or bad is None else
                    "Pick two different completions." if good == bad else
                    "These two completions are the same text: pick two that differ."
                    if texts[good - 1] == texts[bad - 1] else "")
-        if st.button("Add this pair", key=widget_key("add_pair"), disabled=bool(problem), type="primary",
+        if st.button("Add this pair", key=PAGE.key("add_pair"), disabled=bool(problem), type="primary",
                      icon=":material/thumb_up:", help=problem or None):
             _add([PreferencePair(prompt, texts[good - 1], texts[bad - 1])], "pair marked by you")
             st.rerun()
@@ -123,6 +121,6 @@ def pair_table() -> None:
         return
     st.dataframe(pd.DataFrame([{"prompt": p.prompt, "preferred": p.chosen.strip(), "rejected": p.rejected.strip(),
                                 "labelled by": p.labelled_by} for p in have]), hide_index=True)
-    if st.button(f"Remove all {len(have)} pairs", key=widget_key("clear"), icon=":material/delete:"):
+    if st.button(f"Remove all {len(have)} pairs", key=PAGE.key("clear"), icon=":material/delete:"):
         st.session_state[PAIRS] = []
         st.rerun()

@@ -10,11 +10,11 @@ import streamlit as st
 from engine.train.preference import write_completions
 
 from ..models import ModelChoice, default_model, default_model_dir, describe_size
-from ..pages import link_to
 from ..plots import fitted, plot_config
 from ..server import model_work
-from ..workshop import define
+from ..terms import define
 from .figures import pretraining_figure
+from .state import PAGE
 
 SAMPLE_SEEDS = (1, 2, 3)
 SAMPLE_TOKENS = 60
@@ -74,7 +74,7 @@ def pretraining_section(choice: ModelChoice) -> None:
                        f"(models/{folder.name}/README.md) gives every stage of the run, its data mix and its time.")
         if info.get("history"):
             st.plotly_chart(fitted(pretraining_figure(info["history"])), config=plot_config("pretraining-loss"),
-                            key="rlhf_pretraining_loss")
+                            key=PAGE.key("pretraining_loss"))
     st.markdown("**What the pre-trained model writes** (from nothing, temperature 0.8, seeds "
                 f"{', '.join(map(str, SAMPLE_SEEDS))}; the built-in model's checkpoints along the way are not "
                 "shipped, only the final weights):")
@@ -83,5 +83,3 @@ def pretraining_section(choice: ModelChoice) -> None:
     if not choice.shared:
         st.caption(f"You are looking at **{choice.name}**; the figures above are the built-in model's, the one "
                    "every model here starts from.")
-    link_to("pages/5_Train.py", "Pre-train a model yourself on the Train page, and watch samples at every "
-            "checkpoint as it learns.")

@@ -1,7 +1,7 @@
-"""The page's name and its remembered widgets: values survive a visit to another page (ui.state.remembered)."""
-from functools import partial
+"""The Pre-training vs RLHF page: its declaration; its remembered widgets survive a visit to another page."""
+from ..page import Page
 
-from .. import state
-
-PAGE = "Pre-training vs RLHF"  # as the page's setup_page title, so widget keys read "Pre-training vs RLHF.beta"
-remembered = partial(state.remembered, PAGE)
+PAGE = Page("rlhf", "Pre-training vs RLHF", "pages/6_Pretraining_vs_RLHF.py", ":material/thumbs_up_down:",
+            "Tell the model which completions you prefer and tune it with DPO: what changes, and what does not.",
+            favicon="👍")
+remembered = PAGE.remembered

@@ -22,18 +22,18 @@ from ..models import ModelChoice, describe_size
 from ..plots import fitted, plot_config
 from ..runs import RunPanel
 from ..server import model_work, session_id
-from ..state import session_alive, widget_key
+from ..state import session_alive
 from ..text import md
 from .figures import before_after_figure, changes_figure, changes_frame, tuning_figure, tuning_frame
 from .pairs import pairs
-from .state import remembered
+from .state import PAGE, remembered
 
-RUN = "RLHF._run"  # session key: this session's TuningRun (one at a time)
-REGISTERED = "RLHF._registered"  # session key: id of the run whose model is registered as TUNED_MODEL
-NOTICE = "RLHF._notice"  # session key: (kind, message) about starting a run
-HEARTBEAT = "RLHF._heartbeat"  # session key: the live view's last poll (see ui.state.session_alive)
-ZIP = "RLHF._zip"  # session key: (run id, zip bytes)
-COMPARED = "RLHF._compared"  # session key: ByteLRU {(run id, prompt): what the before / after views draw}
+RUN = PAGE.key("run")  # session key: this session's TuningRun (one at a time)
+REGISTERED = PAGE.key("registered")  # session key: id of the run whose model is registered as TUNED_MODEL
+NOTICE = PAGE.key("notice")  # session key: (kind, message) about starting a run
+HEARTBEAT = PAGE.key("heartbeat")  # session key: the live view's last poll (see ui.state.session_alive)
+ZIP = PAGE.key("zips")  # session key: (run id, zip bytes)
+COMPARED = PAGE.key("compared")  # session key: ByteLRU {(run id, prompt): what the before / after views draw}
 TUNED_MODEL = "tuned model"
 POLL_S = 0.5
 LEARNING_RATES = (1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4)
@@ -128,7 +128,7 @@ def _metrics(run: TuningRun) -> None:
 def _chart(run: TuningRun) -> None:
     s = run.status()
     st.plotly_chart(fitted(tuning_figure(s.history, s.steps)), config=plot_config("dpo-tuning"),
-                    key=widget_key(f"tuning_{run.id}_{s.state}"))
+                    key=PAGE.key(f"tuning_{run.id}_{s.state}"))
     st.caption("Both log-probabilities often fall while the margin grows: DPO only asks that the chosen "
                "completion gain *relative to the rejected one and to the original*. Pushing the rejected one down "
                "hard is the cheapest way there, and a completion written once by a sampler was never likely to "
@@ -144,7 +144,7 @@ def _running(run: TuningRun, s: TuneStatus) -> None:
 
 def live_view(run: TuningRun) -> None:
     """While tuning: a fragment refreshed every POLL_S. Afterwards: the final state, drawn once."""
-    PANEL.live_view(run, _running, _finished, widget_key("leave_line"), widget_key("stop"))
+    PANEL.live_view(run, _running, _finished, PAGE.key("leave_line"), PAGE.key("stop"))
 
 
 def _finished(run: TuningRun, s: TuneStatus) -> None:
@@ -152,7 +152,7 @@ def _finished(run: TuningRun, s: TuneStatus) -> None:
     if s.history:
         _chart(run)
         st.download_button("Download every step (CSV)", tuning_frame(s.history).to_csv(index=False),
-                           "glassbox-dpo-steps.csv", "text/csv", key=widget_key("steps_csv"),
+                           "glassbox-dpo-steps.csv", "text/csv", key=PAGE.key("steps_csv"),
                            icon=":material/download:")
 
 
@@ -189,7 +189,7 @@ def what_changed(run: TuningRun) -> None:
     name = run.reference_name
     st.plotly_chart(fitted(before_after_figure(data["labels"], data["before"], data["after"],
                                                "The next token, before and after tuning")),
-                    config=plot_config("dpo-next-token"), key=widget_key("before_after"))
+                    config=plot_config("dpo-next-token"), key=PAGE.key("before_after"))
     st.caption(f"Grey: **{md(name)}** as it was (the frozen reference). Blue: the tuned copy. The most likely next "
                "tokens of either model are listed.")
     st.markdown(f"**Completions with the same seeds** ({', '.join(map(str, COMPARE_SEEDS))}): the only thing that "
@@ -205,9 +205,9 @@ def what_changed(run: TuningRun) -> None:
 def black_box(run: TuningRun) -> None:
     changes = param_changes(run.reference, run.model)
     st.plotly_chart(fitted(changes_figure(changes)), config=plot_config("dpo-parameter-changes"),
-                    key=widget_key("changes"))
+                    key=PAGE.key("changes"))
     st.download_button("Every parameter group (CSV)", changes_frame(changes).to_csv(index=False),
-                       "glassbox-dpo-parameter-changes.csv", "text/csv", key=widget_key("changes_csv"),
+                       "glassbox-dpo-parameter-changes.csv", "text/csv", key=PAGE.key("changes_csv"),
                        icon=":material/download:")
     st.markdown("Every one of the model's parameters moved a little. The chart says **where** the weights changed "
                 "most, relative to their size; it does **not** say **why** the behaviour changed, or what else "
@@ -233,5 +233,5 @@ def use_model(run: TuningRun) -> None:
         cached = (run.id, export_zip(run.model, run.tokenizer, "glassbox-tuned-model", card=card))
         st.session_state[ZIP] = cached
     st.download_button("Download the tuned model (.zip, Hugging Face format)", cached[1],
-                       "glassbox-tuned-model.zip", "application/zip", key=widget_key("zip"),
+                       "glassbox-tuned-model.zip", "application/zip", key=PAGE.key("zip"),
                        icon=":material/download:")

@@ -1,5 +1,6 @@
 """The Tokens and vectors page's wing.
 
+- state: the page's declaration (PAGE), its tabs and link settings
 - splitting: the live token view (counts, the context meter, chips, the token table) and tokenizers compared
 - bpe: watch byte-pair encoding learn, merge by merge
 - pitfalls: texts that tokenize in surprising ways
@@ -8,7 +9,6 @@
 The token chips themselves are shared by several pages: ui/chips.py.
 """
 from . import bpe, pitfalls, splitting, vectors
+from .state import PAGE, TABS
 
-TABS = ("Compare tokenizers", "Watch BPE learn", "Tokenization pitfalls", "Vectors")  # the page's tabs, in order
-
-__all__ = ["TABS", "bpe", "pitfalls", "splitting", "vectors"]
+__all__ = ["PAGE", "TABS", "bpe", "pitfalls", "splitting", "vectors"]

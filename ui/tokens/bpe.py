@@ -12,7 +12,7 @@ from engine.inspect.bpe_steps import BpeRun, base_vocab, train_steps
 
 from ..chips import chips_html
 from ..plots import fitted, plot_config
-from ..state import widget_key
+from .state import PAGE
 
 MAX_CORPUS_CHARS = 1_000_000  # pasted or uploaded text beyond this is cut (with a note)
 MAX_UPLOAD_BYTES = 1_000_000  # a bigger upload is refused before it is read
@@ -59,16 +59,16 @@ to rest. "You see," said the sun to the wind, "a gentle touch can do more than f
 
 def corpus_picker() -> str | None:
     """The training text the user chose (built-in, pasted or uploaded), capped; None when there is none yet."""
-    source = st.radio("Train on", SOURCES, horizontal=True, key=widget_key("bpe_source"))
+    source = st.radio("Train on", SOURCES, horizontal=True, key=PAGE.key("bpe_source"))
     if source == SOURCES[0]:
         with st.expander("Read the built-in text"):
             st.text(BUILT_IN)
         return BUILT_IN
     if source == SOURCES[1]:
-        text = st.text_area("Text to train on", key=widget_key("bpe_paste"), height=160,
+        text = st.text_area("Text to train on", key=PAGE.key("bpe_paste"), height=160,
                             placeholder="Paste a few paragraphs here, then press Ctrl+Enter.")
         return _cap(text) if text.strip() else _none("Paste some text to train on.")
-    upload = st.file_uploader("A plain-text file (UTF-8, at most 1 MB)", type=["txt"], key=widget_key("bpe_file"))
+    upload = st.file_uploader("A plain-text file (UTF-8, at most 1 MB)", type=["txt"], key=PAGE.key("bpe_file"))
     if upload is None:
         return _none("Choose a .txt file to train on.")
     if upload.size > MAX_UPLOAD_BYTES:
@@ -111,7 +111,7 @@ def train(corpus: str, vocab_size: int) -> BpeRun:
 
 def show_bpe() -> None:
     corpus = corpus_picker()
-    vocab_size = st.slider("Vocabulary size", MIN_VOCAB, MAX_VOCAB, DEFAULT_VOCAB, key=widget_key("bpe_vocab"),
+    vocab_size = st.slider("Vocabulary size", MIN_VOCAB, MAX_VOCAB, DEFAULT_VOCAB, key=PAGE.key("bpe_vocab"),
                            help=f"It starts with {MIN_VOCAB - 1} tokens (the 256 bytes and <|endoftext|>); "
                                 "each merge adds one.")
     if corpus is None:
@@ -132,7 +132,7 @@ def _code(piece: str) -> str:
     return "<code>" + "".join(c if c.isalnum() else f"&#{ord(c)};" for c in piece) + "</code>"
 
 
-STEP = "Tokens and vectors.bpe_step_value"  # session key: the chosen step (canonical, not a widget key)
+STEP = PAGE.key("bpe_step_value")  # session key: the chosen step (canonical, not a widget key)
 
 
 def _step(delta: int, top: int) -> None:
@@ -147,7 +147,7 @@ def _sync_step(key: str) -> None:
 def stepper(run: BpeRun) -> None:
     """Step through the merges; moving the step reruns only this part of the page."""
     n = len(run.merges)
-    key = widget_key("bpe_step")
+    key = PAGE.key("bpe_step")
     # The slider's range changes with the vocabulary, which makes it a new widget with a fresh value; the
     # step lives in its own key and fills the slider, kept inside the new range.
     k = max(0, min(n, st.session_state.get(STEP, min(10, n))))
@@ -155,9 +155,9 @@ def stepper(run: BpeRun) -> None:
     st.session_state[key] = k  # written every run: a slider with a new range would otherwise start at 0
     k = st.slider("Merges applied", 0, n, key=key, on_change=_sync_step, args=(key,))
     with st.container(horizontal=True):
-        st.button("Back", icon=":material/chevron_left:", key=widget_key("bpe_back"), on_click=_step,
+        st.button("Back", icon=":material/chevron_left:", key=PAGE.key("bpe_back"), on_click=_step,
                   args=(-1, n), help="One merge back", disabled=k == 0)
-        st.button("Next", icon=":material/chevron_right:", key=widget_key("bpe_next"), on_click=_step,
+        st.button("Next", icon=":material/chevron_right:", key=PAGE.key("bpe_next"), on_click=_step,
                   args=(1, n), help="One merge forward", disabled=k == n)
     if k:
         m = run.merges[k - 1]
@@ -166,7 +166,7 @@ def stepper(run: BpeRun) -> None:
                     f"**{m.count:,}** times.", unsafe_allow_html=True)
     else:
         st.markdown("No merges yet: every byte is its own token.")
-    sentence = st.text_input("A sentence to split", DEFAULT_SENTENCE, key=widget_key("bpe_sentence"),
+    sentence = st.text_input("A sentence to split", DEFAULT_SENTENCE, key=PAGE.key("bpe_sentence"),
                              max_chars=MAX_SENTENCE_CHARS)
     if sentence:
         show_splits(run, sentence, k)
@@ -196,9 +196,9 @@ def show_splits(run: BpeRun, sentence: str, k: int) -> None:
             label = f"**{label} ← this step**"
         st.markdown(f"{label} · {len(ids):,} tokens")
         st.markdown(chips_html(ids, [run.piece(i) for i in ids], tok), unsafe_allow_html=True)
-    st.plotly_chart(fitted(curve_figure(curve, k)), config=plot_config("bpe-compression"), key=widget_key("bpe_curve"))
+    st.plotly_chart(fitted(curve_figure(curve, k)), config=plot_config("bpe-compression"), key=PAGE.key("bpe_curve"))
     st.download_button("Download the curve (CSV)", curve_csv(curve), file_name="glassbox-bpe-compression.csv",
-                       mime="text/csv", icon=":material/download:", key=widget_key("bpe_curve_csv"))
+                       mime="text/csv", icon=":material/download:", key=PAGE.key("bpe_curve_csv"))
 
 
 def curve_csv(curve: list[int]) -> str:

@@ -9,7 +9,8 @@ from engine import encode
 
 from ..chips import chips_html
 from ..models import ModelChoice
-from ..state import set_text, widget_key
+from ..state import set_text
+from .state import PAGE
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ def show_pitfalls(choice: ModelChoice) -> None:
             cols = st.columns(2)
             for s, sample in enumerate(pitfall.samples):
                 with cols[s % 2]:
-                    _sample(choice, sample, widget_key(f"pitfall_{p}_{s}"))
+                    _sample(choice, sample, PAGE.key(f"pitfall_{p}_{s}"))
 
 
 def _sample(choice: ModelChoice, text: str, key: str) -> None:

@@ -15,8 +15,8 @@ from engine.inspect.compare_tokenizers import (GPT2_REPO, ContextFit, Gpt2Tokeni
 from ..cache import context_message
 from ..chips import MAX_CHIPS, chips_html, show_token_chips
 from ..models import ROOT, SHARED, ModelChoice, default_model
-from ..state import remembered
-from ..workshop import define
+from .state import PAGE
+from ..terms import define
 
 GPT2_ENV = settings.env_name("gpt2_tokenizer")  # optional: a folder holding GPT-2's tokenizer (tokenizer.json)
 GPT2_FOLDER = ROOT / "models" / "gpt2-tokenizer"  # looked at when the variable is not set
@@ -34,7 +34,7 @@ METER_CSS = (
 
 
 def show_whitespace_toggle() -> bool:
-    return st.toggle("Show whitespace", **remembered("Tokens and vectors", "show_whitespace", True),
+    return st.toggle("Show whitespace", **PAGE.remembered("show_whitespace", True),
                      help="Spaces show as ␣, line breaks as ↵, tabs as ⇥. Off: they show as they are.")
 
 

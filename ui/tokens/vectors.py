@@ -21,14 +21,14 @@ from ..colours import CLIP_PERCENTILE, DIVERGING, SIGN_WORDS, clipped, diverging
 from ..models import ModelChoice
 from ..plots import fitted, plot_config
 from ..text import md, plotly_text
-from ..state import widget_key
+from .state import PAGE
 
 MAX_LABELS = 40  # axis labels on a heatmap side; more would overlap, so the rest are thinned out
 MAX_MAP_LABELS = 60  # text tokens named on the PCA map
 MAX_MAP_POINTS = 20_000  # vocabulary dots drawn on the PCA map; a larger vocabulary is sampled evenly
 MAX_POS_CELLS = 320  # positions per side of the position-similarity heatmap (a long context is sampled)
 HIGHLIGHT, BACKGROUND = "#D55E00", "#9A9A9A"  # Okabe-Ito vermillion on grey: readable for colour-blind viewers
-_SESSION_MAPS = "Tokens and vectors.vocab_maps"  # session key: {model key: VocabMap} for session models
+_SESSION_MAPS = PAGE.key("vocab_maps")  # session key: {model key: VocabMap} for session models
 
 
 def _tick_positions(n: int) -> list[int]:
@@ -53,7 +53,7 @@ def show_input_vectors(text: str, choice: ModelChoice) -> ModelInput | None:
     if rotary:
         st.caption(ROTARY_NOTE + " The middle panel is zeros for that reason.")
     st.plotly_chart(fitted(input_figure(mi, rotary)), config=plot_config("input-vectors"),
-                    key=widget_key("input_vectors"))
+                    key=PAGE.key("input_vectors"))
     scale = input_scale(mi)
     beyond = clipped(torch.stack([mi.token, mi.position, mi.total]).numpy(), scale)
     st.caption(f"Colour: RdBu, {SIGN_WORDS}, as on every page; the three panels share one scale, clipped at "
@@ -62,7 +62,7 @@ def show_input_vectors(text: str, choice: ModelChoice) -> ModelInput | None:
                f"Hover a cell for its exact value. Row 0 is the {md(mi.encoding.tokens[0])} start marker the model "
                "reads before your text.")
     st.download_button("Download these vectors (CSV)", vectors_csv(mi), file_name="glassbox-input-vectors.csv",
-                       mime="text/csv", icon=":material/download:", key=widget_key("input_vectors_csv"))
+                       mime="text/csv", icon=":material/download:", key=PAGE.key("input_vectors_csv"))
     return mi
 
 
@@ -144,9 +144,9 @@ def show_neighbours(mi: ModelInput, choice: ModelChoice) -> None:
     if len(options) > 1 and vm.pieces[options[0]] == EOT:
         options = options[1:] + options[:1]  # the start marker last: the text's own tokens are more telling
     left, right = st.columns([3, 1])
-    token_id = left.selectbox("Token", options, key=widget_key("neighbour_token"),
+    token_id = left.selectbox("Token", options, key=PAGE.key("neighbour_token"),
                               format_func=lambda i: f"{vm.pieces[i]}  (id {i})")
-    k = right.number_input("How many", min_value=1, max_value=50, value=10, key=widget_key("neighbour_k"))
+    k = right.number_input("How many", min_value=1, max_value=50, value=10, key=PAGE.key("neighbour_k"))
     if token_id is None:
         return
     near = nearest_neighbours(vm.table, int(token_id), int(k))
@@ -160,7 +160,7 @@ def show_neighbours(mi: ModelInput, choice: ModelChoice) -> None:
 
 def show_vocab_map(mi: ModelInput, choice: ModelChoice) -> None:
     vm = vocab_map(choice)
-    st.plotly_chart(fitted(map_figure(vm, mi)), config=plot_config("embedding-map"), key=widget_key("vocab_map"))
+    st.plotly_chart(fitted(map_figure(vm, mi)), config=plot_config("embedding-map"), key=PAGE.key("vocab_map"))
     ex = vm.pca.explained
     ids = drawn_ids(vm)
     every = "Every dot is one" if len(ids) == len(vm.pieces) else \
@@ -171,7 +171,7 @@ def show_vocab_map(mi: ModelInput, choice: ModelChoice) -> None:
     coords = vm.pca.coords[ids].numpy()
     csv = pd.DataFrame({"id": ids, "token": [vm.pieces[i] for i in ids], "pc1": coords[:, 0], "pc2": coords[:, 1]})
     st.download_button("Download the map (CSV)", csv.to_csv(index=False), file_name="glassbox-embedding-pca.csv",
-                       mime="text/csv", icon=":material/download:", key=widget_key("vocab_map_csv"))
+                       mime="text/csv", icon=":material/download:", key=PAGE.key("vocab_map_csv"))
 
 
 def drawn_ids(vm: VocabMap) -> list[int]:
@@ -224,10 +224,10 @@ def show_position_similarity(mi: ModelInput | None, choice: ModelChoice) -> None
     fig.update_layout(height=560, margin={"l": 10, "r": 10, "t": 30, "b": 10},
                       xaxis_title="position", yaxis_title="position", yaxis_autorange="reversed")
     fig.update_yaxes(scaleanchor="x")
-    st.plotly_chart(fitted(fig), config=plot_config("position-similarity"), key=widget_key("position_similarity"))
+    st.plotly_chart(fitted(fig), config=plot_config("position-similarity"), key=PAGE.key("position_similarity"))
     note = f" Every {wpe.shape[0] // len(keep)}th position is shown." if len(keep) < wpe.shape[0] else ""
     st.caption("Cosine similarity of every pair of position embeddings (RdBu: blue alike, red opposite). "
                f"The dotted square marks the positions your text uses.{note}")
     df = pd.DataFrame(sims.numpy(), index=pd.Index(keep, name="position"), columns=[str(p) for p in keep])
     st.download_button("Download the matrix (CSV)", df.to_csv(), file_name="glassbox-position-similarity.csv",
-                       mime="text/csv", icon=":material/download:", key=widget_key("position_similarity_csv"))
+                       mime="text/csv", icon=":material/download:", key=PAGE.key("position_similarity_csv"))

@@ -1,7 +1,7 @@
 """Figure builders for the Train page: the loss curve and the next-token distribution, with the tables
 behind them for CSV download. Pure functions of engine objects (no widgets), so the live view, the
 time-lapse and the before/after comparison draw the same way. Attention patterns are drawn with the
-Attention page's own builders (ui/attention/figures.py: viridis, 0 to 1, the masked future left blank).
+Attention page's own builders (ui/patterns.py: viridis, 0 to 1, the masked future left blank).
 
 Colours: Okabe-Ito blue and vermilion, distinguishable with every common colour-vision deficiency.
 """

@@ -11,26 +11,26 @@ import streamlit as st
 from engine import Trace, run_trace
 from engine.train.runs import Snapshot, TrainingRun
 
-from ..attention.figures import head_figure, matrix_csv, position_labels
+from ..patterns import head_figure, matrix_csv, position_labels
 from ..plots import fitted, plot_config
 from ..server import model_work
-from ..state import widget_key
 from .figures import next_token_csv, next_token_figure, next_token_table
+from .state import PAGE
 
 MAX_PROMPT_CHARS = 400
 PLAY_S = 1.2  # seconds per frame when the time-lapse plays
-_PLAYING = "Train._playing"  # session key: id of the run whose time-lapse is playing
-_FRESH = "Train._play_fresh"  # session key: play was just pressed (show the first frame before moving on)
-_COMPARE = "Train._compare"  # session key: (run id, prompt, (before trace, after trace))
+_PLAYING = PAGE.key("playing")  # session key: id of the run whose time-lapse is playing
+_FRESH = PAGE.key("play_fresh")  # session key: play was just pressed (show the first frame before moving on)
+_COMPARE = PAGE.key("compare")  # session key: (run id, prompt, (before trace, after trace))
 
 
 def _attention(trace: Trace, layer: int, head: int, title: str, key: str) -> None:
     """One head's pattern, drawn and downloadable as the Attention page draws it."""
     st.plotly_chart(fitted(head_figure(trace.pattern(layer, head), trace.tokens, title, clickable=False)),
-                    config=plot_config(f"glassbox-attention-{key}"), key=widget_key(f"att_{key}"))
+                    config=plot_config(f"glassbox-attention-{key}"), key=PAGE.key(f"att_{key}"))
     labels = position_labels(trace.tokens)
     st.download_button("Attention weights (CSV)", matrix_csv(trace.pattern(layer, head), labels, labels),
-                       f"glassbox-attention-{key}.csv", "text/csv", key=widget_key(f"att_csv_{key}"),
+                       f"glassbox-attention-{key}.csv", "text/csv", key=PAGE.key(f"att_csv_{key}"),
                        icon=":material/download:")
 
 
@@ -38,17 +38,17 @@ def _next_tokens(trace: Trace, run: TrainingRun, title: str, key: str) -> None:
     """The most likely next tokens after the prompt, drawn and downloadable."""
     table = next_token_table(trace, run.tokenizer)
     st.plotly_chart(fitted(next_token_figure(table, title)), config=plot_config(f"glassbox-next-token-{key}"),
-                    key=widget_key(f"next_{key}"))
+                    key=PAGE.key(f"next_{key}"))
     st.download_button("Next tokens (CSV)", next_token_csv(table), f"glassbox-next-token-{key}.csv", "text/csv",
-                       key=widget_key(f"next_csv_{key}"), icon=":material/download:")
+                       key=PAGE.key(f"next_csv_{key}"), icon=":material/download:")
 
 
 def _head_picker(run: TrainingRun, name: str) -> tuple[int, int]:
     cfg = run.spec.model
     c1, c2 = st.columns(2)
-    layer = c1.selectbox("Layer", range(cfg.n_layer), key=widget_key(f"{name}_layer_{run.id}"),
+    layer = c1.selectbox("Layer", range(cfg.n_layer), key=PAGE.key(f"{name}_layer_{run.id}"),
                          index=cfg.n_layer - 1)
-    head = c2.selectbox("Head", range(cfg.n_head), key=widget_key(f"{name}_head_{run.id}"))
+    head = c2.selectbox("Head", range(cfg.n_head), key=PAGE.key(f"{name}_head_{run.id}"))
     return layer, head
 
 
@@ -79,7 +79,7 @@ def _timelapse_body(run: TrainingRun, playing: bool) -> None:
                 f"travel through training and watch the fixed prompt *{run.spec.probe}* change: how sure the "
                 "model is of the next token, and where each head looks.")
     steps = [s.step for s in snaps]
-    key = widget_key(f"lapse_step_{run.id}")
+    key = PAGE.key(f"lapse_step_{run.id}")
     if st.session_state.get(key) not in steps:
         st.session_state[key] = steps[-1]  # open on the trained model
     if playing and not st.session_state.pop(_FRESH, False):
@@ -91,11 +91,11 @@ def _timelapse_body(run: TrainingRun, playing: bool) -> None:
     c1, c2 = st.columns([5, 1], vertical_alignment="bottom")
     step = c1.select_slider("Training step", steps, key=key)
     if playing:
-        c2.button("Pause", on_click=_pause, icon=":material/pause:", key=widget_key("lapse_pause"),
+        c2.button("Pause", on_click=_pause, icon=":material/pause:", key=PAGE.key("lapse_pause"),
                   use_container_width=True)
     else:
         c2.button("Play", on_click=_play, args=(run.id, steps[0], key), icon=":material/play_arrow:",
-                  key=widget_key("lapse_play"), use_container_width=True)
+                  key=PAGE.key("lapse_play"), use_container_width=True)
     snap: Snapshot = snaps[steps.index(step)]
     layer, head = _head_picker(run, "lapse")
     c = st.columns(3)
@@ -128,7 +128,7 @@ def before_after(run: TrainingRun) -> None:
     if run.model is None or not run.snapshots():
         return
     prompt = st.text_input("Prompt", value=run.spec.probe, max_chars=MAX_PROMPT_CHARS,
-                           key=widget_key(f"compare_prompt_{run.id}"),
+                           key=PAGE.key(f"compare_prompt_{run.id}"),
                            help="Any text: both models read it, and you see where a head looks and what each "
                                 "predicts next.")
     if not prompt.strip():

@@ -22,19 +22,19 @@ from ..models import register_session_model
 from ..plots import fitted, plot_config
 from ..runs import RunPanel
 from ..server import session_id
-from ..state import session_alive, widget_key
+from ..state import session_alive
 from ..text import md
 from .figures import duration, loss_figure, loss_table
+from .state import ESTIMATE, PAGE
 
-RUN = "Train._run"  # session key: this session's TrainingRun (one at a time)
-REGISTERED = "Train._registered"  # session key: id of the run whose model is registered as MY_MODEL
-NOTICE = "Train._notice"  # session key: (kind, message) about starting a run, shown once after a rerun
-UPLOAD_NOTICE = "Train._upload_notice"  # session key: the same, about an uploaded zip
-ZIPS = "Train._zip"  # session key: (run id, zip bytes)
-UPLOADED = "Train._uploaded_zip"  # session key: file id of the last zip imported
-HEARTBEAT = "Train._heartbeat"  # session key: {"t": monotonic time of the last poll} (see session_alive)
+RUN = PAGE.key("run")  # session key: this session's TrainingRun (one at a time)
+REGISTERED = PAGE.key("registered")  # session key: id of the run whose model is registered as MY_MODEL
+NOTICE = PAGE.key("notice")  # session key: (kind, message) about starting a run, shown once after a rerun
+UPLOAD_NOTICE = PAGE.key("upload_notice")  # session key: the same, about an uploaded zip
+ZIPS = PAGE.key("zips")  # session key: (run id, zip bytes)
+UPLOADED = PAGE.key("uploaded_zip")  # session key: file id of the last zip imported
+HEARTBEAT = PAGE.key("heartbeat")  # session key: {"t": monotonic time of the last poll} (see session_alive)
 MY_MODEL, UPLOADED_MODEL = "my model", "uploaded model"
-ESTIMATE = "Train._estimate_s"  # session key: the cost panel's estimate of the run's length, in seconds
 POLL_S = 2.0  # the live view redraws this often: often enough to watch, rarely enough to cost the run little
 # kept_step 0: nothing was learned (or only what diverged), so "my model" stays what it was
 PANEL = RunPanel(RUN, REGISTERED, NOTICE, HEARTBEAT, ZIPS, MY_MODEL, "training run", "Stop training", POLL_S,
@@ -90,7 +90,7 @@ def _sample(s: RunStatus, step: int | None = None) -> None:
 
 def _chart(run: TrainingRun, s: RunStatus) -> None:
     st.plotly_chart(fitted(loss_figure(s, run.spec.model.vocab_size)), config=plot_config("glassbox-loss"),
-                    key=widget_key(f"loss_{run.id}_{s.state}"))
+                    key=PAGE.key(f"loss_{run.id}_{s.state}"))
 
 
 def _running(run: TrainingRun, s: RunStatus) -> None:
@@ -105,14 +105,14 @@ def _finished(run: TrainingRun, s: RunStatus) -> None:
         _metrics(s)
         _chart(run, s)
         st.download_button("Download the losses (CSV)", loss_table(s).to_csv(index=False), "glassbox-losses.csv",
-                           "text/csv", key=widget_key("loss_csv"), icon=":material/download:")
+                           "text/csv", key=PAGE.key("loss_csv"), icon=":material/download:")
         _sample(s)
 
 
 def live_view(run: TrainingRun) -> None:
     """While training: refreshed every POLL_S, so only this part reruns and the rest of the page stays usable.
     Afterwards: the final state, drawn once."""
-    PANEL.live_view(run, _running, _finished, widget_key("leave_line"), widget_key("stop"))
+    PANEL.live_view(run, _running, _finished, PAGE.key("leave_line"), PAGE.key("stop"))
 
 
 def _zip(run: TrainingRun) -> bytes:
@@ -133,7 +133,7 @@ def use_model(run: TrainingRun) -> None:
                 "Nobody else sees it. To keep it, download it; you can upload the zip again later.")
     data = _zip(run)
     st.download_button("Download my model (.zip, Hugging Face format)", data, "glassbox-my-model.zip",
-                       "application/zip", key=widget_key("zip"), icon=":material/download:")
+                       "application/zip", key=PAGE.key("zip"), icon=":material/download:")
     if len(data) > MAX_ZIP_BYTES:
         st.caption(f"This zip is {size_text(len(data))}, more than the {size_text(MAX_ZIP_BYTES)} this page takes "
                    "back: transformers loads it, but uploading it here again will be refused.")
@@ -146,7 +146,7 @@ def upload_model() -> None:
     budget = TraceBudget.from_env()
     f = st.file_uploader(
         f"A model zip downloaded from this page (safetensors only, up to {size_text(MAX_ZIP_BYTES)})", type=["zip"],
-        key=widget_key("upload_zip"),
+        key=PAGE.key("upload_zip"),
         help=f"Up to {MAX_LAYERS} layers, {MAX_HEADS} heads and {MAX_CONTEXT:,} tokens of context, and small enough "
              f"that one look inside it over its whole context holds at most {size_text(budget.max_bytes)} and takes "
              f"at most {budget.max_seconds:g} s on this server.")

@@ -19,9 +19,9 @@ from engine.train.corpus import (GUTENBERG_URL, MAX_UPLOAD_BYTES, Corpus, Corpus
 from engine.train.runspec import PRESETS, Preset, RunSpec
 
 from ..models import SHARED, ModelChoice, default_model, describe_size, session_models
-from ..state import widget_key
 from ..text import md
 from .figures import duration
+from .state import ESTIMATE, PAGE
 
 BUILTIN, PASTE, UPLOAD, BOOK = "Built-in stories", "Paste text", "Upload a .txt file", "Project Gutenberg book"
 MAX_PASTE_CHARS = 2_000_000
@@ -34,11 +34,10 @@ BATCHES = (1, 2, 4, 8, 16, 32, 64)
 VOCABS = (512, 1024, 2048, 4096, BUILTIN_TOKENIZER)
 # High rates stay on the slider on purpose: trying one is how you see a run diverge.
 RATES = (1e-4, 3e-4, 1e-3, 2e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 10.0, 100.0, 1000.0)
-_PREPARED = "Train._prepared"  # session key: (key, Prepared) of the last text prepared
-_BOOK = "Train._book"  # session key: the fetched Gutenberg Corpus
-_UPLOADED = "Train._uploaded_corpus"  # session key: (file id, Corpus)
-_KEPT = "Train._kept"  # session key: {widget name: value}; Streamlit drops widget state on other pages
-_CORPUS_WIDGETS = ("corpus_kind", "paste", "book_number")
+_PREPARED = PAGE.key("prepared")  # session key: (key, Prepared) of the last text prepared
+_BOOK = PAGE.key("book")  # session key: the fetched Gutenberg Corpus
+_UPLOADED = PAGE.key("uploaded_corpus")  # session key: (file id, Corpus)
+_BOOK_ERROR = PAGE.key("book_error")  # session key: why the last fetch failed
 
 
 @dataclass(frozen=True)
@@ -57,19 +56,6 @@ class Settings:
                          n_head=self.n_head, n_embd=self.n_embd)
 
 
-def _restore(names: tuple[str, ...]) -> None:
-    """Refill widgets from the values kept when this page was last drawn (after a visit to another page)."""
-    kept = st.session_state.get(_KEPT, {})
-    for name in names:
-        if widget_key(name) not in st.session_state and name in kept:
-            st.session_state[widget_key(name)] = kept[name]
-
-
-def _keep(names: tuple[str, ...]) -> None:
-    kept = st.session_state.setdefault(_KEPT, {})
-    kept.update({n: st.session_state[widget_key(n)] for n in names if widget_key(n) in st.session_state})
-
-
 # -- the training text ----------------------------------------------------------------------------------
 @st.cache_resource(show_spinner="Writing the built-in stories…")
 def _builtin() -> Corpus:
@@ -82,33 +68,25 @@ def _book(number: int, base_url: str) -> Corpus:
 
 
 def _fetch_book() -> None:
-    number = int(st.session_state[widget_key("book_number")])
+    number = int(PAGE.kept("book_number", 11))
     try:
         st.session_state[_BOOK] = _book(number, settings.current().gutenberg_url or GUTENBERG_URL)
-        st.session_state.pop(widget_key("book_error"), None)
+        st.session_state.pop(_BOOK_ERROR, None)
     except CorpusError as e:
         st.session_state.pop(_BOOK, None)
-        st.session_state[widget_key("book_error")] = str(e)
+        st.session_state[_BOOK_ERROR] = str(e)
 
 
 def corpus_picker() -> Corpus | None:
     """The training text the user chose, or None (with the reason shown) when there is none yet."""
-    _restore(_CORPUS_WIDGETS)
-    try:
-        return _pick_corpus()
-    finally:
-        _keep(_CORPUS_WIDGETS)
-
-
-def _pick_corpus() -> Corpus | None:
-    kind = st.radio("Training text", (BUILTIN, PASTE, UPLOAD, BOOK), key=widget_key("corpus_kind"),
-                    horizontal=True)
+    kinds = (BUILTIN, PASTE, UPLOAD, BOOK)
+    kind = st.radio("Training text", kinds, horizontal=True, **PAGE.remembered("corpus_kind", BUILTIN, kinds))
     try:
         if kind == BUILTIN:
             corpus = _builtin()
         elif kind == PASTE:
-            text = st.text_area("Text to train on", key=widget_key("paste"), height=160, max_chars=MAX_PASTE_CHARS,
-                                placeholder="Paste any text. Lines holding only <|endoftext|> separate documents.")
+            text = st.text_area("Text to train on", **PAGE.remembered("paste", ""), height=160,
+                                max_chars=MAX_PASTE_CHARS, placeholder="Paste any text. Lines holding only <|endoftext|> separate documents.")
             if not text.strip():
                 st.info("Paste some text to train on (a few pages at least).", icon=":material/content_paste:")
                 return None
@@ -129,7 +107,7 @@ def _pick_corpus() -> Corpus | None:
 
 def _uploaded() -> Corpus | None:
     f = st.file_uploader(f"A plain-text file (UTF-8, at most {MAX_UPLOAD_BYTES // 10**6} MB)", type=["txt"],
-                         key=widget_key("upload_txt"))
+                         key=PAGE.key("upload_txt"))
     cached = st.session_state.get(_UPLOADED)
     if f is None:
         if cached:  # the uploader forgets its file on other pages; the text it gave is kept
@@ -145,11 +123,10 @@ def _uploaded() -> Corpus | None:
 
 def _gutenberg() -> Corpus | None:
     c1, c2 = st.columns([2, 1], vertical_alignment="bottom")
-    st.session_state.setdefault(widget_key("book_number"), 11)
     c1.number_input("Book number on gutenberg.org (e.g. 11 is Alice's Adventures in Wonderland)", min_value=1,
-                    max_value=10_000_000, step=1, key=widget_key("book_number"))
-    c2.button("Fetch the book", on_click=_fetch_book, icon=":material/download:", key=widget_key("fetch"))
-    if error := st.session_state.get(widget_key("book_error")):
+                    max_value=10_000_000, step=1, **PAGE.remembered("book_number", 11))
+    c2.button("Fetch the book", on_click=_fetch_book, icon=":material/download:", key=PAGE.key("fetch"))
+    if error := st.session_state.get(_BOOK_ERROR):
         st.error(md(error), icon=":material/cloud_off:")
     elif _BOOK not in st.session_state:
         st.info("Choose a book by its number and fetch it (this needs the server to be online).",
@@ -211,16 +188,12 @@ def base_models(current: ModelChoice) -> list[ModelChoice]:
 def base_model_picker(current: ModelChoice) -> ModelChoice | None:
     """"Start from": a new model (the default) or a model to fine-tune on the text. Returns the model, or None."""
     bases = {c.key: c for c in base_models(current)}
-    _restore(("base",))
-    if st.session_state.get(widget_key("base"), FRESH) not in (FRESH, *bases):
-        st.session_state[widget_key("base")] = FRESH  # the model it named is gone (a server model let go)
-    key = st.selectbox(
-        "Start from", [FRESH, *bases], key=widget_key("base"),
+    key = st.selectbox(  # a model it named that is gone (a server model let go) falls back to FRESH
+        "Start from", [FRESH, *bases], **PAGE.remembered("base", FRESH, [FRESH, *bases]),
         format_func=lambda k: "a new model (random weights)" if k == FRESH else
         f"fine-tune {bases[k].name} ({describe_size(bases[k].n_params)} parameters)",
         help="A new model learns everything from your text. Fine-tuning starts from a trained model's weights "
              "and its tokenizer, and nudges them towards your text: the same training, from a better start.")
-    _keep(("base",))
     if key == FRESH:
         return None
     base = bases[key]
@@ -233,9 +206,6 @@ def base_model_picker(current: ModelChoice) -> ModelChoice | None:
 
 
 # -- the model and the training settings --------------------------------------------------------------------
-_FIELDS = ("n_layer", "n_head", "n_embd", "block_size", "vocab", "max_steps", "batch_size", "learning_rate")
-
-
 def _preset_values(p: Preset) -> dict:
     return {"n_layer": p.n_layer, "n_head": p.n_head, "n_embd": p.n_embd, "block_size": p.block_size,
             "vocab": p.vocab_size, "max_steps": p.max_steps, "batch_size": p.batch_size,
@@ -244,48 +214,55 @@ def _preset_values(p: Preset) -> dict:
 
 def apply_preset(name: str) -> None:
     for field, value in _preset_values(PRESETS[name]).items():
-        st.session_state[widget_key(field)] = value
+        PAGE.choose(field, value)
+
+
+def _field(name: str, options=None) -> dict:
+    """A setting's widget arguments: remembered across pages, starting from the tiny preset."""
+    return PAGE.remembered(name, _preset_values(PRESETS["tiny"])[name], options)
 
 
 def settings_form(base: ModelChoice | None = None) -> Settings:
     """Presets, then every setting (starting from the tiny preset; kept across visits to other pages). When
     fine-tuning `base`, only the training settings: the shape and tokenizer are the model's."""
-    _restore(_FIELDS)
-    if widget_key("n_layer") not in st.session_state:
-        apply_preset("tiny")
-    k = widget_key
     if base is not None:
         c = st.columns(3)
-        c[0].number_input("Training steps", min_value=1, max_value=20_000, step=50, key=k("max_steps"))
-        c[1].selectbox("Batch size", BATCHES, key=k("batch_size"), help="Text windows per step.")
-        c[2].select_slider("Learning rate", RATES, key=k("learning_rate"), format_func=lambda r: f"{r:g}",
-                           help="Fine-tuning wants a smaller step than training from scratch (1e-4 to 1e-3).")
-        _keep(_FIELDS)
+        steps = c[0].number_input("Training steps", min_value=1, max_value=20_000, step=50, **_field("max_steps"))
+        batch = c[1].selectbox("Batch size", BATCHES, help="Text windows per step.", **_field("batch_size", BATCHES))
+        rate = c[2].select_slider("Learning rate", RATES, format_func=lambda r: f"{r:g}",
+                                  **_field("learning_rate", RATES), help="Fine-tuning wants a smaller step than training from scratch (1e-4 to 1e-3).")
         cfg = base.model.config
         return Settings(n_layer=cfg.n_layer, n_head=cfg.n_head, n_embd=cfg.n_embd, block_size=cfg.block_size,
-                        vocab=BUILTIN_TOKENIZER, **{f: st.session_state[k(f)] for f in
-                                                    ("max_steps", "batch_size", "learning_rate")})
+                        vocab=BUILTIN_TOKENIZER, max_steps=int(steps), batch_size=batch, learning_rate=rate)
     cols = st.columns([1.2] + [1] * len(PRESETS), vertical_alignment="center")
     cols[0].markdown("**Presets** (on this server's CPU):")
     for col, (name, preset) in zip(cols[1:], PRESETS.items()):
-        col.button(preset.label, on_click=apply_preset, args=(name,), key=widget_key(f"preset_{name}"),
+        col.button(preset.label, on_click=apply_preset, args=(name,), key=PAGE.key(f"preset_{name}"),
                    use_container_width=True)
     c = st.columns(4)
-    c[0].selectbox("Layers", LAYERS, key=k("n_layer"), help="Transformer blocks, one after another.")
-    c[1].selectbox("Heads per layer", HEADS, key=k("n_head"), help="Attention heads in each block.")
-    c[2].selectbox("Width (d_model)", WIDTHS, key=k("n_embd"), help="Numbers per token in the residual stream.")
-    c[3].selectbox("Context (tokens)", CONTEXTS, key=k("block_size"), help="The most tokens the model reads at once.")
+    values = dict(
+        n_layer=c[0].selectbox("Layers", LAYERS, help="Transformer blocks, one after another.",
+                               **_field("n_layer", LAYERS)),
+        n_head=c[1].selectbox("Heads per layer", HEADS, help="Attention heads in each block.",
+                              **_field("n_head", HEADS)),
+        n_embd=c[2].selectbox("Width (d_model)", WIDTHS, help="Numbers per token in the residual stream.",
+                              **_field("n_embd", WIDTHS)),
+        block_size=c[3].selectbox("Context (tokens)", CONTEXTS, help="The most tokens the model reads at once.",
+                                  **_field("block_size", CONTEXTS)))
     c = st.columns(4)
-    c[0].number_input("Training steps", min_value=1, max_value=20_000, step=50, key=k("max_steps"))
-    c[1].selectbox("Batch size", BATCHES, key=k("batch_size"), help="Text windows per step.")
-    c[2].select_slider("Learning rate", RATES, key=k("learning_rate"), format_func=lambda r: f"{r:g}",
-                       help="The peak step size. Too high and the loss blows up: try it.")
-    c[3].selectbox("Vocabulary", VOCABS, key=k("vocab"),
-                   format_func=lambda v: "built-in model's" if v == BUILTIN_TOKENIZER else f"{v:,} tokens",
-                   help="A tokenizer trained on your text with this many tokens (fewer if the text is small), "
-                        "or the built-in model's tokenizer.")
-    _keep(_FIELDS)
-    return Settings(**{f: st.session_state[k(f)] for f in _FIELDS})
+    values.update(
+        max_steps=int(c[0].number_input("Training steps", min_value=1, max_value=20_000, step=50,
+                                        **_field("max_steps"))),
+        batch_size=c[1].selectbox("Batch size", BATCHES, help="Text windows per step.",
+                                  **_field("batch_size", BATCHES)),
+        learning_rate=c[2].select_slider("Learning rate", RATES, format_func=lambda r: f"{r:g}",
+                                         help="The peak step size. Too high and the loss blows up: try it.",
+                                         **_field("learning_rate", RATES)),
+        vocab=c[3].selectbox("Vocabulary", VOCABS,
+                             format_func=lambda v: "built-in model's" if v == BUILTIN_TOKENIZER else f"{v:,} tokens",
+                             help="A tokenizer trained on your text with this many tokens (fewer if the text is "
+                                  "small), or the built-in model's tokenizer.", **_field("vocab", VOCABS)))
+    return Settings(**values)
 
 
 # Re-measured every few minutes: a step timed while another run trained would otherwise stick.
@@ -320,7 +297,7 @@ def cost_panel(spec: RunSpec, data: Prepared, fine_tune: bool = False) -> str | 
     step_s = _step_seconds(cfg, t.batch_size, str(device), threads)
     n_evals = t.max_steps // max(1, t.eval_interval) + 1
     seconds = estimate_run_seconds(step_s, t.max_steps, n_evals, t.eval_batches, spec.n_snapshots, spec.sample_tokens)
-    st.session_state["Train._estimate_s"] = seconds  # the run's planned length, for those who queue behind it
+    st.session_state[ESTIMATE] = seconds  # the run's planned length, for those who queue behind it
     c[1].metric("Estimated time", duration(seconds), help=f"Measured on this device: {step_s * 1000:,.0f} ms per "
                 f"step × {t.max_steps:,} steps, plus held-out checks and samples.")
     where = describe(device) if device.type != "cpu" else (

@@ -1,8 +1,8 @@
 """Links to the exact view: the address bar always holds the view, and opening it elsewhere shows the same.
 
 The URL's query holds the view in ui.workshop.views' vocabulary, plus `tour` (the tour's step) and `present`
-(presenter mode). Every run writes the session's view into the URL (`sync_url`; ui.state.remembered calls it
-too, so a choice made inside a fragment updates the URL at once). A run that finds a URL it did not write
+(presenter mode). Every run writes the session's view into the URL (`sync_url`; ui.state.remembered
+tells it too, so a choice made inside a fragment updates the URL at once). A run that finds a URL it did not write
 (a link opened, a tour step) applies it first (`arrive`).
 
 The text travels as `text=` when that is shortest, or zlib-compressed as `tz=` (base64url). A link stays
@@ -23,8 +23,11 @@ from urllib.parse import quote_plus
 import streamlit as st
 from streamlit.errors import StreamlitPageNotFoundError
 
-from .. import state
-from . import presenter, tour, views
+from ..page import Page
+from ..registry import BY_ID
+from ..state import MAX_CHARS, PAGE, get_text, presenting, set_presenting
+from .tour import current_step_number, enter, step_of_param, take_pending
+from .views import Applied, Unusable, apply_view, read_view
 
 TEXT, PACKED = "text", "tz"  # the text as it is, or compressed
 TOUR, PRESENT = "tour", "present"
@@ -99,16 +102,16 @@ def pack_text(text: str) -> PackedText:
 
 
 def unpack_text(value: str) -> str:
-    """The text of a `tz=` value. Raises views.Unusable for anything that is not one (a zip bomb included)."""
+    """The text of a `tz=` value. Raises Unusable for anything that is not one (a zip bomb included)."""
     try:
         data = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
         inflate = zlib.decompressobj()
-        raw = inflate.decompress(data, 4 * state.MAX_CHARS + 4)  # UTF-8 is at most 4 bytes a character
+        raw = inflate.decompress(data, 4 * MAX_CHARS + 4)  # UTF-8 is at most 4 bytes a character
         if inflate.unconsumed_tail or not inflate.eof:
-            raise views.Unusable("not a text this app wrote")
+            raise Unusable("not a text this app wrote")
         return raw.decode("utf-8")
     except (binascii.Error, ValueError, zlib.error):
-        raise views.Unusable("not a text this app wrote") from None
+        raise Unusable("not a text this app wrote") from None
 
 
 def url_params(view: dict[str, str]) -> dict[str, str]:
@@ -121,20 +124,20 @@ def url_params(view: dict[str, str]) -> dict[str, str]:
     return {packed.name: packed.value, **view}
 
 
-def link_params(page: str) -> dict[str, str]:
+def link_params(page: Page) -> dict[str, str]:
     """The URL query of the session's view of `page`, the tour's step and presenter mode included."""
-    params = url_params(views.read_view(page))
-    step = tour.current_step_number()
+    params = url_params(read_view(page))
+    step = current_step_number()
     if step is not None:
         params[TOUR] = str(step)
-    if presenter.presenting():
+    if presenting():
         params[PRESENT] = "1"
     return params
 
 
 def sync_url() -> None:
     """Write the session's view into the URL when it changed (cheap when it did not)."""
-    page = st.session_state.get(state.PAGE)
+    page = BY_ID.get(st.session_state.get(PAGE))
     if page is None:
         return
     want = link_params(page)
@@ -147,44 +150,44 @@ def sync_url() -> None:
             st.query_params.from_dict(want)
 
 
-def arrive(page: str) -> None:
+def arrive(page: Page) -> None:
     """Before the page draws anything: apply a URL this session did not write (a link opened on a fresh
     session, a tour step), or the step Back / Next / Start asked for."""
-    step = tour.take_pending()
+    step = take_pending()
     if step is not None:
-        if step.page != page:  # the step's page opens with the step as its link, applied there
-            st.switch_page(step.file, query_params={**url_params(step.view), TOUR: str(step.number)})
-        _keep_note(tour.enter(step))
+        if step.page.id != page.id:  # the step's page opens with the step as its link, applied there
+            st.switch_page(step.page.script, query_params={**url_params(step.view), TOUR: str(step.number)})
+        _keep_note(enter(step))
         return
     incoming = st.query_params.to_dict()
     if not incoming or incoming == st.session_state.get(WRITTEN) or incoming in st.session_state.get(WROTE, []):
         return
-    applied = views.Applied()
+    applied = Applied()
     if PRESENT in incoming:
         if incoming[PRESENT] in ("0", "1"):
-            presenter.set_presenting(incoming[PRESENT] == "1")
+            set_presenting(incoming[PRESENT] == "1")
         else:
             applied.unusable.append((PRESENT, incoming[PRESENT], "use 1 or 0"))
     view = dict(incoming)
     if PACKED in view:
         try:
             view[TEXT] = unpack_text(view.pop(PACKED))
-        except views.Unusable as e:
+        except Unusable as e:
             applied.unusable.append((PACKED, incoming[PACKED], str(e)))
     if TOUR in incoming:
         try:
-            step = tour.step_of_param(incoming[TOUR])
-        except views.Unusable as e:
+            step = step_of_param(incoming[TOUR])
+        except Unusable as e:
             applied.unusable.append((TOUR, incoming[TOUR], str(e)))
         else:
-            if step.page != page:  # a step lives on its own page: the same link opens there
-                st.switch_page(step.file, query_params=incoming)
-            tour.enter(step, applied)  # the step's view, then the link's own values over it
+            if step.page.id != page.id:  # a step lives on its own page: the same link opens there
+                st.switch_page(step.page.script, query_params=incoming)
+            enter(step, applied)  # the step's view, then the link's own values over it
     st.session_state[WRITTEN] = incoming  # applied once
-    _keep_note(views.apply_view(page, view, applied))
+    _keep_note(apply_view(page, view, applied))
 
 
-def _keep_note(applied: views.Applied) -> None:
+def _keep_note(applied: Applied) -> None:
     if applied.note():
         st.session_state[NOTE] = applied.note()
 
@@ -204,7 +207,7 @@ def show_note() -> None:
         st.info(note, icon=":material/link_off:")
 
 
-def link_control(page: str, key: str) -> None:
+def link_control(key: str) -> None:
     """A "Link to this view" popover: the link, a Copy button, and what the link holds.
 
     The link is read from the address bar in the browser, which `sync_url` keeps current even when only a
@@ -216,7 +219,7 @@ def link_control(page: str, key: str) -> None:
         st.html(COPY_HTML.replace("ELEMENT", element), unsafe_allow_javascript=True)
         st.caption("It holds the page, your text, the model and this page's settings, and opens them on any "
                    "browser. Presenter mode is left out: add `present=1` for a projector.")
-        text = state.get_text()
+        text = get_text()
         packed = pack_text(text)
         if packed.chars < len(text):
             st.warning(f"Your text has {len(text):,} characters; the link carries the first {packed.chars:,} "
@@ -226,12 +229,11 @@ def link_control(page: str, key: str) -> None:
             st.caption("The text is compressed in the link (`tz=`), so a long text still makes a short link.")
 
 
-def view_link(page: str, view: dict[str, str], label: str) -> None:
+def view_link(page: Page, view: dict[str, str], label: str) -> None:
     """A link to `page` showing `view` (a takeaway's, a glossary term's); a plain line where the running app
     has no such page (a page script run on its own, as in tests)."""
     try:
-        st.page_link(tour.page_files()[page], label=label, icon=":material/visibility:",
-                     query_params=url_params(view))
+        st.page_link(page.script, label=label, icon=":material/visibility:", query_params=url_params(view))
     except StreamlitPageNotFoundError:
         st.caption(label)
 

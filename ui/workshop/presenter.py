@@ -16,9 +16,7 @@ from contextlib import AbstractContextManager, nullcontext
 
 import streamlit as st
 
-from ..state import widget_key
-
-PRESENT = "workshop.present"  # session key: presenter mode on
+from ..state import presenting, set_presenting, widget_key
 # The panel stays on screen as the page scrolls: sticky on the wrapper Streamlit puts around the container.
 PANEL_CSS = """
 div:has(> .st-key-gb_tour) { position: sticky; top: 3.9rem; z-index: 990; }
@@ -67,21 +65,12 @@ FOCUS_JS = """
 """
 
 
-def presenting(link: bool | None = None) -> bool:
-    """Presenter mode is on (`link`: what this run's link says, before it is applied)."""
-    return link if link is not None else bool(st.session_state.get(PRESENT, False))
-
-
-def set_presenting(on: bool) -> None:
-    st.session_state[PRESENT] = on
-
-
 def _sync_toggle(key: str) -> None:
     set_presenting(bool(st.session_state[key]))
 
 
 def toggle() -> None:
-    """The sidebar's switch (a key per page, synced to PRESENT like the text box)."""
+    """The sidebar's switch (a key per page, synced to ui.state.PRESENTING like the text box)."""
     key = widget_key("present")
     st.session_state[key] = presenting()
     st.toggle("Presenter mode", key=key, on_change=_sync_toggle, args=(key,),

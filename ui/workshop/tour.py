@@ -8,6 +8,7 @@ from the step they are on. Next and Back reach the step's page through a link li
 from __future__ import annotations
 
 import html
+import re
 import tomllib
 from dataclasses import dataclass
 from functools import cache
@@ -15,14 +16,16 @@ from pathlib import Path
 
 import streamlit as st
 
-from ..pages import HOME, PAGES
+from ..page import Page
+from ..registry import BY_ID
 from ..state import widget_key
-from . import presenter, views
+from .presenter import focus
+from .views import Applied, Unusable, apply_view, settings_of
 
 TOUR_FILE = Path(__file__).with_name("tour.toml")
 PLACE = "workshop.tour"  # session key: {"step": index into steps(), "on": bool}
 PENDING = "workshop.tour_pending"  # session key: set by Back / Next / Start; the next run opens the step
-FOCUS = "workshop.focus"  # session key: changes each time a step is entered (presenter.focus scrolls once)
+FOCUS = "workshop.focus"  # session key: changes each time a step is entered (focus scrolls once)
 _STEP_KEYS = {"chapter", "title", "body", "page", "text", "view", "figure"}
 
 
@@ -32,8 +35,7 @@ class Step:
     chapter: str
     title: str
     body: str  # Markdown
-    page: str  # a page title from ui/pages.py
-    file: str  # that page's script
+    page: Page
     params: tuple[tuple[str, str], ...]  # the view, as link parameters (the text resolved)
     figure: str  # CSS selector of the step's main figure
 
@@ -42,9 +44,12 @@ class Step:
         return dict(self.params)
 
 
-def page_files() -> dict[str, str]:
-    """Page title -> script, for every registered page."""
-    return {p.title: p.file for p in (HOME, *PAGES)}
+def figure_selector(page: Page, figure: str) -> str:
+    """A step's `figure` as a CSS selector: a selector as it is, or the name of one of the page's widget keys
+    (Streamlit gives an element with key K the class `st-key-K`, every other character made a hyphen)."""
+    if figure[:1] in ".#[":
+        return figure
+    return ".st-key-" + re.sub(r"[^a-zA-Z0-9_-]", "-", page.key(figure))
 
 
 def param_text(value: object) -> str:
@@ -56,7 +61,6 @@ def load(path: Path = TOUR_FILE) -> tuple[dict[str, str], tuple[Step, ...]]:
     """The named texts and the steps of a tour file. Raises ValueError naming the step and the problem."""
     data = tomllib.loads(path.read_text(encoding="utf-8"))
     texts = {str(k): str(v) for k, v in data.get("texts", {}).items()}
-    files = page_files()
     steps = []
     for i, raw in enumerate(data.get("step", []), start=1):
         where = f"{path.name}, step {i}"
@@ -64,18 +68,19 @@ def load(path: Path = TOUR_FILE) -> tuple[dict[str, str], tuple[Step, ...]]:
         missing = {"chapter", "title", "body", "page", "figure"} - set(raw)
         if unknown or missing:
             raise ValueError(f"{where}: unknown keys {sorted(unknown)}, missing keys {sorted(missing)}")
-        if raw["page"] not in files:
-            raise ValueError(f"{where}: no page titled {raw['page']!r} (ui/pages.py lists {sorted(files)})")
+        page = BY_ID.get(raw["page"])
+        if page is None:
+            raise ValueError(f"{where}: no page {raw['page']!r} (ui/registry.py has {', '.join(BY_ID)})")
         view = {k: param_text(v) for k, v in raw.get("view", {}).items()}
-        allowed = set(views.settings_of(raw["page"])) - {"text"}
+        allowed = set(settings_of(page)) - {"text"}
         if set(view) - allowed:
-            raise ValueError(f"{where}: {raw['page']} has no setting {sorted(set(view) - allowed)}")
+            raise ValueError(f"{where}: {page.title} has no setting {sorted(set(view) - allowed)}")
         if "text" in raw:
             if raw["text"] not in texts:
                 raise ValueError(f"{where}: no text named {raw['text']!r} in [texts]")
             view = {"text": texts[raw["text"]], **view}
-        steps.append(Step(i, str(raw["chapter"]), str(raw["title"]), str(raw["body"]).strip(), raw["page"],
-                          files[raw["page"]], tuple(view.items()), str(raw["figure"])))
+        steps.append(Step(i, str(raw["chapter"]), str(raw["title"]), str(raw["body"]).strip(), page,
+                          tuple(view.items()), figure_selector(page, str(raw["figure"]))))
     if not steps:
         raise ValueError(f"{path.name} has no [[step]]")
     return texts, tuple(steps)
@@ -135,21 +140,21 @@ def take_pending() -> Step | None:
 
 
 def step_of_param(raw: str) -> Step:
-    """The step a link's `tour=` names. Raises views.Unusable."""
+    """The step a link's `tour=` names. Raises Unusable."""
     try:
         number = int(raw)
     except ValueError:
-        raise views.Unusable("not a step number") from None
+        raise Unusable("not a step number") from None
     if not 1 <= number <= len(steps()):
-        raise views.Unusable(f"the tour has steps 1 to {len(steps())}")
+        raise Unusable(f"the tour has steps 1 to {len(steps())}")
     return steps()[number - 1]
 
 
-def enter(step: Step, applied: views.Applied | None = None) -> views.Applied:
+def enter(step: Step, applied: Applied | None = None) -> Applied:
     """Put the session on `step`: the tour on, the step's view applied, its figure to be brought into view."""
     st.session_state[PLACE] = {"step": step.number - 1, "on": True}
     st.session_state[FOCUS] = st.session_state.get(FOCUS, 0) + 1
-    return views.apply_view(step.page, step.view, applied)
+    return apply_view(step.page, step.view, applied)
 
 
 # --- drawing ---------------------------------------------------------------------------------------------------
@@ -167,7 +172,7 @@ def start_button(where: str) -> None:
                                    "token. Every view stays live: change anything, then press Next.")
 
 
-def panel(page: str) -> None:
+def panel(page: Page) -> None:
     """The tour's step at the top of the page: progress, the step's words, Back, Next and Leave."""
     step, total = current(), len(steps())
     names = chapters()
@@ -186,8 +191,8 @@ def panel(page: str) -> None:
                       help="Leave the tour; it waits where you left it (the sidebar resumes it).")
         st.markdown(f'<div class="gb-tour-title">{html.escape(step.title)}</div>', unsafe_allow_html=True)
         st.markdown(step.body)
-        if step.page != page:
-            st.button(f"Back to this step's view ({step.page})", icon=":material/undo:",
+        if step.page.id != page.id:
+            st.button(f"Back to this step's view ({step.page.title})", icon=":material/undo:",
                       key=widget_key("tour_here"), on_click=go, args=(step.number - 1,))
-    if step.page == page:
-        presenter.focus(step.figure, st.session_state.get(FOCUS, 0))
+    if step.page.id == page.id:
+        focus(step.figure, st.session_state.get(FOCUS, 0))

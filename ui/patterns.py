@@ -1,4 +1,5 @@
-"""Figures of attention patterns: every head at once, one head large, one query's lines, and differences.
+"""Figures of attention patterns, shared by the Attention page and the Train page's time-lapse: every head at once,
+one head large, one query's lines, and differences.
 
 Weights use viridis (sequential, colour-blind-safe) on a fixed 0-1 scale, so heads compare at a glance;
 differences use the shared diverging scale (ui.colours: RdBu, blue positive, red negative) centred on 0.
@@ -20,9 +21,9 @@ import plotly.graph_objects as go
 import torch
 import torch.nn.functional as F
 
-from ..colours import diverging_scale
-from ..plots import MIN_FONT_PX
-from ..text import csv_text, plotly_text
+from .colours import diverging_scale
+from .plots import MIN_FONT_PX
+from .text import csv_text, plotly_text
 
 WEIGHTS = "Viridis"
 HIGHLIGHT = "#D55E00"  # Okabe-Ito vermilion: the selected head, row or token

@@ -1,0 +1,132 @@
+"""The frame every page is drawn in: page setup, the sidebar (pages, model picker, model facts, the workshop's
+controls), the shared text box, and links to pages. The one module above the workshop; pages call it first:
+
+    choice = ui.setup_page(attention.PAGE)
+    text = ui.text_input_area()
+"""
+from __future__ import annotations
+
+import streamlit as st
+from streamlit.errors import StreamlitPageNotFoundError
+
+from engine import CheckpointError, describe
+from engine.model.arch import differences, family_name
+
+from .chips import CSS as CHIP_CSS
+from .models import ModelChoice, describe_size, model_selector
+from .page import Page
+from .registry import HOME, available
+from .server import prepare_process
+from .state import PAGE, TEXT, cap_text, get_text, on_view_change, widget_key
+from .text import md
+from .workshop import arrive, chrome, folded, sidebar_state, sync_url
+
+AREA_WIDGET = "text_area"  # the multi-line text box, on every page; commits on Ctrl+Enter or leaving the box
+APPLY_HINT = "Press Ctrl+Enter (⌘+Enter on a Mac) or click outside the box to apply changes."
+MODEL_WIDGET = "model_select"  # the sidebar model selector
+PAGE_CSS = """
+[data-testid="stSidebar"] [data-testid="stCaptionContainer"] { font-size: 0.95rem; }
+"""
+
+on_view_change(sync_url)  # a remembered widget drawn in a fragment updates the URL too (once per process)
+
+
+def setup_page(page: Page) -> ModelChoice:
+    """Call first on every page (including when the page is opened directly by its URL).
+
+    Sets the page title, draws the sidebar, and returns the model this session uses.
+    Stops the page with a plain message if the model cannot be loaded.
+    """
+    st.set_page_config(page_title=f"{page.title} · Glassbox", page_icon=page.favicon, layout="wide",
+                       initial_sidebar_state=sidebar_state())  # presenter mode folds it
+    st.html(f"<style>{CHIP_CSS}{PAGE_CSS}</style>")  # style-only HTML takes no space in the page
+    st.session_state[PAGE] = page.id
+    get_text()
+    arrive(page)  # a link or a tour step sets the view before any widget is drawn
+    with st.sidebar:
+        for each in available():  # Streamlit's own list would show file names, e.g. "app"
+            _link(each)
+        st.divider()
+        try:
+            choice = model_selector(widget_key(MODEL_WIDGET))
+        except (CheckpointError, RuntimeError, OSError) as e:
+            # A missing or broken model folder, or GLASSBOX_DEVICE naming a device this machine lacks.
+            st.error(f"The model could not be loaded: {md(str(e))}")
+            st.stop()
+        _model_facts(choice)
+    prepare_process()  # once per process: thread policy, gc.freeze (ui/server.py)
+    chrome(page)  # the tour, presenter mode, "Link to this view"; the URL takes the view
+    return choice
+
+
+def _model_facts(choice: ModelChoice) -> None:
+    cfg = choice.model.config
+    kv = f" ({cfg.n_kv_head} key/value)" if cfg.n_kv_head < cfg.n_head else ""
+    st.markdown(
+        f"**{md(choice.name)}**  \n"
+        f"{family_name(cfg)} architecture, {describe_size(choice.n_params)} parameters  \n"
+        f"{_plural(cfg.n_layer, 'layer')} × {_plural(cfg.n_head, 'head')}{kv}, width {cfg.n_embd}  \n"
+        f"context: {cfg.block_size:,} tokens  \n"
+        f"vocabulary: {cfg.vocab_size:,} tokens"
+    )
+    notes = differences(cfg)
+    if notes:
+        with st.expander("How it differs from GPT-2"):
+            st.markdown("\n".join(f"- {n}" for n in notes))
+    st.caption(f"Runs on {describe(choice.device)}")
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n:,} {word}" + ("" if n == 1 else "s")
+
+
+def _sync_text(key: str) -> None:
+    st.session_state[TEXT] = st.session_state.get(key) or ""
+
+
+def text_input_area(label: str = "Your text") -> str:
+    """The shared text box, the same on every page. Returns the text capped at MAX_CHARS (possibly empty),
+    with a note if capped.
+
+    Always a multi-line box, which keeps a pasted text exactly, line breaks included. A one-line box would
+    update as you type, but the browser turns the line breaks of a pasted text into spaces, silently: the
+    same story then has other tokens on another page. Streamlit's multi-line box commits on Ctrl+Enter or on
+    leaving it, and every page says so in the same words (APPLY_HINT).
+    """
+    text = get_text()
+    key = widget_key(AREA_WIDGET)
+    # Only write the widget's state when it differs: rewriting it on every run could undo keystrokes that
+    # arrive while the page is rerunning.
+    if st.session_state.get(key) != text:
+        st.session_state[key] = text
+    with folded(label):  # presenter mode folds the box away, one click opens it
+        st.text_area(label, key=key, on_change=_sync_text, args=(key,), height=140,
+                     placeholder="Type or paste text here.")
+        st.caption(APPLY_HINT)
+    return cap_text(get_text())
+
+
+def page_links() -> None:
+    """A link to every available page but Home, each with its one-line description."""
+    pages = [p for p in available() if p.id != HOME.id]
+    if not pages:
+        st.caption("No other pages are installed yet.")
+        return
+    for page in pages:
+        if _link(page):
+            st.caption(page.blurb)
+
+
+def link_to(page: Page, caption: str = "") -> None:
+    """A link to one page, with a line under it; nothing where the running app does not know the page."""
+    if _link(page) and caption:
+        st.caption(caption)
+
+
+def _link(page: Page) -> bool:
+    """Draw a link to `page` if the running app knows it (a script run on its own, as in tests, does not)."""
+    try:
+        st.page_link(page.script, label=page.title, icon=page.icon)
+    except StreamlitPageNotFoundError:
+        return False
+    return True
