@@ -65,7 +65,7 @@ def walk(pages: list[str], model: str | None) -> float:
         at = AppTest.from_file(str(ROOT / page), default_timeout=600)
         at.session_state["state.text"] = TEXT
         if model is not None:
-            at.session_state["model_name"] = model
+            at.session_state["models.selected"] = model
         at.run()
         problems = [e.message for e in at.exception] + [e.value for e in at.error]
         if problems:

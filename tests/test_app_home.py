@@ -192,7 +192,7 @@ def test_session_models_are_selectable_and_private() -> None:
     at.button[0].click().run()
     assert at.sidebar.selectbox[0].value == "my model"
     assert at.main.markdown[-1].value == "my model 32"
-    assert "session_traces" in at.session_state  # its traces live in the session, not the shared cache
+    assert "cache.traces" in at.session_state  # its traces live in the session, not the shared cache
     at.sidebar.selectbox[0].select(default_name).run()
     assert at.main.markdown[-1].value.startswith(default_name)
     assert not at.exception
@@ -316,18 +316,18 @@ def test_session_traces_never_hold_more_than_the_cap(monkeypatch) -> None:
     for i in range(8):
         at.session_state["state.text"] = f"Story {i}: the little cat sat on the mat and looked at the big dog."
         at.run()
-        cache = at.session_state["session_traces"]
+        cache = at.session_state["cache.traces"]
         assert not at.exception and not at.error
         assert ui.cache.cached_bytes(cache) <= cap and len(cache) <= ui.cache.SESSION_TRACES
         sizes.append(len(cache))
     # The byte cap, not the count, is what bites here: it keeps two and evicts the oldest to stay under it.
     assert max(sizes) == 2 < ui.cache.SESSION_TRACES
-    assert list(at.session_state["session_traces"])[-1][1].startswith("Story 7")
+    assert list(at.session_state["cache.traces"])[-1][1].startswith("Story 7")
     at.session_state["state.text"] = "many words " * 100  # the full 64-token context: about 1.2 MB, over the cap alone
     at.run()
     assert not at.exception
     assert "more than the 1.0 MB this server keeps per session: try a shorter text" in at.error[0].value
-    assert ui.cache.cached_bytes(at.session_state["session_traces"]) <= cap
+    assert ui.cache.cached_bytes(at.session_state["cache.traces"]) <= cap
 
 
 def test_missing_model_is_a_plain_message(monkeypatch, tmp_path) -> None:

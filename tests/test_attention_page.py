@@ -180,7 +180,7 @@ def odd_model() -> ModelChoice:
 
 
 def test_any_model_shape(odd_model: ModelChoice) -> None:
-    state = {"session_models": {"odd": odd_model}, "model_name": "odd", "attention.layer.kept": 3,
+    state = {"models.session": {"odd": odd_model}, "models.selected": "odd", "attention.layer.kept": 3,
              "attention.head.kept": 3}  # kept from a bigger model: out of range here
     text = ("Once upon a time, there was a girl who liked to read books about the sea and the fish in it. "
             "Every night her mother read her one more story before bed.")

@@ -181,8 +181,8 @@ def test_a_session_model_of_another_shape() -> None:
     default, tok = load_pretrained(ROOT / "models" / "glassbox-stories", torch.device("cpu"))
     torch.manual_seed(0)
     small = GPT(GPTConfig(block_size=24, vocab_size=default.config.vocab_size, n_layer=3, n_head=2, n_embd=24)).eval()
-    at.session_state["session_models"] = {"mini": ModelChoice("mini", small, tok, key="session:1:mini", shared=False)}
-    at.session_state["model_name"] = "mini"
+    at.session_state["models.session"] = {"mini": ModelChoice("mini", small, tok, key="session:1:mini", shared=False)}
+    at.session_state["models.selected"] = "mini"
     for tab in ["Activations", "Neuron explorer", "Residual stream", "Logit lens", "Parameters"]:
         at.session_state[TAB] = tab
         at.run()

@@ -317,21 +317,21 @@ def test_a_typed_local_endpoint_is_refused_unless_the_host_allows_it(server, mon
     """A visitor's endpoint at the server's own loopback is refused in one sentence and nothing is sent; the
     host's endpoint at the same address works; GLASSBOX_HOSTED_ALLOW_PRIVATE=1 lets typed ones through."""
     at = own_endpoint(page(), server, KEY)
-    at.button(key="next_token_hosted_ask").click().run()
-    at.button(key="next_token_hosted_sample").click().run()
+    at.button(key="next_token.hosted_ask").click().run()
+    at.button(key="next_token.hosted_sample").click().run()
     assert not at.exception and server.requests == []
     shown = errors(at)
     assert len(shown) == 2 and all("resolves to" not in m and "is a loopback address" in m for m in shown)
-    assert "GLASSBOX_HOSTED_ALLOW_PRIVATE=1" in shown[0] and chart(at, "next_token_distribution")
+    assert "GLASSBOX_HOSTED_ALLOW_PRIVATE=1" in shown[0] and chart(at, "next_token.distribution")
     monkeypatch.setenv(hosted.ENV + "ALLOW_PRIVATE", "1")
-    at.button(key="next_token_hosted_ask").click().run()
-    at.button(key="next_token_hosted_sample").click().run()
+    at.button(key="next_token.hosted_ask").click().run()
+    at.button(key="next_token.hosted_sample").click().run()
     ok(at)
     assert server.requests[-1]["key"] == KEY and len(server.requests) == 1 + 5
     assert server.requests[-1]["body"]["logprobs"] is True and "top_logprobs" not in server.requests[-1]["body"]
     monkeypatch.delenv(hosted.ENV + "ALLOW_PRIVATE")
     host(monkeypatch, server)  # the host's own endpoint is trusted as it is
     at = page()
-    at.button(key="next_token_hosted_ask").click().run()
+    at.button(key="next_token.hosted_ask").click().run()
     ok(at)
     assert len(server.requests) == 1 + 5 + 1

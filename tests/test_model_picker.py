@@ -39,7 +39,7 @@ def server(models_dir, monkeypatch):
 def run(page: str = "app.py", model: str | None = None) -> AppTest:
     at = AppTest.from_file(str(ROOT / page), default_timeout=TIMEOUT)
     if model is not None:
-        at.session_state["model_name"] = model
+        at.session_state["models.selected"] = model
     return at.run()
 
 
@@ -71,7 +71,7 @@ def test_every_page_works_with_a_real_architecture(page, model):
     at = run(page, model)
     assert not at.exception, [e.message for e in at.exception]
     assert not at.error, [e.value for e in at.error]
-    assert at.session_state["model_name"] == model, "the model stayed selected"
+    assert at.session_state["models.selected"] == model, "the model stayed selected"
 
 
 def test_a_folder_that_cannot_be_opened_falls_back_with_a_line():
@@ -120,7 +120,7 @@ def test_a_hub_model_downloads_and_opens(models_dir, monkeypatch):
         at.sidebar.text_input(key="home.model_select.hub_typed").set_value("tiny/llama")
         at.sidebar.button(key="home.model_select.hub_go").click().run()
         assert not at.exception and not at.sidebar.error, [e.value for e in at.sidebar.error]
-        assert at.session_state["model_name"] == "hub:tiny/llama"
+        assert at.session_state["models.selected"] == "hub:tiny/llama"
         assert "Llama architecture" in sidebar_text(at)
         assert (models_dir / ".hub" / "tiny--llama" / "model.safetensors").is_file()
     finally:
@@ -136,7 +136,7 @@ def test_an_unreachable_hub_is_one_line_and_nothing_changes(monkeypatch):
     assert not at.exception
     (error,) = at.sidebar.error
     assert "could not be reached" in error.value and "\n" not in error.value
-    assert at.session_state["model_name"] != "hub:openai-community/gpt2" if "model_name" in at.session_state else True
+    assert at.session_state["models.selected"] != "hub:openai-community/gpt2" if "models.selected" in at.session_state else True
 
 
 def test_a_bad_hub_id_is_refused_before_any_request(monkeypatch):
@@ -153,6 +153,6 @@ def test_a_link_names_a_server_model_and_opens_on_it():
     at.query_params["model"] = LLAMA
     at.query_params["layer"] = "1"
     at.run()
-    assert not at.exception and at.session_state["model_name"] == LLAMA
+    assert not at.exception and at.session_state["models.selected"] == LLAMA
     assert "Llama architecture" in sidebar_text(at)
     assert at.query_params["model"] == [LLAMA] or at.query_params["model"] == LLAMA, "the URL keeps the model"

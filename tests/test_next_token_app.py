@@ -125,7 +125,7 @@ def test_generate_undo_restart_and_step_view() -> None:
     at.button(key="next_token.restart").click().run()
     ok(at)
     assert at.session_state["next_token.run"].steps == ()
-    assert "next_token.settings" in at.session_state and "run" not in at.session_state  # keys: next_token_*
+    assert "next_token.settings" in at.session_state and "run" not in at.session_state  # keys: next_token.*
 
 
 def test_any_model_and_generating_past_its_window() -> None:

@@ -87,8 +87,8 @@ def test_a_tuning_run_becomes_the_tuned_model_and_leaves_the_shared_model_alone(
     s = run.status()
     assert s.state == "done" and s.step == 10 and s.history[-1].stats.margin > s.history[0].stats.margin
     assert [h.value for h in at.header][3:] == ["4. What changed", "5. The black box, honestly"]
-    assert "tuned model" in at.session_state["session_models"]
-    assert at.session_state["session_models"]["tuned model"].model is run.model
+    assert "tuned model" in at.session_state["models.session"]
+    assert at.session_state["models.session"]["tuned model"].model is run.model
     assert float(metric(at, "Reward margin")) > 0
     labels = [b.label for b in at.get("download_button")]
     assert "Download the tuned model (.zip, Hugging Face format)" in labels

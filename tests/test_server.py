@@ -90,7 +90,7 @@ def test_a_session_keeps_its_models_within_a_memory_cap(monkeypatch):
     at = AppTest.from_function(script).run()
     assert not at.exception
     assert "more than the" in at.error[0].value and "per session" in at.error[0].value
-    assert set(at.session_state["session_models"]) == {"first"}
+    assert set(at.session_state["models.session"]) == {"first"}
 
 
 def test_a_run_model_over_the_cap_is_refused_once(monkeypatch):
@@ -109,4 +109,4 @@ def test_a_run_model_over_the_cap_is_refused_once(monkeypatch):
     at = AppTest.from_function(script).run()
     assert not at.exception
     assert at.session_state["done"] == "not kept:run1" and at.session_state["notice"][0] == "error"
-    assert "session_models" not in at.session_state or not at.session_state["session_models"]
+    assert "models.session" not in at.session_state or not at.session_state["models.session"]

@@ -97,8 +97,8 @@ def test_a_tiny_run_becomes_my_model_with_time_lapse_and_before_after():
     at = page()
     run = train_to_the_end(at)
     assert run.status().state == "done"
-    assert "my model" in at.session_state["session_models"]
-    assert at.session_state["session_models"]["my model"].model is run.model
+    assert "my model" in at.session_state["models.session"]
+    assert at.session_state["models.session"]["my model"].model is run.model
     assert [h.value for h in at.header][2:] == ["3. Watch it learn", "4. Time-lapse: scrub through training",
                                                 "5. Before and after", "6. Use your model"]
     assert at.success[0].value == "Trained 30 steps."
@@ -132,11 +132,11 @@ def test_zips_upload_as_a_session_model_and_hostile_ones_are_refused():
     uploader = at.file_uploader(key="train.upload_zip")
     uploader.set_value(("evil.zip", b"PK\x03\x04 not really a zip", "application/zip")).run()
     assert at.error[0].value.replace("\\", "") == "evil.zip was not loaded. The file is not a zip archive."
-    assert "uploaded model" not in at.session_state["session_models"]
+    assert "uploaded model" not in at.session_state["models.session"]
     good = export_zip(tiny_model(seed=1), tokenizer(), "old-model")
     at.file_uploader(key="train.upload_zip").set_value(("old-model.zip", good, "application/zip")).run()
     assert not at.exception
-    assert "uploaded model" in at.session_state["session_models"]
+    assert "uploaded model" in at.session_state["models.session"]
     assert any("Loaded old-model.zip" in s.value.replace("\\", "") for s in at.success)
 
 
@@ -167,7 +167,7 @@ def test_an_upload_with_a_hostile_tokenizer_is_refused_in_words():
     at.file_uploader(key="train.upload_zip").set_value(("slow.zip", buf.getvalue(), "application/zip")).run()
     assert not at.exception
     assert "slow.zip was not loaded. tokenizer.json holds a regular expression" in at.error[0].value.replace("\\", "")
-    assert "uploaded model" not in at.session_state["session_models"]
+    assert "uploaded model" not in at.session_state["models.session"]
 
 
 def test_a_model_too_costly_to_look_inside_is_refused_before_training(monkeypatch):
@@ -186,7 +186,7 @@ def test_a_learning_rate_too_high_explains_and_keeps_no_broken_model():
     assert run.status().state == "diverged"
     assert "learning rate" in at.error[0].value and "ten times lower" in at.error[0].value
     # Its last good weights are kept in the run; only a model that learned something becomes "my model".
-    assert ("my model" in at.session_state["session_models"]) == (run.kept_step > 0)
+    assert ("my model" in at.session_state["models.session"]) == (run.kept_step > 0)
 
 
 

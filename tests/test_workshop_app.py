@@ -300,12 +300,20 @@ def test_a_link_names_the_models_the_selector_offers() -> None:
     assert NOTE not in notes(at) and query(at)["model"] == name
 
 
-def test_every_page_has_the_link_control() -> None:
-    for script in [p.script for p in available()]:
-        at = app(script)
-        assert not at.exception, script
-        popovers = at.get("popover")
-        assert popovers, script
+SHARED_OWNERS = {"state", "models", "cache", "workshop"}  # the shared modules that keep session keys
+
+
+def test_every_page_has_the_link_control_and_names_its_keys_by_its_id() -> None:
+    """Session keys are `<owner>.<name>`: a page's own come from PAGE.key, the rest from a shared module."""
+    for page in available():
+        at = app(page.script)
+        assert not at.exception, page.script
+        assert at.get("popover"), page.script
+        for key in at.session_state.keys():
+            if key.startswith("$$"):  # Streamlit's id of a widget without a key
+                continue
+            owner = key.split(".", 1)[0]
+            assert "." in key and owner in SHARED_OWNERS | {page.id}, f"{page.title}: session key {key!r}"
 
 
 # --- presenter mode --------------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from .server import model_work
 
 SHARED_TRACES = 16  # process-wide cache entries; one trace is tens of MB for a small model
 SESSION_TRACES = 4  # per-session cache entries for the session's own models
-_SESSION_CACHE = "session_traces"  # session key: ByteLRU {(model key, text): Trace}
+_SESSION_CACHE = "cache.traces"  # session key: ByteLRU {(model key, text): Trace}
 
 
 def trace_cache_cap() -> int:

@@ -30,12 +30,12 @@ from .lru import ByteLRU
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL_DIR = ROOT / "models" / "glassbox-stories"
 MODEL_ENV = settings.env_name("model")  # optional: another checkpoint folder to serve as the default model
-SESSION_MODELS = "session_models"  # session key: {name: ModelChoice} owned by this session
-SELECTED = "model_name"  # session key: name of the model in use (canonical, survives page switches)
-_VERSION = "session_model_version"  # session key: bumps on every registration, so caches never go stale
+SESSION_MODELS = "models.session"  # session key: {name: ModelChoice} owned by this session
+SELECTED = "models.selected"  # session key: name of the model in use (canonical, survives page switches)
+_VERSION = "models.version"  # session key: bumps on every registration, so caches never go stale
 HUB_DISK_ENV = settings.env_name("hub_disk_mb")  # downloads stop once the Hub folder holds this much
 FOLDER, HUB = "folder:", "hub:"  # selection ids of server models: "folder:<name>", "hub:<owner/name>"
-NOTICE = "model_notice"  # session key: a model that could not be opened, said once in the sidebar
+NOTICE = "models.notice"  # session key: a model that could not be opened, said once in the sidebar
 
 
 @dataclass(frozen=True, eq=False)
