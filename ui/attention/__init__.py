@@ -6,7 +6,9 @@
 - steps: "How a weight is made", from q and k to the weights
 - heads: "What kind of head?"
 - context: "Context changes meaning"
+- facts: what the page measures for the tour to quote (the strongest induction head, a word's drift)
 """
+from . import facts  # registers the page's facts (the tour quotes them)
 from .context import context_section
 from .heads import head_types_section
 from .state import PAGE, TABS, Pick, head_picker
@@ -17,5 +19,5 @@ from .views import compare_section, heads_section
 SECTIONS = dict(zip(TABS, (heads_section, weight_steps_section, head_types_section, context_section,
                            compare_section)))
 
-__all__ = ["PAGE", "SECTIONS", "TABS", "Pick", "compare_section", "context_section", "head_picker",
+__all__ = ["PAGE", "facts", "SECTIONS", "TABS", "Pick", "compare_section", "context_section", "head_picker",
            "head_types_section", "heads_section", "weight_steps_section"]

@@ -5,10 +5,12 @@ where the parameters live.
 - sections: the page's tabs (`show_tabs`), each a fragment over a `View` of the cached trace
 - figures: figure builders for activations and neurons; residual: for the residual stream and parameters
 - data: what is derived from a trace or a model once and cached (the lens, contributions, the neuron atlas)
+- facts: what the page measures for the tour to quote (how mixed a neuron is)
 """
+from . import facts  # registers the page's facts (the tour quotes them)
 from .figures import SNIPPET_CSS
 from .sections import View, mlp_shape_text, mlp_share_text, show_tabs, start_marker_toggle
 from .state import PAGE, TABS
 
-__all__ = ["PAGE", "SNIPPET_CSS", "TABS", "View", "mlp_shape_text", "mlp_share_text", "show_tabs",
+__all__ = ["PAGE", "facts", "SNIPPET_CSS", "TABS", "View", "mlp_shape_text", "mlp_share_text", "show_tabs",
            "start_marker_toggle"]

@@ -19,8 +19,8 @@ from ..text import md
 from ..terms import define
 from .figures import (activation_heatmap, activation_histogram, csv_button, examples_frame, firing_bars,
                       layer_overview, matrix_frame, neuron_trace_bars, show_figure, snippets_html, text_html)
-from .residual import (EMBEDDINGS_NOTE, UNTIED_NOTE, comparison_chart, comparison_frame, contribution_waterfall,
-                       lens_frame, lens_heatmap, lens_table, params_frame, params_treemap, part_heatmap)
+from .residual import (comparison_chart, comparison_frame, contribution_waterfall, embeddings_note, lens_frame,
+                       lens_heatmap, lens_table, params_frame, params_treemap, part_heatmap)
 from .data import describe_reference, get_atlas, get_contributions, get_lens
 from .state import PAGE, TABS
 
@@ -220,7 +220,7 @@ def lens_view(v: View) -> None:
         st.caption("Each row applies the model's own final layer norm and output layer to the residual stream at "
                    "that stage, as if the model stopped there. Colour: viridis from 0% to 100%, the probability "
                    "of the token the model finally predicts at that position. Hover a cell for its top token.")
-        st.caption(EMBEDDINGS_NOTE if tied else UNTIED_NOTE)
+        st.caption(embeddings_note(lens, v.trace.ids[v.first:], tied))
         csv_button("Every stage and position (CSV)", lambda: lens_frame(lens, v.tokens, v.decode, v.first),
                       f"{name('logit-lens')}.csv", PAGE.key("lens_csv"))
         pos = position_picker(v, "logit lens")
