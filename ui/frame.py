@@ -16,7 +16,7 @@ from .chips import CSS as CHIP_CSS
 from .models import ModelChoice, describe_size, model_selector
 from .page import Page
 from .registry import HOME, available
-from .server import prepare_process
+from .server import FORWARD_THREADS, MAX_FORWARDS, prepare_process
 from .state import PAGE, TEXT, cap_text, get_text, on_view_change, widget_key
 from .text import md
 from .workshop import arrive, chrome, folded, sidebar_state, sync_url
@@ -73,7 +73,10 @@ def _model_facts(choice: ModelChoice) -> None:
     if notes:
         with st.expander("How it differs from GPT-2"):
             st.markdown("\n".join(f"- {n}" for n in notes))
-    st.caption(f"Runs on {describe(choice.device)}")
+    # The server's policy, not this thread's current setting (set once per process, after the first sidebar).
+    per_pass = describe(choice.device, FORWARD_THREADS)
+    st.caption(f"Runs on {per_pass}" + (f" per forward pass, {MAX_FORWARDS} at once" if choice.device.type == "cpu"
+                                         else ""))
 
 
 def _plural(n: int, word: str) -> str:

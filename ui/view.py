@@ -80,7 +80,10 @@ FOUND = "found"  # a Fact's answer to "does the model have this?"
 
 
 def spoken(tokenizer: Any, token_id: int) -> str:
-    """A token as a sentence quotes it: "fox", not "␣fox" (its visible form when it is only whitespace)."""
+    """A token as a sentence quotes it: "fox", not "␣fox" (its visible form when it is only whitespace; "the
+    start marker" for the special token a text starts with)."""
+    if token_id in set(getattr(tokenizer, "all_special_ids", ())):
+        return "the start marker"
     return display_token(tokenizer, token_id, show_whitespace=False).strip() or display_token(tokenizer, token_id)
 
 

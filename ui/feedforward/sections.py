@@ -15,6 +15,7 @@ from engine.inspect.params import compare, param_breakdown, part_totals
 
 from ..errors import error_boundary
 from ..models import ModelChoice, describe_size
+from ..patterns import short
 from ..text import md
 from ..terms import define
 from .figures import (activation_heatmap, activation_histogram, csv_button, examples_frame, firing_bars,
@@ -69,6 +70,9 @@ def layer_picker(v: View) -> int:
                                                               " (last)" if i == n_layer - 1 else ""))
 
 
+SLIDER_CHARS = 8  # token characters in the Position slider's value label
+
+
 def position_picker(v: View, term: str | None = None) -> int:
     """Which position to detail (the end of the text unless the user picks another), the same on every tab that
     details one; `term`: a glossary term its help defines first."""
@@ -76,9 +80,20 @@ def position_picker(v: View, term: str | None = None) -> int:
     if len(positions) == 1:
         return positions[0]
     words = "At every position the model predicts the token after it."
+    # The value shows above the thumb and is cut at the slider's ends: a short label (the figures name the token).
     return st.select_slider("Position", positions, **remembered("position", positions[-1], positions),
-                            format_func=lambda p: f"{p}: {md(v.trace.tokens[p])}",
+                            format_func=lambda p: f"{p}: {md(short(v.trace.tokens[p], SLIDER_CHARS))}",
                             help=define(term, words) if term else words)
+
+
+# What each measure of "Every layer at a glance" is, for the caption under it.
+OVERVIEW_MEANS = {
+    "out_norm": "“Size of what the MLP writes”: the length (L2 norm) of the vector the layer's MLP adds to the "
+                "token's residual stream, whatever its direction.",
+    "firing": "“Share of neurons firing”: the fraction of the layer's neurons above zero at that token.",
+    "mean": "“Mean activation”: the average of all the layer's neuron values at that token (negative values "
+            "included, so it can sit near zero while a few neurons fire hard).",
+}
 
 
 @st.fragment
@@ -125,8 +140,7 @@ def activations(v: View) -> None:
         unit = {"out_norm": "norm", "firing": "share", "mean": "mean"}[metric]
         show_figure(layer_overview(strength, v.tokens, metrics[metric], unit, v.first),
                        name(f"overview-{metric}"))
-        st.caption("Rows are layers, columns tokens; viridis, yellow = the MLP works hardest there. "
-                   "“Size of what the MLP writes” is the length (L2 norm) of the vector it adds to the stream.")
+        st.caption("Rows are layers, columns tokens; viridis, yellow = the most. " + OVERVIEW_MEANS[metric])
         csv_button("This overview (CSV)",
                       lambda: matrix_frame(strength.T, v.tokens, [f"layer {i}" for i in range(v.cfg.n_layer)],
                                               v.first),

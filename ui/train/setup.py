@@ -12,8 +12,8 @@ import torch
 from engine import GPT, GPTConfig, describe, pick_device, settings
 from engine.model.cost import TraceBudget, config_cost, over_budget
 from engine.model.device import run_threads
-from engine.train.budget import (available_memory, estimate_memory, estimate_run_seconds, fits_message, gb,
-                                 measure_step_seconds)
+from engine.train.budget import (STEP_TIMES, available_memory, estimate_memory, estimate_run_seconds, fits_message,
+                                 gb)
 from engine.train.corpus import (GUTENBERG_URL, MAX_UPLOAD_BYTES, Corpus, CorpusError, Prepared, builtin_stories,
                                  fetch_gutenberg, from_pasted, from_upload, make_tokenizer, prepare)
 from engine.train.runspec import PRESETS, Preset, RunSpec
@@ -265,10 +265,11 @@ def settings_form(base: ModelChoice | None = None) -> Settings:
     return Settings(**values)
 
 
-# Re-measured every few minutes: a step timed while another run trained would otherwise stick.
-@st.cache_data(ttl=180, max_entries=32, show_spinner="Timing one training step on this device…")
-def _step_seconds(cfg: GPTConfig, batch_size: int, device: str, threads: int) -> float:
-    return measure_step_seconds(cfg, batch_size, torch.device(device), threads)
+def _step_seconds(cfg: GPTConfig, batch_size: int, device: torch.device, threads: int) -> float:
+    """One step's time: the fastest measured for these settings in this process (engine.train.budget.StepTimes),
+    so the same settings never give a longer estimate because the machine was busy a moment ago."""
+    with st.spinner("Timing one training step on this device…"):
+        return STEP_TIMES.seconds(cfg, batch_size, device, threads)
 
 
 def cost_panel(spec: RunSpec, data: Prepared, fine_tune: bool = False) -> str | None:
@@ -294,7 +295,7 @@ def cost_panel(spec: RunSpec, data: Prepared, fine_tune: bool = False) -> str | 
     if problem:
         c[1].metric("Estimated time", "–")
         return problem  # never time a step of a model that does not fit
-    step_s = _step_seconds(cfg, t.batch_size, str(device), threads)
+    step_s = _step_seconds(cfg, t.batch_size, device, threads)
     n_evals = t.max_steps // max(1, t.eval_interval) + 1
     seconds = estimate_run_seconds(step_s, t.max_steps, n_evals, t.eval_batches, spec.n_snapshots, spec.sample_tokens)
     st.session_state[ESTIMATE] = seconds  # the run's planned length, for those who queue behind it
