@@ -359,3 +359,17 @@ def test_the_sidebar_says_what_a_forward_pass_runs_on_the_same_on_every_visit() 
         said.append([c.value for c in at.sidebar.caption if c.value.startswith("Runs on")])
     assert said[0] == said[1] == [f"Runs on CPU ({FORWARD_THREADS} thread{'' if FORWARD_THREADS == 1 else 's'}) "
                                   f"per forward pass, {MAX_FORWARDS} at once"]
+
+
+@pytest.mark.parametrize("key, page", [("next_token.draw_seed", "pages/4_Next_token.py"),
+                                       ("next_token.temperature", "pages/4_Next_token.py"),
+                                       ("train.max_steps", "pages/5_Train.py"),
+                                       ("rlhf.seed", "pages/6_Pretraining_vs_RLHF.py")])
+def test_a_hand_made_nan_in_a_widget_is_forgotten_not_kept_breaking_the_session(key: str, page: str) -> None:
+    at = AppTest.from_file(str(ROOT / page), default_timeout=TIMEOUT).run()
+    for bad in (float("nan"), float("inf")):
+        at.session_state[key] = bad  # as a crafted websocket message would set it
+        at.run()
+        assert not at.exception and not at.error, [e.value for e in (*at.exception, *at.error)]
+        at.run()  # and the next run too
+        assert not at.exception and not at.error

@@ -6,6 +6,8 @@ controls), the shared text box, and links to pages. The one module above the wor
 """
 from __future__ import annotations
 
+import math
+
 import streamlit as st
 from streamlit.errors import StreamlitPageNotFoundError
 
@@ -41,6 +43,7 @@ def setup_page(page: Page) -> ModelChoice:
                        initial_sidebar_state=sidebar_state())  # presenter mode folds it
     st.html(f"<style>{CHIP_CSS}{PAGE_CSS}</style>")  # style-only HTML takes no space in the page
     st.session_state[PAGE] = page.id
+    _drop_impossible_values()
     get_text()
     arrive(page)  # a link or a tour step sets the view before any widget is drawn
     with st.sidebar:
@@ -57,6 +60,19 @@ def setup_page(page: Page) -> ModelChoice:
     prepare_process()  # once per process: thread policy, gc.freeze (ui/server.py)
     chrome(page)  # the tour, presenter mode, "Link to this view"; the URL takes the view
     return choice
+
+
+def _drop_impossible_values() -> None:
+    """Forget any session value that is a NaN or an infinity, or a widget value that cannot be read back: no
+    widget here offers one, but a hand-made websocket message can send it, and it would break every later run
+    of that session (NaN equals nothing, so it would never be replaced). The widget shows its default again."""
+    for key in list(st.session_state.keys()):
+        try:
+            value = st.session_state[key]
+        except (ValueError, TypeError, OverflowError):  # a widget value Streamlit cannot read back (int(nan))
+            value = math.nan
+        if isinstance(value, float) and not math.isfinite(value):
+            del st.session_state[key]
 
 
 def _model_facts(choice: ModelChoice) -> None:

@@ -43,7 +43,7 @@ def _read_seed(ctx: Context) -> str | None:
     if hist is not None:
         return str(hist["seed"])
     if st.session_state.get(FRESH) is False and DRAW_SEED in st.session_state:
-        return str(st.session_state[DRAW_SEED])
+        return str(int(st.session_state[DRAW_SEED]))  # the box holds a float (ui.inputs.whole_number)
     return None
 
 

@@ -20,6 +20,7 @@ from engine.train.runspec import PRESETS, Preset, RunSpec
 
 from ..models import SHARED, ModelChoice, default_model, describe_size, session_models
 from ..text import md
+from ..inputs import whole_number
 from .figures import duration
 from .state import ESTIMATE, PAGE
 
@@ -123,8 +124,8 @@ def _uploaded() -> Corpus | None:
 
 def _gutenberg() -> Corpus | None:
     c1, c2 = st.columns([2, 1], vertical_alignment="bottom")
-    c1.number_input("Book number on gutenberg.org (e.g. 11 is Alice's Adventures in Wonderland)", min_value=1,
-                    max_value=10_000_000, step=1, **PAGE.remembered("book_number", 11))
+    whole_number("Book number on gutenberg.org (e.g. 11 is Alice's Adventures in Wonderland)", 1, 10_000_000,
+                 where=c1, **PAGE.remembered("book_number", 11))
     c2.button("Fetch the book", on_click=_fetch_book, icon=":material/download:", key=PAGE.key("fetch"))
     if error := st.session_state.get(_BOOK_ERROR):
         st.error(md(error), icon=":material/cloud_off:")
@@ -227,7 +228,7 @@ def settings_form(base: ModelChoice | None = None) -> Settings:
     fine-tuning `base`, only the training settings: the shape and tokenizer are the model's."""
     if base is not None:
         c = st.columns(3)
-        steps = c[0].number_input("Training steps", min_value=1, max_value=20_000, step=50, **_field("max_steps"))
+        steps = whole_number("Training steps", 1, 20_000, step=50, where=c[0], **_field("max_steps"))
         batch = c[1].selectbox("Batch size", BATCHES, help="Text windows per step.", **_field("batch_size", BATCHES))
         rate = c[2].select_slider("Learning rate", RATES, format_func=lambda r: f"{r:g}",
                                   **_field("learning_rate", RATES), help="Fine-tuning wants a smaller step than training from scratch (1e-4 to 1e-3).")
@@ -251,8 +252,7 @@ def settings_form(base: ModelChoice | None = None) -> Settings:
                                   **_field("block_size", CONTEXTS)))
     c = st.columns(4)
     values.update(
-        max_steps=int(c[0].number_input("Training steps", min_value=1, max_value=20_000, step=50,
-                                        **_field("max_steps"))),
+        max_steps=whole_number("Training steps", 1, 20_000, step=50, where=c[0], **_field("max_steps")),
         batch_size=c[1].selectbox("Batch size", BATCHES, help="Text windows per step.",
                                   **_field("batch_size", BATCHES)),
         learning_rate=c[2].select_slider("Learning rate", RATES, format_func=lambda r: f"{r:g}",
