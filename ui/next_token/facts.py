@@ -1,5 +1,5 @@
 """What the Next token page can measure for the tour to quote (ui.view.Fact): what N draws from one
-distribution give, and whether the text fits the model's window.
+distribution give, whether the text fits the model's window, and what the key/value cache holds and costs.
 
 The draws are the page's own: the same engine function, settings, position, seed and N as its histogram.
 """
@@ -15,6 +15,8 @@ from engine.generation.sampling_lab import draw
 from ..cache import get_trace
 from ..state import MAX_CHARS
 from ..view import FOUND, Context, Unusable, spoken
+from .generation import VIEW, current_run
+from .kv_cache import fact_values
 from .state import HIST, PAGE, POSITION_TEXT, current_settings
 
 
@@ -42,3 +44,14 @@ def window(ctx: Context) -> dict[str, object]:
     block = ctx.choice.model.config.block_size
     cut = max(0, n - (block - 1))  # the start marker takes one place, as the page counts
     return {FOUND: cut > 0, "tokens": f"{n:,}", "context": f"{block:,}", "cut": f"{cut:,}"}
+
+
+@PAGE.fact("kv_cache", ("per_token", "positions", "cached", "layers", "kv_heads", "heads", "gpt2", "llama2", "llama3",
+                        "groups", "llama3_kv"))
+def kv_cache(ctx: Context) -> dict[str, object]:
+    """The key/value cache under step-by-step generation, as its section draws it for the step shown."""
+    choice = ctx.choice
+    run = current_run(choice, ctx.text[:MAX_CHARS])
+    values = fact_values(choice, run, st.session_state.get(VIEW))
+    cfg = choice.model.config
+    return {FOUND: cfg.n_kv_head == cfg.n_head, **values}

@@ -24,6 +24,7 @@ from ..server import model_work
 from ..inputs import whole_number
 from .controls import current_settings, describe
 from .figures import DRAWN, KEPT, distribution_figure, fmt_prob, layout, token_label
+from .kv_cache import kv_section
 from .state import PAGE, RUN, RUN_SEED
 from .surprise import prob_colour
 
@@ -230,14 +231,15 @@ def generation_panel(choice: ModelChoice, text: str) -> None:
     text_slot.markdown(run_html(run, view, choice.tokenizer), unsafe_allow_html=True)
     if not n:
         st.caption("Press **Next token** to see the model pick the first token after your text.")
-        return
-    step = run.steps[view - 1]
-    if step.n_cut:
-        st.info(f"The text is now longer than the model's window of {block:,} tokens: the first {step.n_cut:,} "
-                "(struck through) no longer reach the model. It generates as if they were never there.",
-                icon=":material/straighten:")
-    with step_slot.container():
-        show_step(run, view, choice.tokenizer, vocab, key=PAGE.key("step_chart"))
-        st.plotly_chart(fitted(steps_figure(run)), key=PAGE.key("run_chart"), config=plot_config("glassbox-run"))
-        with st.expander("Every step as a table (download as CSV from its toolbar)"):
-            st.dataframe(steps_table(run, choice.tokenizer), hide_index=True)
+    else:
+        step = run.steps[view - 1]
+        if step.n_cut:
+            st.info(f"The text is now longer than the model's window of {block:,} tokens: the first {step.n_cut:,} "
+                    "(struck through) no longer reach the model. It generates as if they were never there.",
+                    icon=":material/straighten:")
+        with step_slot.container():
+            show_step(run, view, choice.tokenizer, vocab, key=PAGE.key("step_chart"))
+            st.plotly_chart(fitted(steps_figure(run)), key=PAGE.key("run_chart"), config=plot_config("glassbox-run"))
+            with st.expander("Every step as a table (download as CSV from its toolbar)"):
+                st.dataframe(steps_table(run, choice.tokenizer), hide_index=True)
+    kv_section(choice, run, view)  # the same step, as the key/value cache held it
