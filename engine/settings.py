@@ -137,6 +137,9 @@ class Settings:
                            "built-in one (least recently used out first)")
     session_models_mb: float = _var("SESSION_MODELS_MB", positive("megabytes"), 300.0,
                                     "the weights of one session's own models (trained, tuned, uploaded) together")
+    quant_budget_mb: float = _var("QUANT_BUDGET_MB", positive("megabytes"), 256.0,
+                                  "quantized copies of models kept at once, process-wide (the Feed-forward page's "
+                                  "Quantization tab; a copy of a model bigger than this is made, used and let go)")
     hub_disk_mb: float = _var("HUB_DISK_MB", positive("megabytes"), 4096.0,
                               "disk for Hub downloads; no download starts once the Hub folder holds this much")
     # Where models and data come from
@@ -189,6 +192,10 @@ class Settings:
     @property
     def session_models_bytes(self) -> int:
         return int(self.session_models_mb * MB)
+
+    @property
+    def quant_budget_bytes(self) -> int:
+        return int(self.quant_budget_mb * MB)
 
     @property
     def hub_disk_bytes(self) -> int:

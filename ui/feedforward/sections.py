@@ -23,6 +23,7 @@ from .figures import (activation_heatmap, activation_histogram, csv_button, exam
 from .residual import (comparison_chart, comparison_frame, contribution_waterfall, embeddings_note, lens_frame,
                        lens_heatmap, lens_table, params_frame, params_treemap, part_heatmap)
 from .data import describe_reference, get_atlas, get_contributions, get_lens
+from .quantization import quantization_tab
 from .state import PAGE, TABS
 
 # The page's choices keep their values across closed tabs and page changes (ui.state.remembered).
@@ -302,7 +303,7 @@ def parameters(v: View) -> None:
 
 
 # Lazy tabs: only the open tab runs, so the neuron explorer's reference set is built only when it is opened.
-DRAW = dict(zip(TABS, (activations, neuron_explorer, residual_stream, lens_view, parameters)))
+DRAW = dict(zip(TABS, (activations, neuron_explorer, residual_stream, lens_view, parameters, quantization_tab)))
 
 
 def show_tabs(v: View) -> None:
