@@ -38,10 +38,11 @@ __all__ = ["CURATED", "DEFAULT_MODEL_BUDGET_MB", "FAMILY_NAMES", "MODELS_DIR_ENV
 
 CURATED = ["openai-community/gpt2", "distilbert/distilgpt2", "roneneldan/TinyStories-1M", "roneneldan/TinyStories-8M",
            "roneneldan/TinyStories-33M", "EleutherAI/pythia-70m", "EleutherAI/pythia-160m",
-           "HuggingFaceTB/SmolLM2-135M", "Qwen/Qwen2.5-0.5B"]
+           "HuggingFaceTB/SmolLM2-135M", "HuggingFaceTB/SmolLM2-135M-Instruct", "Qwen/Qwen2.5-0.5B",
+           "Qwen/Qwen2.5-0.5B-Instruct"]
 MODELS_DIR_ENV = settings.env_name("models_dir")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json",
-                   "merges.txt", "generation_config.json")
+                   "merges.txt", "generation_config.json", "chat_template.jinja")
 SOURCE_RECORD = ".glassbox-source.json"  # what a fetched folder was fetched from (hidden: not model files)
 _SHARD = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,200}\.safetensors")
 _REPO_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
