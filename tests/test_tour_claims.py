@@ -185,3 +185,51 @@ def test_after_the_last_step_the_tour_can_start_again() -> None:
     assert f"Resume the tour (step {len(tour.steps())})" in labels and "Start the tour again" in labels
     next(b for b in at.sidebar.button if b.label == "Start the tour again").click().run()
     assert not at.exception and at.session_state["workshop.tour"] == {"step": 0, "on": True}
+
+
+def metric_values(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def test_the_kv_cache_step_quotes_the_sections_numbers(model: str) -> None:
+    at = open_step(step("kv_cache"), session_for(model))
+    said, m = words(at), metric_values(at)
+    assert f"{m['Per token']} per token here, {m['Cached now']} for" in said
+    line = next(x.value for x in at.markdown if "will run your text's" in x.value)
+    n = re.search(rf"cache {NUMBER} positions per layer", line).group(1)
+    assert f"these {n} positions" in said
+    table = next(d.value for d in at.dataframe if "key/value heads" in d.value.columns).set_index("model")
+    assert f"GPT-2 small keeps {table.loc['GPT-2 small', 'per token']} per token" in said
+    assert f"Llama 2 7B {table.loc['Llama 2 7B', 'per token']}" in said
+    assert f"Llama 3.1 8B only {table.loc['Llama 3.1 8B', 'per token']}" in said
+
+
+def test_the_quantization_step_quotes_the_tab(model: str) -> None:
+    at = open_step(step("quantization"), session_for(model))
+    said, m = words(at), metric_values(at)
+    assert at.segmented_control(key="feedforward.bits").value == 4 and "(simulated)" in said
+    assert f"the weights would take {m['Weights in memory']} instead of" in said
+    assert f"perplexity goes from" in said and f"to {m['Perplexity']}" in said
+    flips = m["Top token flips"]
+    if flips != "0.0%":
+        assert f"changes at {flips} of" in said
+    else:
+        assert "never changes" in said
+
+
+def test_the_circuits_step_quotes_the_builtin_models_heads() -> None:
+    at = open_step(step("circuits"))
+    said = words(at)
+    line = next(x.value for x in at.markdown if "ended its training with" in x.value)
+    layer, head, score = re.search(rf"layer {NUMBER}, head {NUMBER} scoring {NUMBER}", line).groups()
+    assert f"layer {layer}, head {head}, {score} on the induction test" in said or \
+        f"layer {layer}, head {head}, scores {score}" in said
+    assert "Train a model on this page" in said
+
+
+def test_the_base_vs_instruct_step_names_the_pair_to_add() -> None:
+    at = open_step(step("base_instruct"))
+    said = words(at)
+    line = next(i.value for i in at.info if "No base and instruct pair" in i.value)
+    for name in ("HuggingFaceTB/SmolLM2-135M", "HuggingFaceTB/SmolLM2-135M-Instruct"):
+        assert name in said and name in line

@@ -92,7 +92,7 @@ def test_a_step_sets_the_widgets_themselves() -> None:
     button(at, ".tour_next").click().run()  # how one weight is made: another tab, the same pick
     clean(at)
     assert at.session_state["attention.tab"] == "How a weight is made"
-    at = app("pages/4_Next_token.py", tour="12")  # temperature 0.5
+    at = app("pages/4_Next_token.py", tour=str(next(s.number for s in tour.steps() if s.title == "Temperature")))
     clean(at)
     assert at.select_slider(key="next_token.temperature").value == 0.5
 

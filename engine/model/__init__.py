@@ -15,6 +15,7 @@
 - sources: where models come from (GLASSBOX_MODELS_DIR folders, the Hugging Face Hub), checked before loading
 - hub: the Hugging Face Hub's HTTP API (a repo's file list, one file), bounded in time and size
 - tokenizer: byte-level BPE (train, load, display forms of tokens)
+- chat: an instruct model's chat template, rendered in transformers' sandbox, as tokens
 - checkpoint: Hugging Face-compatible folders, read as safetensors and JSON only
 - device: where the model runs (CUDA, MPS, CPU) and on how many CPU threads
 """
