@@ -86,13 +86,13 @@ def chart(at: AppTest, key: str) -> dict:
 def test_the_train_page_shows_the_builtin_heads_then_every_checkpoint_of_a_run(run):
     at = AppTest.from_file(TRAIN, default_timeout=TIMEOUT).run()
     assert not at.exception
-    builtin = chart(at, "train.circuits_builtin")
+    builtin = chart(at, "train.circuits_chart")
     assert [t["type"] for t in builtin["data"]] == ["heatmap"] * 3
     assert any("induction test" in m.value for m in at.markdown)
     at.session_state["train.run"] = run
     at.run()
     assert not at.exception and not at.error, [e.value for e in at.error]
-    fig = chart(at, "train.circuits")
+    fig = chart(at, "train.circuits_chart")
     steps = [s.step for s in run.snapshots()]
     lines = [t for t in fig["data"] if t.get("mode") == "lines+markers"]
     assert [t["name"] for t in lines] == ["induction score", "previous-token share", "first-token share (sink)",
@@ -103,4 +103,4 @@ def test_the_train_page_shows_the_builtin_heads_then_every_checkpoint_of_a_run(r
                for m in at.markdown)
     slider = at.select_slider(key=f"train.lapse_step_{run.id}")
     slider.set_value(steps[0]).run()
-    assert chart(at, "train.circuits")["layout"]["shapes"][-1]["x0"] == steps[0]  # the slider's step, marked
+    assert chart(at, "train.circuits_chart")["layout"]["shapes"][-1]["x0"] == steps[0]  # the slider's step, marked

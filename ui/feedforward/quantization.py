@@ -40,7 +40,7 @@ WEIGHTS, STREAM = "#E69F00", "#0072B2"
 
 
 def bits_words(bits: int) -> str:
-    return "8-bit (int8, real)" if bits == INT8 else f"{bits}-bit (simulated)"
+    return "8 · real int8" if bits == INT8 else f"{bits} · simulated"
 
 
 def _caches(choice: ModelChoice) -> tuple[ByteLRU, ByteLRU]:
@@ -85,7 +85,8 @@ def kl_figure(c: Comparison, tokens: list[str]) -> go.Figure:
     hover = [f"after “{plotly_text(tokens[i])}” (position {i})<br>KL {float(c.kl[i]):.4f} nats<br>"
              + ("top token changed" if c.flips[i] else "same top token") for i in x]
     fig = go.Figure(go.Bar(x=x, y=c.kl.tolist(), marker_color=colours, hovertext=hover, hoverinfo="text"))
-    fig.update_layout(title=dict(text=f"How far each next-token distribution moved ({bits_words(c.bits)})",
+    kind = "8-bit, real int8" if c.bits == INT8 else f"{c.bits}-bit, simulated"
+    fig.update_layout(title=dict(text=f"How far each next-token distribution moved ({kind})",
                                  font=dict(size=17)), height=320, font=dict(size=14), showlegend=False,
                       margin=dict(l=10, r=20, t=60, b=10), plot_bgcolor="white",
                       xaxis=dict(title="position in the text", gridcolor="#e5e5e5"),
@@ -149,7 +150,7 @@ def _tab(choice: ModelChoice, text: str) -> None:
                 "two to eight times less memory, at some cost in accuracy. Here the model in use is quantized (a "
                 "copy: the shared model is never changed) and compared with itself, token by token.",
                 help=define("quantization"))
-    c1, c2 = st.columns([1.4, 1])
+    c1, c2 = st.columns([2, 1])
     with c1:
         bits = st.segmented_control("Bits per weight", BITS, format_func=bits_words,
                                     **PAGE.remembered("bits", INT8, BITS)) or INT8
@@ -212,7 +213,7 @@ def sweep(choice: ModelChoice, ids: list[int]) -> None:
     rows = []
     for bits in BITS:
         c = comparison(choice, bits, ids)
-        rows.append({"bits": bits_words(bits), "weights": size_text(c.bytes_quant), "perplexity": round(c.ppl_quant, 2),
+        rows.append({"bits": "8 (int8, real)" if bits == INT8 else f"{bits} (simulated)", "weights": size_text(c.bytes_quant), "perplexity": round(c.ppl_quant, 2),
                      "float perplexity": round(c.ppl_float, 2), "mean KL (nats)": round(float(c.kl.mean()), 4),
                      "top token flips": f"{c.flip_rate:.1%}"})
     st.dataframe(pd.DataFrame(rows), hide_index=True, key=PAGE.key("quant_table"))

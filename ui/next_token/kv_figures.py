@@ -17,11 +17,13 @@ from engine.inspect.kv import Timing, tokens_run
 from engine.model.cost import size_text
 
 from ..colours import diverging_scale
+from ..patterns import token_labels
 from ..text import plotly_text
-from .figures import DRAWN, GRID, KEPT, REST, layout
+from .figures import DRAWN, GRID, KEPT, LOG_TICKS, MONO, REST, layout
 
 CACHED, RECOMPUTED, NEW = KEPT, DRAWN, "#D55E00"
 ROW_PX = 14  # pixels per (layer, head) row of the strip, up to the figure's cap
+TOKEN_TICKS = 40  # positions up to which each column is labelled with its token
 MAX_HEIGHT = 440
 
 
@@ -55,8 +57,12 @@ def strip_figure(norms: torch.Tensor, tokens: Sequence[str], steps: Sequence[int
         line=dict(color=NEW, width=3))]
     ticks, labels = _rows(n_layer, n_kv)
     height = min(MAX_HEIGHT, 130 + ROW_PX * n_layer * n_kv)
-    return layout(fig, title, height, top=60, shapes=shapes,
-                  xaxis=dict(title="position in the cache (token)", showgrid=False, range=[-0.5, max(n_pos, 8) - 0.5]),
+    xaxis = dict(title="position in the cache", showgrid=False, range=[-0.5, max(n_pos, 8) - 0.5])
+    if n_pos <= TOKEN_TICKS:  # few enough to name: each column's token under it
+        xaxis.update(title="position in the cache: its token", tickvals=list(range(n_pos)), tickangle=-45,
+                     ticktext=token_labels(tokens),
+                     tickfont=dict(family=MONO, size=12))
+    return layout(fig, title, height + (50 if n_pos <= TOKEN_TICKS else 0), top=60, shapes=shapes, xaxis=xaxis,
                   yaxis=dict(tickvals=ticks, ticktext=labels, autorange="reversed", showgrid=False))
 
 
@@ -86,8 +92,10 @@ def bytes_figure(names: Sequence[str], per_token: Sequence[int], notes: Sequence
                            marker_color=colours, text=[size_text(b) for b in per_token], textposition="outside",
                            hovertext=[plotly_text(n) for n in notes], hoverinfo="text+x"))
     top = max(per_token)
+    ticks = [2**e for e in range(0, 41, 2) if min(per_token) / 4 <= 2**e <= top * 4]  # 1 KB, 4 KB, 16 KB, ...
     return layout(fig, title, 80 + 46 * len(names), top=50,
-                  xaxis=dict(type="log", title="bytes per token (log scale)", gridcolor=GRID,
+                  xaxis=dict(type="log", title="bytes per token (log scale)", gridcolor=GRID, tickvals=ticks,
+                             ticktext=[size_text(t) if t >= 1024 else f"{t} B" for t in ticks],
                              range=[np.log10(min(per_token)) - 0.3, np.log10(top) + 0.6]),
                   yaxis=dict(autorange="reversed"))
 
@@ -104,7 +112,7 @@ def timing_figure(t: Timing, title: str) -> go.Figure:
                     line=dict(color=CACHED, width=2), marker=dict(size=5, symbol="square"),
                     hovertemplate="%{x} tokens before it: %{y:.2f} ms<extra></extra>")
     return layout(fig, title, 340, xaxis=dict(title="tokens in the context before the new one", gridcolor=GRID),
-                  yaxis=dict(title="ms per new token (log scale)", type="log", gridcolor=GRID))
+                  yaxis=dict(title="ms per new token (log scale)", type="log", gridcolor=GRID, tickvals=LOG_TICKS))
 
 
 def tokens_run_figure(n_prompt: int, n_steps: int, block: int, view: int, title: str) -> go.Figure:
@@ -122,4 +130,4 @@ def tokens_run_figure(n_prompt: int, n_steps: int, block: int, view: int, title:
                       annotation_position="top left", annotation_font_size=13)
     return layout(fig, title, 300, top=50, showlegend=False,
                   xaxis=dict(title="generation step", gridcolor=GRID),
-                  yaxis=dict(title="tokens run (log scale)", type="log", gridcolor=GRID))
+                  yaxis=dict(title="tokens run (log scale)", type="log", gridcolor=GRID, tickvals=LOG_TICKS))

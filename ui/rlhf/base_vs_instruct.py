@@ -292,19 +292,21 @@ def _dpo_pair(run) -> None:
 def base_vs_instruct_section(run) -> None:
     """The whole section; `run`: this session's tuning run, if any (the offline comparison's pair)."""
     st.html(f"<style>{CSS}</style>")
-    with st.container(key=PAGE.key("bvi")):
+    pairs = find_pairs()
+    with st.container(key=PAGE.key("bvi_lead")):  # the tour's step scrolls to this
         st.markdown("Real assistants are made the same way as the tuned model above, at scale: a **base model** "
                     "pre-trained on text is tuned further on conversations and preferences into an **instruct "
                     "model**. Same architecture, same vocabulary, different weights: put one prompt through both.",
                     help=define("instruct model"))
-        pairs = find_pairs()
-        if not pairs:
+        if pairs:
+            labels = [p.label for p in pairs]
+            label = st.selectbox("Pair", labels, **remembered("pair", labels[0], labels))
+        else:
             _no_pair_line()
-            _dpo_pair(run)
-            return
-        labels = [p.label for p in pairs]
-        label = st.selectbox("Pair", labels, **remembered("pair", labels[0], labels))
+    if pairs:
         _server_pair(pairs[labels.index(label)])
+    else:
+        _dpo_pair(run)
 
 
 def pair_facts() -> dict[str, object]:

@@ -131,7 +131,8 @@ def verdict(history: list[Scores], n_layer: int) -> str:
             f"test at step {found.step:,}." + drop)
 
 
-VIEW = PAGE.key("circuits_view")  # the container of either view (the tour's step scrolls to it)
+VIEW = PAGE.key("circuits_view")  # the container of either view
+CHART = PAGE.key("circuits_chart")  # either view's chart (never both on one run): the tour's step scrolls to it
 
 
 def circuits_panel(run: TrainingRun, step: int) -> None:
@@ -146,7 +147,7 @@ def _panel(run: TrainingRun, step: int) -> None:
     if len(history) < 2:
         return
     builtin_choice, builtin = builtin_scores(run.spec.probe)
-    st.plotly_chart(fitted(history_figure(history, builtin, step)), key=PAGE.key("circuits"),
+    st.plotly_chart(fitted(history_figure(history, builtin, step)), key=CHART,
                     config=plot_config("glassbox-circuits"))
     st.markdown(verdict(history, run.spec.model.n_layer))
     score, layer, head = builtin.best("induction")
@@ -190,12 +191,14 @@ def _preview() -> None:
     choice, builtin = builtin_scores()
     score, layer, head = builtin.best("induction")
     prev, p_layer, p_head = builtin.best("previous")
+    ended = ("with an induction head: layer" if score >= INDUCTION_MIN else
+             "without one: its best candidate is layer")
     st.markdown(f"After a run, the time-lapse measures every head at every checkpoint, so you can see the step "
                 f"where an **induction head** forms, if it does. For reference, the built-in model "
-                f"({choice.name}) ended its training with layer {layer}, head {head} scoring {score:.2f} on the "
-                f"induction test (≥ {INDUCTION_MIN:.1f} counts), and layer {p_layer}, head {p_head} putting "
+                f"({choice.name}) ended its training {ended} {layer}, head {head} scoring {score:.2f} on the "
+                f"induction test ({INDUCTION_MIN:.1f} or more counts); layer {p_layer}, head {p_head} puts "
                 f"{prev:.0%} of its attention on the previous token.", help=define("induction head"))
-    st.plotly_chart(fitted(builtin_figure(builtin, choice.name)), key=PAGE.key("circuits_builtin"),
+    st.plotly_chart(fitted(builtin_figure(builtin, choice.name)), key=CHART,
                     config=plot_config("glassbox-circuits-builtin"))
     st.caption("The same figures as the Attention page's *What kind of head?*: the share of attention on the "
                "previous token and on the first token over the prompt “" + PROBE_PROMPT + "”, and the induction "
