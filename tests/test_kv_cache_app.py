@@ -12,11 +12,12 @@ import numpy as np
 
 from streamlit.testing.v1 import AppTest
 
+import ui.models
 from conftest import ROOT
 from engine import encode
 from engine.inspect.kv import model_bytes_per_token
 from engine.model.cost import size_text
-from engine_fixtures import tiny_model, tokenizer
+from engine_fixtures import save_server_models, tiny_model, tokenizer
 from ui.models import ModelChoice
 
 PAGE = str(ROOT / "pages" / "4_Next_token.py")
@@ -123,3 +124,24 @@ def test_past_the_context_the_window_slides_and_the_page_says_so():
                                  if el.proto.id.endswith("next_token.kv_runs")))["data"][0]["y"]).tolist()
     assert runs[0] == n_prompt and 1 in runs and runs[-1] == 16
     assert metric(at, "Per token") == size_text(model_bytes_per_token(choice.model))
+
+
+def test_a_transformers_model_with_grouped_query_heads(tmp_path, monkeypatch):
+    save_server_models(tmp_path, families=("llama",))  # 2 layers, 4 query heads sharing 2 key/value heads
+    monkeypatch.setenv("GLASSBOX_MODELS_DIR", str(tmp_path))
+    monkeypatch.setenv("GLASSBOX_HUB_DIR", str(tmp_path / ".hub"))
+    ui.models.server_models.clear()
+    try:
+        at = page({"models.selected": "folder:tiny-llama"}, text="The cat")
+        for _ in range(2):
+            at.button(key="next_token.step").click().run()
+            ok(at)
+        assert array(strip(at)["data"][0]["z"]).shape[0] == 2 * 2  # rows: layers x key/value heads, not query heads
+        assert float(metric(at, "Largest difference in any logit")) < 1e-4
+        line = next(c.value for c in at.caption if "The cache's tensors hold" in c.value)
+        assert "× 2 key/value heads ×" in line
+        formula, real = re.search(r"= ([0-9,]+) bytes\. The cache's tensors hold ([0-9,]+) bytes", line).groups()
+        assert formula == real
+    finally:
+        ui.models.server_models.clear()
+        ui.models.SHARED.clear()

@@ -3,12 +3,15 @@ bits are told apart in words, the figures and numbers are drawn, every bit width
 own model quantizes too, and the shared model is never changed."""
 from __future__ import annotations
 
+import json
+
 import torch
 from streamlit.testing.v1 import AppTest
 
+import ui.models
 from conftest import ROOT
 from engine import load_pretrained
-from engine_fixtures import tiny_model, tokenizer
+from engine_fixtures import save_server_models, tiny_model, tokenizer
 from ui.feedforward.quantization import COPIES
 from ui.models import ModelChoice, default_model, default_model_dir
 
@@ -67,3 +70,21 @@ def test_your_text_and_a_session_model():
     at.text_area(key="feedforward.text_area").set_value("H").run()  # the start marker and one token
     assert not at.exception
     assert any("Type a longer text" in i.value for i in at.info)
+
+
+def test_a_transformers_model_quantizes_too(tmp_path, monkeypatch):
+    save_server_models(tmp_path, families=("llama",))
+    monkeypatch.setenv("GLASSBOX_MODELS_DIR", str(tmp_path))
+    monkeypatch.setenv("GLASSBOX_HUB_DIR", str(tmp_path / ".hub"))
+    ui.models.server_models.clear()
+    try:
+        for bits in (8, 3):
+            at = page(bits, {"models.selected": "folder:tiny-llama"})
+            m = metrics(at)
+            assert m["Perplexity"] and m["Top token flips"].endswith("%")
+            layers = json.loads(next(el.proto.spec for el in at.get("plotly_chart")
+                                     if el.proto.id.endswith("feedforward.quant_layers")))
+            assert layers["data"][0]["x"] == ["layer 0", "layer 1", "output layer"]
+    finally:
+        ui.models.server_models.clear()
+        ui.models.SHARED.clear()

@@ -109,10 +109,15 @@ class Replay:
 
 
 def _norms(past) -> tuple[torch.Tensor, torch.Tensor]:
+    """([layer, kv_head, pos], same): the length of every cached key and value. A layer that keeps only its
+    last positions (a sliding-window cache) is padded in front with nan: those positions are not held."""
     layers = past_layers(past)
-    k = torch.stack([kv[0][0] for kv in layers]).float().cpu()  # [layer, kv_head, pos, d_head]
-    v = torch.stack([kv[1][0] for kv in layers]).float().cpu()
-    return k.norm(dim=-1), v.norm(dim=-1)
+    n = max(k.shape[2] for k, _ in layers)
+
+    def lengths(t: torch.Tensor) -> torch.Tensor:  # [1, kv_head, pos, d_head] -> [kv_head, n]
+        norms = t[0].float().norm(dim=-1).cpu()
+        return torch.cat([torch.full((norms.shape[0], n - norms.shape[1]), float("nan")), norms], dim=1)
+    return torch.stack([lengths(k) for k, _ in layers]), torch.stack([lengths(v) for _, v in layers])
 
 
 def _last(past) -> tuple[torch.Tensor, torch.Tensor]:

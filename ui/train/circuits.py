@@ -117,7 +117,8 @@ def verdict(history: list[Scores], n_layer: int) -> str:
         if math.isnan(score):
             return "This model's context is too short to hold the induction test, so it is not measured."
         why = (" A model with one layer cannot form one: an induction head reads what a previous-token head in "
-               "an earlier layer wrote." if n_layer < 2 else " Train longer, or a bigger model, and look again.")
+               "an earlier layer wrote." if n_layer < 2 else " They form where copying from earlier in the text "
+               "pays: longer training, a longer context and text that repeats itself (names, phrases) help.")
         return (f"No head reached the induction threshold ({INDUCTION_MIN:.1f}) in this run: the best was layer "
                 f"{layer}, head {head} with {score:.2f} at step {best.step:,}." + why)
     before = history[history.index(found) - 1] if history.index(found) > 0 else None
