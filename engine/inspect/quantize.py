@@ -133,6 +133,8 @@ def quantized_copy(model: nn.Module, bits: int, group: int = GROUP) -> Quantized
     if bits not in BITS:
         raise ValueError(f"bits must be one of {BITS}, got {bits}")
     q = copy.deepcopy(model).eval()
+    if bits == INT8:
+        q = q.cpu()  # PyTorch's dynamic int8 kernels are CPU kernels: the copy runs there, wherever the model does
     _to_linear(q)
     _untie_output(q)
     originals = {n: weight_matrix(m) for n, m in linear_layers(q)}  # [out, in] each, float32
@@ -222,7 +224,7 @@ def _forward_seconds(model: nn.Module, idx: torch.Tensor, repeats: int = 3) -> f
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        model(idx)
+        float(model(idx)[0][0, -1, 0])  # reads the result: on a GPU, waits for the pass to finish
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
 
@@ -234,10 +236,10 @@ def compare(model: nn.Module, q: Quantized, ids: list[int]) -> Comparison:
     the residual stream's error after each layer, memory and a measured forward time."""
     if len(ids) < 2:
         raise ValueError("comparing needs at least two tokens")
-    device = next(model.parameters()).device
-    idx = torch.tensor([list(ids)], device=device)
+    idx = torch.tensor([list(ids)], device=next(model.parameters()).device)
+    idx_q = torch.tensor([list(ids)], device=next(q.model.parameters()).device)  # int8: the CPU
     logits_f, cache_f = model.run_with_cache(idx)
-    logits_q, cache_q = q.model.run_with_cache(idx)
+    logits_q, cache_q = q.model.run_with_cache(idx_q)
     lf, lq = logits_f[0, :-1].float().cpu(), logits_q[0, :-1].float().cpu()  # [pos - 1, vocab]
     logp_f, logp_q = lf.log_softmax(-1), lq.log_softmax(-1)
     kl = (logp_f.exp() * (logp_f - logp_q)).sum(-1).clamp(min=0)  # [pos - 1]
@@ -254,4 +256,4 @@ def compare(model: nn.Module, q: Quantized, ids: list[int]) -> Comparison:
         loss_float=float(F.cross_entropy(lf, target)), loss_quant=float(F.cross_entropy(lq, target)),
         parts=tuple(q.weight_error), weight_error=tuple(q.weight_error.values()), resid_error=tuple(resid),
         bytes_float=saved_bytes(model), bytes_quant=bytes_quant,
-        seconds_float=_forward_seconds(model, idx), seconds_quant=_forward_seconds(q.model, idx))
+        seconds_float=_forward_seconds(model, idx), seconds_quant=_forward_seconds(q.model, idx_q))

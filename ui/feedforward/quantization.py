@@ -213,7 +213,8 @@ def sweep(choice: ModelChoice, ids: list[int]) -> None:
     rows = []
     for bits in BITS:
         c = comparison(choice, bits, ids)
-        rows.append({"bits": "8 (int8, real)" if bits == INT8 else f"{bits} (simulated)", "weights": size_text(c.bytes_quant), "perplexity": round(c.ppl_quant, 2),
+        rows.append({"bits": "8 (int8, real)" if bits == INT8 else f"{bits} (simulated)",
+                     "weights": size_text(c.bytes_quant), "perplexity": round(c.ppl_quant, 2),
                      "float perplexity": round(c.ppl_float, 2), "mean KL (nats)": round(float(c.kl.mean()), 4),
                      "top token flips": f"{c.flip_rate:.1%}"})
     st.dataframe(pd.DataFrame(rows), hide_index=True, key=PAGE.key("quant_table"))
