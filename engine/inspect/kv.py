@@ -88,6 +88,7 @@ class Replay:
     key_norms: torch.Tensor  # [layer, kv_head, pos]: length of each cached key
     value_norms: torch.Tensor  # [layer, kv_head, pos]
     appended: tuple[tuple[torch.Tensor, torch.Tensor], ...]  # per position from start: (k, v) [layer, kv_head, d_head]
+    last: tuple[torch.Tensor, torch.Tensor]  # the last position's (k, v) [layer, kv_head, d_head], however it ran
     cached_diff: tuple[float, ...]  # per position from start: max |cached logits - full forward's|
     same_top: tuple[bool, ...]  # per position from start: the same most likely token both ways
     bytes: int  # the cache's tensors at the end
@@ -128,11 +129,12 @@ def _last(past) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @torch.no_grad()
-def full_logits(model, ids: list[int]) -> torch.Tensor:
-    """[pos, vocab] float32 on the CPU: one plain forward pass over `ids`, no cache (the reference)."""
+def full_logits(model, ids: list[int], start: int = 0) -> torch.Tensor:
+    """[pos - start, vocab] float32 on the CPU: one plain forward pass over `ids`, no cache (the reference), read
+    out from position `start` on (the output layer applied only there: a large vocabulary x a long text is big)."""
     device = next(model.parameters()).device
-    logits, _ = model(torch.tensor([list(ids)], device=device))
-    return logits[0].float().cpu()
+    hidden = model.final_hidden(torch.tensor([list(ids)], device=device))  # [1, pos, d_model], after the final norm
+    return model.lm_head(hidden[:, start:])[0].float().cpu()
 
 
 @torch.no_grad()
@@ -148,17 +150,17 @@ def replay(model, ids: list[int], n_prompt: int, start: int | None = None) -> Re
                          f"({model.config.block_size})")
     device = next(model.parameters()).device
     _, past = model.decode_step(torch.tensor([ids[:start]], device=device), None)
-    reference = full_logits(model, ids)  # [pos, vocab]
+    reference = full_logits(model, ids, start)  # [pos - start, vocab]
     appended, diffs, same = [], [], []
     for pos in range(start, len(ids)):
         logits, past = model.decode_step(torch.tensor([[ids[pos]]], device=device), past)
-        cached = logits[0, -1].float().cpu()
-        diffs.append(float((cached - reference[pos]).abs().max()))
-        same.append(int(cached.argmax()) == int(reference[pos].argmax()))
+        cached, full = logits[0, -1].float().cpu(), reference[pos - start]
+        diffs.append(float((cached - full).abs().max()))
+        same.append(int(cached.argmax()) == int(full.argmax()))
         appended.append(_last(past))
     k_norms, v_norms = _norms(past)
     return Replay(ids=tuple(ids), n_prompt=n_prompt, start=start, key_norms=k_norms, value_norms=v_norms,
-                  appended=tuple(appended), cached_diff=tuple(diffs), same_top=tuple(same), bytes=past_bytes(past),
+                  appended=tuple(appended), last=_last(past), cached_diff=tuple(diffs), same_top=tuple(same), bytes=past_bytes(past),
                   bytes_formula=model_bytes_per_token(model) * len(ids))
 
 

@@ -16,12 +16,10 @@ import os
 
 import pandas as pd
 import streamlit as st
-import torch
 
 from engine import display_token
 from engine.generation.sampling_lab import Run
-from engine.inspect.kv import (PREFILL, Replay, Slid, Timing, model_bytes_per_token, past_layers, replay, slid_view,
-                               time_per_token)
+from engine.inspect.kv import PREFILL, Replay, Slid, Timing, model_bytes_per_token, replay, slid_view, time_per_token
 from engine.inspect.kv_shapes import DEPLOYED_BYTES, KVShape, published, shape_of
 from engine.model.cost import size_text
 
@@ -160,10 +158,7 @@ def _appended_and_proof(choice: ModelChoice, state: Replay, step: int) -> None:
     left, right = st.columns([1.3, 1], gap="large")
     last = len(state.ids) - 1
     with left:
-        if state.appended:
-            k, v = state.appended[-1]
-        else:  # the prefill: show the last prompt position's
-            k, v = _position(choice, state, last)
+        k, v = state.last  # a step's new key and value; the prefill's last position's
         st.plotly_chart(fitted(appended_figure(k, v, f"What step {max(step, 1)} appended at position {last}")),
                         key=PAGE.key("kv_appended"), config=plot_config("glassbox-kv-appended"))
         st.caption("The new key and value in every layer and key/value head (colour: blue positive, red negative, "
@@ -183,15 +178,6 @@ def _appended_and_proof(choice: ModelChoice, state: Replay, step: int) -> None:
                         f"the two sum the same numbers in another order), and the most likely next token is "
                         f"{'the same' if same else '**not** the same'}.")
         _check_every_step(choice, state)
-
-
-def _position(choice: ModelChoice, state: Replay, pos: int):
-    """The key and value cached at `pos` (the prefill's): from a one-pass run of the prompt."""
-    with model_work():
-        _, past = choice.model.decode_step(torch.tensor([list(state.ids[:pos + 1])], device=choice.device), None)
-    layers = past_layers(past)
-    return (torch.stack([kv[0][0, :, -1] for kv in layers]).float().cpu(),
-            torch.stack([kv[1][0, :, -1] for kv in layers]).float().cpu())
 
 
 def _check_every_step(choice: ModelChoice, state: Replay) -> None:
