@@ -28,6 +28,6 @@ def whole_number(label: str, lo: int, hi: int, default: int | None = None, *, ke
     current = _whole(st.session_state[key], lo, hi) if key in st.session_state else None
     st.session_state[key] = float(default if current is None else current)  # the box's own type: float
     got = (where or st).number_input(label, min_value=float(lo), max_value=float(hi), step=float(step),
-                                     format="%d", key=key, **kwargs)
+                                     format="%.0f", key=key, **kwargs)
     whole = _whole(got, lo, hi)
     return default if whole is None else whole
