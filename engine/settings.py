@@ -197,8 +197,8 @@ class Settings:
     hf_token: str = _var("HF_TOKEN", text, "", "the host's Hugging Face token: fetches gated configs (Meta's "
                          "Llama) and Hub models, sent only to the Hub", secret=True, hidden=True, shown="none",
                          own_name=True)
-    hf_endpoint: str | None = _var("HF_ENDPOINT", web_address, None, "the Hugging Face Hub's address (a mirror)",
-                                   shown="https://huggingface.co", own_name=True)
+    hf_endpoint: str = _var("HF_ENDPOINT", text, "", "the Hugging Face Hub's address (a mirror), checked when the "
+                            "Hub is asked", shown="https://huggingface.co", own_name=True)
 
     # -- in the units the code uses ----------------------------------------------------------------------------
 
