@@ -27,10 +27,10 @@ ENGINE_LAYERS = {
     "remote": {"model"},  # models that run elsewhere (NDIF through nnsight): a source of models beside model/'s
 }
 ENGINE_LEAVES = {"settings.py"}  # engine/ modules below every wing: each imports only the standard library
-UI_WINGS = {"tokens", "attention", "feedforward", "next_token", "train", "rlhf"}
+UI_WINGS = {"tokens", "attention", "feedforward", "next_token", "train", "rlhf", "scale"}
 # ui/, bottom to top: a module imports only from its own level or below (a wing only from itself and below).
 UI_LEVELS = (
-    {"errors", "text", "colours", "server", "models", "cache", "lru"},  # leaves: know no page
+    {"errors", "text", "colours", "server", "models", "cache", "lru", "ndif"},  # leaves: know no page
     {"terms", "state", "inputs", "plots", "patterns", "chips", "view", "runs"},  # shared by the pages, know no page
     {"page"},  # the Page declaration
     UI_WINGS,  # one wing per page

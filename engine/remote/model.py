@@ -23,7 +23,7 @@ from .. import settings
 from ..model import hub
 from ..model.checkpoint import swap_in
 from ..model.families.base import MAX_LAYERS, ArchConfig
-from ..model.files import (CONFIG, MAX_CONFIG_BYTES, MAX_JSON_BYTES, MAX_TOKENIZER_BYTES, TOKENIZER, read_capped,
+from ..model.files import (CONFIG, MAX_JSON_BYTES, MAX_TOKENIZER_BYTES, TOKENIZER, read_capped,
                            read_config_json)
 from ..model.sources import check_repo_id, folder_name
 from ..model.tokenizer import GPT2_PAIR, check_tokenizer_patterns, load_tokenizer
