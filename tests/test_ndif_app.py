@@ -171,3 +171,26 @@ def test_ndif_off_says_how_to_turn_it_on(monkeypatch):
     at = run("app.py")
     assert not any("(NDIF" in o for o in at.sidebar.selectbox(key="home.model_select").options)
     assert "GLASSBOX_NDIF=1" in " ".join(m.value for m in at.sidebar.markdown)
+
+
+def test_gpt2_here_and_on_ndif_agree_to_bf16_on_the_ladder(monkeypatch, fake):
+    """The same GPT-2 weights as a Hub model on this server (float32) and on NDIF (bf16): one rung each, and
+    the page says how far apart their probabilities are, which bf16 bounds."""
+    import re
+
+    import ui.models
+    monkeypatch.setenv("GLASSBOX_HUB_DIR", str(fake.root))  # the same folders, as downloaded Hub models
+    ui.models.server_models.clear()
+    try:
+        at = settle(run("pages/8_Scale_ladder.py", text="Once upon a time, there was a little cat."))
+        assert not at.exception, at.exception
+        rows = at.dataframe[0].value
+        gpt2 = rows[rows["model"] == "openai-community/gpt2"]
+        assert set(gpt2["runs"]) == {"this server", "NDIF"}
+        said = [i.value for i in at.info if "here (float32) and on NDIF (bf16)" in i.value]
+        assert len(said) == 1 and "pick the same next token" in said[0], said
+        diff = float(re.search(r"differ by at most ([0-9.e-]+)", said[0]).group(1))
+        assert diff < 0.02
+    finally:
+        ui.models.server_models.clear()
+        ui.models.SHARED.clear()

@@ -351,8 +351,8 @@ def model_selector(widget_key: str) -> ModelChoice:
     source = _server_model(st.session_state.get(SELECTED) or "")
     if source is not None and source.facts is not None:
         st.caption(source.facts.summary())
-    if choice.remote:
-        key_panel()
+    if ndif_enabled():
+        key_panel(choice.remote)
     ndif_note()
     if settings.current().hub:
         hub_picker(widget_key)

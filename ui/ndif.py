@@ -124,31 +124,39 @@ def forget_keys() -> None:
     st.session_state.pop(HF, None)
 
 
-def key_panel() -> None:
-    """In the sidebar under an NDIF model: where the text goes, and the keys (the host's, or this session's)."""
+def key_panel(remote_chosen: bool) -> None:
+    """In the sidebar, when NDIF is on: under an NDIF model, where its text goes; then this session's own keys
+    (an expander, open when an NDIF model is picked and no key is at hand)."""
     s = ndif_settings()
-    st.caption(f"Runs on NDIF: each look inside sends your text to {md(host_name())}, where the model runs; "
-               "NDIF's log may keep it. Values come back in bf16.")
-    typed = bool(st.session_state.get(KEY) or st.session_state.get(HF))
-    if st.session_state.get(KEY):
-        st.caption("Your NDIF key is held in this browser session's memory only.")
-    elif s.ndif_api_key:
-        st.caption("The host's NDIF key is used; it stays on the server.")
-    elif s.ndif_user_keys:
-        st.text_input("Your NDIF API key", type="password", key=_KEY_BOX, on_change=_keep_typed,
-                      args=(_KEY_BOX, KEY), autocomplete="off", placeholder="free at login.ndif.us",
-                      help="Sent only to NDIF, with each request. Held in this browser session's memory only: "
-                           "never written to disk, a log, the URL or a message; forgotten when the session ends.")
-    else:
-        st.warning("This server has no NDIF key, and typed keys are off here.", icon=":material/key_off:")
-    if st.session_state.get(HF):
-        st.caption("Your Hugging Face token is held in this browser session's memory only.")
-    elif s.ndif_user_keys and not s.hf_token:
-        st.text_input("Hugging Face token (for a gated config, e.g. Llama)", type="password", key=_HF_BOX,
-                      on_change=_keep_typed, args=(_HF_BOX, HF), autocomplete="off",
-                      help="Only to fetch a gated model's config.json and tokenizer from the Hub, never its weights.")
-    if typed:
-        st.button("Forget my keys", key="ndif.forget", on_click=forget_keys, icon=":material/key_off:")
+    if remote_chosen:
+        st.caption(f"Runs on NDIF: each look inside sends your text to {md(host_name())}, where the model runs; "
+                   "NDIF's log may keep it. Values come back in bf16." +
+                   (" The host's NDIF key is used; it stays on the server." if s.ndif_api_key and
+                    not st.session_state.get(KEY) else ""))
+    own_key = s.ndif_user_keys and (not s.ndif_api_key or st.session_state.get(KEY))
+    own_token = s.ndif_user_keys and (not s.hf_token or st.session_state.get(HF))
+    if not own_key and not own_token:
+        if remote_chosen and not s.ndif_api_key:
+            st.warning("This server has no NDIF key, and typed keys are off here.", icon=":material/key_off:")
+        return
+    with st.expander("Your NDIF key", expanded=remote_chosen and not api_key()):
+        if own_key and st.session_state.get(KEY):
+            st.caption("Your NDIF key is held in this browser session's memory only.")
+        elif own_key:
+            st.text_input("NDIF API key", type="password", key=_KEY_BOX, on_change=_keep_typed, args=(_KEY_BOX, KEY),
+                          autocomplete="off", placeholder="free at login.ndif.us",
+                          help="Sent only to NDIF, with each request. Held in this browser session's memory only: "
+                               "never written to disk, a log, the URL or a message; forgotten when the session "
+                               "ends.")
+        if own_token and st.session_state.get(HF):
+            st.caption("Your Hugging Face token is held in this browser session's memory only.")
+        elif own_token:
+            st.text_input("Hugging Face token (to open a gated model such as Llama)", type="password", key=_HF_BOX,
+                          on_change=_keep_typed, args=(_HF_BOX, HF), autocomplete="off",
+                          help="Only to fetch a gated model's config.json and tokenizer from the Hub, once, never "
+                               "its weights.")
+        if st.session_state.get(KEY) or st.session_state.get(HF):
+            st.button("Forget my keys", key="ndif.forget", on_click=forget_keys, icon=":material/key_off:")
 
 
 def note() -> None:

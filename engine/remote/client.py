@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import logging
+import threading
 import time
 from dataclasses import dataclass
 
@@ -134,6 +135,9 @@ class Job:
         self.backend.api_key = ""
 
 
+_sending = threading.Lock()  # one trace is built at a time: they share the model's nnsight wrapper
+
+
 def send(model, ids: list[int], spec: dict, parts: dict, host: str, key: str, cap: int) -> Job:
     """Send one job (the nnsight trace of engine/remote/record.py) to NDIF. Raises NdifError."""
     if not key:
@@ -143,7 +147,8 @@ def send(model, ids: list[int], spec: dict, parts: dict, host: str, key: str, ca
     backend = _backend_class()(model.model_key(), host=host, api_key=key, env=model.env(), cap=cap)
     sent = time.monotonic()
     try:
-        record(model.nnsight, ids, spec, parts, backend=backend)
+        with _sending:
+            record(model.nnsight, ids, spec, parts, backend=backend)
     except NdifError:
         raise
     except Exception as e:  # noqa: BLE001 - nnsight raises RemoteError, httpx errors, ValueError

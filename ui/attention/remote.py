@@ -52,13 +52,16 @@ def layer_figure(patterns: torch.Tensor, layer: int, head: int) -> go.Figure:
                   y0=r * step - 0.5 - gap / 2, y1=r * step + side - 0.5 + gap / 2, line=dict(color="#D55E00", width=3))
     centres = [i * step + (side - 1) / 2 for i in range(max(rows, cols))]
     font = dict(size=MIN_FONT_PX + 1)
-    fig.update_xaxes(tickvals=centres[:cols], ticktext=[str(i) for i in range(cols)], side="top", tickfont=font,
-                     title=dict(text="head (row start + this)", standoff=4), showgrid=False, zeroline=False)
+    # One row: the ticks are the heads. More: a head is its row's first head plus its column.
+    fig.update_xaxes(tickvals=centres[:cols], ticktext=[str(i) for i in range(cols)], side="bottom", tickfont=font,
+                     title="head" if rows == 1 else "head = the row's first head + this", showgrid=False,
+                     zeroline=False)
     fig.update_yaxes(tickvals=centres[:rows], ticktext=[str(i * ROW) for i in range(rows)], autorange="reversed",
-                     title="row start", tickfont=font, showgrid=False, zeroline=False, scaleanchor="x")
+                     title="row's first head" if rows > 1 else None, showticklabels=rows > 1, tickfont=font,
+                     showgrid=False, zeroline=False, scaleanchor="x")
     fig.update_layout(title=dict(text=f"Layer {layer}: all {n_head} heads", font=dict(size=16)),
-                      height=int(np.clip(140 + 260 * rows / max(1, cols / 4), 260, 700)), font=dict(size=14),
-                      margin=dict(l=10, r=10, t=70, b=10), plot_bgcolor="white", dragmode=False)
+                      height=int(np.clip(110 + 800 * rows / cols, 220, 620)), font=dict(size=14),
+                      margin=dict(l=10, r=10, t=50, b=10), plot_bgcolor="white", dragmode=False)
     return fig
 
 
@@ -94,25 +97,22 @@ def _draw(sel: Selective, layer: int, head: int, query: int) -> None:
     note = precision_note(sel)
     if note:
         st.caption(note)
-    left, right = st.columns([1, 1.7], gap="medium")
-    with left:
-        st.plotly_chart(fitted(layer_figure(patterns, layer, head)), config=plot_config(f"ndif-layer-{layer}"),
-                        key=PAGE.key("ndif_layer"))
-        st.caption("Each tile is one head of this layer; viridis from 0 (dark purple) to 1 (yellow); blank cells "
-                   "are future tokens. Pick a head above to see it large.")
-    with right:
+    st.plotly_chart(fitted(layer_figure(patterns, layer, head)), config=plot_config(f"ndif-layer-{layer}"),
+                    key=PAGE.key("ndif_layer"))
+    st.caption("Each tile is one head of this layer (the chosen one outlined), rows are queries and columns keys; "
+               "viridis from 0 (dark purple) to 1 (yellow); blank cells are future tokens. Pick a head above to see "
+               "it large.")
+    large, side = st.columns([1.5, 1], gap="medium")
+    with large:
         st.plotly_chart(fitted(head_figure(pattern, sel.tokens, title, query=query, x_most=20)),
                         config=plot_config(f"ndif-L{layer}H{head}"), **head_click_args(PAGE.key("ndif_detail")))
         st.caption("Each row sums to 1: how the query token shares its attention among itself and the tokens "
                    "before it. Click a row to pick its query token.")
-    lines, top = st.columns([2, 1], gap="medium")
-    with lines:
+    with side:
         st.plotly_chart(fitted(line_view_figure(pattern[query], sel.tokens, query, f"{title}, query {query}")),
                         config=plot_config(f"ndif-lines-L{layer}H{head}-q{query}"), key=PAGE.key("ndif_lines"))
-    with top:
         row = pattern[query, :query + 1]  # [keys]
         order = row.argsort(descending=True)[:TOP_KEYS].tolist()
         st.dataframe(pd.DataFrame({"position": order, "token": [sel.tokens[j] for j in order],
                                    "weight": [figure(float(row[j]), sel.digits) for j in order]}),
                      hide_index=True, key=PAGE.key("ndif_top_keys"))
-

@@ -34,10 +34,17 @@ def rungs_table(answers: list[Answer]) -> pd.DataFrame:
     for a in sorted(answers, key=lambda a: a.n_params):
         heads = f"{a.n_head} ({a.n_kv_head} key/value)" if a.n_kv_head < a.n_head else str(a.n_head)
         rows.append({"model": a.name, "runs": a.where, "parameters": size(a.n_params), "layers": a.n_layer,
-                     "heads per layer": heads, "time (s)": f"{a.seconds:.2g}", "what was timed": a.timed,
+                     "heads per layer": heads, "time (s)": f"{a.seconds:.2g}",
                      "next token": "  ".join(f"{t} {pct(p, a.digits)}" for t, p in a.top),
-                     "entropy (bits)": f"{a.entropy:.{2 if a.digits is None else a.digits - 1}f}"})
+                     "entropy (bits)": f"{a.entropy:.2f}", "answer from": settled(a)})
     return pd.DataFrame(rows)
+
+
+def settled(a: Answer) -> str:
+    """Where the lens's top token becomes the final answer for good, in words."""
+    if a.settles_at == 0:
+        return "the embeddings"
+    return f"after layer {min(a.settles_at, a.n_layer) - 1} (layers 0–{a.n_layer - 1})"
 
 
 def settle_figure(answers: list[Answer]) -> go.Figure:

@@ -43,6 +43,7 @@ class Answer:
     entropy: float  # bits, of the whole distribution
     lens: list[tuple[str, float]]  # per stage (the embeddings, then after each layer): top token, its probability
     settle: list[float]  # per stage: probability of the model's final top token
+    settles_at: int  # the first stage from which the lens's top token is the final answer, to the end
     digits: int | None  # significant digits its values carry (None: float32)
 
 
@@ -70,6 +71,14 @@ def default_rungs(values: list[str]) -> list[str]:
     return keep
 
 
+def settles_at(lens_top: list[int], final: int) -> int:
+    """The first stage from which the lens's top token is `final` at every later stage."""
+    stage = len(lens_top)
+    while stage > 0 and lens_top[stage - 1] == final:
+        stage -= 1
+    return stage
+
+
 def _local(value: str, choice: ModelChoice, text: str) -> Answer:
     trace = get_trace(text, choice)
     last = len(trace) - 1
@@ -93,7 +102,7 @@ def _local(value: str, choice: ModelChoice, text: str) -> Answer:
         "one forward pass on this server", [(display_token(tok, int(i)), float(p)) for p, i in zip(*top)],
         [int(i) for i in top.indices], entropy,
         [(display_token(tok, int(i)), float(p)) for p, i in zip(best.values, best.indices)],
-        lens[:, final].tolist(), None)
+        lens[:, final].tolist(), settles_at(best.indices.tolist(), final), None)
 
 
 def _remote(value: str, choice: ModelChoice, sel: Selective) -> Answer:
@@ -105,7 +114,7 @@ def _remote(value: str, choice: ModelChoice, sel: Selective) -> Answer:
         choice.name, "NDIF", choice.n_params, cfg.n_layer, cfg.n_head, cfg.n_kv_head, sel.seconds,
         "the NDIF job, queue and network included", [(display_token(tok, i), p) for i, p in zip(ids, probs)],
         ids, float(sel.entropy[last]), [(display_token(tok, i), p) for i, p in zip(lens_ids, lens_probs)],
-        sel.lens_target[:, 0].float().tolist(), sel.digits)
+        sel.lens_target[:, 0].float().tolist(), settles_at(lens_ids, ids[0]), sel.digits)
 
 
 def answer(value: str, text: str) -> Answer | None:
