@@ -205,3 +205,22 @@ def test_what_ndif_runs_now_and_the_curated_list_when_it_cannot_be_reached(fake)
     listed, note = offers(fake.base)
     assert "short list" in note and all(o.state == "unknown" for o in listed)
     assert "meta-llama/Llama-3.1-405B" in [o.repo_id for o in listed]
+
+
+def test_the_host_s_check_script_runs_the_pages_three_requests(fake, monkeypatch, capsys):
+    """bench/ndif_check.py, which a host with a real key runs against NDIF, here against the NDIF-protocol server
+    (no timing is asserted: it prints them)."""
+    import importlib.util
+
+    from conftest import ROOT
+    monkeypatch.setenv("GLASSBOX_NDIF_URL", fake.base)
+    monkeypatch.setenv("NDIF_API_KEY", KEY)
+    monkeypatch.setattr("sys.argv", ["ndif_check.py", "--model", "meta-llama/Llama-3.1-8B"])
+    spec = importlib.util.spec_from_file_location("ndif_check", ROOT / "bench" / "ndif_check.py")
+    check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(check)
+    assert check.main() in (0, 1)  # 1: over NDIF's published latency, which a busy test machine may be
+    out = capsys.readouterr().out
+    for request in ("attention (one layer)", "logit lens (last token)", "next token (last token)"):
+        assert request in out and "then drawing" in out, out
+    assert KEY not in out

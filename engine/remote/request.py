@@ -1,7 +1,7 @@
 """What one selective trace asks a remote model for, and what its answer weighs before it is asked.
 
-A trace of everything is out of the question at this scale: Llama-3.1-405B's attention alone is 126 layers x
-128 heads x 256² weights at 256 tokens, about 4 GB in bf16. A page asks for what it draws (`TraceRequest`):
+A trace of everything is out of the question at this scale: Llama-3.1-405B's attention scores and weights
+alone are 2 x 126 layers x 128 heads x 256² numbers at 256 tokens, about 4 GB in bf16. A page asks for what it draws (`TraceRequest`):
 the heads of one layer, the logit lens at a few positions, the residual stream at a few positions, the final
 logits whole at a few positions, and the top N of the final distribution (with its entropy) at every position.
 The job computes those next to the model (engine/remote/kernels.py) and sends back only them.
@@ -14,7 +14,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from .. import settings
-from ..model.cost import size_text
 
 MAX_MB_ENV = settings.env_name("ndif_max_mb")
 MAX_POSITIONS = 8  # positions of the lens, the residual or the full logits in one request: each costs a vocabulary
@@ -96,6 +95,11 @@ def refusal(req: TraceRequest, n_pos: int, cap: int, model: str, n_layer: int, n
         return None
     fits = longest_fitting(req, cap, n_layer, n_head, d_model, vocab)
     what = f"one layer's {n_head} heads" if req.layer is not None else "what this view reads"
-    return (f"At these {n_pos:,} tokens, {what} of {model} would come back as {size_text(need)}, over the "
-            f"{size_text(cap)} this server takes from NDIF per request ({MAX_MB_ENV}): shorten the text to about "
+    return (f"At these {n_pos:,} tokens, {what} of {model} would come back as {_mb(need)}, over the "
+            f"{_mb(cap)} this server takes from NDIF per request ({MAX_MB_ENV}): shorten the text to about "
             f"{max(fits - 1, 0):,} tokens.")
+
+
+def _mb(n: int) -> str:
+    """Megabytes with two decimals: an answer just over the cap must not read as the cap itself."""
+    return f"{n / 2**20:,.2f} MB"
