@@ -87,10 +87,8 @@ def fetch_files(repo_id: str, revision: str | None, token: str | None, timeout: 
             raise ModelUnavailable(f"{repo_id}'s config could not be fetched: the Hugging Face Hub could not be "
                                    f"reached ({e.reason}). Put its config.json and tokenizer in "
                                    f"{settings.env_name('ndif_dir')}.") from None
-        except hub.HubError as e:
-            gated = " It is a gated model: the host's HF_TOKEN, or yours, must have accepted its licence." \
-                if "401" in str(e) or "403" in str(e) or "gated" in str(e).lower() else ""
-            raise ModelUnavailable(f"{repo_id}'s config could not be fetched: {e}{gated}") from None
+        except hub.HubError as e:  # its words say what to do (a gated repo: accept its licence, set a token)
+            raise ModelUnavailable(f"{repo_id}'s config could not be fetched: {e}") from None
         except OSError as e:
             raise ModelUnavailable(f"{repo_id}'s config could not be kept in {folder.parent} "
                                    f"({(e.strerror or type(e).__name__).lower()}).") from None
