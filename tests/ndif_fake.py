@@ -16,7 +16,7 @@ thread, one job at a time (so a second job is QUEUED while the first runs), on t
 
 `behaviour` makes it misbehave the ways NDIF can: "down" (503 on every request), "never" (jobs stay RUNNING),
 "not_running" (an ERROR as NDIF says a model is not deployed), "huge" (answers padded past any cap),
-"queued" (jobs never leave the queue), "slow:<s>" (each job runs that long).
+"queued" (jobs never leave the queue), "echo" (a wrong key quoted back), "slow:<s>" (each job runs that long).
 """
 from __future__ import annotations
 
@@ -86,7 +86,8 @@ class FakeNdif:
         if self.behaviour == "down":
             return 503, json.dumps({"detail": "Service Unavailable"}).encode()
         if key not in self.keys:
-            return 401, json.dumps({"detail": "Missing or invalid API key."}).encode()
+            said = f"Invalid API key {key}." if self.behaviour == "echo" else "Missing or invalid API key."
+            return 401, json.dumps({"detail": said}).encode()
         msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
             b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body)
         parts = {p.get_param("name", header="content-disposition"): p.get_payload(decode=True)

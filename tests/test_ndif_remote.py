@@ -109,6 +109,16 @@ def test_no_key_and_a_wrong_key(fake, key, kind):
     assert not key or key not in str(e.value)
 
 
+def test_a_key_quoted_back_by_a_server_stays_out_of_the_log(fake, caplog):
+    import logging
+    model = open_remote("openai-community/gpt2")
+    fake.behaviour = "echo"
+    with caplog.at_level(logging.WARNING, logger="glassbox.ndif"), pytest.raises(NdifError) as e:
+        send_plan(model, plan(model, TEXT, TraceRequest(), CAP), fake.base, "sk-typed-secret", CAP)
+    assert e.value.kind == "wrong_key" and "sk-typed-secret" not in str(e.value)
+    assert "HTTP 401" in caplog.text and "[the key]" in caplog.text and "sk-typed-secret" not in caplog.text
+
+
 def test_ndif_down_and_ndif_unreachable(fake):
     model = open_remote("openai-community/gpt2")
     p = plan(model, TEXT, TraceRequest(), CAP)

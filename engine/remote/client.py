@@ -152,7 +152,7 @@ def send(model, ids: list[int], spec: dict, parts: dict, host: str, key: str, ca
     except NdifError:
         raise
     except Exception as e:  # noqa: BLE001 - nnsight raises RemoteError, httpx errors, ValueError
-        raise _failure(e, host) from None
+        raise _failure(e, host, key) from None
     return Job(backend, STAGES.get(getattr(backend.status, "value", ""), "received"), sent)
 
 
@@ -164,7 +164,7 @@ def ask(job: Job) -> dict | None:
     except NdifError:
         raise
     except Exception as e:  # noqa: BLE001
-        raise _failure(e, job.backend.host) from None
+        raise _failure(e, job.backend.host, job.backend.api_key) from None
     status = getattr(job.backend.status, "value", None)
     if status in STAGES:
         job.stage = STAGES[status]
@@ -176,13 +176,18 @@ def ask(job: Job) -> dict | None:
     return saved
 
 
-def _failure(e: Exception, host: str) -> NdifError:
-    """An exception from nnsight or httpx, as one sentence (NDIF's own words go to the log only)."""
+def _failure(e: Exception, host: str, key: str = "") -> NdifError:
+    """An exception from nnsight or httpx, as one sentence (NDIF's own words go to the log only, without the
+    key, should a server ever quote it back)."""
     import httpx
+
+    def logged(words: str) -> str:
+        return words.replace(key, "[the key]") if key else words
+
     cause = e.__cause__ if e.__cause__ is not None else e
     if isinstance(cause, httpx.HTTPStatusError):
         code = cause.response.status_code
-        LOG.warning("NDIF answered HTTP %s: %s", code, cause.response.text[:300])
+        LOG.warning("NDIF answered HTTP %s: %s", code, logged(cause.response.text[:300]))
         if code in (401, 403):
             return NdifError("wrong_key", "NDIF did not accept the API key: check it (keys are at login.ndif.us).")
         if code == 429:
@@ -198,7 +203,7 @@ def _failure(e: Exception, host: str) -> NdifError:
         return NdifError("down", f"NDIF could not be reached at {host} ({type(cause).__name__}); the local models "
                                  "still work.")
     text = str(e)
-    LOG.warning("NDIF job failed: %s", text[:500])
+    LOG.warning("NDIF job failed: %s", logged(text[:500]))
     words = text.lower()
     if any(w in words for w in ("not dedicated", "hotswapping", "accomodated", "accommodated", "evicted",
                                 "provisioning", "not running", "not deployed")):
