@@ -77,7 +77,8 @@ def text_of(at: AppTest) -> str:
 def test_the_picker_lists_what_ndif_runs_and_says_the_text_goes_there():
     at = run("app.py")
     labels = at.sidebar.selectbox(key="home.model_select").options
-    assert "openai-community/gpt2 (NDIF)" in labels and "meta-llama/Llama-3.1-8B (NDIF)" in labels
+    assert "openai-community/gpt2 · 37.8 K (NDIF)" in labels, labels  # its config is here: counted, not fetched
+    assert "meta-llama/Llama-3.1-8B · 43.7 K (NDIF)" in labels
     assert any(label.startswith("meta-llama/Llama-3.1-405B (NDIF, not running") for label in labels)
     at = run("app.py", GPT2)
     sidebar = " ".join(c.value for c in at.sidebar.caption) + " ".join(m.value for m in at.sidebar.markdown)

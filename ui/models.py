@@ -25,6 +25,7 @@ from engine.model.cost import size_text
 from engine.model.hf import load_model
 from engine.model.sources import (CURATED, ModelFacts, SourceError, check_folder, fetch_hub_model, folder_name,
                                   local_models, model_budget_bytes, sweep_partials)
+from engine.remote.model import counted_params
 
 from .errors import Refused
 from .ndif import PREFIX as NDIF
@@ -312,9 +313,11 @@ def selector_names() -> list[str]:
 
 
 def ndif_label(offer) -> str:
-    """'meta-llama/Llama-3.1-70B · 70.6 B (NDIF)': the size once this server has counted it on the meta model."""
+    """'meta-llama/Llama-3.1-70B · 70.6 B (NDIF)': the size once this server holds its config (counted on the
+    meta device), nothing before."""
     model = opened(offer.repo_id)
-    size = f" · {describe_size(model.num_params())}" if model is not None else ""
+    n = model.num_params() if model is not None else counted_params(offer.repo_id)
+    size = f" · {describe_size(n)}" if n else ""
     state = "" if offer.state == "running" else f", {offer.state}"
     return f"{offer.repo_id}{size} (NDIF{state})"
 

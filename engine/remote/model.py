@@ -17,6 +17,7 @@ import json
 import shutil
 import tempfile
 import threading
+from functools import lru_cache
 from pathlib import Path
 
 from .. import settings
@@ -167,6 +168,31 @@ class RemoteModel:
         """What nnsight sends with a request besides the key (the attention implementation, so NDIF runs what
         the meta model was built with)."""
         return self.nnsight._remoteable_get_env()
+
+
+def counted_params(repo_id: str) -> int | None:
+    """The parameter count of a model whose config is already in GLASSBOX_NDIF_DIR (None otherwise, or when the
+    config cannot be built): for the picker's label, without fetching anything or building nnsight's wrapper."""
+    try:
+        config = model_folder(repo_id) / CONFIG
+        stamp = config.stat().st_mtime_ns
+    except (OSError, ValueError):
+        return None
+    return _count(str(config.parent), stamp)
+
+
+@lru_cache(maxsize=32)
+def _count(folder: str, stamp: int) -> int | None:
+    # `stamp`: a config replaced on disk is counted again
+    import torch
+    import transformers
+    try:
+        conf = read_hf_config(Path(folder))
+        with torch.device("meta"):  # shapes only; the class itself (from_config would set torch's default dtype)
+            model = getattr(transformers, conf.architectures[0])(conf)
+        return sum(p.numel() for p in model.parameters())
+    except Exception:  # noqa: BLE001 - a label goes without a size rather than failing the sidebar
+        return None
 
 
 def open_remote(repo_id: str, revision: str | None = None, token: str | None = None) -> RemoteModel:
