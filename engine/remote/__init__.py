@@ -12,6 +12,7 @@ beside the built-in one, the server's folders and the Hub. Built on the model wi
 - client: NDIF's protocol through nnsight, bounded, every failure one sentence; what NDIF runs now
 - catalog: the models to offer (NDIF's list, or a curated one when it cannot be reached)
 - jobs: one job per (model, revision, text, request) for every session, polled in a thread
+- lib: nnsight, imported after what its process-wide `.save` mount would break
 """
 from .catalog import CURATED, Offer, offers
 from .client import NdifError

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import torch
 
 from ..model.cost import size_text
+from .lib import import_nnsight
 from .record import record
 
 LOG = logging.getLogger("glassbox.ndif")
@@ -46,12 +47,14 @@ def _bound_nnsight() -> None:
     """nnsight's HTTP timeouts are module constants (10 s to connect, 600 s to read): bound them, once."""
     global _timeouts_set
     if not _timeouts_set:
+        import_nnsight()
         from nnsight.intervention.backends import remote
         remote._CONNECT_TIMEOUT, remote._READ_TIMEOUT = CONNECT_S, READ_S
         _timeouts_set = True
 
 
 def _backend_class():
+    import_nnsight()
     from nnsight.intervention.backends.display import StatusDisplay
     from nnsight.intervention.backends.remote import RemoteBackend
 

@@ -28,6 +28,7 @@ from ..model.files import (CONFIG, MAX_JSON_BYTES, MAX_TOKENIZER_BYTES, TOKENIZE
                            read_config_json)
 from ..model.sources import check_repo_id, folder_name
 from ..model.tokenizer import GPT2_PAIR, check_tokenizer_patterns, load_tokenizer
+from .lib import import_nnsight
 from .recipes import RECIPES, Recipe, UnsupportedModel, arch_of, recipe_for
 
 TOKENIZER_FILES = (TOKENIZER, "tokenizer_config.json", "special_tokens_map.json", *GPT2_PAIR)
@@ -137,7 +138,8 @@ class RemoteModel:
     """A model NDIF runs: config, tokenizer and meta architecture here, weights there. Read-only once built."""
 
     def __init__(self, repo_id: str, revision: str | None, hf_config, tokenizer):
-        from nnsight.modeling.transformers import TransformersModel  # nnsight: only where NDIF is used
+        import_nnsight()  # only where NDIF is used
+        from nnsight.modeling.transformers import TransformersModel
         self.repo_id, self.revision = check_repo_id(repo_id), revision
         self.hf_config, self.tokenizer = hf_config, tokenizer
         self.recipe: Recipe = recipe_for(hf_config)

@@ -17,6 +17,7 @@ import torch
 
 from . import kernels
 from .kernels import job
+from .lib import import_nnsight
 
 _registered = False
 
@@ -25,8 +26,7 @@ def ship_kernels_by_value() -> None:
     """Tell nnsight to send the kernels' source with every request (once per process)."""
     global _registered
     if not _registered:
-        import nnsight
-        nnsight.register(kernels)
+        import_nnsight().register(kernels)
         _registered = True
 
 
