@@ -6,6 +6,8 @@ and ends completed, failed, cancelled or timed out (GLASSBOX_NDIF_TIMEOUT_S, NDI
 never started says the queue was too long, one that started and never finished says it ran out of time).
 Sessions wait on it (`waiters`); cancelling stops one session's wait, and the job itself once nobody waits
 (NDIF has no cancel call: a job it has started runs to its end there, and its answer is dropped here).
+Completed answers stay for every session, the least recently asked let go first, within ANSWERS_KEPT answers
+at the cap and 64 tickets.
 
 The key a job was sent with stays in its thread, and in nnsight's backend until the job ends, then is dropped:
 it is never in the board's entries other sessions read, in the answer, or in a message.
@@ -18,6 +20,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 
+from .. import settings
 from .client import Job, NdifError, ask
 
 POLL_S = (0.25, 0.5, 1.0, 2.0)  # the waits between polls, the last repeated
@@ -154,4 +157,11 @@ def _over_time(ticket: Ticket) -> NdifError:
     return NdifError("time_limit", f"The job did not finish within this server's {limit} limit for NDIF jobs.")
 
 
-BOARD = Board()
+ANSWERS_KEPT = 4  # completed answers are kept up to this many answers' worth of GLASSBOX_NDIF_MAX_MB, together
+
+
+def _answers_bytes() -> int:
+    return int(ANSWERS_KEPT * settings.current().ndif_max_mb * settings.MB)
+
+
+BOARD = Board(max_bytes=_answers_bytes)

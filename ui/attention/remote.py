@@ -25,7 +25,7 @@ from ..ndif import figure, precision_note
 from ..patterns import WEIGHTS, head_figure, line_view_figure
 from ..plots import MIN_FONT_PX, fitted, plot_config
 from ..terms import define
-from .state import PAGE, head_click_args, remembered
+from .state import _QUERY_OF, PAGE, head_click_args, keep_query, remembered
 from .views import TOP_KEYS
 
 ROW = 16  # heads per row of the layer's overview
@@ -83,6 +83,8 @@ def remote_view(text: str, choice: ModelChoice) -> None:
     if sel is None:
         return  # the job's state is drawn in its place
     last = len(sel) - 1
+    if st.session_state.get(_QUERY_OF) != (choice.key, sel.text):  # a new text starts at its last token
+        keep_query(choice.key, sel.text, last)
     positions = range(len(sel))
     query = int(cols[2].selectbox("Query token (the token doing the looking)", positions,
                                   format_func=lambda i: f"{i} · {sel.tokens[i]}",
