@@ -1,9 +1,10 @@
 """What one selective trace asks a remote model for, and what its answer weighs before it is asked.
 
 A trace of everything is out of the question at this scale: Llama-3.1-405B's attention scores and weights
-alone are 2 x 126 layers x 128 heads x 256² numbers at 256 tokens, about 4 GB in bf16. A page asks for what it draws (`TraceRequest`):
-the heads of one layer, the logit lens at a few positions, the residual stream at a few positions, the final
-logits whole at a few positions, and the top N of the final distribution (with its entropy) at every position.
+alone are 2 x 126 layers x 128 heads x 256² numbers at 256 tokens, about 4 GB in bf16. A page asks for what it
+draws (`TraceRequest`): the heads of one layer, the logit lens at a few positions, the residual stream at a few
+positions, the final logits whole at a few positions, and the top N of the final distribution (with its
+entropy) at every position.
 The job computes those next to the model (engine/remote/kernels.py) and sends back only them.
 
 `answer_bytes` prices an answer from the model's numbers alone, `refusal` says in one sentence when it is over

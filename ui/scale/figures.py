@@ -34,10 +34,14 @@ def rungs_table(answers: list[Answer]) -> pd.DataFrame:
     for a in sorted(answers, key=lambda a: a.n_params):
         heads = f"{a.n_head} ({a.n_kv_head} key/value)" if a.n_kv_head < a.n_head else str(a.n_head)
         rows.append({"model": a.name, "runs": a.where, "parameters": size(a.n_params), "layers": a.n_layer,
-                     "heads per layer": heads, "time (s)": f"{a.seconds:.2f}" if a.seconds >= 0.1 else f"{a.seconds:.2g}",
+                     "heads per layer": heads, "time (s)": seconds(a.seconds),
                      "next token": "  ".join(f"{t} {pct(p, a.digits)}" for t, p in a.top),
                      "entropy (bits)": f"{a.entropy:.2f}", "answer from": settled(a)})
     return pd.DataFrame(rows)
+
+
+def seconds(s: float) -> str:
+    return f"{s:.2f}" if s >= 0.1 else f"{s:.2g}"
 
 
 def settled(a: Answer) -> str:
