@@ -46,6 +46,16 @@ GOOD = [
     ("GLASSBOX_HOSTED_PER_MINUTE", "100", "hosted_per_minute", 100),
     ("GLASSBOX_HOSTED_MAX_SAMPLES", "3", "hosted_max_samples", 3),
     ("GLASSBOX_HOSTED_TIMEOUT_S", "1", "hosted_timeout_s", 1.0),
+    ("GLASSBOX_NDIF", "1", "ndif", True),
+    ("GLASSBOX_NDIF_URL", "http://127.0.0.1:8001/", "ndif_url", "http://127.0.0.1:8001"),
+    ("GLASSBOX_NDIF_USER_KEYS", "off", "ndif_user_keys", False),
+    ("GLASSBOX_NDIF_MAX_MB", "4", "ndif_max_mb", 4.0),
+    ("GLASSBOX_NDIF_TIMEOUT_S", "30", "ndif_timeout_s", 30.0),
+    ("GLASSBOX_NDIF_JOBS", "2", "ndif_jobs", 2),
+    ("GLASSBOX_NDIF_DIR", "/srv/ndif", "ndif_dir", Path("/srv/ndif")),
+    ("NDIF_API_KEY", "ndif-host-key", "ndif_api_key", "ndif-host-key"),
+    ("HF_TOKEN", "hf_host_token", "hf_token", "hf_host_token"),
+    ("HF_ENDPOINT", "https://hf-mirror.example.org", "hf_endpoint", "https://hf-mirror.example.org"),
 ]
 
 # (variable, a value it refuses, what the message says it must be)
@@ -72,6 +82,11 @@ BAD = [
     ("GLASSBOX_HOSTED_PER_MINUTE", "1001", "must be a whole number from 1 to 1000"),
     ("GLASSBOX_HOSTED_MAX_SAMPLES", "51", "must be a whole number from 1 to 50"),
     ("GLASSBOX_HOSTED_TIMEOUT_S", "61", "must be a number above 0 and at most 60 (seconds)"),
+    ("GLASSBOX_NDIF", "sometimes", "must be 1 or 0 (on or off)"),
+    ("GLASSBOX_NDIF_URL", "api.ndif.us", "must be an http:// or https:// address"),
+    ("GLASSBOX_NDIF_MAX_MB", "2048", "must be a number above 0 and at most 1024 (megabytes)"),
+    ("GLASSBOX_NDIF_TIMEOUT_S", "0", "must be a number above 0 and at most 3600 (seconds)"),
+    ("GLASSBOX_NDIF_JOBS", "100", "must be a whole number from 1 to 64"),
 ]
 
 
@@ -131,6 +146,16 @@ def test_secrets_fill_only_the_hosted_settings_the_environment_leaves_unset():
 def test_the_host_key_never_shows():
     s = load({"GLASSBOX_HOSTED_API_KEY": "sk-secret-value"})
     assert "sk-secret-value" not in repr(s) and s.hosted_api_key == "sk-secret-value"
+    s = load({"NDIF_API_KEY": "ndif-secret", "HF_TOKEN": "hf_secret"})
+    assert "ndif-secret" not in repr(s) and "hf_secret" not in repr(s)
+
+
+def test_the_ecosystem_s_own_names_are_read_here_and_from_secrets_but_not_other_settings():
+    """NDIF_API_KEY, HF_TOKEN and HF_ENDPOINT keep their names; the NDIF rows may come from Streamlit's secrets."""
+    assert settings.OWN_NAMES == {"NDIF_API_KEY", "HF_TOKEN", "HF_ENDPOINT"}
+    s = load({}, {"NDIF_API_KEY": "from-secrets", "GLASSBOX_NDIF": True, "HF_ENDPOINT": "https://x.example"})
+    assert s.ndif_api_key == "from-secrets" and s.ndif is True and s.hf_endpoint == "", "HF_ENDPOINT: environment only"
+    assert load({"NDIF_API_KEY": "from-env"}, {"NDIF_API_KEY": "from-secrets"}).ndif_api_key == "from-env"
 
 
 def test_the_environment_is_parsed_once_and_again_when_it_changes(monkeypatch):
@@ -160,7 +185,7 @@ def test_the_readme_table_lists_every_setting_with_its_default():
     readme = (ROOT / "README.md").read_text()
     section = readme[readme.index("\n## Settings"):]
     rows = {line.split("|")[1].strip(" `"): line.split("|")[2].strip() for line in section.splitlines()
-            if line.startswith("| `GLASSBOX_")}
+            if line.startswith("| `")}
     assert {name: default for name, default, _ in settings.table()}.items() <= rows.items()
 
 

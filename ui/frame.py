@@ -59,7 +59,20 @@ def setup_page(page: Page) -> ModelChoice:
         _model_facts(choice)
     prepare_process()  # once per process: thread policy, gc.freeze (ui/server.py)
     chrome(page)  # the tour, presenter mode, "Link to this view"; the URL takes the view
+    if choice.remote and not page.remote:
+        _needs_a_local_model(choice)
     return choice
+
+
+def _needs_a_local_model(choice: ModelChoice) -> None:
+    """A page that runs its model here, with an NDIF model picked: one sentence, the pages that draw it, stop."""
+    st.info(f"{md(choice.name)} runs on NDIF, where a page asks only for what it draws. This page runs its model "
+            "on this server: pick one of this server's models in the sidebar, or open a page that looks inside "
+            "NDIF models:", icon=":material/cloud:")
+    for each in available():
+        if each.remote and each.id not in (HOME.id, "glossary"):
+            _link(each)
+    st.stop()
 
 
 def _drop_impossible_values() -> None:
@@ -78,9 +91,10 @@ def _drop_impossible_values() -> None:
 def _model_facts(choice: ModelChoice) -> None:
     cfg = choice.model.config
     kv = f" ({cfg.n_kv_head} key/value)" if cfg.n_kv_head < cfg.n_head else ""
+    family = choice.model.family_name if choice.remote else family_name(cfg)
     st.markdown(
         f"**{md(choice.name)}**  \n"
-        f"{family_name(cfg)} architecture, {describe_size(choice.n_params)} parameters  \n"
+        f"{family} architecture, {describe_size(choice.n_params)} parameters  \n"
         f"{_plural(cfg.n_layer, 'layer')} × {_plural(cfg.n_head, 'head')}{kv}, width {cfg.n_embd}  \n"
         f"context: {cfg.block_size:,} tokens  \n"
         f"vocabulary: {cfg.vocab_size:,} tokens"
@@ -89,6 +103,8 @@ def _model_facts(choice: ModelChoice) -> None:
     if notes:
         with st.expander("How it differs from GPT-2"):
             st.markdown("\n".join(f"- {n}" for n in notes))
+    if choice.remote:
+        return  # where it runs, and what is sent there, is said under the picker (ui.ndif.key_panel)
     # The server's policy, not this thread's current setting (set once per process, after the first sidebar).
     per_pass = describe(choice.device, FORWARD_THREADS)
     st.caption(f"Runs on {per_pass}" + (f" per forward pass, {MAX_FORWARDS} at once" if choice.device.type == "cpu"

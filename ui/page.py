@@ -27,6 +27,7 @@ class Page:
     #      for the tour to quote: filled by `@PAGE.fact(...)` in the wing's facts module (its face imports it)
     favicon: str = "🔬"  # the browser tab's icon: an emoji (a Material icon there is fetched from Google's CDN,
     #                     and the app works offline)
+    remote: bool = False  # it draws a model that runs on NDIF too (asking for what it draws: ui.cache.reading)
 
     def __post_init__(self) -> None:
         names = [s.name for s in self.settings]

@@ -11,12 +11,13 @@
 - hosted: a hosted model's candidates beside ours, its answers sampled N times (engine.generation.hosted)
 - hosted_state: that section's settings, endpoint and key, rate limit, requests and the answers kept
 - facts: what the page measures for the tour to quote (N draws, the window, the key/value cache)
+- remote: the page on a model that runs on NDIF (one position's logits per request)
 """
-from . import (controls, draws, facts, figures, generation, hosted, hosted_state, kv_cache, kv_figures, lab, stages,
-               surprise)
+from . import (controls, draws, facts, figures, generation, hosted, hosted_state, kv_cache, kv_figures, lab, remote,
+               stages, surprise)
 from .state import PAGE
 
 CSS = surprise.CSS + draws.CSS  # the page's styles, drawn once at its top
 
 __all__ = ["CSS", "PAGE", "controls", "draws", "facts", "figures", "generation", "hosted", "hosted_state", "kv_cache",
-           "kv_figures", "lab", "stages", "surprise"]
+           "kv_figures", "lab", "remote", "stages", "surprise"]

@@ -87,7 +87,7 @@ PAGE = Page("next_token", "Next token", "pages/4_Next_token.py", ":material/casi
                       _sampling("temp", "temperature"), _sampling("top_k", "top_k"), _sampling("top_p", "top_p"),
                       _sampling("min_p", "min_p"), Setting("seed", _read_seed, _apply_seed),
                       Setting("draws", _read_draws, _apply_draws),
-                      kept("stage", lambda ctx, raw: label(raw, STAGES, "stage"), slug)), favicon="🎲")
+                      kept("stage", lambda ctx, raw: label(raw, STAGES, "stage"), slug)), favicon="🎲", remote=True)
 
 # Session keys (S) and widget keys (W) of the page, all named by PAGE.
 POSITION_TEXT = PAGE.key("position_text")  # S: the text the kept position belongs to (a new text starts at its end)
