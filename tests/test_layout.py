@@ -23,6 +23,7 @@ ENGINE_LAYERS = {
     "generation": {"model"},
     "inspect": {"model", "generation"},
     "train": {"model", "generation"},
+    "intervene": {"model", "generation", "inspect"},
 }
 ENGINE_LEAVES = {"settings.py"}  # engine/ modules below every wing: each imports only the standard library
 UI_WINGS = {"tokens", "attention", "feedforward", "next_token", "train", "rlhf"}
@@ -198,7 +199,7 @@ def test_engine_leaves_import_only_the_standard_library(name):
 def test_engine_never_loads_streamlit_at_run_time():
     """Importing the whole engine (every wing) brings no streamlit into the process."""
     import subprocess
-    code = ("import sys, engine, engine.model, engine.generation, engine.inspect, engine.train, "
+    code = ("import sys, engine, engine.model, engine.generation, engine.inspect, engine.train, engine.intervene, "
             "engine.train.cli; print('streamlit' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
