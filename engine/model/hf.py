@@ -276,7 +276,8 @@ class HFModel(nn.Module):
         must stay as it is for the next caller."""
         if past is None:
             return None
-        if past.batch_size != 1:
+        rows = {layer.keys.shape[0] for layer in past.layers if getattr(layer, "keys", None) is not None}
+        if rows - {1}:
             raise ValueError("repeat_past takes the past of one row")
         out = copy.deepcopy(past)
         out.batch_repeat_interleave(n)
