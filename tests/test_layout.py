@@ -26,7 +26,7 @@ ENGINE_LAYERS = {
     "intervene": {"model", "generation", "inspect"},
 }
 ENGINE_LEAVES = {"settings.py"}  # engine/ modules below every wing: each imports only the standard library
-UI_WINGS = {"tokens", "attention", "feedforward", "next_token", "train", "rlhf"}
+UI_WINGS = {"tokens", "attention", "feedforward", "next_token", "intervene", "train", "rlhf"}
 # ui/, bottom to top: a module imports only from its own level or below (a wing only from itself and below).
 UI_LEVELS = (
     {"errors", "text", "colours", "server", "models", "cache", "lru"},  # leaves: know no page
