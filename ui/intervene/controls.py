@@ -73,7 +73,7 @@ def compare(choice: ModelChoice, fx: Effect, draw: Drawing, after: str, key: str
     st.caption(f"The distribution moved by {fx.kl:.3f} nats (KL divergence, before to after). Listed: the most "
                "likely tokens of either; right, the likely tokens whose log-probability rose most (blue) and fell "
                "most (red).")
-    st.markdown(f"**Completions with the same seed** ({draw.describe()}): only the {md(after)} differs.")
+    st.markdown(f"**Completions with the same seed** ({draw.describe()}); the one difference: {md(after)}.")
     c1, c2 = st.columns(2)
     c1.code(words(choice, fx.completion_before).strip() or "(nothing: the model ended the story)", language=None,
             wrap_lines=True)

@@ -26,7 +26,9 @@ RUN_COLOURS = {"clean": "#0072B2", "corrupted": "#D55E00", "patched": "#009E73",
                "after": "#0072B2"}
 HEAT_CSS = """
 .gb-heat { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 1.05rem; line-height: 2.2; }
-.gb-heat span { padding: 0.1em 0.15em; border-radius: 3px; white-space: pre; color: #111; }
+.gb-heat span { display: inline-block; padding: 0 0.15em; margin: 0 1px 2px 0; border-radius: 3px; white-space: pre;
+  color: #111; line-height: 1.7; }
+.gb-heat .gb-muted { color: #666; }
 .gb-heat .gb-out { outline: 2px solid #D55E00; }
 .gb-heat .gb-far { text-decoration: underline wavy #D55E00; }
 """
@@ -36,11 +38,18 @@ def _short(token: str) -> str:
     return token if len(token) <= LABEL_CHARS else token[:LABEL_CHARS - 1] + "…"
 
 
-def _layout(fig: go.Figure, title: str, height: int, **kw) -> go.Figure:
-    """The shared look; `title` is plain text (escaped here: it may hold tokens)."""
+def _layout(fig: go.Figure, title: str, height: int, legend: bool = False, **kw) -> go.Figure:
+    """The shared look; `title` is plain text (escaped here: it may hold tokens). `legend`: a row of legend
+    under the title, in the top margin, where it never covers the title in a narrow column."""
+    title_kw = dict(text=plotly_text(title), font=dict(size=17))
+    if legend:
+        height += 30
+        title_kw |= dict(x=0.01, xref="container", y=1 - 8 / height, yref="container", yanchor="top")
+        kw = dict(margin=dict(l=10, r=30, t=100, b=10),
+                  legend=dict(orientation="h", font=dict(size=13), x=0.01, xref="container", xanchor="left",
+                              y=1 - 44 / height, yref="container", yanchor="top")) | kw
     kw = dict(margin=dict(l=10, r=10, t=70, b=10)) | kw
-    fig.update_layout(title=dict(text=plotly_text(title), font=dict(size=17)), height=height, font=FONT,
-                      plot_bgcolor="white", **kw)
+    fig.update_layout(title=title_kw, height=height, font=FONT, plot_bgcolor="white", **kw)
     return fig
 
 
@@ -87,8 +96,7 @@ def runs_figure(labels: Sequence[str], runs: dict[str, Sequence[float]], title: 
     top = max([v for vs in runs.values() for v in vs] + [0.01])
     fig.update_xaxes(range=[0, top * 1.15 + 0.06], tickformat=".0%", title="probability of the next token")
     fig.update_yaxes(autorange="reversed", tickfont=dict(family=MONO))
-    return _layout(fig, title, 140 + (14 * len(runs) + 16) * len(labels), barmode="group", bargap=0.25,
-                   legend=dict(orientation="h", y=1.02, yanchor="bottom", x=1, xanchor="right"))
+    return _layout(fig, title, 140 + (14 * len(runs) + 16) * len(labels), legend=True, barmode="group", bargap=0.25)
 
 
 def moved_figure(rose: Sequence[tuple[str, float]], fell: Sequence[tuple[str, float]], title: str) -> go.Figure:
@@ -117,22 +125,23 @@ def scores_figure(tokens: Sequence[str], a: Sequence[float], b: Sequence[float],
                     hovertemplate="%{x}: %{y:+.2f}<extra>" + plotly_text(name) + "</extra>")
     fig.update_yaxes(range=[-1.15, 1.15], title="score ÷ its largest |score|", zeroline=True, zerolinecolor="#555")
     fig.update_xaxes(tickangle=-60, tickfont=dict(family=MONO))
-    return _layout(fig, title, 430, barmode="group", bargap=0.2,
-                   legend=dict(orientation="h", y=1.02, yanchor="bottom", x=1, xanchor="right"))
+    return _layout(fig, title, 430, legend=True, barmode="group", bargap=0.2)
 
 
 def heat_html(tokens: Sequence[str], scores: Sequence[float] | None, titles: Sequence[str],
-              outlined: Sequence[int] = (), far: Sequence[bool] | None = None) -> str:
+              outlined: Sequence[int] = (), far: Sequence[bool] | None = None, muted: int = 0) -> str:
     """The text token by token, each shaded by its score on the diverging scale (scores in -1..1; None: no
-    shading); tokens at `outlined` indices get an outline, `far` ones a wavy underline. Every piece of text is
-    escaped."""
+    shading); tokens at `outlined` indices get an outline, `far` ones a wavy underline, the first `muted` are
+    grey (context). Every piece of text is escaped."""
     parts = ['<div class="gb-heat">']
     for i, token in enumerate(tokens):
         style = ""
         if scores is not None and i < len(scores):
-            colour = sample_colorscale(DIVERGING, [(max(-1.0, min(1.0, scores[i])) + 1) / 2])[0]
-            style = f' style="background: {colour}"'
-        classes = " ".join(c for c, on in (("gb-out", i in outlined), ("gb-far", bool(far and far[i]))) if on)
+            v = max(-1.0, min(1.0, scores[i]))
+            colour = sample_colorscale(DIVERGING, [(v + 1) / 2])[0]
+            style = f' style="background: {colour}' + ('; color: #fff"' if abs(v) > 0.6 else '"')  # dark: white text
+        classes = " ".join(c for c, on in (("gb-out", i in outlined), ("gb-far", bool(far and far[i])),
+                                           ("gb-muted", i < muted)) if on)
         parts.append(f'<span class="{classes}"{style} title="{html.escape(titles[i], quote=True)}">'
                      f"{html.escape(token)}</span>")
     return "".join(parts) + "</div>"

@@ -86,8 +86,9 @@ def _show(choice: ModelChoice, i: int, b: Branch, tail: list[str]) -> None:
     probs = [dict(c) for c in b.candidates]
     titles = [f"step {k}: {probs[k].get(t, 0):.1%}" + (f"; forced (the draw was {shown(choice, b.drawn[k])})"
                                                         if k in forced_at else "") for k, t in enumerate(b.tokens)]
-    st.html(heat_html(["…", *tail], None, ["your text"] * (len(tail) + 1)) + heat_html(toks, None, titles,
-                                                                                        sorted(forced_at)))
+    head = ["…", *tail]
+    st.html(heat_html([*head, *toks], None, ["your text"] * len(head) + titles,
+                      [len(head) + k for k in sorted(forced_at)], muted=len(head)))
 
 
 def _valid(key: str, options: list) -> None:

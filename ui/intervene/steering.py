@@ -70,7 +70,7 @@ def steering_tab(choice: ModelChoice, trace: Trace) -> None:
     layers = range(cfg.n_layer)
     layer = c1.selectbox("Layer", layers, **remembered("steer_layer", min(2, cfg.n_layer - 1), layers),
                          help="Where the direction is measured and added: the residual stream entering this layer.")
-    strength = c2.slider("Strength", -MAX_STRENGTH, MAX_STRENGTH, step=0.5, **remembered("strength", 6.0),
+    strength = c2.slider("Strength", -MAX_STRENGTH, MAX_STRENGTH, step=0.5, **remembered("strength", 4.0),
                          help="How many times the direction is added; negative pushes towards set B.")
     draw = drawing()
     sv = kept(choice, ("steer-vector", a, b, int(layer)),
