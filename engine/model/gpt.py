@@ -150,13 +150,17 @@ class Block(nn.Module):
         return _hook(hooks, prefix + "hook_resid_post", x + mlp_out)  # [batch, pos, d_model]
 
     def step(self, x: torch.Tensor, past: tuple[torch.Tensor, torch.Tensor] | None, mask: torch.Tensor | None,
-             causal: bool, hooks: Hooks | None = None, prefix: str = ""
+             causal: bool, hooks: Hooks | None = None, prefix: str = "", last_only: bool = False
              ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         """`forward` for new positions after cached ones (no dropout: decoding is inference), with `hooks`'
-        edits (nothing is recorded while decoding)."""
+        edits (nothing is recorded while decoding). `last_only` (the last layer, when only the last position's
+        logits are wanted): after attention, which every position's keys and values feed, the MLP runs for
+        the last position only, so its edits see that one position."""
         x = _hook(hooks, prefix + "hook_resid_pre", x)
         attn_out, kv = self.attn.step(self.ln_1(x), past, mask, causal, hooks, prefix + "attn.")
         x = x + _hook(hooks, prefix + "hook_attn_out", attn_out)
+        if last_only:
+            x = x[:, -1:]
         x = x + _hook(hooks, prefix + "hook_mlp_out", self.mlp(self.ln_2(x), hooks, prefix + "mlp."))
         return _hook(hooks, prefix + "hook_resid_post", x), kv
 
@@ -248,7 +252,9 @@ class GPT(nn.Module):
         Never mutates the model; the past belongs to the caller (so two sessions decoding at once on one
         shared model don't interfere). Raises ValueError for positions outside [0, block_size).
         `edits` change activations of the new positions (engine/model/hooks.py); `last_only` returns the
-        logits of the last new position only ([batch, 1, vocab]), skipping the vocabulary matmul for the rest.
+        logits of the last new position only ([batch, 1, vocab]), skipping the vocabulary matmul and the last
+        layer's MLP for the rest (so an edit of that MLP or its output sees the last position only). A Replace of
+        a layer's input starts the pass there (hooks.py); such a call returns None for its past.
 
         A padding query (key_mask False at its own position) still sees its own key, so no row of the mask is
         empty; its logits are meaningless and the caller ignores them, but they stay finite.
@@ -277,7 +283,8 @@ class GPT(nn.Module):
             x = _hook(hooks, "hook_embed", tr.wte(ids)) + tr.wpe(positions)  # [batch, new, d_model]
         new_past = []
         for i in range(start, len(tr.h)):
-            x, kv = tr.h[i].step(x, None if past is None else past[i], mask, causal, hooks, f"blocks.{i}.")
+            x, kv = tr.h[i].step(x, None if past is None else past[i], mask, causal, hooks, f"blocks.{i}.",
+                                 last_only=last_only and i == len(tr.h) - 1)
             new_past.append(kv)
         x = tr.ln_f(x[:, -1:] if last_only else x)
         return self.lm_head(x), (tuple(new_past) if start == 0 else None)

@@ -2,17 +2,19 @@
 
 Results on the server's shared models (the built-in one and server folders) are the same for every session,
 so they are kept process-wide: a workshop's thirty attendees opening the same view pay for one patching grid.
-Results on a session's own model stay in that session. Both are small (a grid of numbers, two distributions,
-a few completions) and bounded by count. Every computation runs in one of the server's forward slots
+Results on a session's own model stay in that session. Both caches are bounded by bytes and by count (a grid
+is a few numbers, a pair's runs a few MB). Every computation runs in one of the server's forward slots
 (ui.server.model_work) and returns plain values; a `Refusal` (over the budget, a pair that does not line up)
 is raised, never kept, and says why in a sentence.
 """
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import fields, is_dataclass
 from typing import TypeVar
 
 import streamlit as st
+import torch
 
 from engine import display_token
 from engine.intervene.price import Refusal
@@ -24,9 +26,26 @@ from ..server import model_work
 from .state import PAGE
 
 T = TypeVar("T")
-SHARED_RESULTS: ByteLRU[tuple, object] = ByteLRU(max_entries=96)  # (model key, what, inputs) -> result
+MB = 2**20
+
+
+def nbytes(value: object) -> int:
+    """The bytes a result's tensors hold (a pair's runs keep two activations per layer: 7 MB for GPT-2 small
+    at 64 tokens), plus a little for everything else."""
+    if isinstance(value, torch.Tensor):
+        return value.numel() * value.element_size()
+    if is_dataclass(value):
+        return sum(nbytes(getattr(value, f.name)) for f in fields(value))
+    if isinstance(value, dict):
+        return sum(nbytes(v) for v in value.values())
+    if isinstance(value, (tuple, list)):
+        return sum(nbytes(v) for v in value)
+    return 64
+
+
+SHARED_RESULTS: ByteLRU[tuple, object] = ByteLRU(64 * MB, 96, size=nbytes)  # (model key, what, inputs) -> result
 SESSION_RESULTS = PAGE.key("results")  # session key: ByteLRU of results on this session's own models
-SESSION_ENTRIES = 24
+SESSION_BYTES, SESSION_ENTRIES = 32 * MB, 24
 
 
 def kept(choice: ModelChoice, key: tuple, compute: Callable[[], T], spinner: str | None = "") -> T:
@@ -34,7 +53,7 @@ def kept(choice: ModelChoice, key: tuple, compute: Callable[[], T], spinner: str
     becomes ui's Refused, so the tab's error boundary shows its sentence as it is. `spinner` None: no spinner
     (the caller draws its own progress)."""
     cache = SHARED_RESULTS if choice.shared else st.session_state.setdefault(
-        SESSION_RESULTS, ByteLRU(max_entries=SESSION_ENTRIES))
+        SESSION_RESULTS, ByteLRU(SESSION_BYTES, SESSION_ENTRIES, size=nbytes))
     full = (choice.key, *key)
     hit = cache.get(full)
     if hit is not None:

@@ -92,11 +92,13 @@ def runs_figure(labels: Sequence[str], runs: dict[str, Sequence[float]], title: 
         colour = RUN_COLOURS.get(name.split()[0], HIGHLIGHT)
         fig.add_bar(y=ticks, x=list(values), orientation="h", name=name, marker_color=colour,
                     text=[f"{v:.1%}" for v in values], textposition="outside", cliponaxis=False,
+                    constraintext="none", textfont=dict(size=13),  # never shrunk to a thin bar's height
                     hovertemplate="%{y}: %{x:.2%}<extra>" + plotly_text(name) + "</extra>")
     top = max([v for vs in runs.values() for v in vs] + [0.01])
     fig.update_xaxes(range=[0, top * 1.15 + 0.06], tickformat=".0%", title="probability of the next token")
     fig.update_yaxes(autorange="reversed", tickfont=dict(family=MONO))
-    return _layout(fig, title, 140 + (14 * len(runs) + 16) * len(labels), legend=True, barmode="group", bargap=0.25)
+    return _layout(fig, title, 140 + (18 * len(runs) + 14) * len(labels), legend=True, barmode="group",
+                   bargap=0.25)
 
 
 def moved_figure(rose: Sequence[tuple[str, float]], fell: Sequence[tuple[str, float]], title: str) -> go.Figure:
@@ -105,7 +107,8 @@ def moved_figure(rose: Sequence[tuple[str, float]], fell: Sequence[tuple[str, fl
     fig = go.Figure(go.Bar(
         y=[plotly_text(t) for t, _ in rows], x=[v for _, v in rows], orientation="h",
         marker_color=[POSITIVE if v > 0 else NEGATIVE for _, v in rows],
-        text=[f"{v:+.2f}" for _, v in rows], textposition="outside", cliponaxis=False,
+        text=[f"{v:+.2f}" for _, v in rows], textposition="outside", cliponaxis=False, constraintext="none",
+        textfont=dict(size=13),
         hovertemplate="%{y}: log-probability %{x:+.3f} nats<extra></extra>"))
     span = max([abs(v) for _, v in rows] + [0.1])
     fig.update_xaxes(range=[-span * 1.3, span * 1.3], title="change in log-probability (nats): rose, fell",
