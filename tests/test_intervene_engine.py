@@ -4,6 +4,8 @@ families (Llama, GPT-Neo), against a reference computed another way: transformer
 PyTorch hook, a loop of separate forward passes, or autograd on transformers' `inputs_embeds`."""
 from __future__ import annotations
 
+import threading
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -112,6 +114,32 @@ def test_an_edit_is_the_same_in_every_entry_point(folders, family):
                                    rtol=0)
     last, _ = model.decode_step(ids, edits=start, last_only=True)
     torch.testing.assert_close(last[:, 0], model(ids)[0][:, -1], atol=ATOL, rtol=0)
+
+
+@pytest.mark.parametrize("family", ["gpt2", "llama"])
+def test_two_sessions_editing_one_shared_model_at_once_get_their_own_edits(folders, family):
+    """Edits travel with the call (our GPT) or in the calling thread's context (transformers' families): two
+    threads patching the same model with different edits each get their own result, and a plain run none."""
+    model, _ = folders[family]
+    ids = torch.tensor([ids_of(model)])
+    edits = [{"blocks.0.hook_mlp_out": lambda x: x * 0}, {"blocks.1.attn.hook_z": lambda z: z * 3}, {}]
+    alone = [model.run_with_cache(ids, edits=e)[0] for e in edits]
+    results, errors = {}, []
+
+    def work(i):
+        try:
+            for _ in range(15):
+                results[i] = model.run_with_cache(ids, edits=edits[i])[0]
+                assert torch.equal(results[i], alone[i])
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert not torch.equal(alone[0], alone[2]) and not torch.equal(alone[1], alone[2])
 
 
 def test_an_edit_of_a_name_no_pass_has_is_refused(folders):

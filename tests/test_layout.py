@@ -1,6 +1,7 @@
 """The layout is the architecture: every module sits in a wing, and imports only run down the layers.
 
-engine/model/ is the bottom and knows no other wing; generation/ runs on it; inspect/ and train/ sit on top.
+engine/model/ is the bottom and knows no other wing; generation/ runs on it; inspect/ and train/ sit on top, and
+intervene/ on model, generation and inspect.
 engine/settings.py, below them all, is the one module outside a wing: every wing may read the settings, and
 it imports nothing of the engine. engine/ never imports streamlit, ui/ or pages/; ui/ never imports pages/. ui/
 is a strict stack (UI_LEVELS, bottom to top): leaves -> shared state, glossary, plots, chips, view vocabulary ->

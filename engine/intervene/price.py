@@ -74,6 +74,6 @@ def check(price: Price, what: str, shorter: str = "a shorter text") -> None:
     """Refusal (one sentence: the price, the budget, what would fit) when `price` is over the budget."""
     budget = budget_s()
     if price.seconds > budget:
-        raise Refusal(f"{what[:1].upper()}{what[1:]} is {price.forwards:,} forward passes, {seconds_text(price.seconds)} "
-                      f"on a slow server CPU, over this server's {budget:g} s for one intervention ({BUDGET_ENV}): "
-                      f"try {shorter}.")
+        raise Refusal(f"{what[:1].upper()}{what[1:]} is {price.forwards:,} forward passes, "
+                      f"{seconds_text(price.seconds)} on a slow server CPU, over this server's {budget:g} s for one "
+                      f"intervention ({BUDGET_ENV}): try {shorter}.")

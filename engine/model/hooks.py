@@ -16,6 +16,8 @@ layer (`blocks.{L}.hook_resid_pre`) therefore lets a model skip everything befor
 its `final_hidden` and `decode_step` there (a patching grid runs each patched layer from its own start, about
 twice as fast); a model that cannot skip computes those layers and replaces their result, the same numbers.
 A `decode_step` that skipped layers returns None for its past (the skipped layers have no keys and values).
+A `decode_step(..., last_only=True)` of our GPT runs its last layer's MLP at the last position only, so an edit
+there sees that one position.
 
 The names an edit may change (`editable`): the layer inputs and outputs every family has. Attention's inner
 steps (q, k, scores, pattern) are not editable: no intervention here needs them, and transformers' fused

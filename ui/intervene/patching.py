@@ -135,9 +135,10 @@ def _cell_view(choice: ModelChoice, runs: PairRuns, kind: str, grid, cell: tuple
     fig = runs_figure([shown(choice, t) for t in ids], {k: [float(p[t]) for t in ids] for k, p in probs.items()},
                       f"Layer {layer}, {what}: the next token in three runs")
     st.plotly_chart(fitted(fig), config=plot_config("patched-distribution"), key=PAGE.key("cell_chart"))
-    st.caption(f"Patching layer {layer}, {md(what)} from the clean run into the corrupted one recovers **{rec:.0%}** of "
-               f"the logit difference (logit difference {float(logit_diff(logits[-1], grid.answers)):.3f}; clean "
-               f"{grid.clean_diff:.3f}, corrupted {grid.corrupted_diff:.3f}).")
+    diff = float(logit_diff(logits[-1], grid.answers))
+    st.caption(f"Patching layer {layer}, {md(what)} from the clean run into the corrupted one recovers "
+               f"**{rec:.0%}** of the logit difference (logit difference {diff:.3f}; clean {grid.clean_diff:.3f}, "
+               f"corrupted {grid.corrupted_diff:.3f}).")
 
 
 def _csv(grid, columns: list[str]) -> str:
