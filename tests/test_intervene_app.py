@@ -194,6 +194,22 @@ def test_which_tokens_mattered_for_a_chosen_output() -> None:
     assert "at least one token of your text before it" in said(at)
 
 
+HOSTILE = '<script>alert(1)</script> **bold** $x$ [link](javascript:x) & "quotes" \u202e\u0000 🦊'
+
+
+@pytest.mark.parametrize("tab", TABS[1:])
+def test_hostile_and_overlong_texts_draw_cleanly(tab: str) -> None:
+    at = page(tab, HOSTILE)
+    clean(at)
+    bodies = [h.proto.body for h in at.get("html")]
+    assert not any("<script>alert" in b for b in bodies)  # escaped where tokens become HTML
+    if tab in ("Force a token", "Which tokens mattered"):  # the tabs that draw the text token by token
+        assert any("&lt;" in b and "gb-heat" in b for b in bodies)
+    long = page(tab, "Once upon a time, there was a fox. " * 60)  # past the 256-token context
+    clean(long)
+    assert "sees the last 255" in said(long)
+
+
 def test_an_empty_text_leaves_patching_working_and_the_others_say_what_to_do() -> None:
     for tab in TABS:
         at = page(tab, "")

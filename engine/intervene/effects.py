@@ -62,6 +62,7 @@ class Effect:
     completion_after: list[int]
     loss_before: float | None  # nats per token on the held-out text (None: not asked)
     loss_after: float | None
+    room: int  # new tokens the context had room for after the prompt (0: the completions are empty)
 
     @property
     def kl(self) -> float:
@@ -94,4 +95,5 @@ def effect(model, tokenizer, ids: list[int], edits: Edits, n_new: int, settings:
     loss_before = loss_after = None
     if heldout is not None and len(heldout) >= 2:
         loss_before, loss_after = text_loss(model, heldout), text_loss(model, heldout, edits)
-    return Effect(before, after, comp_before, comp_after, loss_before, loss_after)
+    room = max(0, model.config.block_size - len(ids))
+    return Effect(before, after, comp_before, comp_after, loss_before, loss_after, room)

@@ -12,7 +12,7 @@ import streamlit as st
 
 from engine import Trace
 
-from ..cache import get_trace
+from ..cache import context_message, get_trace
 from ..errors import error_boundary
 from ..models import ModelChoice
 from .ablation import ablation_tab
@@ -45,4 +45,7 @@ def show_tabs(choice: ModelChoice, text: str) -> None:
                         icon=":material/keyboard:")
                 continue
             trace: Trace = get_trace(text, choice)
+            if trace.n_dropped:
+                st.info(context_message(len(trace) - int(trace.has_bos) + trace.n_dropped, trace.config.block_size),
+                        icon=":material/straighten:")
             _ON_TEXT[name](choice, trace)

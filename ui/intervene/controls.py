@@ -74,10 +74,14 @@ def compare(choice: ModelChoice, fx: Effect, draw: Drawing, after: str, key: str
                "likely tokens of either; right, the likely tokens whose log-probability rose most (blue) and fell "
                "most (red).")
     st.markdown(f"**Completions with the same seed** ({draw.describe()}); the one difference: {md(after)}.")
+    if fx.room == 0:
+        st.info("Your text fills the model's context, so there is no room to write after it: shorten it to compare "
+                "completions.", icon=":material/straighten:")
+        return
     c1, c2 = st.columns(2)
-    c1.code(words(choice, fx.completion_before).strip() or "(nothing: the model ended the story)", language=None,
-            wrap_lines=True)
-    c2.code(words(choice, fx.completion_after).strip() or "(nothing: the model ended the story)", language=None,
-            wrap_lines=True)
+    c1.code(words(choice, fx.completion_before).strip() or "(nothing: the model ended the story at once)",
+            language=None, wrap_lines=True)
+    c2.code(words(choice, fx.completion_after).strip() or "(nothing: the model ended the story at once)",
+            language=None, wrap_lines=True)
     c1.caption("before")
     c2.caption(f"after: {md(after)}")
