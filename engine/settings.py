@@ -136,6 +136,9 @@ class Settings:
                                   "traces' worth: one session's own models', and the server models' together")
     trace_budget_s: float = _var("TRACE_BUDGET_S", positive("seconds"), 5.0,
                                  "one trace's estimated time on a slow CPU (uploads and trained models)")
+    intervene_budget_s: float = _var("INTERVENE_BUDGET_S", positive("seconds"), 30.0,
+                                     "one intervention's estimated time on a slow CPU (a patching grid, "
+                                     "leave-one-out over a long text): dearer ones are refused with their price")
     model_budget_mb: float = _var("MODEL_BUDGET_MB", positive("megabytes"), 1536.0,
                                   "the server models loaded at once: their fp32 weights plus one trace each")
     max_models: int = _var("MAX_MODELS", whole(1, 64), 2, "server models kept loaded at once, besides the "

@@ -4,6 +4,7 @@ import streamlit as st
 import ui
 from engine import Trace
 from ui.attention import PAGE, SECTIONS, TABS, head_picker, remote_view
+from ui.intervene import PAGE as INTERVENE
 from ui.terms import define
 
 choice = ui.setup_page(PAGE)
@@ -34,3 +35,5 @@ with ui.error_boundary("running the model on your text"):
     trace = ui.trace_or_stop(ui.text_input_area(), choice)
 if trace is not None:
     explore(trace, choice)
+ui.link_to(INTERVENE, "A head that lights up on a word is a correlation. To test what a head does, switch it off "
+                      "(ablation) or copy it in from another prompt (activation patching).")

@@ -26,6 +26,7 @@ GOOD = [
     ("GLASSBOX_RECONNECT_GRACE_S", "30", "reconnect_grace_s", 30.0),
     ("GLASSBOX_TRACE_BUDGET_MB", "0.01", "trace_budget_mb", 0.01),
     ("GLASSBOX_TRACE_BUDGET_S", "12.5", "trace_budget_s", 12.5),
+    ("GLASSBOX_INTERVENE_BUDGET_S", "90", "intervene_budget_s", 90.0),
     ("GLASSBOX_MODEL_BUDGET_MB", "300", "model_budget_mb", 300.0),
     ("GLASSBOX_MAX_MODELS", "1", "max_models", 1),
     ("GLASSBOX_SESSION_MODELS_MB", "1e3", "session_models_mb", 1000.0),

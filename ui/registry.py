@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from .attention import PAGE as ATTENTION
 from .feedforward import PAGE as FEEDFORWARD
+from .intervene import PAGE as INTERVENE
 from .models import ROOT
 from .next_token import PAGE as NEXT_TOKEN
 from .page import Page
@@ -22,7 +23,7 @@ HOME = Page("home", "Home", "app.py", ":material/home:", "What Glassbox is, and 
 GLOSSARY = Page("glossary", "Glossary", "pages/7_Glossary.py", ":material/menu_book:",
                 "The key takeaways and every term in plain words, each linked to the view that shows it.",
                 favicon="📖", remote=True)
-PAGES: tuple[Page, ...] = (HOME, TOKENS, ATTENTION, FEEDFORWARD, NEXT_TOKEN, TRAIN, RLHF, SCALE, GLOSSARY)
+PAGES: tuple[Page, ...] = (HOME, TOKENS, ATTENTION, FEEDFORWARD, NEXT_TOKEN, INTERVENE, TRAIN, RLHF, SCALE, GLOSSARY)
 BY_ID = {p.id: p for p in PAGES}
 
 
