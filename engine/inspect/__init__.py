@@ -10,9 +10,10 @@
 - surprise: how surprised the model is by each token of a text, at any length
 - bpe_steps: byte-level BPE one merge at a time
 - compare_tokenizers: the same text under several tokenizers, and what fits in the context
+- guessing: a person's guess at the next token, read as the tokenizer splits it and scored by the model
 """
-from . import (attention_steps, bpe_steps, compare_tokenizers, embeddings, heads, lens, neurons, params, surprise,
-               word_context)
+from . import (attention_steps, bpe_steps, compare_tokenizers, embeddings, guessing, heads, lens, neurons, params,
+               surprise, word_context)
 
-__all__ = ["attention_steps", "bpe_steps", "compare_tokenizers", "embeddings", "heads", "lens", "neurons", "params",
-           "surprise", "word_context"]
+__all__ = ["attention_steps", "bpe_steps", "compare_tokenizers", "embeddings", "guessing", "heads", "lens", "neurons",
+           "params", "surprise", "word_context"]
