@@ -25,11 +25,11 @@ ENGINE_LAYERS = {
     "train": {"model", "generation"},
 }
 ENGINE_LEAVES = {"settings.py"}  # engine/ modules below every wing: each imports only the standard library
-UI_WINGS = {"tokens", "attention", "feedforward", "next_token", "train", "rlhf"}
+UI_WINGS = {"tokens", "attention", "feedforward", "next_token", "train", "rlhf", "room"}
 # ui/, bottom to top: a module imports only from its own level or below (a wing only from itself and below).
 UI_LEVELS = (
     {"errors", "text", "colours", "server", "models", "cache", "lru"},  # leaves: know no page
-    {"terms", "state", "plots", "patterns", "chips", "view", "runs"},  # shared by the pages, know no page
+    {"terms", "examples", "state", "plots", "patterns", "chips", "view", "runs"},  # shared, know no page
     {"page"},  # the Page declaration
     UI_WINGS,  # one wing per page
     {"registry"},  # the one list of pages

@@ -87,12 +87,13 @@ def test_one_guess_per_attendee_per_round_changeable_until_close(store):
     ann, ann_label = store.join(room.id, "Ann")
     bob, bob_label = store.join(room.id, "")
     assert (ann_label, bob_label) == ("Ann", "Anonymous 2")
+    assert store.join(room.id, "x" * 100)[1] == "x" * 24, "a name is cut to its column"
     r = store.open_round(room.id, token, "Once upon a time, there was a little")
     store.guess(room.id, r.id, ann, " girl", 7, "␣girl", 1)
     store.guess(room.id, r.id, ann, " boy", 9, "␣boy", 1)  # changed her mind
     store.guess(room.id, r.id, bob, " girl", 7, "␣girl", 1)
     live = store.live(room.id, ann)
-    assert (live.attendees, live.answers, live.round.number, live.round.open) == (2, 2, 1, True)
+    assert (live.attendees, live.answers, live.round.number, live.round.open) == (3, 2, 1, True)
     assert (live.mine.text, live.mine.token_id, live.mine.logprob) == (" boy", 9, None)
     with store.engine.connect() as conn, pytest.raises(IntegrityError):  # the database itself refuses a second
         conn.execute(insert(guesses).values(round_id=r.id, attendee_id=ann, text="x", token_id=1, token="x",

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from ..examples import named_texts
 from ..page import Page
 from ..registry import BY_ID
 from ..state import widget_key
@@ -60,7 +61,7 @@ def param_text(value: object) -> str:
 def load(path: Path = TOUR_FILE) -> tuple[dict[str, str], tuple[Step, ...]]:
     """The named texts and the steps of a tour file. Raises ValueError naming the step and the problem."""
     data = tomllib.loads(path.read_text(encoding="utf-8"))
-    texts = {str(k): str(v) for k, v in data.get("texts", {}).items()}
+    texts = named_texts(data)
     steps = []
     for i, raw in enumerate(data.get("step", []), start=1):
         where = f"{path.name}, step {i}"
