@@ -41,7 +41,7 @@ REMOVED = {
     PREFIX + "SERVER_TRACE_MB": f"{PREFIX}TRACE_BUDGET_MB (the server models' traces hold {TRACES_KEPT} traces' "
                                 "worth)",
 }
-TEST_ONLY = {PREFIX + "REQUIRE_BROWSER"}  # read by tests/conftest.py, not by the app
+TEST_ONLY = {PREFIX + "REQUIRE_BROWSER", PREFIX + "REQUIRE_POSTGRES"}  # read by the tests, not by the app
 
 
 class SettingError(ValueError):

@@ -5,6 +5,7 @@ lost when the store is opened again."""
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -29,10 +30,13 @@ class Clock:
 
 @pytest.fixture(scope="module")
 def pg_socket():
+    """A throwaway PostgreSQL cluster; skipped without one, unless GLASSBOX_REQUIRE_POSTGRES=1 (CI) fails it."""
     try:
         with postgres_cluster() as socket_dir:
             yield socket_dir
     except RuntimeError as e:
+        if os.environ.get("GLASSBOX_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"GLASSBOX_REQUIRE_POSTGRES=1 but {e}")
         pytest.skip(str(e))
 
 

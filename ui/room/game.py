@@ -25,11 +25,16 @@ from .store import Room, Round, Tally
 
 CURRENT = "The text in the box"  # the first prompt source; then the named texts, then TYPED
 TYPED = "Type a prompt"
+FIRST_PROMPT = "prompt"  # the named text a room starts with ("Once upon a time, there was a little")
 TOP_TOKENS = 10  # the model's top tokens every reveal shows
 
 
 def prompt_sources() -> list[str]:
     return [CURRENT, *texts(), TYPED]
+
+
+def source_label(source: str) -> str:
+    return source if source in (CURRENT, TYPED) else f"The tour's text “{source}”"
 
 
 def prompt_of(source: str, typed: str = "") -> str:

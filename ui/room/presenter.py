@@ -20,13 +20,14 @@ from engine.inspect.guessing import BadGuess
 from ..errors import error_boundary
 from ..state import presenting
 from ..text import md
-from .game import CURRENT, TYPED, draw_token, prewarm, prompt_of, prompt_sources, qr_svg, reveal_round, rounds_csv
+from .game import (CURRENT, FIRST_PROMPT, TYPED, draw_token, prewarm, prompt_of, prompt_sources, qr_svg, reveal_round,
+                   rounds_csv, source_label)
 from .state import (LINK_BASE, PAGE, PROMPT_FROM, PROMPT_TYPED, TEMPERATURE, WARMED, Member, allowed, current_live,
                     leave, notify, store)
 from .store import Live, RoomError
 from .views import leaderboard, live_strip, phase, prompt_block, results
 
-QR_PX = {True: 400, False: 230}  # the QR code's width, in presenter mode or not
+QR_PX = {True: 340, False: 230}  # the QR code's width, in presenter mode or not
 LOCAL = ("localhost", "127.0.0.1", "::1", "0.0.0.0")
 
 
@@ -95,7 +96,10 @@ def controls(me: Member, live: Live) -> None:
                   on_click=_close, args=(me, r.id, r.prompt), key=PAGE.key(f"close.{r.number}"))
         return
     number = (r.number if r else 0) + 1
-    st.selectbox("Prompt for the next round", prompt_sources(), key=PROMPT_FROM,
+    sources = prompt_sources()
+    if st.session_state.get(PROMPT_FROM) not in sources:  # the tour's prompt: made for guessing a next word
+        st.session_state[PROMPT_FROM] = FIRST_PROMPT if FIRST_PROMPT in sources else CURRENT
+    st.selectbox("Prompt for the next round", sources, key=PROMPT_FROM, format_func=source_label,
                  help="The text in the box on every page, one of the tour's texts, or one you type. The room "
                       "guesses the token that comes right after it.")
     if st.session_state.get(PROMPT_FROM) == TYPED:

@@ -35,14 +35,14 @@ from .store import Live, Mine, RoomError, Round, Standing, normal_code
 LEADERS = 10  # rows of the leaderboard on screen (the export has everyone)
 CSS = """
 .gb-room-code { font: 700 2.4rem ui-monospace, Menlo, Consolas, monospace; letter-spacing: 0.08em; }
-.gb-room-link { font: 1rem ui-monospace, Menlo, Consolas, monospace; word-break: break-all; }
+.gb-room-link { font: 1rem ui-monospace, Menlo, Consolas, monospace; overflow-wrap: anywhere; }
 .gb-room-qr svg { width: 100%; height: auto; display: block; }
 .gb-room-prompt { font-size: 1.35rem; line-height: 1.5; border-left: 4px solid #0072B2; padding: 0.3rem 0.8rem;
                   white-space: pre-wrap; max-height: 9em; overflow-y: auto; }
 .gb-room-blank { border-bottom: 3px solid #D55E00; display: inline-block; width: 4em; }
 """
 PRESENTER_CSS = """
-.gb-room-code { font-size: 4.2rem; }
+.gb-room-code { font-size: 3.6rem; line-height: 1.1; }
 .gb-room-link { font-size: 1.25rem; }
 """
 
