@@ -224,3 +224,45 @@ def test_an_ended_room_takes_no_one_and_keeps_its_results():
     late = session(room=code)
     submit(late, "Join").click().run()
     assert "no open room with that code" in " ".join(e.value for e in late.error)
+
+
+def _recording(monkeypatch, module) -> list[str]:
+    """Every text `module` asks ui.cache for a trace of (the real trace is still made)."""
+    asked: list[str] = []
+    real = module.get_trace
+
+    def get_trace(text, choice=None):
+        asked.append(text)
+        return real(text, choice)
+    monkeypatch.setattr(module, "get_trace", get_trace)
+    return asked
+
+
+def test_opening_a_room_and_a_round_prewarms_their_traces(monkeypatch):
+    from ui.examples import texts
+    from ui.room import game
+    from ui.state import DEFAULT_TEXT
+
+    asked = _recording(monkeypatch, game)
+    presenter, _ = open_room()
+    assert set(asked) >= {*texts().values(), DEFAULT_TEXT}, "every prompt the room offers, before anyone joins"
+    asked.clear()
+    open_round(presenter, "A prompt no one has run yet")
+    assert asked[0] == "A prompt no one has run yet", "the round's prompt runs when the round opens"
+
+
+def test_starting_the_tour_in_presenter_mode_prewarms_every_step(monkeypatch):
+    from ui.state import DEFAULT_TEXT
+    from ui.workshop import tour
+
+    asked = _recording(monkeypatch, tour)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
+    button(at, "Take the guided tour").click().run()
+    assert asked == [], "outside presenter mode the tour starts at once"
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.query_params["present"] = "1"
+    at.run()
+    button(at, "Take the guided tour").click().run()
+    clean(at)
+    step_texts = {dict(s.params)["text"] for s in tour.steps() if "text" in dict(s.params)}
+    assert set(asked) == step_texts | {DEFAULT_TEXT}

@@ -8,6 +8,7 @@ from the step they are on. Next and Back reach the step's page through a link li
 from __future__ import annotations
 
 import html
+import logging
 import re
 import tomllib
 from dataclasses import dataclass
@@ -16,14 +17,16 @@ from pathlib import Path
 
 import streamlit as st
 
+from ..cache import get_trace
 from ..examples import named_texts
 from ..page import Page
 from ..registry import BY_ID
-from ..state import widget_key
+from ..state import MAX_CHARS, get_text, presenting, widget_key
 from .presenter import focus
 from .views import Applied, Unusable, apply_view, settings_of
 
 TOUR_FILE = Path(__file__).with_name("tour.toml")
+LOG = logging.getLogger("glassbox.ui")
 PLACE = "workshop.tour"  # session key: {"step": index into steps(), "on": bool}
 PENDING = "workshop.tour_pending"  # session key: set by Back / Next / Start; the next run opens the step
 FOCUS = "workshop.focus"  # session key: changes each time a step is entered (focus scrolls once)
@@ -130,6 +133,24 @@ def go(index: int) -> None:
     st.session_state[PENDING] = True
 
 
+def start(index: int) -> None:
+    """Start (or resume) the tour at step `index`; in presenter mode, first run the model on every step's text,
+    so the room's first clicks on each step are cache hits."""
+    if presenting():
+        prewarm()
+    go(index)
+
+
+def prewarm() -> None:
+    """Traces of every text the tour's steps show (and the session's own), computed now and cached."""
+    wanted = {dict(s.params).get("text") for s in steps()} | {get_text()}
+    for text in sorted(t[:MAX_CHARS] for t in wanted if t):
+        try:
+            get_trace(text)
+        except Exception:  # a text this model refuses (over its budget) is simply not pre-warmed
+            LOG.warning("Glassbox: the tour could not pre-warm a text", exc_info=True)
+
+
 def leave() -> None:
     """Exit the tour; the place is kept, so it resumes where it was left."""
     _place()["on"] = False
@@ -168,7 +189,7 @@ def start_button(where: str) -> None:
         return
     place = _place()["step"]
     label = f"Resume the tour (step {place + 1})" if place else "Take the guided tour"
-    st.button(label, icon=":material/tour:", key=widget_key(f"tour_start_{where}"), on_click=go, args=(place,),
+    st.button(label, icon=":material/tour:", key=widget_key(f"tour_start_{where}"), on_click=start, args=(place,),
               type="primary", help=f"{len(steps())} short steps through the model, from text to the next "
                                    "token. Every view stays live: change anything, then press Next.")
 
