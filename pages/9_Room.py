@@ -4,11 +4,8 @@ guesses the next token of a prompt; then the room's guesses are shown beside the
 The room lives in a database (ui/room/store.py), so every session sees the same room and a restart loses
 nothing; the page follows it by itself, once a second.
 """
-import streamlit as st
-
 import ui
 from ui.room import PAGE, room_page
 
 ui.setup_page(PAGE)
-st.title("Workshop room: guess the next token")
-room_page()
+room_page("Workshop room: guess the next token")

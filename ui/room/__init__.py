@@ -15,17 +15,21 @@ from __future__ import annotations
 import streamlit as st
 
 from ..errors import error_boundary
+from ..state import presenting
 from . import attendee, presenter
 from .state import PAGE, WANTED, attendee as attending, presenter as presenting_room, show_notice
 from .views import lobby, styles
 
 
-def room_page() -> None:
-    """The page below its title: the role this session has in a room, or the lobby."""
-    styles()
-    show_notice()
+def room_page(title: str) -> None:
+    """The page: the role this session has in a room, or the lobby. A presenter's room on a projector leaves the
+    title out: the room's code is the headline, and the code, the QR code and the link fit a 1280x720 screen."""
     me = presenting_room() or attending()
     wanted = st.session_state.get(WANTED)
+    if not (me is not None and me.token is not None and presenting() and wanted in (None, me.code)):
+        st.title(title)
+    styles()
+    show_notice()
     with error_boundary("showing the room"):
         if me is None or (wanted and wanted != me.code):
             lobby()

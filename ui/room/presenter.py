@@ -22,13 +22,17 @@ from ..state import presenting
 from ..text import md
 from .game import (CURRENT, FIRST_PROMPT, TYPED, draw_token, prewarm, prompt_of, prompt_sources, qr_svg, reveal_round,
                    rounds_csv, source_label)
-from .state import (LINK_BASE, PAGE, PROMPT_FROM, PROMPT_TYPED, TEMPERATURE, WARMED, Member, allowed, current_live,
-                    leave, notify, store)
+from .state import (LINK_BASE, PAGE, PROMPT_FROM, PROMPT_TYPED, TEMPERATURE, TO_TOP, WARMED, Member, allowed,
+                    current_live, leave, notify, store)
 from .store import Live, RoomError
 from .views import leaderboard, live_strip, phase, prompt_block, results
 
 QR_PX = {True: 340, False: 230}  # the QR code's width, in presenter mode or not
 LOCAL = ("localhost", "127.0.0.1", "::1", "0.0.0.0")
+TO_TOP_JS = """(() => { let n = 0; const t = setInterval(() => {
+  const el = document.querySelector('.gb-room-code');
+  if (el) { el.scrollIntoView({block: 'start'}); clearInterval(t); } else if (++n > 40) clearInterval(t);
+}, 100); })();"""
 
 
 def own_link_base() -> str:
@@ -45,6 +49,8 @@ def join_link(code: str) -> str:
 
 def join_block(code: str) -> None:
     """The code, the QR code and the link, large in presenter mode."""
+    if st.session_state.pop(TO_TOP, False):  # the button that opened the room sat lower on the page
+        st.html(f"<script>{TO_TOP_JS}</script>", unsafe_allow_javascript=True)
     link = join_link(code)
     st.html(f'<div class="gb-room-code" aria-label="Room code">{html.escape(code)}</div>')
     st.image(qr_svg(link), width=QR_PX[presenting()], caption="Scan to join")

@@ -52,6 +52,7 @@ ATTENDEE = PAGE.key("attendee")  # S: Member: the room this session attends
 WANTED = PAGE.key("wanted")  # S: a room code from a link or the code box, not joined yet
 LIVE = PAGE.key("live")  # S: the last Live loaded (its version says whether it is current)
 TIMES = PAGE.key("times")  # S: {action: deque of times}, for the rate limits
+TO_TOP = PAGE.key("to_top")  # S: a room just opened: bring its code to the top of the window once
 WARMED = PAGE.key("warmed")  # S: the room whose prompts this session has pre-warmed
 NOTICE = PAGE.key("notice")  # S: (kind, message) said once after a button's callback
 CODE_BOX, NAME_BOX, JOIN = PAGE.key("code_box"), PAGE.key("name"), PAGE.key("join")  # W: the lobby

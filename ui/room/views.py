@@ -27,8 +27,8 @@ from ..terms import define
 from ..text import md
 from .game import bars as bars_of, summary as summary_of
 from .figures import guesses_figure
-from .state import (ATTENDEE, CODE_BOX, JOIN, KEY_BOX, KEY_CODE, LIVE, NAME_BOX, PAGE, POLL_S, PRESENTER, WANTED,
-                    Member, allowed, current_live, notify, store)
+from .state import (ATTENDEE, CODE_BOX, JOIN, KEY_BOX, KEY_CODE, LIVE, NAME_BOX, PAGE, POLL_S, PRESENTER, TO_TOP,
+                    WANTED, Member, allowed, current_live, notify, store)
 from .schema import MAX_NAME
 from .store import Live, Mine, RoomError, Round, Standing, normal_code
 
@@ -141,6 +141,7 @@ def _open_room() -> None:
     st.session_state[PRESENTER] = Member(room.id, room.code, "Presenter", token=token)
     st.session_state.pop(WANTED, None)
     st.session_state.pop(LIVE, None)
+    st.session_state[TO_TOP] = True
 
 
 def _take_back() -> None:
