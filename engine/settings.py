@@ -43,7 +43,7 @@ REMOVED = {
     PREFIX + "SERVER_TRACE_MB": f"{PREFIX}TRACE_BUDGET_MB (the server models' traces hold {TRACES_KEPT} traces' "
                                 "worth)",
 }
-TEST_ONLY = {PREFIX + "REQUIRE_BROWSER"}  # read by tests/conftest.py, not by the app
+TEST_ONLY = {PREFIX + "REQUIRE_BROWSER", PREFIX + "REQUIRE_POSTGRES"}  # read by the tests, not by the app
 NDIF_DEFAULT_URL = "https://api.ndif.us"  # nnsight's own default
 
 
@@ -92,6 +92,19 @@ def lower(raw: str) -> str:
 
 def path(raw: str) -> Path:
     return Path(raw).expanduser()
+
+
+def database_url(raw: str) -> str:
+    """A database URL SQLAlchemy can open with the drivers Glassbox installs (PostgreSQL through psycopg,
+    SQLite), or a file path, which means an SQLite file there."""
+    scheme = raw.split("://", 1)[0].lower() if "://" in raw else ""
+    if not scheme:
+        return "sqlite:///" + str(Path(raw).expanduser().resolve())
+    if scheme in ("postgres", "postgresql", "postgresql+psycopg"):
+        return "postgresql+psycopg://" + raw.split("://", 1)[1]
+    if scheme == "sqlite" and raw.startswith("sqlite:///"):
+        return raw
+    raise ValueError("must be a file path, sqlite:///PATH or postgresql://USER:PASSWORD@HOST/DATABASE")
 
 
 def web_address(raw: str) -> str:
@@ -163,6 +176,13 @@ class Settings:
     gutenberg_url: str | None = _var("GUTENBERG_URL", web_address, None,
                                      "a Project Gutenberg mirror for the Train page's books",
                                      shown="https://www.gutenberg.org")
+    # The workshop room (ui/room): its database and its limits
+    room_db: str | None = _var("ROOM_DB", database_url, None, "where workshop rooms are kept: a file path or "
+                               "sqlite:///PATH (one server), or postgresql://... (several replicas share it)",
+                               hidden=True, shown=".cache/rooms.db (SQLite)")
+    room_max_attendees: int = _var("ROOM_MAX_ATTENDEES", whole(1, 1000), 100, "attendees one room admits")
+    room_hours: float = _var("ROOM_HOURS", positive("hours", 168), 12.0,
+                             "how long a room stays open after it is opened (its presenter can end it sooner)")
     # The hosted model beside ours on the Next token page (also from Streamlit secrets)
     hosted_base_url: str = _var("HOSTED_BASE_URL", text, "", "the host's endpoint, up to the version (…/v1)",
                                 secret=True, shown="none: the section is off until a user types one")

@@ -38,6 +38,10 @@ GOOD = [
     ("GLASSBOX_HUB_DIR", "/tmp/hub", "hub_dir", Path("/tmp/hub")),
     ("GLASSBOX_GPT2_TOKENIZER", "models/gpt2-tokenizer", "gpt2_tokenizer", Path("models/gpt2-tokenizer")),
     ("GLASSBOX_GUTENBERG_URL", "http://127.0.0.1:8000/", "gutenberg_url", "http://127.0.0.1:8000"),
+    ("GLASSBOX_ROOM_DB", "postgresql://u:p@db.example.org/glassbox", "room_db",
+     "postgresql+psycopg://u:p@db.example.org/glassbox"),
+    ("GLASSBOX_ROOM_MAX_ATTENDEES", "30", "room_max_attendees", 30),
+    ("GLASSBOX_ROOM_HOURS", "2.5", "room_hours", 2.5),
     ("GLASSBOX_HOSTED_BASE_URL", "https://api.example.org/v1", "hosted_base_url", "https://api.example.org/v1"),
     ("GLASSBOX_HOSTED_MODEL", "gpt-4o-mini", "hosted_model", "gpt-4o-mini"),
     ("GLASSBOX_HOSTED_API", "anthropic", "hosted_api", "anthropic"),
@@ -80,6 +84,8 @@ BAD = [
     ("GLASSBOX_HOSTED_USER_ENDPOINTS", "nope", "must be 1 or 0 (on or off)"),
     ("GLASSBOX_HOSTED_ALLOW_PRIVATE", "yes please", "must be 1 or 0 (on or off)"),
     ("GLASSBOX_GUTENBERG_URL", "ftp://mirror.example.org", "must be an http:// or https:// address"),
+    ("GLASSBOX_ROOM_MAX_ATTENDEES", "0", "must be a whole number from 1 to 1000"),
+    ("GLASSBOX_ROOM_HOURS", "200", "must be a number above 0 and at most 168 (hours)"),
     ("GLASSBOX_HOSTED_PER_MINUTE", "1001", "must be a whole number from 1 to 1000"),
     ("GLASSBOX_HOSTED_MAX_SAMPLES", "51", "must be a whole number from 1 to 50"),
     ("GLASSBOX_HOSTED_TIMEOUT_S", "61", "must be a number above 0 and at most 60 (seconds)"),
@@ -120,7 +126,8 @@ def test_defaults_and_empty_values():
     assert (d.session_models_mb, d.hub_disk_mb, d.hub, d.hosted_api, d.hosted_user_endpoints) == (
         300.0, 4096.0, True, "chat", True)
     assert (d.hosted_per_minute, d.hosted_max_samples, d.hosted_timeout_s) == (20, 10, 8.0)
-    assert d.model is d.models_dir is d.hub_dir is d.gpt2_tokenizer is d.gutenberg_url is None
+    assert d.model is d.models_dir is d.hub_dir is d.gpt2_tokenizer is d.gutenberg_url is d.room_db is None
+    assert (d.room_max_attendees, d.room_hours) == (100, 12.0)
     assert d.max_forwards >= 1 and d.train_threads >= 1 and d.device == ""
 
 
@@ -142,6 +149,19 @@ def test_secrets_fill_only_the_hosted_settings_the_environment_leaves_unset():
     assert s.hosted_base_url == "https://env.example.org/v1", "the environment wins"
     with pytest.raises(SettingError, match="GLASSBOX_HOSTED_PER_MINUTE must be"):
         load({}, {"GLASSBOX_HOSTED_PER_MINUTE": "0"})
+
+
+def test_a_room_database_is_a_path_or_a_url_and_never_shown(tmp_path):
+    assert load({"GLASSBOX_ROOM_DB": str(tmp_path / "r.db")}).room_db == f"sqlite:///{tmp_path / 'r.db'}"
+    assert load({"GLASSBOX_ROOM_DB": "sqlite:////srv/rooms.db"}).room_db == "sqlite:////srv/rooms.db"
+    for scheme in ("postgres", "postgresql", "postgresql+psycopg"):
+        assert load({"GLASSBOX_ROOM_DB": f"{scheme}://h/db"}).room_db == "postgresql+psycopg://h/db"
+    s = load({"GLASSBOX_ROOM_DB": "postgresql://me:hunter2@h/db"})
+    assert "hunter2" not in repr(s), "a database URL may hold a password"
+    with pytest.raises(SettingError) as e:
+        load({"GLASSBOX_ROOM_DB": "mysql://me:hunter2@h/db"})
+    assert str(e.value) == ("GLASSBOX_ROOM_DB must be a file path, sqlite:///PATH or "
+                            "postgresql://USER:PASSWORD@HOST/DATABASE, not (hidden)")
 
 
 def test_the_host_key_never_shows():

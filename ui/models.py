@@ -181,6 +181,18 @@ def default_model() -> ModelChoice:
     return _load_shared(str(folder), stamp)
 
 
+def shared_model(name: str) -> ModelChoice:
+    """A model any session can load by its picker name: the built-in one, or a server model ("folder:gpt2").
+    A workshop room plays against one. Raises Refused (a plain sentence) when this server cannot open it."""
+    default = default_model()
+    if name == default.name:
+        return default
+    source = _server_model(name) if name.startswith((FOLDER, HUB)) else None
+    if source is None:
+        raise Refused("The room's model is not offered by this server any more.")
+    return SHARED.get(source)
+
+
 def model_bytes(model: GPT) -> int:
     """Bytes of a model's weights (a tied weight counted once, as `parameters()` lists it)."""
     return sum(p.numel() * p.element_size() for p in model.parameters())

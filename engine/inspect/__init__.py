@@ -14,9 +14,10 @@
 - quantize: a copy of a model in 8 bits (PyTorch's int8) or 4, 3, 2 (simulated), and what it costs
 - circuits: head types and the induction test's loss at a training checkpoint
 - model_pair: two models of one vocabulary on the same tokens (base and instruct, before and after tuning)
+- guessing: a person's guess at the next token, read as the tokenizer splits it and scored by the model
 """
-from . import (attention_steps, bpe_steps, circuits, compare_tokenizers, embeddings, heads, kv, kv_shapes, lens,
-               model_pair, neurons, params, quantize, surprise, word_context)
+from . import (attention_steps, bpe_steps, circuits, compare_tokenizers, embeddings, guessing, heads, kv, kv_shapes,
+               lens, model_pair, neurons, params, quantize, surprise, word_context)
 
-__all__ = ["attention_steps", "bpe_steps", "circuits", "compare_tokenizers", "embeddings", "heads", "kv", "kv_shapes",
-           "lens", "model_pair", "neurons", "params", "quantize", "surprise", "word_context"]
+__all__ = ["attention_steps", "bpe_steps", "circuits", "compare_tokenizers", "embeddings", "guessing", "heads", "kv",
+           "kv_shapes", "lens", "model_pair", "neurons", "params", "quantize", "surprise", "word_context"]

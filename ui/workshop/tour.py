@@ -13,6 +13,7 @@ model has no such thing (a fact's FOUND is false) the step says so in its `other
 from __future__ import annotations
 
 import html
+import logging
 import re
 import tomllib
 from dataclasses import dataclass
@@ -21,16 +22,19 @@ from pathlib import Path
 
 import streamlit as st
 
+from ..cache import get_trace
+from ..examples import named_texts
 from ..models import ModelChoice, current_model
 from ..page import Page
 from ..registry import BY_ID
-from ..state import get_text, widget_key
+from ..state import MAX_CHARS, get_text, presenting, widget_key
 from ..text import md
 from ..view import FOUND, Context
 from .presenter import focus
 from .views import Applied, Unusable, apply_view, settings_of
 
 TOUR_FILE = Path(__file__).with_name("tour.toml")
+LOG = logging.getLogger("glassbox.ui")
 PLACE = "workshop.tour"  # session key: {"step": index into steps(), "on": bool}
 PENDING = "workshop.tour_pending"  # session key: set by Back / Next / Start; the next run opens the step
 FOCUS = "workshop.focus"  # session key: changes each time a step is entered (focus scrolls once)
@@ -86,7 +90,7 @@ def _check_placeholders(where: str, page: Page, fact: str | None, *templates: st
 def load(path: Path = TOUR_FILE) -> tuple[dict[str, str], tuple[Step, ...]]:
     """The named texts and the steps of a tour file. Raises ValueError naming the step and the problem."""
     data = tomllib.loads(path.read_text(encoding="utf-8"))
-    texts = {str(k): str(v) for k, v in data.get("texts", {}).items()}
+    texts = named_texts(data)
     steps = []
     for i, raw in enumerate(data.get("step", []), start=1):
         where = f"{path.name}, step {i}"
@@ -160,6 +164,24 @@ def go(index: int) -> None:
     """Open step `index` (0-based) on the next run: Start, Back and Next call this."""
     st.session_state[PLACE] = {"step": max(0, min(index, len(steps()) - 1)), "on": True}
     st.session_state[PENDING] = True
+
+
+def start(index: int) -> None:
+    """Start (or resume) the tour at step `index`; in presenter mode, first run the model on every step's text,
+    so the room's first clicks on each step are cache hits."""
+    if presenting():
+        prewarm()
+    go(index)
+
+
+def prewarm() -> None:
+    """Traces of every text the tour's steps show (and the session's own), computed now and cached."""
+    wanted = {dict(s.params).get("text") for s in steps()} | {get_text()}
+    for text in sorted(t[:MAX_CHARS] for t in wanted if t):
+        try:
+            get_trace(text)
+        except Exception:  # a text this model refuses (over its budget) is simply not pre-warmed
+            LOG.warning("Glassbox: the tour could not pre-warm a text", exc_info=True)
 
 
 def leave() -> None:
@@ -247,7 +269,7 @@ def start_button(where: str) -> None:
         return
     place = _place()["step"]
     label = f"Resume the tour (step {place + 1})" if place else "Take the guided tour"
-    st.button(label, icon=":material/tour:", key=widget_key(f"tour_start_{where}"), on_click=go, args=(place,),
+    st.button(label, icon=":material/tour:", key=widget_key(f"tour_start_{where}"), on_click=start, args=(place,),
               type="primary", help=f"{len(steps())} short steps through the model, from text to the next "
                                    "token. Every view stays live: change anything, then press Next.")
     if place:
