@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from conftest import open_app, streamlit_server, wait_for_app
+from ui.qr import qr_svg
 from ui.workshop import tour
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -141,6 +142,13 @@ def test_a_copied_link_opens_the_same_view_on_a_fresh_server(browser, app_server
         copied = tab.evaluate("navigator.clipboard.readText()")
         assert copied == tab.locator(".gb-link-url").first.input_value()
         assert copied.startswith(app_server + "/Attention?")
+        # The same link as a QR code, drawn on the server from the session's view: exactly the copied link.
+        tab.locator("[data-testid='stPopoverBody']").get_by_text("Show it as a QR code").click()
+        image = tab.locator("[data-testid='stPopoverBody'] [data-testid='stImage'] img").first
+        image.wait_for()
+        svg = tab.evaluate("async (src) => await (await fetch(src)).text()", image.get_attribute("src"))
+        modules = re.compile(r'class="qrline"[^>]*\sd="([^"]+)"')  # the code's dark modules, as segno draws them
+        assert modules.search(svg).group(1) == modules.search(qr_svg(copied)).group(1)
     finally:
         context.close()
 

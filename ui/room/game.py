@@ -10,7 +10,6 @@ import io
 from dataclasses import dataclass
 
 import pandas as pd
-import streamlit as st
 import torch
 
 from engine import display_token
@@ -138,11 +137,3 @@ def rounds_csv(guesses: list[dict], rounds: list[Round]) -> str:
     buffer = io.StringIO()
     pd.DataFrame(rows, columns=columns).to_csv(buffer, index=False)
     return buffer.getvalue()
-
-
-@st.cache_data(max_entries=64, show_spinner=False)
-def qr_svg(link: str) -> str:
-    """The join link as a QR code, drawn offline (segno) as an SVG that scales to any size."""
-    import segno
-
-    return segno.make(link, error="m").svg_inline(scale=1, border=2, dark="#000", light="#fff", omitsize=True)

@@ -18,9 +18,10 @@ import streamlit as st
 from engine.inspect.guessing import BadGuess
 
 from ..errors import error_boundary
+from ..qr import qr_svg
 from ..state import presenting
 from ..text import md
-from .game import (CURRENT, FIRST_PROMPT, TYPED, draw_token, prewarm, prompt_of, prompt_sources, qr_svg, reveal_round,
+from .game import (CURRENT, FIRST_PROMPT, TYPED, draw_token, prewarm, prompt_of, prompt_sources, reveal_round,
                    rounds_csv, source_label)
 from .state import (LINK_BASE, PAGE, PROMPT_FROM, PROMPT_TYPED, TEMPERATURE, TO_TOP, WARMED, Member, allowed,
                     current_live, leave, notify, store)

@@ -40,13 +40,13 @@ def chrome(page: Page) -> None:
         with error_boundary("reading the tour"):
             tour.start_button("sidebar")
         presenter.toggle()
-        links.link_control(key=page.key("gb_link"))
+        links.link_control(page, key=page.key("gb_link"))
     presenter.styles()
     links.show_note()
     if presenter.presenting():
         with st.container(horizontal=True, vertical_alignment="center"):
             presenter.leave_button()
-            links.link_control(key=page.key("gb_link_main"))
+            links.link_control(page, key=page.key("gb_link_main"))
             if not tour.touring():
                 with error_boundary("reading the tour"):
                     tour.start_button("top")

@@ -18,12 +18,13 @@ import re
 import zlib
 from dataclasses import dataclass
 from functools import lru_cache
-from urllib.parse import quote_plus
+from urllib.parse import quote_plus, urlencode
 
 import streamlit as st
 from streamlit.errors import StreamlitPageNotFoundError
 
 from ..page import Page
+from ..qr import qr_svg
 from ..registry import BY_ID
 from ..state import MAX_CHARS, PAGE, get_text, presenting, set_presenting
 from .tour import current_step_number, enter, step_of_param, take_pending
@@ -207,11 +208,22 @@ def show_note() -> None:
         st.info(note, icon=":material/link_off:")
 
 
-def link_control(key: str) -> None:
-    """A "Link to this view" popover: the link, a Copy button, and what the link holds.
+def shared_link(page: Page) -> str | None:
+    """The link to the session's view of `page` as the server knows it (the address the browser opened the page
+    at, and the view's query without presenter mode); None where the address is unknown (no browser)."""
+    base = st.context.url
+    if not base:
+        return None
+    params = {k: v for k, v in link_params(page).items() if k != PRESENT}
+    return f"{base}?{urlencode(params)}" if params else base
+
+
+def link_control(page: Page, key: str) -> None:
+    """A "Link to this view" popover: the link, a Copy button, what the link holds, and the link as a QR code.
 
     The link is read from the address bar in the browser, which `sync_url` keeps current even when only a
-    fragment reran (and this popover with it did not); presenter mode is left out of it.
+    fragment reran (and this popover with it did not); presenter mode is left out of it. The QR code is drawn
+    on the server from the session's view when the box is ticked (a rerun of the whole page).
     """
     with st.popover("Link to this view", icon=":material/link:", key=key,
                     help="A link that opens this page as you see it now, on any browser."):
@@ -227,6 +239,13 @@ def link_control(key: str) -> None:
                        icon=":material/content_cut:")
         elif packed.name == PACKED:
             st.caption("The text is compressed in the link (`tz=`), so a long text still makes a short link.")
+        if st.checkbox("Show it as a QR code", key=f"{key}_qr",
+                       help="For a room to scan from the screen: the link to the view as the page last drew it."):
+            link = shared_link(page)
+            if link is None:
+                st.caption("This page's address is not known here, so there is no code to draw.")
+            else:
+                st.image(qr_svg(link), width=260, caption="Scan to open this view")
 
 
 def view_link(page: Page, view: dict[str, str], label: str) -> None:
