@@ -181,6 +181,21 @@ STALE_PARTIAL_S = 15 * 60  # a download writes to its folder every few seconds (
 #                            untouched this long belongs to a process that was killed mid-download
 
 
+def fetched_into(dest: Path, info: hub.RepoInfo, revision: str | None, fill: Callable[[Path], list[str]]) -> None:
+    """Fill a new folder beside `dest` with `fill(tmp)` (which returns the names of the files it fetched), record
+    where they came from (SOURCE_RECORD), and swap the folder in whole: a failure or an interruption leaves no
+    half folder at `dest`, only a `PARTIAL` one that `sweep_partials` removes later."""
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}{PARTIAL}", dir=dest.parent))
+    try:
+        names = fill(tmp)
+        (tmp / SOURCE_RECORD).write_text(json.dumps(
+            {"repo_id": info.repo_id, "revision": revision, "commit": info.commit, "files": names}, indent=2) + "\n")
+        swap_in(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
 def sweep_partials(dest_root: Path, stale_s: float = STALE_PARTIAL_S) -> list[str]:
     """Remove what killed downloads left under dest_root: partial folders nothing has written to for
     `stale_s` seconds (they count against the Hub folder's disk cap). The names removed."""
@@ -224,15 +239,7 @@ def fetch_hub_model(repo_id: str, dest_root: Path, progress: Callable[[int, int]
             info = client.model_info(repo_id, revision)
             dest_root.mkdir(parents=True, exist_ok=True)
             sweep_partials(dest_root)
-            tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}{PARTIAL}", dir=dest_root))
-            try:
-                names = _download(client, info, tmp, progress)
-                (tmp / SOURCE_RECORD).write_text(json.dumps(
-                    {"repo_id": repo_id, "revision": revision, "commit": info.commit, "files": names}, indent=2) + "\n")
-                swap_in(tmp, dest)
-            except BaseException:
-                shutil.rmtree(tmp, ignore_errors=True)
-                raise
+            fetched_into(dest, info, revision, lambda tmp: _download(client, info, tmp, progress))
         except hub.Unreachable as e:
             raise HubUnreachable(f"The Hugging Face Hub could not be reached ({e.reason}): check the network, or "
                                  f"put the model in {MODELS_DIR_ENV}.") from None

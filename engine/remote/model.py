@@ -13,20 +13,16 @@ the tokenizer, the parameter count (counted on the meta model); and the nnsight 
 """
 from __future__ import annotations
 
-import json
-import shutil
-import tempfile
 import threading
 from functools import lru_cache
 from pathlib import Path
 
 from .. import settings
 from ..model import hub
-from ..model.checkpoint import swap_in
 from ..model.families.base import MAX_LAYERS, ArchConfig
 from ..model.files import (CONFIG, MAX_JSON_BYTES, MAX_TOKENIZER_BYTES, TOKENIZER, read_capped,
                            read_config_json)
-from ..model.sources import check_repo_id, folder_name
+from ..model.sources import check_repo_id, fetched_into, folder_name
 from ..model.tokenizer import GPT2_PAIR, check_tokenizer_patterns, load_tokenizer
 from .lib import import_nnsight
 from .recipes import RECIPES, Recipe, UnsupportedModel, arch_of, recipe_for
@@ -74,17 +70,13 @@ def fetch_files(repo_id: str, revision: str | None, token: str | None, timeout: 
             if TOKENIZER not in names and not all(n in names for n in GPT2_PAIR):
                 raise ModelUnavailable(f"{repo_id} has no tokenizer.json on the Hub.")
             folder.parent.mkdir(parents=True, exist_ok=True)
-            tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.partial-", dir=folder.parent))
-            try:
+
+            def fill(tmp: Path) -> list[str]:
                 for name in names:
                     cap = MAX_TOKENIZER_BYTES if name == TOKENIZER else MAX_JSON_BYTES
                     client.download(repo_id, info.commit, info.files[name], tmp / name, cap)
-                (tmp / ".glassbox-source.json").write_text(json.dumps(
-                    {"repo_id": repo_id, "revision": revision, "commit": info.commit, "files": names}) + "\n")
-                swap_in(tmp, folder)
-            except BaseException:
-                shutil.rmtree(tmp, ignore_errors=True)
-                raise
+                return names
+            fetched_into(folder, info, revision, fill)
         except hub.Unreachable as e:
             raise ModelUnavailable(f"{repo_id}'s config could not be fetched: the Hugging Face Hub could not be "
                                    f"reached ({e.reason}). Put its config.json and tokenizer in "
