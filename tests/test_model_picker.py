@@ -13,6 +13,7 @@ from engine_fixtures import save_server_models
 PAGES = ["app.py", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "pages").glob("*.py"))]
 TIMEOUT = 120
 LLAMA, GPT2, NEO, BROKEN = "folder:tiny-llama", "folder:tiny-gpt2", "folder:tiny-neo", "folder:broken"
+RELU = "folder:tiny-gpt2-relu"
 
 
 @pytest.fixture(scope="module")
@@ -22,6 +23,14 @@ def models_dir(tmp_path_factory):
     (root / "broken").mkdir()
     (root / "broken" / "config.json").write_text((root / "tiny-llama" / "config.json").read_text())
     (root / "broken" / "pytorch_model.bin").write_bytes(b"not loaded, ever")
+    # A GPT-2 config our GPT does not implement (a ReLU MLP, scores divided by the layer's number too): it runs
+    # inside transformers.
+    from transformers import GPT2Config, GPT2LMHeadModel
+    from engine_fixtures import VOCAB, tokenizer
+    variant = GPT2LMHeadModel(GPT2Config(n_positions=64, n_embd=32, n_layer=2, n_head=2, vocab_size=VOCAB,
+                                         activation_function="relu", scale_attn_by_inverse_layer_idx=True))
+    variant.save_pretrained(root / "tiny-gpt2-relu")
+    tokenizer().save_pretrained(root / "tiny-gpt2-relu")
     return root
 
 
@@ -72,6 +81,24 @@ def test_every_page_works_with_a_real_architecture(page, model):
     assert not at.exception, [e.message for e in at.exception]
     assert not at.error, [e.value for e in at.error]
     assert at.session_state["models.selected"] == model, "the model stayed selected"
+
+
+def test_a_gpt2_config_our_gpt_does_not_implement_is_listed_and_opens_in_transformers():
+    at = run()
+    labels = at.sidebar.selectbox(key="home.model_select").options
+    assert any(label.startswith("tiny-gpt2-relu") and "(server)" in label for label in labels), labels
+    at = AppTest.from_file(str(ROOT / "pages" / "2_Attention.py"), default_timeout=TIMEOUT)
+    at.session_state["models.selected"] = RELU
+    at.query_params["tab"] = "how-a-weight-is-made"
+    at.query_params["layer"] = "1"
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert not at.error and not at.sidebar.warning, [e.value for e in [*at.error, *at.sidebar.warning]]
+    assert at.session_state["models.selected"] == RELU
+    text = sidebar_text(at)
+    assert "GPT-2 architecture" in text and "MLP nonlinearity: relu" in text and "L + 1" in text
+    assert any("by √16 × 2 in layer 1" in c.value for c in at.caption), "the weight's steps divide by the layer too"
+    assert ui.models.SHARED.loaded()[0].model.__class__.__name__ == "HFModel"
 
 
 def test_a_folder_that_cannot_be_opened_falls_back_with_a_line():

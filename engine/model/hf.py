@@ -238,7 +238,7 @@ def load_hf(folder: str | Path, device: torch.device | str = "cpu", family: Fami
     `config`, `family`: its config.json and family, when the caller has already read and decided them."""
     folder = Path(folder)
     config = read_config_json(folder) if config is None else config
-    family = family or family_for(config, CheckpointError, untyped_gpt2=True)
+    family = family or family_for(config, CheckpointError, untyped_gpt2=True).runner(config)
     if family.native:
         raise CheckpointError(f"{family.name} folders load into Glassbox's own GPT: use load_model")
     if not any(folder.glob("*.safetensors")):
@@ -279,13 +279,13 @@ def _check_tokenizer(folder: Path) -> None:
 
 
 def load_model(folder: str | Path, device: torch.device | str = "cpu", max_bytes: int | None = None):
-    """(model, tokenizer) from any supported folder: GPT-2 family on our GPT, the rest in transformers. Reads
-    config.json once and lets the family table decide; checks the tokenizer's splitting expressions first (a
-    folder may come from the Hub)."""
+    """(model, tokenizer) from any supported folder: GPT-2 family on our GPT (or in transformers, for a GPT-2
+    config our GPT does not implement), the rest in transformers. Reads config.json once and lets the family
+    table decide; checks the tokenizer's splitting expressions first (a folder may come from the Hub)."""
     folder = Path(folder)
     _check_tokenizer(folder)
     config = read_config_json(folder)
-    family = family_for(config, CheckpointError, untyped_gpt2=True)
+    family = family_for(config, CheckpointError, untyped_gpt2=True).runner(config)  # GPT-2 + ReLU: transformers
     if family.native:
         return load_pretrained(folder, device, max_bytes=max_bytes, config=config)
     return load_hf(folder, device, family, config)

@@ -74,9 +74,10 @@ TUNE_MAX_PARAMS = 20_000_000  # DPO keeps the weights, a frozen reference, gradi
 def tunable(choice: ModelChoice) -> str | None:
     """Why this model cannot be tuned here, or None. Tuning runs on Glassbox's own GPT, on a CPU, in seconds."""
     if not isinstance(choice.model, GPT):
+        what = (f"a {family_name(choice.model.config)} model" if choice.model.config.family != "gpt2" else
+                "a GPT-2 variant our GPT does not implement (it runs inside transformers)")
         return (f"Preference tuning runs on Glassbox's own GPT (the built-in model, GPT-2-family models, models you "
-                f"train); {choice.name} is a {family_name(choice.model.config)} model, shown as it is. Pick one of "
-                "those in the sidebar to tune.")
+                f"train); {md(choice.name)} is {what}, shown as it is. Pick one of those in the sidebar to tune.")
     if choice.n_params > TUNE_MAX_PARAMS:
         return (f"{choice.name} has {describe_size(choice.n_params)} parameters: tuning it would hold about "
                 f"{5 * 4 * choice.n_params / 2**30:.1f} GB (weights, a frozen copy, gradients, optimizer state) "
