@@ -16,12 +16,13 @@ import streamlit as st
 
 from engine import Encoding, Trace, encode, run_trace, settings
 from engine.model.cost import BUDGET_MB_ENV, TraceBudget, config_cost, size_text
-from engine.model.trace import encode_for_model
+from engine.model.trace import NonFiniteTrace, encode_for_model
 
 from .errors import Refused
 from .lru import ByteLRU
 from .models import ModelChoice, current_model
 from .server import model_work
+from .text import md
 
 SHARED_TRACES = 16  # process-wide cache entries; one trace is tens of MB for a small model
 SESSION_TRACES = 4  # per-session cache entries for the session's own models
@@ -44,7 +45,7 @@ def cached_bytes(cache: ByteLRU) -> int:
 def _shared_trace(model_key: str, text: str, _choice: ModelChoice) -> Trace:
     # Keyed by (model_key, text); `_choice` is not hashed (the leading underscore tells Streamlit so).
     with model_work():
-        return run_trace(_choice.model, _choice.tokenizer, text)
+        return _run(_choice, text)
 
 
 def get_trace(text: str, choice: ModelChoice | None = None) -> Trace:
@@ -69,7 +70,7 @@ def get_trace(text: str, choice: ModelChoice | None = None) -> Trace:
     _refuse_over(config_cost(choice.model.config, n_pos=len(enc)).bytes, cap)  # exact for ours: before running
     with st.spinner("Running your model…"):
         with model_work():
-            trace = run_trace(choice.model, choice.tokenizer, text)
+            trace = _run(choice, text)
     _refuse_over(trace.nbytes, cap)
     cache.put(key, trace)
     return trace
@@ -92,9 +93,17 @@ def _server_trace(text: str, choice: ModelChoice) -> Trace:
                       f"shorten the text to about {max(fits - 1, 0):,} tokens.")
     with st.spinner(f"Running {choice.name}…"):
         with model_work():
-            trace = run_trace(choice.model, choice.tokenizer, text)
+            trace = _run(choice, text)
     SERVER_TRACES.put(key, trace)
     return trace
+
+
+def _run(choice: ModelChoice, text: str) -> Trace:
+    """One recorded pass; a pass that holds NaN or infinity is refused in a sentence, never drawn as "nan%"."""
+    try:
+        return run_trace(choice.model, choice.tokenizer, text)
+    except NonFiniteTrace as e:
+        raise Refused(str(e).replace("The model's", f"{md(choice.name)}'s", 1)) from None
 
 
 def _refuse_over(need: int, cap: int) -> None:

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -258,6 +259,10 @@ def load_hf(folder: str | Path, device: torch.device | str = "cpu", family: Fami
             attn_implementation=family.attention, dtype=torch.float32)
     except Exception as e:  # transformers raises many types for a broken folder; the user gets one line
         raise CheckpointError(f"transformers could not load the model: {str(e).splitlines()[0][:300]}") from None
+    for name, p in hf.named_parameters():
+        # numpy, single-threaded, as our GPT's loader: torch's thread pool costs more than the check on 2 cores
+        if not np.isfinite(p.detach().numpy()).all():
+            raise CheckpointError(f"{name} holds NaN or infinite values")
     hf.to(device).eval()
     for p in hf.parameters():
         p.requires_grad_(False)  # shared and read-only: no autograd bookkeeping on any session's forward

@@ -30,7 +30,7 @@ from ..model.cost import TraceBudget, config_cost, over_budget
 from ..model.files import CONFIG, MAX_CONFIG_BYTES, TOKENIZER, WEIGHTS
 from ..model.gpt import GPT
 from ..model.tokenizer import EOT, check_tokenizer_json, wrap
-from ..model.trace import run_trace
+from ..model.trace import NonFiniteTrace, run_trace
 
 MAX_ZIP_BYTES = 25 * 2**20  # the same as server.maxUploadSize in .streamlit/config.toml (a test holds them equal)
 MAX_WEIGHTS_BYTES = 200 * 2**20
@@ -193,6 +193,9 @@ def _probe(model: GPT, tokenizer) -> None:
     logits so large that every probability is 0 or 1 and every page's entropy is NaN."""
     try:
         trace = run_trace(model, tokenizer, PROBE)
+    except NonFiniteTrace as e:
+        raise BundleError(f"The model's {e.name} on a test sentence hold NaN or infinite values: its weights or "
+                          "config are broken.") from None
     except NOT_NATIVE:
         raise
     except BaseException as e:  # noqa: BLE001 - whatever the tokenizer or the model raise, it is a refusal
