@@ -147,6 +147,9 @@ class Settings:
     hub: bool = _var("HUB", switch, True, "0 hides the Hugging Face Hub picker (a server that must not download)")
     hub_dir: Path | None = _var("HUB_DIR", path, None, "where Hub models are downloaded",
                                 shown=".cache/hub-models")
+    hub_shared: bool = _var("HUB_SHARED", switch, False, "1: a model one visitor downloads from the Hub is "
+                            "offered to every visitor; 0: only to that visitor's session (the files on disk are "
+                            "reused, not downloaded again, when another visitor asks for the same id)")
     gpt2_tokenizer: Path | None = _var("GPT2_TOKENIZER", path, None, "a folder with GPT-2's tokenizer, for the "
                                        "Tokens page's comparison (looked for first)", shown="none")
     gutenberg_url: str | None = _var("GUTENBERG_URL", web_address, None,

@@ -183,3 +183,79 @@ def test_a_link_names_a_server_model_and_opens_on_it():
     assert not at.exception and at.session_state["models.selected"] == LLAMA
     assert "Llama architecture" in sidebar_text(at)
     assert at.query_params["model"] == [LLAMA] or at.query_params["model"] == LLAMA, "the URL keeps the model"
+
+
+# -- one visitor's Hub download is that visitor's ------------------------------------------------------------
+
+def _download(at: AppTest, repo_id: str) -> AppTest:
+    at.sidebar.text_input(key="home.model_select.hub_typed").set_value(repo_id)
+    return at.sidebar.button(key="home.model_select.hub_go").click().run()
+
+
+def _offers(at: AppTest, name: str) -> bool:
+    return any(label.startswith(name) and "(Hub)" in label for label in at.sidebar.selectbox(
+        key="home.model_select").options)
+
+
+def _compared_names() -> list[str]:
+    """The tokenizers a fresh session's Tokens page compares with (besides its own and GPT-2's)."""
+    def script():
+        import streamlit as st
+
+        from ui.models import current_model
+        from ui.tokens.splitting import other_tokenizers
+        st.text("|".join(name for name, _ in other_tokenizers(current_model())))
+    at = AppTest.from_function(script, default_timeout=TIMEOUT).run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at.text[0].value.split("|") if at.text[0].value else []
+
+
+@pytest.fixture
+def hub_with_llama(models_dir, tmp_path, monkeypatch):
+    from hub_fake import FakeHub
+    hub = FakeHub()
+    hub.add("tiny/llama", _folder_files(models_dir / "tiny-llama"))
+    monkeypatch.setenv("HF_ENDPOINT", hub.base_url)
+    monkeypatch.setenv("GLASSBOX_HUB_DIR", str(tmp_path / "hub"))  # empty: nothing downloaded yet
+    ui.models.server_models.clear()
+    yield hub
+    hub.stop()
+
+
+def test_a_visitors_hub_download_is_listed_in_their_session_only(hub_with_llama, tmp_path):
+    alice = _download(run(), "tiny/llama")
+    assert not alice.exception and alice.session_state["models.selected"] == "hub:tiny/llama"
+    assert _offers(alice, "tiny/llama")
+    assert [c.name for c in ui.models.SHARED.loaded()] == ["tiny/llama"], "loaded once, for Alice"
+
+    bob = run()
+    assert not _offers(bob, "tiny/llama")
+    assert "tiny/llama's BPE" not in _compared_names(), "Alice's download does not join Bob's comparison"
+    # A link naming it does not open it for Bob either: it is not among the models offered to him.
+    linked = AppTest.from_file(str(ROOT / "pages" / "2_Attention.py"), default_timeout=TIMEOUT)
+    linked.query_params["model"] = "hub:tiny/llama"
+    linked.run()
+    assert not linked.exception
+    assert linked.session_state["models.selected"] != "hub:tiny/llama" if "models.selected" in linked.session_state \
+        else True
+    assert any("model=" in i.value and "no model of that name here" in i.value for i in linked.info)
+
+    # Bob asks for the same id: the files on disk are reused (nothing fetched again), and it is his too.
+    before = len(hub_with_llama.fetched("tiny/llama"))
+    bob = _download(bob, "tiny/llama")
+    assert not bob.exception and bob.session_state["models.selected"] == "hub:tiny/llama"
+    assert len(hub_with_llama.fetched("tiny/llama")) == before, "a second visitor does not download it again"
+    assert len(list((tmp_path / "hub").iterdir())) == 1
+
+
+def test_the_host_may_share_downloads_with_every_visitor(hub_with_llama, monkeypatch):
+    monkeypatch.setenv("GLASSBOX_HUB_SHARED", "1")
+    _download(run(), "tiny/llama")
+    bob = run()
+    assert _offers(bob, "tiny/llama")
+    assert "tiny/llama's BPE" in _compared_names()
+
+
+def test_the_hosts_folders_are_everyones_and_join_every_comparison():
+    run(model=LLAMA)
+    assert "tiny-llama's BPE" in _compared_names()

@@ -34,6 +34,7 @@ GOOD = [
     ("GLASSBOX_MODELS_DIR", "my-models", "models_dir", Path("my-models")),
     ("GLASSBOX_HUB", "off", "hub", False),
     ("GLASSBOX_HUB_DIR", "/tmp/hub", "hub_dir", Path("/tmp/hub")),
+    ("GLASSBOX_HUB_SHARED", "yes", "hub_shared", True),
     ("GLASSBOX_GPT2_TOKENIZER", "models/gpt2-tokenizer", "gpt2_tokenizer", Path("models/gpt2-tokenizer")),
     ("GLASSBOX_GUTENBERG_URL", "http://127.0.0.1:8000/", "gutenberg_url", "http://127.0.0.1:8000"),
     ("GLASSBOX_HOSTED_BASE_URL", "https://api.example.org/v1", "hosted_base_url", "https://api.example.org/v1"),
@@ -64,6 +65,7 @@ BAD = [
     ("GLASSBOX_SESSION_MODELS_MB", "-5", "must be a number above 0 (megabytes)"),
     ("GLASSBOX_HUB_DISK_MB", "4 GB", "must be a number above 0 (megabytes)"),
     ("GLASSBOX_HUB", "maybe", "must be 1 or 0 (on or off)"),
+    ("GLASSBOX_HUB_SHARED", "everyone", "must be 1 or 0 (on or off)"),
     ("GLASSBOX_HOSTED_USER_ENDPOINTS", "nope", "must be 1 or 0 (on or off)"),
     ("GLASSBOX_HOSTED_ALLOW_PRIVATE", "yes please", "must be 1 or 0 (on or off)"),
     ("GLASSBOX_GUTENBERG_URL", "ftp://mirror.example.org", "must be an http:// or https:// address"),
@@ -104,6 +106,7 @@ def test_defaults_and_empty_values():
     assert (d.hosted_per_minute, d.hosted_max_samples, d.hosted_timeout_s) == (20, 10, 8.0)
     assert d.model is d.models_dir is d.hub_dir is d.gpt2_tokenizer is d.gutenberg_url is None
     assert d.max_forwards >= 1 and d.train_threads >= 1 and d.device == ""
+    assert d.hub_shared is False, "a visitor's Hub download is that visitor's until the host shares them"
 
 
 def test_budgets_in_the_units_the_code_uses():

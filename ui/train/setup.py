@@ -18,7 +18,7 @@ from engine.train.corpus import (GUTENBERG_URL, MAX_UPLOAD_BYTES, Corpus, Corpus
                                  fetch_gutenberg, from_pasted, from_upload, make_tokenizer, prepare)
 from engine.train.runspec import PRESETS, Preset, RunSpec
 
-from ..models import SHARED, ModelChoice, default_model, describe_size, session_models
+from ..models import ModelChoice, default_model, describe_size, offered_loaded, session_models
 from ..text import md
 from .figures import duration
 from .state import ESTIMATE, PAGE
@@ -178,7 +178,7 @@ def base_models(current: ModelChoice) -> list[ModelChoice]:
     """The models this session may fine-tune: those on Glassbox's own GPT it can see (the one in use, the built-in
     model, the server's loaded GPT-2-family models, its own), each once."""
     out, seen = [], set()
-    for c in [current, default_model(), *SHARED.loaded(), *session_models().values()]:
+    for c in [current, default_model(), *offered_loaded(), *session_models().values()]:
         if isinstance(c.model, GPT) and c.key not in seen:
             seen.add(c.key)
             out.append(c)
