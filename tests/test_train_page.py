@@ -103,6 +103,7 @@ def test_a_tiny_run_becomes_my_model_with_time_lapse_and_before_after():
                                                 "5. Before and after", "6. Use your model"]
     assert at.success[0].value == "Trained 30 steps."
     assert at.sidebar.selectbox[0].options[-1] == "my model (yours, this session only)"
+    assert at.query_params["run"] in (run.id, [run.id]), "the URL names the run, so a restarted server can say so"
 
     slider = at.select_slider(key=f"train.lapse_step_{run.id}")
     assert slider.options[0] == "0" and slider.value == 30

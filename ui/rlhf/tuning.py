@@ -26,7 +26,7 @@ from ..state import session_alive
 from ..text import md
 from .figures import before_after_figure, changes_figure, changes_frame, tuning_figure, tuning_frame
 from .pairs import pairs
-from .state import PAGE, remembered
+from .state import BETAS, LEARNING_RATES, PAGE, STEPS, remembered
 
 RUN = PAGE.key("run")  # session key: this session's TuningRun (one at a time)
 REGISTERED = PAGE.key("registered")  # session key: id of the run whose model is registered as TUNED_MODEL
@@ -36,7 +36,6 @@ ZIP = PAGE.key("zips")  # session key: (run id, zip bytes)
 COMPARED = PAGE.key("compared")  # session key: ByteLRU {(run id, prompt): what the before / after views draw}
 TUNED_MODEL = "tuned model"
 POLL_S = 0.5
-LEARNING_RATES = (1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4)
 COMPARE_SEEDS = (11, 12, 13)
 COMPARE_TOKENS = 40
 TOP_TOKENS = 8
@@ -54,8 +53,7 @@ def settings() -> TuneConfig:
     """The three knobs, each with a line on what it does."""
     c = st.columns(3)
     with c[0]:
-        betas = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
-        beta = st.select_slider("beta", betas, **remembered("beta", 0.1, betas))
+        beta = st.select_slider("beta", BETAS, **remembered("beta", 0.1, BETAS))
         st.caption("How tightly the tuned model is held to the original. Small: it may drift far to please the "
                    "rule; large: it changes only a little.")
     with c[1]:
@@ -63,7 +61,7 @@ def settings() -> TuneConfig:
                               **remembered("lr", 5e-5, LEARNING_RATES))
         st.caption("How big each step is. Too big and the model soon forgets its English along with the lesson.")
     with c[2]:
-        steps = st.slider("Steps", 5, 100, step=5, **remembered("steps", 30))
+        steps = st.slider("Steps", STEPS[0], STEPS[-1], step=STEPS[1] - STEPS[0], **remembered("steps", 30, STEPS))
         st.caption("How many times it goes over all the pairs. Each step is one gradient update on every pair.")
     return TuneConfig(beta=beta, learning_rate=lr, steps=steps)
 

@@ -20,20 +20,11 @@ from engine.train.runspec import PRESETS, Preset, RunSpec
 
 from ..models import ModelChoice, default_model, describe_size, offered_loaded, session_models
 from ..text import md
+from ..view import LINK_TEXT_CHARS, pack_text
 from .figures import duration
-from .state import ESTIMATE, PAGE
+from .state import (BATCHES, BUILTIN, BUILTIN_TOKENIZER, CONTEXTS, CORPUS_KINDS, ESTIMATE, HEADS, LAYERS,
+                    MAX_PASTE_CHARS, MAX_STEPS, PAGE, PASTE, RATES, UPLOAD, VOCABS, WIDTHS)
 
-BUILTIN, PASTE, UPLOAD, BOOK = "Built-in stories", "Paste text", "Upload a .txt file", "Project Gutenberg book"
-MAX_PASTE_CHARS = 2_000_000
-BUILTIN_TOKENIZER = 0  # vocabulary option: reuse the built-in model's tokenizer
-LAYERS = (1, 2, 3, 4, 6, 8)
-HEADS = (1, 2, 4, 8, 16)
-WIDTHS = (16, 32, 48, 64, 96, 128, 192, 256, 384, 512)
-CONTEXTS = (16, 32, 64, 128, 256, 512)
-BATCHES = (1, 2, 4, 8, 16, 32, 64)
-VOCABS = (512, 1024, 2048, 4096, BUILTIN_TOKENIZER)
-# High rates stay on the slider on purpose: trying one is how you see a run diverge.
-RATES = (1e-4, 3e-4, 1e-3, 2e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 10.0, 100.0, 1000.0)
 _PREPARED = PAGE.key("prepared")  # session key: (key, Prepared) of the last text prepared
 _BOOK = PAGE.key("book")  # session key: the fetched Gutenberg Corpus
 _UPLOADED = PAGE.key("uploaded_corpus")  # session key: (file id, Corpus)
@@ -79,7 +70,7 @@ def _fetch_book() -> None:
 
 def corpus_picker() -> Corpus | None:
     """The training text the user chose, or None (with the reason shown) when there is none yet."""
-    kinds = (BUILTIN, PASTE, UPLOAD, BOOK)
+    kinds = CORPUS_KINDS
     kind = st.radio("Training text", kinds, horizontal=True, **PAGE.remembered("corpus_kind", BUILTIN, kinds))
     try:
         if kind == BUILTIN:
@@ -90,6 +81,11 @@ def corpus_picker() -> Corpus | None:
             if not text.strip():
                 st.info("Paste some text to train on (a few pages at least).", icon=":material/content_paste:")
                 return None
+            carried = pack_text(text, "paste", "pz").chars
+            if carried < len(text):  # the URL holds the view, so F5 brings the text back: as much as fits
+                st.caption(f"A reload (F5) or a link to this page brings back the first {carried:,} of these "
+                           f"{len(text):,} characters: the address bar carries at most about "
+                           f"{LINK_TEXT_CHARS + 200:,} characters of a text. Keep a copy of a longer one.")
             corpus = from_pasted(text)
         elif kind == UPLOAD:
             corpus = _uploaded()
@@ -227,7 +223,7 @@ def settings_form(base: ModelChoice | None = None) -> Settings:
     fine-tuning `base`, only the training settings: the shape and tokenizer are the model's."""
     if base is not None:
         c = st.columns(3)
-        steps = c[0].number_input("Training steps", min_value=1, max_value=20_000, step=50, **_field("max_steps"))
+        steps = c[0].number_input("Training steps", min_value=1, max_value=MAX_STEPS, step=50, **_field("max_steps"))
         batch = c[1].selectbox("Batch size", BATCHES, help="Text windows per step.", **_field("batch_size", BATCHES))
         rate = c[2].select_slider("Learning rate", RATES, format_func=lambda r: f"{r:g}",
                                   **_field("learning_rate", RATES), help="Fine-tuning wants a smaller step than training from scratch (1e-4 to 1e-3).")
@@ -251,7 +247,7 @@ def settings_form(base: ModelChoice | None = None) -> Settings:
                                   **_field("block_size", CONTEXTS)))
     c = st.columns(4)
     values.update(
-        max_steps=int(c[0].number_input("Training steps", min_value=1, max_value=20_000, step=50,
+        max_steps=int(c[0].number_input("Training steps", min_value=1, max_value=MAX_STEPS, step=50,
                                         **_field("max_steps"))),
         batch_size=c[1].selectbox("Batch size", BATCHES, help="Text windows per step.",
                                   **_field("batch_size", BATCHES)),
