@@ -137,6 +137,9 @@ class Settings:
                            "built-in one (least recently used out first)")
     session_models_mb: float = _var("SESSION_MODELS_MB", positive("megabytes"), 300.0,
                                     "the weights of one session's own models (trained, tuned, uploaded) together")
+    sessions_mb: float = _var("SESSIONS_MB", positive("megabytes"), 1024.0,
+                              "every session's own models and traces together, server-wide: idle sessions' "
+                              "traces are let go of first, then a new model or trace is refused")
     hub_disk_mb: float = _var("HUB_DISK_MB", positive("megabytes"), 4096.0,
                               "disk for Hub downloads; no download starts once the Hub folder holds this much")
     # Where models and data come from
@@ -192,6 +195,10 @@ class Settings:
     @property
     def session_models_bytes(self) -> int:
         return int(self.session_models_mb * MB)
+
+    @property
+    def sessions_bytes(self) -> int:
+        return int(self.sessions_mb * MB)
 
     @property
     def hub_disk_bytes(self) -> int:

@@ -29,6 +29,7 @@ GOOD = [
     ("GLASSBOX_MODEL_BUDGET_MB", "300", "model_budget_mb", 300.0),
     ("GLASSBOX_MAX_MODELS", "1", "max_models", 1),
     ("GLASSBOX_SESSION_MODELS_MB", "1e3", "session_models_mb", 1000.0),
+    ("GLASSBOX_SESSIONS_MB", "2048", "sessions_mb", 2048.0),
     ("GLASSBOX_HUB_DISK_MB", "512", "hub_disk_mb", 512.0),
     ("GLASSBOX_MODEL", "/srv/models/mine", "model", Path("/srv/models/mine")),
     ("GLASSBOX_MODELS_DIR", "my-models", "models_dir", Path("my-models")),
@@ -63,6 +64,7 @@ BAD = [
     ("GLASSBOX_TRACE_BUDGET_S", "nan", "must be a number above 0 (seconds)"),
     ("GLASSBOX_MODEL_BUDGET_MB", "inf", "must be a number above 0 (megabytes)"),
     ("GLASSBOX_SESSION_MODELS_MB", "-5", "must be a number above 0 (megabytes)"),
+    ("GLASSBOX_SESSIONS_MB", "1 GB", "must be a number above 0 (megabytes)"),
     ("GLASSBOX_HUB_DISK_MB", "4 GB", "must be a number above 0 (megabytes)"),
     ("GLASSBOX_HUB", "maybe", "must be 1 or 0 (on or off)"),
     ("GLASSBOX_HUB_SHARED", "everyone", "must be 1 or 0 (on or off)"),
@@ -107,6 +109,7 @@ def test_defaults_and_empty_values():
     assert d.model is d.models_dir is d.hub_dir is d.gpt2_tokenizer is d.gutenberg_url is None
     assert d.max_forwards >= 1 and d.train_threads >= 1 and d.device == ""
     assert d.hub_shared is False, "a visitor's Hub download is that visitor's until the host shares them"
+    assert d.sessions_mb == 1024.0 and d.sessions_bytes == 2**30, "one budget for every session's models and traces"
 
 
 def test_budgets_in_the_units_the_code_uses():

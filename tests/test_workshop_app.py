@@ -302,7 +302,7 @@ def test_a_link_names_the_models_the_selector_offers() -> None:
     assert NOTE not in notes(at) and query(at)["model"] == name
 
 
-SHARED_OWNERS = {"state", "models", "cache", "workshop"}  # the shared modules that keep session keys
+SHARED_OWNERS = {"state", "models", "cache", "workshop", "memory"}  # the shared modules that keep session keys
 
 
 def test_every_page_has_the_link_control_and_names_its_keys_by_its_id() -> None:

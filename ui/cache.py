@@ -6,9 +6,11 @@ typing the same text gets the same Trace, which is therefore read-only. Traces o
 first), and one trace may not exceed the per-trace budget (GLASSBOX_TRACE_BUDGET_MB): a GPT-2 trace of 256
 tokens is about 280 MB, of its full 1,024-token context several GB. Traces of a session's own model are cached
 in that session only, bounded by count and by bytes (least recently used out first), because a model a user
-uploads or trains can have traces of hundreds of MB. They live in `st.session_state`, which Streamlit frees
-when the session ends (server.disconnectedSessionTTL, 2 minutes by default, after its tab closes). Both byte
-bounds are TRACES_KEPT traces at the per-trace budget (engine/settings.py); both caches are a ui.lru.ByteLRU.
+uploads or trains can have traces of hundreds of MB; and every session's together, with their models, by the
+server-wide GLASSBOX_SESSIONS_MB (ui/memory.py: idle sessions' traces go first). They live in `st.session_state`,
+which ui/memory.py's reaper empties once the session has ended (server.disconnectedSessionTTL, 2 minutes by
+default, after its tab closes). Both byte bounds are TRACES_KEPT traces at the per-trace budget
+(engine/settings.py); both caches are a ui.lru.ByteLRU.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from engine.model.trace import NonFiniteTrace, encode_for_model
 
 from .errors import Refused
 from .lru import ByteLRU
+from .memory import holdings, make_room
 from .models import ModelChoice, current_model
 from .server import model_work
 from .text import md
@@ -62,12 +65,17 @@ def get_trace(text: str, choice: ModelChoice | None = None) -> Trace:
         return _shared_trace(choice.key, text, choice)
     cache: ByteLRU[tuple[str, str], Trace] = st.session_state.setdefault(
         _SESSION_CACHE, ByteLRU(trace_cache_cap, SESSION_TRACES, size=lambda t: t.nbytes))
+    me = holdings()
+    if me is not None:
+        me.traces = cache  # what the server-wide budget counts, and lets go of while this session is idle
     key = (choice.key, text)
     if (hit := cache.get(key)) is not None:
         return hit
     cap = trace_cache_cap()
     enc, _ = encode_for_model(choice.tokenizer, text, choice.model.config.block_size)
-    _refuse_over(config_cost(choice.model.config, n_pos=len(enc)).bytes, cap)  # exact for ours: before running
+    need = config_cost(choice.model.config, n_pos=len(enc)).bytes  # exact for ours: before running
+    _refuse_over(need, cap)
+    make_room(need, me, "look inside your model")
     with st.spinner("Running your model…"):
         with model_work():
             trace = _run(choice, text)

@@ -29,6 +29,7 @@ from engine.model.sources import (CURATED, ModelFacts, SourceError, check_folder
 
 from .errors import Refused
 from .lru import ByteLRU
+from .memory import holdings, make_room, weights_bytes
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL_DIR = ROOT / "models" / "glassbox-stories"
@@ -195,12 +196,16 @@ def default_model() -> ModelChoice:
 
 def model_bytes(model: GPT) -> int:
     """Bytes of a model's weights (a tied weight counted once, as `parameters()` lists it)."""
-    return sum(p.numel() * p.element_size() for p in model.parameters())
+    return weights_bytes(model)
 
 
 def session_models() -> dict[str, ModelChoice]:
     """Models this session owns, by name (empty until a page registers one)."""
-    return st.session_state.setdefault(SESSION_MODELS, {})
+    owned = st.session_state.setdefault(SESSION_MODELS, {})
+    me = holdings()
+    if me is not None:
+        me.models = owned  # what the server-wide budget counts
+    return owned
 
 
 def register_session_model(name: str, model: GPT, tokenizer: Any, select: bool = True) -> ModelChoice:
@@ -219,6 +224,9 @@ def register_session_model(name: str, model: GPT, tokenizer: Any, select: bool =
         raise Refused(f"Your models in this session would hold {(others + model_bytes(model)) / 2**20:,.0f} MB of "
                       f"weights, more than the {cap / 2**20:,.0f} MB this server keeps per session: the new one was "
                       "not kept. Download a model you want to keep, then reload the page to start afresh.")
+    replaced = session_models().get(name)
+    make_room(model_bytes(model) - (model_bytes(replaced.model) if replaced else 0), holdings(),
+                     "model")
     version = st.session_state.get(_VERSION, 0) + 1
     st.session_state[_VERSION] = version
     choice = ModelChoice(name, model, tokenizer, key=f"session:{version}:{name}", shared=False)

@@ -145,7 +145,7 @@ def show_neighbours(mi: ModelInput, choice: ModelChoice) -> None:
         options = options[1:] + options[:1]  # the start marker last: the text's own tokens are more telling
     left, right = st.columns([3, 1])
     token_id = left.selectbox("Token", options, key=PAGE.key("neighbour_token"),
-                              format_func=lambda i: f"{vm.pieces[i]}  (id {i})")
+                              format_func=lambda i, pieces=vm.pieces: f"{pieces[i]}  (id {i})")
     k = right.number_input("How many", min_value=1, max_value=50, value=10, key=PAGE.key("neighbour_k"))
     if token_id is None:
         return

@@ -184,10 +184,13 @@ def base_models(current: ModelChoice) -> list[ModelChoice]:
 def base_model_picker(current: ModelChoice) -> ModelChoice | None:
     """"Start from": a new model (the default) or a model to fine-tune on the text. Returns the model, or None."""
     bases = {c.key: c for c in base_models(current)}
+    # Labels as plain strings: Streamlit keeps a widget's format_func for the session's life, and a closure over
+    # the models would keep them all alive with it (ui/memory.py).
+    labels = {FRESH: "a new model (random weights)"} | {
+        k: f"fine-tune {c.name} ({describe_size(c.n_params)} parameters)" for k, c in bases.items()}
     key = st.selectbox(  # a model it named that is gone (a server model let go) falls back to FRESH
         "Start from", [FRESH, *bases], **PAGE.remembered("base", FRESH, [FRESH, *bases]),
-        format_func=lambda k: "a new model (random weights)" if k == FRESH else
-        f"fine-tune {bases[k].name} ({describe_size(bases[k].n_params)} parameters)",
+        format_func=labels.__getitem__,
         help="A new model learns everything from your text. Fine-tuning starts from a trained model's weights "
              "and its tokenizer, and nudges them towards your text: the same training, from a better start.")
     if key == FRESH:
