@@ -11,6 +11,11 @@ server-wide GLASSBOX_SESSIONS_MB (ui/memory.py: idle sessions' traces go first).
 which ui/memory.py's reaper empties once the session has ended (server.disconnectedSessionTTL, 2 minutes by
 default, after its tab closes). Both byte bounds are TRACES_KEPT traces at the per-trace budget
 (engine/settings.py); both caches are a ui.lru.ByteLRU.
+
+A model that runs on NDIF has no Trace of everything (a 405B model's attention alone is gigabytes): a view
+says what it reads (`engine.remote.TraceRequest`) and `reading` gives a local model's Trace, which holds that
+and the rest, or a remote model's selective trace of just that (ui/ndif.py: shared by every session, None
+while its job runs). `get_trace` on a remote model refuses in one sentence naming the pages that draw it.
 """
 from __future__ import annotations
 
@@ -19,11 +24,13 @@ import streamlit as st
 from engine import Encoding, Trace, encode, run_trace, settings
 from engine.model.cost import BUDGET_MB_ENV, TraceBudget, config_cost, size_text
 from engine.model.trace import NonFiniteTrace, encode_for_model
+from engine.remote import Selective, TraceRequest
 
 from .errors import Refused
 from .lru import ByteLRU
 from .memory import holdings, make_room
 from .models import ModelChoice, current_model
+from .ndif import selective
 from .server import model_work
 from .text import md
 
@@ -59,6 +66,10 @@ def get_trace(text: str, choice: ModelChoice | None = None) -> Trace:
     choice = choice or current_model()
     if not text:
         raise ValueError("There is no text to run: type something first.")
+    if choice.remote:
+        raise Refused(f"{choice.name} runs on NDIF, where a page asks only for what it draws: the Attention, Next "
+                      "token and Scale ladder pages do. This part needs a model this server runs: pick one in the "
+                      "sidebar.")
     if choice.shared and choice.key.startswith("shared:"):
         return _server_trace(text, choice)
     if choice.shared:
@@ -112,6 +123,17 @@ def _run(choice: ModelChoice, text: str) -> Trace:
         return run_trace(choice.model, choice.tokenizer, text)
     except NonFiniteTrace as e:
         raise Refused(str(e).replace("The model's", f"{md(choice.name)}'s", 1)) from None
+
+
+def reading(text: str, choice: ModelChoice, request: TraceRequest) -> Trace | Selective | None:
+    """What a view that reads `request` draws from: a local model's whole Trace, or a remote model's selective
+    trace for `request` (None while its job runs: its state is drawn in its place). Raises Refused."""
+    if not text:
+        st.info("Type some text above to see what the model does with it.", icon=":material/keyboard:")
+        st.stop()
+    if not choice.remote:
+        return get_trace(text, choice)
+    return selective(choice.model, text, request)
 
 
 def _refuse_over(need: int, cap: int) -> None:

@@ -86,7 +86,7 @@ PAGE = Page("attention", "Attention", "pages/2_Attention.py", ":material/visibil
             settings=(tab(TABS), kept("layer", layer), kept("head", head),
                       Setting("token", lambda ctx: _fmt_or_none(PAGE.kept("query")), _apply_query),
                       Setting("pair", _read_pair, _apply_pair), _own("sentence_a", MAX_CHARS),
-                      _own("sentence_b", MAX_CHARS), _own("word", 100)), favicon="👀")
+                      _own("sentence_b", MAX_CHARS), _own("word", 100)), favicon="👀", remote=True)
 _QUERY_OF = PAGE.key("query_of")  # session key: the (model, text) the kept query position belongs to
 
 

@@ -15,13 +15,15 @@ from engine.inspect.params import compare, param_breakdown, part_totals
 
 from ..errors import error_boundary
 from ..models import ModelChoice, describe_size
+from ..patterns import short
 from ..text import md
 from ..terms import define
 from .figures import (activation_heatmap, activation_histogram, csv_button, examples_frame, firing_bars,
                       layer_overview, matrix_frame, neuron_trace_bars, show_figure, snippets_html, text_html)
-from .residual import (EMBEDDINGS_NOTE, UNTIED_NOTE, comparison_chart, comparison_frame, contribution_waterfall,
-                       lens_frame, lens_heatmap, lens_table, params_frame, params_treemap, part_heatmap)
+from .residual import (comparison_chart, comparison_frame, contribution_waterfall, embeddings_note, lens_frame,
+                       lens_heatmap, lens_table, params_frame, params_treemap, part_heatmap)
 from .data import describe_reference, get_atlas, get_contributions, get_lens
+from .quantization import quantization_tab
 from .state import PAGE, TABS
 
 # The page's choices keep their values across closed tabs and page changes (ui.state.remembered).
@@ -69,6 +71,9 @@ def layer_picker(v: View) -> int:
                                                               " (last)" if i == n_layer - 1 else ""))
 
 
+SLIDER_CHARS = 8  # token characters in the Position slider's value label
+
+
 def position_picker(v: View, term: str | None = None) -> int:
     """Which position to detail (the end of the text unless the user picks another), the same on every tab that
     details one; `term`: a glossary term its help defines first."""
@@ -76,10 +81,21 @@ def position_picker(v: View, term: str | None = None) -> int:
     if len(positions) == 1:
         return positions[0]
     words = "At every position the model predicts the token after it."
+    # The value shows above the thumb and is cut at the slider's ends: a short label (the figures name the token).
     return st.select_slider("Position", positions, **remembered("position", positions[-1], positions),
                             # the strings only: a widget's format_func lives as long as the session
-                            format_func=lambda p, tokens=v.trace.tokens: f"{p}: {md(tokens[p])}",
+                            format_func=lambda p, tokens=v.trace.tokens: f"{p}: {md(short(tokens[p], SLIDER_CHARS))}",
                             help=define(term, words) if term else words)
+
+
+# What each measure of "Every layer at a glance" is, for the caption under it.
+OVERVIEW_MEANS = {
+    "out_norm": "“Size of what the MLP writes”: the length (L2 norm) of the vector the layer's MLP adds to the "
+                "token's residual stream, whatever its direction.",
+    "firing": "“Share of neurons firing”: the fraction of the layer's neurons above zero at that token.",
+    "mean": "“Mean activation”: the average of all the layer's neuron values at that token (negative values "
+            "included, so it can sit near zero while a few neurons fire hard).",
+}
 
 
 @st.fragment
@@ -126,8 +142,7 @@ def activations(v: View) -> None:
         unit = {"out_norm": "norm", "firing": "share", "mean": "mean"}[metric]
         show_figure(layer_overview(strength, v.tokens, metrics[metric], unit, v.first),
                        name(f"overview-{metric}"))
-        st.caption("Rows are layers, columns tokens; viridis, yellow = the MLP works hardest there. "
-                   "“Size of what the MLP writes” is the length (L2 norm) of the vector it adds to the stream.")
+        st.caption("Rows are layers, columns tokens; viridis, yellow = the most. " + OVERVIEW_MEANS[metric])
         csv_button("This overview (CSV)",
                       lambda: matrix_frame(strength.T, v.tokens, [f"layer {i}" for i in range(v.cfg.n_layer)],
                                               v.first),
@@ -222,7 +237,7 @@ def lens_view(v: View) -> None:
         st.caption("Each row applies the model's own final layer norm and output layer to the residual stream at "
                    "that stage, as if the model stopped there. Colour: viridis from 0% to 100%, the probability "
                    "of the token the model finally predicts at that position. Hover a cell for its top token.")
-        st.caption(EMBEDDINGS_NOTE if tied else UNTIED_NOTE)
+        st.caption(embeddings_note(lens, v.trace.ids[v.first:], tied))
         csv_button("Every stage and position (CSV)", lambda: lens_frame(lens, v.tokens, v.decode, v.first),
                       f"{name('logit-lens')}.csv", PAGE.key("lens_csv"))
         pos = position_picker(v, "logit lens")
@@ -290,7 +305,7 @@ def parameters(v: View) -> None:
 
 
 # Lazy tabs: only the open tab runs, so the neuron explorer's reference set is built only when it is opened.
-DRAW = dict(zip(TABS, (activations, neuron_explorer, residual_stream, lens_view, parameters)))
+DRAW = dict(zip(TABS, (activations, neuron_explorer, residual_stream, lens_view, parameters, quantization_tab)))
 
 
 def show_tabs(v: View) -> None:

@@ -6,14 +6,18 @@
 - figures: the distribution and draws figures; stages: the sampling pipeline stage by stage
 - draws: one distribution drawn from over and over
 - generation: step-by-step generation, replayable
+- kv_cache: under it, the key/value cache of the step shown (figures: kv_figures)
 - surprise: how surprised the model is by a text, and the context limit
 - hosted: a hosted model's candidates beside ours, its answers sampled N times (engine.generation.hosted)
 - hosted_state: that section's settings, endpoint and key, rate limit, requests and the answers kept
+- facts: what the page measures for the tour to quote (N draws, the window, the key/value cache)
+- remote: the page on a model that runs on NDIF (one position's logits per request)
 """
-from . import controls, draws, figures, generation, hosted, hosted_state, lab, stages, surprise
+from . import (controls, draws, facts, figures, generation, hosted, hosted_state, kv_cache, kv_figures, lab, remote,
+               stages, surprise)
 from .state import PAGE
 
 CSS = surprise.CSS + draws.CSS  # the page's styles, drawn once at its top
 
-__all__ = ["CSS", "PAGE", "controls", "draws", "figures", "generation", "hosted", "hosted_state", "lab", "stages",
-           "surprise"]
+__all__ = ["CSS", "PAGE", "controls", "draws", "facts", "figures", "generation", "hosted", "hosted_state", "kv_cache",
+           "kv_figures", "lab", "remote", "stages", "surprise"]
