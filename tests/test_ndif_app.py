@@ -117,7 +117,7 @@ def test_the_scale_ladder_puts_local_and_ndif_models_side_by_side():
     assert set(table["runs"]) >= {"built in", "NDIF"} and (table["time (s)"].astype(float) > 0).all()
 
 
-LOCAL_ONLY = ("Tokens", "Feed_forward", "Train", "RLHF")  # the pages that run their model here
+LOCAL_ONLY = ("Tokens", "Feed_forward", "Intervene", "Train", "RLHF", "Room")  # the pages that run their model here
 
 
 @pytest.mark.parametrize("page", [p for p in PAGES if "Attention" not in p and "Next_token" not in p
