@@ -53,12 +53,14 @@ GRACE_S = 15.0  # past Streamlit's TTL before a session counts as ended: the rea
 class Visitor:
     """One browser session's holdings: what the budget counts and the reaper frees."""
     session_id: str
-    state: Any  # its st.session_state (a SafeSessionState), to empty when the session has ended
-    fragments: Any = None  # its fragments (they close over what they draw: a trace, a model), likewise
+    # Its st.session_state (a SafeSessionState), to empty when the session has ended; its fragments (they close
+    # over what they draw: a trace, a model), likewise. Not in the repr: the state holds a typed key.
+    state: Any = field(repr=False)
+    fragments: Any = field(default=None, repr=False)
     last_run: float = field(default_factory=time.monotonic)  # its last script run (idle = long ago)
     last_active: float = field(default_factory=time.monotonic)  # the last time its tab was seen connected
-    traces: ByteLRU | None = None  # its traces of its own models (ui/cache.py), once it has any
-    models: dict | None = None  # its own models by name (ui/models.py), once it has any
+    traces: ByteLRU | None = field(default=None, repr=False)  # its traces of its own models (ui/cache.py)
+    models: dict | None = field(default=None, repr=False)  # its own models by name (ui/models.py)
 
     def model_bytes(self) -> int:
         return sum(weights_bytes(c.model) for c in list((self.models or {}).values()))
