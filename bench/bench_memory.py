@@ -93,7 +93,7 @@ def holdings() -> dict[str, float]:
         out["media MB"] = sum(len(f.content) for f in media.values()) / MB
     try:
         from ui import memory
-        out["ledger MB"] = memory.LEDGER.held_bytes() / MB
+        out["budget MB"] = memory.held_bytes() / MB  # the server-wide budget's count
     except (ImportError, AttributeError):
         pass
     return out

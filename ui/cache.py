@@ -86,7 +86,7 @@ def get_trace(text: str, choice: ModelChoice | None = None) -> Trace:
     enc, _ = encode_for_model(choice.tokenizer, text, choice.model.config.block_size)
     need = config_cost(choice.model.config, n_pos=len(enc)).bytes  # exact for ours: before running
     _refuse_over(need, cap)
-    make_room(need, me, "look inside your model")
+    make_room(need, me, "look inside your model", "or with a shorter text")
     with st.spinner("Running your model…"):
         with model_work():
             trace = _run(choice, text)

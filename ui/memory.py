@@ -98,7 +98,7 @@ def visitor() -> Visitor | None:
         st.session_state[KEY] = v
         with _LOCK:
             _VISITORS.add(v)
-    v.state, v.fragments = ctx.session_state, ctx.fragment_storage  # this run's
+    v.state, v.fragments = ctx.session_state, getattr(ctx, "fragment_storage", None)  # this run's
     v.last_run = v.last_active = time.monotonic()
     _start_reaper()
     return v
@@ -121,13 +121,29 @@ def held_bytes() -> int:
 
 
 def _connected(v: Visitor) -> bool:
-    return Runtime.instance().is_active_session(v.session_id) if Runtime.exists() else True
+    """Its tab is connected now. Where Streamlit cannot say, yes: a session is never ended on a guess."""
+    try:
+        return bool(Runtime.instance().is_active_session(v.session_id)) if Runtime.exists() else True
+    except Exception:  # noqa: BLE001 - Streamlit's runtime API, which may change
+        LOG.exception("Glassbox: could not ask Streamlit whether a session is connected")
+        return True
 
 
-def make_room(need: int, me: Visitor | None, what: str) -> None:
+def _quietly(what: str, do, *args) -> None:
+    """One step of giving memory back, through Streamlit's internals (which may change between versions): a
+    failure is logged and the other steps still run; it never reaches a page."""
+    try:
+        do(*args)
+    except Exception:  # noqa: BLE001 - see the docstring
+        LOG.exception("Glassbox: %s failed; the rest of the session's memory still goes back", what)
+
+
+def make_room(need: int, me: Visitor | None, what: str, hint: str = "") -> None:
     """Room for `need` more bytes of `me`'s (a model or a trace, `what` in words) within GLASSBOX_SESSIONS_MB:
-    its own trace cache lets go of its oldest first, then other sessions' traces go, closed tabs' first and then
-    the longest idle. Refused (one sentence) when even that is not enough."""
+    its own trace cache lets go of what its own bound would, then other sessions' traces go (closed tabs' first,
+    then the longest idle; never a model), then its own older traces. Refused (one sentence) when even that is
+    not enough: models alone fill the budget, or the one trace is larger than it. `hint`: what else the visitor
+    can try, a clause ("or with a shorter text")."""
     budget = budget_bytes()
     with _LOCK:
         if me is not None and me.traces is not None:
@@ -142,16 +158,23 @@ def make_room(need: int, me: Visitor | None, what: str) -> None:
             if v.traces is not None and len(v.traces):
                 freed += v.trace_bytes()
                 v.traces.clear()
+        if total - freed + need > budget and me is not None and me.traces is not None:
+            for key, _ in me.traces.items():  # then its own older traces, oldest first: computed again if asked
+                if total - freed + need <= budget:
+                    break
+                before = me.traces.nbytes
+                me.traces.pop(key)
+                freed += before - me.traces.nbytes
         if freed:
-            LOG.info("let go of %s of idle sessions' traces to make room", size_text(freed))
+            LOG.info("let go of %s of sessions' traces to make room", size_text(freed))
             trim()
         if total - freed + need > budget:
             mine = me.held() if me is not None else 0
             raise Refused(
                 f"This server's memory for visitors' own models and traces is full: {size_text(total - freed)} of "
                 f"{size_text(budget)} ({SESSIONS_ENV}) is held now, {size_text(mine)} of it by you, and this {what} "
-                f"needs {size_text(need)} more. Try again in a few minutes, when other sessions have ended, or with "
-                "a shorter text.")
+                f"needs {size_text(need)} more. Try again in a few minutes, when other sessions have ended"
+                f"{', ' + hint if hint else ''}.")
 
 
 # --- giving memory back ----------------------------------------------------------------------------------------
@@ -196,13 +219,25 @@ def _reap_forever() -> None:
             LOG.exception("Glassbox: the session reaper failed once; it goes on")
 
 
+def _ttl_s() -> float:
+    try:
+        return float(config.get_option("server.disconnectedSessionTTL"))
+    except Exception:  # noqa: BLE001 - an option Streamlit may rename: its long-standing default
+        LOG.exception("Glassbox: could not read server.disconnectedSessionTTL; taking 120 s")
+        return 120.0
+
+
 def reap(now: float | None = None) -> int:
     """End the sessions Streamlit will no longer resume (their tab closed over server.disconnectedSessionTTL
-    + GRACE_S ago); the number ended."""
+    + GRACE_S ago); the number ended. Also removes the download files that ended sessions left on the pass
+    before (Streamlit keeps an unreferenced download one pass longer, see `end_session`)."""
     if not Runtime.exists():
         return 0
     now = time.monotonic() if now is None else now
-    ttl = float(config.get_option("server.disconnectedSessionTTL"))
+    if _PENDING_MEDIA:
+        _PENDING_MEDIA.clear()
+        _quietly("removing ended sessions' download files", _remove_orphaned_media)
+    ttl = _ttl_s()
     ended = []
     for v in visitors():
         if _connected(v):
@@ -219,27 +254,54 @@ def reap(now: float | None = None) -> int:
 
 
 def end_session(v: Visitor) -> None:
-    """Free what a session that has ended holds: every value in its state (models, traces, runs, zips), its
-    fragments, its uploaded files and its download files. Streamlit's own shutdown would remove the files; it is not called
-    for a session that expires (see the module's docstring)."""
+    """Free what a session that has ended holds: every value in its state (models, traces, runs, zips) and its
+    widgets' values and callbacks, its fragments, its uploaded files, its dataframes and its download files.
+    Streamlit's own shutdown would remove the files; it is not called for a session that expires (see the
+    module's docstring). Each step goes through Streamlit's internals: one that fails is logged, the rest run."""
     with _LOCK:
         _VISITORS.discard(v)
-    state, fragments = v.state, v.fragments
+    state, fragments, sid = v.state, v.fragments, v.session_id
     v.state = v.fragments = v.traces = v.models = None
     if fragments is not None:  # a fragment's function closes over its arguments: a trace, a model
-        fragments.clear()
-        fragments.clear_outside_wrappers()
+        _quietly("clearing a session's fragments", fragments.clear)
+        if hasattr(fragments, "clear_outside_wrappers"):
+            _quietly("clearing a session's fragment wrappers", fragments.clear_outside_wrappers)
     if state is not None:
-        for key in list(state.filtered_state):
-            try:
-                del state[key]
-            except Exception:  # noqa: BLE001 - a widget's value Streamlit manages itself; the rest still goes
-                continue
+        _quietly("emptying a session's state", _empty, state)
+    if not Runtime.exists():
+        return
     rt = Runtime.instance()
-    rt.uploaded_file_mgr.remove_session_files(v.session_id)
-    media = rt.media_file_mgr
-    media.clear_session_refs(v.session_id)
-    # A download file no session refers to is marked on one pass and removed on the next (Streamlit keeps it
-    # one pass longer for a download still under way); nothing of this session's is under way any more.
-    media.remove_orphaned_files()
-    media.remove_orphaned_files()
+    _quietly("removing a session's uploaded files", lambda: rt.uploaded_file_mgr.remove_session_files(sid))
+    if hasattr(rt, "dataframe_source_mgr"):  # Streamlit 1.5x on: dataframes kept for the browser to page through
+        _quietly("removing a session's dataframes", lambda: rt.dataframe_source_mgr.clear_all_for_session(sid))
+    _quietly("letting go of a session's download files", lambda: rt.media_file_mgr.clear_session_refs(sid))
+    # A download file no session refers to is marked on one pass and removed on the next (Streamlit keeps it one
+    # pass longer for a download under way); the reaper's next pass removes them (`reap`), REAP_S from now.
+    _quietly("removing ended sessions' download files", _remove_orphaned_media)
+    _PENDING_MEDIA.append(sid)
+
+
+_PENDING_MEDIA: list[str] = []  # sessions ended since the reaper's last pass: their download files go on the next
+
+
+def _remove_orphaned_media() -> None:
+    Runtime.instance().media_file_mgr.remove_orphaned_files()
+
+
+def _empty(state) -> None:
+    """Every value a session's state holds: its keys through the public mapping, then (Streamlit's SessionState
+    inside the SafeSessionState) the widgets' values and metadata, whose callbacks and format_funcs may close
+    over a model or a trace."""
+    for key in list(state.filtered_state):
+        try:
+            del state[key]
+        except Exception:  # noqa: BLE001 - a value Streamlit manages itself; the rest still goes
+            continue
+    inner, lock = getattr(state, "_state", None), getattr(state, "_lock", None)
+    if inner is None or lock is None:
+        return
+    with lock:
+        inner.clear()
+        widgets = getattr(inner, "_new_widget_state", None)
+        if widgets is not None and hasattr(widgets, "widget_metadata"):
+            widgets.widget_metadata.clear()

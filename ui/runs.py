@@ -14,6 +14,7 @@ the browser session ends (ui.state.session_alive writes the heartbeat this view 
 from __future__ import annotations
 
 import re
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,6 +32,17 @@ from .view import Context, Setting, Unusable
 Draw = Callable[[Any, Any], None]  # (run, its status) -> draws part of the view
 RUN_ID = re.compile(r"[0-9a-f]{8}")  # a BackgroundRun's id
 RESTARTED = "This server restarted since your run started; the run was lost."
+DOWNLOAD_BITS = 128  # random bits in every model zip a page offers: its download address is a capability
+
+
+def download_comment() -> bytes:
+    """A model zip's archive comment, new for every zip made. Streamlit names a download file after a hash of its
+    bytes (its head, middle and tail past 1 MiB; the comment is in the tail) and serves it to whoever has the
+    address, without cookies: with 128 random bits in the bytes, the address is as random as a session token,
+    and a model trained the same way elsewhere (the same seed gives the same weights) does not reveal it."""
+    return f"Glassbox download {secrets.token_hex(DOWNLOAD_BITS // 8)}".encode()
+
+
 RELOADED = ("This page was reloaded, so it starts afresh: the run it showed belonged to the page before the reload "
             "(a run still going stops by itself shortly), and its model went with it unless you downloaded it.")
 

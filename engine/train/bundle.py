@@ -66,8 +66,9 @@ class BundleError(ValueError):
 
 
 def export_zip(model: GPT, tokenizer, name: str = "my-model", card: str = "",
-               extra_files: dict[str, str] | None = None) -> bytes:
-    """The model as a zip of a Hugging Face-compatible folder named `name` (bytes, ready to download)."""
+               extra_files: dict[str, str] | None = None, comment: bytes = b"") -> bytes:
+    """The model as a zip of a Hugging Face-compatible folder named `name` (bytes, ready to download);
+    `comment`: the zip's archive comment (at most 65,535 bytes; readers ignore it)."""
     with tempfile.TemporaryDirectory(prefix="glassbox-export-") as tmp:
         folder = save_pretrained(model, tokenizer, Path(tmp) / name,
                                  extra_files={"README.md": card, **(extra_files or {})} if card else extra_files)
@@ -75,6 +76,7 @@ def export_zip(model: GPT, tokenizer, name: str = "my-model", card: str = "",
         with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
             for f in sorted(folder.iterdir()):
                 zf.write(f, f"{name}/{f.name}")
+            zf.comment = comment
     return buf.getvalue()
 
 

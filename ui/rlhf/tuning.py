@@ -20,7 +20,7 @@ from engine.train.tuning import TuneStatus, TuningRun
 from ..lru import ByteLRU
 from ..models import ModelChoice, describe_size
 from ..plots import fitted, plot_config
-from ..runs import RunPanel
+from ..runs import RunPanel, download_comment
 from ..server import model_work, session_id
 from ..state import session_alive
 from ..text import md
@@ -229,7 +229,8 @@ def use_model(run: TuningRun) -> None:
             f"Optimization on {len(run.pairs)} preference pairs: beta {cfg.beta:g}, learning rate "
             f"{cfg.learning_rate:g}, {run.status().step} steps, AdamW.", "",
             "Labelled by: " + ", ".join(sorted({p.labelled_by for p in run.pairs})) + ".", ""])
-        cached = (run.id, export_zip(run.model, run.tokenizer, "glassbox-tuned-model", card=card))
+        cached = (run.id, export_zip(run.model, run.tokenizer, "glassbox-tuned-model", card=card,
+                                      comment=download_comment()))
         st.session_state[ZIP] = cached
     st.download_button("Download the tuned model (.zip, Hugging Face format)", cached[1],
                        "glassbox-tuned-model.zip", "application/zip", key=PAGE.key("zip"),

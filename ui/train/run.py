@@ -20,7 +20,7 @@ from engine.train.runspec import RunSpec
 
 from ..models import register_session_model
 from ..plots import fitted, plot_config
-from ..runs import RunPanel
+from ..runs import RunPanel, download_comment
 from ..server import session_id
 from ..state import session_alive
 from ..text import md
@@ -119,7 +119,8 @@ def _zip(run: TrainingRun) -> bytes:
     cached = st.session_state.get(ZIPS)
     if cached and cached[0] == run.id:
         return cached[1]
-    data = export_zip(run.model, run.tokenizer, "glassbox-my-model", card=run.model_card())
+    data = export_zip(run.model, run.tokenizer, "glassbox-my-model", card=run.model_card(),
+                      comment=download_comment())
     st.session_state[ZIPS] = (run.id, data)
     return data
 
