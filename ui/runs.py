@@ -43,6 +43,9 @@ def download_comment() -> bytes:
     return f"Glassbox download {secrets.token_hex(DOWNLOAD_BITS // 8)}".encode()
 
 
+NOT_KEPT = ("There was no room in this server's memory to keep the model in the sidebar's model selector, but this "
+            "page still holds it until you start another run or close the tab: download it to keep it, and upload "
+            "the zip on the Train page later to look inside it.")
 RELOADED = ("This page was reloaded, so it starts afresh: the run it showed belonged to the page before the reload "
             "(a run still going stops by itself shortly), and its model went with it unless you downloaded it.")
 

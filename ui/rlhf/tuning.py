@@ -20,7 +20,7 @@ from engine.train.tuning import TuneStatus, TuningRun
 from ..lru import ByteLRU
 from ..models import ModelChoice, describe_size
 from ..plots import fitted, plot_config
-from ..runs import RunPanel, download_comment
+from ..runs import NOT_KEPT, RunPanel, download_comment
 from ..server import model_work, session_id
 from ..state import session_alive
 from ..text import md
@@ -216,10 +216,14 @@ def black_box(run: TuningRun) -> None:
 
 
 def use_model(run: TuningRun) -> None:
-    if st.session_state.get(REGISTERED) != run.id:
+    kept = st.session_state.get(REGISTERED)
+    if kept == f"not kept:{run.id}":  # no memory left for it: it can still be downloaded
+        st.markdown(NOT_KEPT)
+    elif kept == run.id:
+        st.markdown(f"The tuned model is **{TUNED_MODEL}** in the sidebar's model selector, on every page, for as "
+                    "long as this browser tab stays open (yours, this session only). To keep it, download it.")
+    else:
         return
-    st.markdown(f"The tuned model is **{TUNED_MODEL}** in the sidebar's model selector, on every page, for as long "
-                "as this browser tab stays open (yours, this session only). To keep it, download it.")
     cached = st.session_state.get(ZIP)
     if not cached or cached[0] != run.id:
         cfg = run.cfg

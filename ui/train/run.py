@@ -20,7 +20,7 @@ from engine.train.runspec import RunSpec
 
 from ..models import register_session_model
 from ..plots import fitted, plot_config
-from ..runs import RunPanel, download_comment
+from ..runs import NOT_KEPT, RunPanel, download_comment
 from ..server import session_id
 from ..state import session_alive
 from ..text import md
@@ -126,12 +126,17 @@ def _zip(run: TrainingRun) -> bytes:
 
 
 def use_model(run: TrainingRun) -> None:
-    """The result: selectable as "my model" everywhere in this session, and downloadable."""
-    if st.session_state.get(REGISTERED) != run.id:
+    """The result: selectable as "my model" everywhere in this session, and downloadable; only downloadable
+    where the memory for visitors' models had no room for it (an hour's training is never lost to that)."""
+    kept = st.session_state.get(REGISTERED)
+    if kept == f"not kept:{run.id}":
+        st.markdown(NOT_KEPT)
+    elif kept == run.id:
+        st.markdown(f"Your model is now **{MY_MODEL}** in the sidebar's model selector, on every page of the app, "
+                    "for as long as this browser tab stays open: look inside it the way you look inside the built-in "
+                    "one. Nobody else sees it. To keep it, download it; you can upload the zip again later.")
+    else:
         return
-    st.markdown(f"Your model is now **{MY_MODEL}** in the sidebar's model selector, on every page of the app, for "
-                "as long as this browser tab stays open: look inside it the way you look inside the built-in one. "
-                "Nobody else sees it. To keep it, download it; you can upload the zip again later.")
     data = _zip(run)
     st.download_button("Download my model (.zip, Hugging Face format)", data, "glassbox-my-model.zip",
                        "application/zip", key=PAGE.key("zip"), icon=":material/download:")
