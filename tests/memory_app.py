@@ -42,10 +42,10 @@ if role == "holder":
         cache = ByteLRU(None, 4, size=len)
         cache.put("trace", bytearray(3 * 2**20))  # a 3 MB "trace", counted by the server-wide budget
         st.session_state["traces"] = cache
-        st.session_state["zip"] = export_zip(tiny_model(), tokenizer(), "glassbox-my-model",
+        st.session_state["zip_bytes"] = export_zip(tiny_model(), tokenizer(), "glassbox-my-model",
                                              comment=download_comment())
     me.traces = st.session_state["traces"]
-    st.download_button("Download my model (.zip, Hugging Face format)", st.session_state["zip"],
+    st.download_button("Download my model (.zip, Hugging Face format)", st.session_state["zip_bytes"],
                        "glassbox-my-model.zip", "application/zip", key="zip")
     st.text(f"session {me.session_id}")
 elif role == "probe":

@@ -111,6 +111,28 @@ def test_its_own_cache_lets_go_of_its_overflow_first_and_its_older_traces_last(w
     assert len(me.traces) == 0
 
 
+def test_an_idle_session_s_download_buttons_let_go_of_its_trace_too(world, monkeypatch) -> None:
+    """A download button that builds its file on a click keeps its callable in Streamlit's media manager for as
+    long as its session shows it: letting go of an idle session's traces forgets those callables too."""
+    from streamlit.runtime import Runtime, media_file_manager
+    from streamlit.runtime.media_file_manager import MediaFileManager
+    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+    add, _ = world
+    media = MediaFileManager(MemoryMediaFileStorage("/media"))
+    runtime = type("FakeRuntime", (), {"media_file_mgr": media, "is_active_session": lambda self, sid: True})()
+    monkeypatch.setattr(Runtime, "_instance", runtime)
+    me, idle, busy = _visitor("me", []), _visitor("idle", [6], idle_s=600), _visitor("busy", [1])
+    add(me, idle, busy)
+    trace = bytearray(6 * MB)
+    for sid in ("idle", "busy"):
+        monkeypatch.setattr(media_file_manager, "_get_session_id", lambda sid=sid: sid)
+        media.add_deferred(lambda t=trace: bytes(t[:10]), "text/csv", f"{sid}.coords")
+    memory.make_room(5 * MB, me, "trace")
+    assert idle.trace_bytes() == 0 and busy.trace_bytes() == MB
+    owners = [entry["session_id"] for entry in media._deferred_callables.values()]  # noqa: SLF001
+    assert owners == ["busy"], "the idle session's download callable went with its traces, the busy one's stayed"
+
+
 def test_a_visitor_counts_a_tied_weight_once() -> None:
     model = GPT(GPTConfig(block_size=16, vocab_size=64, n_layer=1, n_head=1, n_embd=8))
     assert model.lm_head.weight is model.transformer.wte.weight

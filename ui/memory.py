@@ -158,6 +158,7 @@ def make_room(need: int, me: Visitor | None, what: str, hint: str = "") -> None:
             if v.traces is not None and len(v.traces):
                 freed += v.trace_bytes()
                 v.traces.clear()
+                _quietly("letting go of an idle session's download buttons", _drop_deferred_downloads, v.session_id)
         if total - freed + need > budget and me is not None and me.traces is not None:
             for key, _ in me.traces.items():  # then its own older traces, oldest first: computed again if asked
                 if total - freed + need <= budget:
@@ -175,6 +176,24 @@ def make_room(need: int, me: Visitor | None, what: str, hint: str = "") -> None:
                 f"{size_text(budget)} ({SESSIONS_ENV}) is held now, {size_text(mine)} of it by you, and this {what} "
                 f"needs {size_text(need)} more. Try again in a few minutes, when other sessions have ended"
                 f"{', ' + hint if hint else ''}.")
+
+
+def _drop_deferred_downloads(session_id: str) -> None:
+    """Forget the callables of a session's download buttons that build their file on a click (`data=` a
+    function): Streamlit keeps each for as long as the session shows its button, an idle session's for good,
+    and one that closes over a trace (the Attention page's every-head CSV) keeps alive the trace the budget just
+    let go of. The session's next run draws its buttons again; a click before that gets Streamlit's "file not
+    found"."""
+    if not Runtime.exists():
+        return
+    media = Runtime.instance().media_file_mgr
+    lock, ids, drop = (getattr(media, name, None)
+                       for name in ("_lock", "_deferred_ids_by_session", "_drop_deferred_id"))
+    if lock is None or ids is None or drop is None:
+        return  # a Streamlit without deferred downloads, or that keeps them otherwise: nothing held here
+    with lock:
+        for file_id in list(ids.get(session_id, ())):
+            drop(file_id)
 
 
 # --- giving memory back ----------------------------------------------------------------------------------------
