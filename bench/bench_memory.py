@@ -7,9 +7,9 @@ peak and after every round, and what still holds memory counted by type.
 
 Each session is a real Chromium tab (Playwright, one at a time to spare the CPU; the sessions of a round stay
 open together): it opens the Train page, uploads a model zip at the caps (up to the 256 MB trace budget: 24
-layers would exceed it at 1,024 tokens of context, so 20 layers, 1 head, 1,024 tokens, a vocabulary of about
-8,000), picks it, and on the Attention page looks inside two texts of the whole context (two traces of ~200 MB:
-what one session's trace cache may hold). Then every tab of the round closes. Streamlit keeps a closed tab's
+layers would exceed it at 1,024 tokens of context, so as many as fit, 22, of 1 head, 1,024 tokens, a vocabulary
+of about 8,000), picks it, and on the Attention page looks inside two texts of the whole context (two traces of
+~254 MB: what one session's trace cache may hold). Then every tab of the round closes. Streamlit keeps a closed tab's
 session for server.disconnectedSessionTTL (shortened here with --ttl; 120 s by default) so that a dropped
 connection can resume it; after that the memory must come back.
 
