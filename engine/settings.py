@@ -158,6 +158,9 @@ class Settings:
                            "built-in one (least recently used out first)")
     session_models_mb: float = _var("SESSION_MODELS_MB", positive("megabytes"), 300.0,
                                     "the weights of one session's own models (trained, tuned, uploaded) together")
+    sessions_mb: float = _var("SESSIONS_MB", positive("megabytes"), 1024.0,
+                              "every session's own models and traces together, server-wide: idle sessions' "
+                              "traces are let go of first, then a new model or trace is refused")
     quant_budget_mb: float = _var("QUANT_BUDGET_MB", positive("megabytes"), 256.0,
                                   "quantized copies of models kept at once, process-wide (the Feed-forward page's "
                                   "Quantization tab; a copy of a model bigger than this is made, used and let go)")
@@ -171,6 +174,9 @@ class Settings:
     hub: bool = _var("HUB", switch, True, "0 hides the Hugging Face Hub picker (a server that must not download)")
     hub_dir: Path | None = _var("HUB_DIR", path, None, "where Hub models are downloaded",
                                 shown=".cache/hub-models")
+    hub_shared: bool = _var("HUB_SHARED", switch, False, "1: a model one visitor downloads from the Hub is "
+                            "offered to every visitor; 0: only to that visitor's session (the files on disk are "
+                            "reused, not downloaded again, when another visitor asks for the same id)")
     gpt2_tokenizer: Path | None = _var("GPT2_TOKENIZER", path, None, "a folder with GPT-2's tokenizer, for the "
                                        "Tokens page's comparison (looked for first)", shown="none")
     gutenberg_url: str | None = _var("GUTENBERG_URL", web_address, None,
@@ -244,6 +250,10 @@ class Settings:
     @property
     def session_models_bytes(self) -> int:
         return int(self.session_models_mb * MB)
+
+    @property
+    def sessions_bytes(self) -> int:
+        return int(self.sessions_mb * MB)
 
     @property
     def quant_budget_bytes(self) -> int:

@@ -31,7 +31,8 @@ ENGINE_LEAVES = {"settings.py"}  # engine/ modules below every wing: each import
 UI_WINGS = {"tokens", "attention", "feedforward", "next_token", "intervene", "train", "rlhf", "scale", "room"}
 # ui/, bottom to top: a module imports only from its own level or below (a wing only from itself and below).
 UI_LEVELS = (
-    {"errors", "text", "colours", "server", "models", "cache", "lru", "ndif", "qr"},  # leaves: know no page
+    # leaves: know no page
+    {"errors", "text", "colours", "server", "models", "cache", "lru", "ndif", "qr", "memory"},
     {"terms", "examples", "state", "inputs", "plots", "patterns", "chips", "view", "runs"},  # shared by the pages, know no page
     {"page"},  # the Page declaration
     UI_WINGS,  # one wing per page

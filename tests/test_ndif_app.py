@@ -181,6 +181,7 @@ def test_gpt2_here_and_on_ndif_agree_to_bf16_on_the_ladder(monkeypatch, fake):
 
     import ui.models
     monkeypatch.setenv("GLASSBOX_HUB_DIR", str(fake.root))  # the same folders, as downloaded Hub models
+    monkeypatch.setenv("GLASSBOX_HUB_SHARED", "1")  # ... that the host shares with every visitor
     ui.models.server_models.clear()
     try:
         at = settle(run("pages/8_Scale_ladder.py", text="Once upon a time, there was a little cat."))

@@ -30,12 +30,14 @@ GOOD = [
     ("GLASSBOX_MODEL_BUDGET_MB", "300", "model_budget_mb", 300.0),
     ("GLASSBOX_MAX_MODELS", "1", "max_models", 1),
     ("GLASSBOX_SESSION_MODELS_MB", "1e3", "session_models_mb", 1000.0),
+    ("GLASSBOX_SESSIONS_MB", "2048", "sessions_mb", 2048.0),
     ("GLASSBOX_QUANT_BUDGET_MB", "64", "quant_budget_mb", 64.0),
     ("GLASSBOX_HUB_DISK_MB", "512", "hub_disk_mb", 512.0),
     ("GLASSBOX_MODEL", "/srv/models/mine", "model", Path("/srv/models/mine")),
     ("GLASSBOX_MODELS_DIR", "my-models", "models_dir", Path("my-models")),
     ("GLASSBOX_HUB", "off", "hub", False),
     ("GLASSBOX_HUB_DIR", "/tmp/hub", "hub_dir", Path("/tmp/hub")),
+    ("GLASSBOX_HUB_SHARED", "yes", "hub_shared", True),
     ("GLASSBOX_GPT2_TOKENIZER", "models/gpt2-tokenizer", "gpt2_tokenizer", Path("models/gpt2-tokenizer")),
     ("GLASSBOX_GUTENBERG_URL", "http://127.0.0.1:8000/", "gutenberg_url", "http://127.0.0.1:8000"),
     ("GLASSBOX_ROOM_DB", "postgresql://u:p@db.example.org/glassbox", "room_db",
@@ -78,9 +80,11 @@ BAD = [
     ("GLASSBOX_TRACE_BUDGET_S", "nan", "must be a number above 0 (seconds)"),
     ("GLASSBOX_MODEL_BUDGET_MB", "inf", "must be a number above 0 (megabytes)"),
     ("GLASSBOX_SESSION_MODELS_MB", "-5", "must be a number above 0 (megabytes)"),
+    ("GLASSBOX_SESSIONS_MB", "1 GB", "must be a number above 0 (megabytes)"),
     ("GLASSBOX_HUB_DISK_MB", "4 GB", "must be a number above 0 (megabytes)"),
     ("GLASSBOX_QUANT_BUDGET_MB", "0", "must be a number above 0 (megabytes)"),
     ("GLASSBOX_HUB", "maybe", "must be 1 or 0 (on or off)"),
+    ("GLASSBOX_HUB_SHARED", "everyone", "must be 1 or 0 (on or off)"),
     ("GLASSBOX_HOSTED_USER_ENDPOINTS", "nope", "must be 1 or 0 (on or off)"),
     ("GLASSBOX_HOSTED_ALLOW_PRIVATE", "yes please", "must be 1 or 0 (on or off)"),
     ("GLASSBOX_GUTENBERG_URL", "ftp://mirror.example.org", "must be an http:// or https:// address"),
@@ -129,6 +133,8 @@ def test_defaults_and_empty_values():
     assert d.model is d.models_dir is d.hub_dir is d.gpt2_tokenizer is d.gutenberg_url is d.room_db is None
     assert (d.room_max_attendees, d.room_hours) == (100, 12.0)
     assert d.max_forwards >= 1 and d.train_threads >= 1 and d.device == ""
+    assert d.hub_shared is False, "a visitor's Hub download is that visitor's until the host shares them"
+    assert d.sessions_mb == 1024.0 and d.sessions_bytes == 2**30, "one budget for every session's models and traces"
 
 
 def test_budgets_in_the_units_the_code_uses():

@@ -86,3 +86,36 @@ def test_a_run_stops_when_its_tab_closes(browser, app_server: str) -> None:
         other.wait_for_selector("text=Stopped by you", timeout=60_000)
     finally:
         second.close()
+
+
+def test_f5_on_train_keeps_the_training_text_and_settings(page, app_server: str) -> None:
+    """A reload is a fresh session: only the URL carries the view back (ui/train/state.py's settings)."""
+    pasted = "The otter kept a smooth pebble in her pocket and counted it every night.\n" * 12
+    open_app(page, f"{app_server}/Train")
+    page.get_by_role("radio", name="Paste text").check(force=True)
+    wait_for_app(page)
+    box = page.get_by_label("Text to train on")
+    box.fill(pasted)
+    box.press("Control+Enter")
+    wait_for_app(page)
+    layers = page.locator("[data-testid='stMain'] [data-testid='stSelectbox']").filter(has_text="Layers").first
+    option = page.get_by_role("option", name="3", exact=True).first
+    for _ in range(3):  # a click that lands while the page redraws focuses the box without opening it
+        layers.click()
+        try:
+            option.wait_for(timeout=5_000)
+            break
+        except Exception:  # noqa: BLE001 - Playwright's TimeoutError; try again
+            page.keyboard.press("Escape")
+    option.click()
+    wait_for_app(page)
+    page.wait_for_function("() => new URL(location.href).searchParams.get('n_layer') === '3'")
+    assert "corpus=paste-text" in page.url
+
+    page.reload()
+    page.wait_for_selector("[data-testid='stAppViewContainer']", state="attached")
+    wait_for_app(page)
+    assert page.get_by_role("radio", name="Paste text").is_checked()
+    assert page.get_by_label("Text to train on").input_value() == pasted
+    assert page.get_by_role("combobox", name="Layers").input_value() == "3"
+    assert page.locator(EXCEPTION).count() == 0

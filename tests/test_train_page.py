@@ -15,6 +15,7 @@ from engine.train.corpus import builtin_stories, make_tokenizer, prepare
 from engine.train.runs import TrainingRun
 from engine.train.runspec import PRESETS, make_spec
 from engine_fixtures import tiny_model, tokenizer
+from ui.runs import NOT_KEPT
 from ui.text import md
 
 PAGE = str(ROOT / "pages" / "5_Train.py")
@@ -103,6 +104,7 @@ def test_a_tiny_run_becomes_my_model_with_time_lapse_and_before_after():
                                                 "5. Before and after", "6. Use your model"]
     assert at.success[0].value == "Trained 30 steps."
     assert at.sidebar.selectbox[0].options[-1] == "my model (yours, this session only)"
+    assert at.query_params["run"] in (run.id, [run.id]), "the URL names the run, so a restarted server can say so"
 
     slider = at.select_slider(key=f"train.lapse_step_{run.id}")
     assert slider.options[0] == "0" and slider.value == 30
@@ -220,3 +222,20 @@ def test_fine_tuning_the_builtin_model_keeps_its_shape_and_tokenizer():
 def ui_default_key() -> str:
     import ui
     return ui.models.default_model().key
+
+
+def test_a_model_the_server_has_no_room_for_can_still_be_downloaded(monkeypatch):
+    monkeypatch.setenv("GLASSBOX_SESSIONS_MB", "0.01")  # every visitor's models together: less than a tiny one
+    at = page()
+    at.number_input(key="train.max_steps").set_value(30).run()
+    at.button(key="train.start").click().run()
+    run = at.session_state[RUN]
+    run.join(TIMEOUT)
+    at.run()
+    assert not at.exception
+    assert at.session_state["train.registered"] == f"not kept:{run.id}"
+    assert "my model" not in at.session_state["models.session"]
+    assert any("memory for visitors' own models and traces is full" in e.value for e in at.error), \
+        [e.value for e in at.error]
+    assert any(NOT_KEPT in m.value for m in at.markdown), "the page says the model can still be downloaded"
+    assert "Download my model (.zip, Hugging Face format)" in [b.label for b in at.get("download_button")]

@@ -4,11 +4,13 @@ glossary and the key takeaways."""
 from __future__ import annotations
 
 import ast
+import base64
 import json
 import random
 import re
 import zlib
 from pathlib import Path
+from urllib.parse import quote_plus
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -235,7 +237,7 @@ def test_a_long_text_is_compressed_and_a_longer_one_cut_to_fit() -> None:
     story = tour.texts()["long-story"]
     packed = links.pack_text(story)
     assert packed.name == "tz" and packed.chars == len(story)
-    assert len(packed.value) < 0.7 * len(links.quote_plus(story))
+    assert len(packed.value) < 0.7 * len(quote_plus(story))
     at = app("pages/4_Next_token.py", tz=packed.value)
     clean(at)
     assert at.session_state["state.text"] == story
@@ -243,7 +245,7 @@ def test_a_long_text_is_compressed_and_a_longer_one_cut_to_fit() -> None:
     noise = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz .,") for _ in range(5_000))  # compresses poorly
     cut = links.pack_text(noise)
     assert 0 < cut.chars < len(noise)
-    assert len(cut.value if cut.name == "tz" else links.quote_plus(cut.value)) <= links.LINK_TEXT_CHARS
+    assert len(cut.value if cut.name == "tz" else quote_plus(cut.value)) <= links.LINK_TEXT_CHARS
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
     at.session_state["state.text"] = noise
     at.run()
@@ -260,7 +262,7 @@ def test_texts_survive_packing(text: str) -> None:
 
 
 def test_a_compressed_bomb_is_refused() -> None:
-    bomb = links.base64.urlsafe_b64encode(zlib.compress(b"a" * 10_000_000, 9)).decode()
+    bomb = base64.urlsafe_b64encode(zlib.compress(b"a" * 10_000_000, 9)).decode()
     with pytest.raises(views.Unusable):
         links.unpack_text(bomb)
     at = app(tz=bomb)
@@ -305,7 +307,7 @@ def test_a_link_names_the_models_the_selector_offers() -> None:
     assert NOTE not in notes(at) and query(at)["model"] == name
 
 
-SHARED_OWNERS = {"state", "models", "cache", "workshop", "ndif"}  # the shared modules that keep session keys
+SHARED_OWNERS = {"state", "models", "cache", "workshop", "ndif", "memory"}  # the shared modules that keep session keys
 
 
 def test_every_page_has_the_link_control_and_names_its_keys_by_its_id() -> None:

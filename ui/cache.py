@@ -6,9 +6,11 @@ typing the same text gets the same Trace, which is therefore read-only. Traces o
 first), and one trace may not exceed the per-trace budget (GLASSBOX_TRACE_BUDGET_MB): a GPT-2 trace of 256
 tokens is about 280 MB, of its full 1,024-token context several GB. Traces of a session's own model are cached
 in that session only, bounded by count and by bytes (least recently used out first), because a model a user
-uploads or trains can have traces of hundreds of MB. They live in `st.session_state`, which Streamlit frees
-when the session ends (server.disconnectedSessionTTL, 2 minutes by default, after its tab closes). Both byte
-bounds are TRACES_KEPT traces at the per-trace budget (engine/settings.py); both caches are a ui.lru.ByteLRU.
+uploads or trains can have traces of hundreds of MB; and every session's together, with their models, by the
+server-wide GLASSBOX_SESSIONS_MB (ui/memory.py: idle sessions' traces go first). They live in `st.session_state`,
+which ui/memory.py's reaper empties once the session has ended (server.disconnectedSessionTTL, 2 minutes by
+default, after its tab closes). Both byte bounds are TRACES_KEPT traces at the per-trace budget
+(engine/settings.py); both caches are a ui.lru.ByteLRU.
 
 A model that runs on NDIF has no Trace of everything (a 405B model's attention alone is gigabytes): a view
 says what it reads (`engine.remote.TraceRequest`) and `reading` gives a local model's Trace, which holds that
@@ -21,14 +23,16 @@ import streamlit as st
 
 from engine import Encoding, Trace, encode, run_trace, settings
 from engine.model.cost import BUDGET_MB_ENV, TraceBudget, config_cost, size_text
-from engine.model.trace import encode_for_model
+from engine.model.trace import NonFiniteTrace, encode_for_model
 from engine.remote import Selective, TraceRequest
 
 from .errors import Refused
 from .lru import ByteLRU
+from .memory import holdings, make_room
 from .models import ModelChoice, current_model
 from .ndif import selective
 from .server import model_work
+from .text import md
 
 SHARED_TRACES = 16  # process-wide cache entries; one trace is tens of MB for a small model
 SESSION_TRACES = 4  # per-session cache entries for the session's own models
@@ -51,7 +55,7 @@ def cached_bytes(cache: ByteLRU) -> int:
 def _shared_trace(model_key: str, text: str, _choice: ModelChoice) -> Trace:
     # Keyed by (model_key, text); `_choice` is not hashed (the leading underscore tells Streamlit so).
     with model_work():
-        return run_trace(_choice.model, _choice.tokenizer, text)
+        return _run(_choice, text)
 
 
 def get_trace(text: str, choice: ModelChoice | None = None) -> Trace:
@@ -72,15 +76,20 @@ def get_trace(text: str, choice: ModelChoice | None = None) -> Trace:
         return _shared_trace(choice.key, text, choice)
     cache: ByteLRU[tuple[str, str], Trace] = st.session_state.setdefault(
         _SESSION_CACHE, ByteLRU(trace_cache_cap, SESSION_TRACES, size=lambda t: t.nbytes))
+    me = holdings()
+    if me is not None:
+        me.traces = cache  # what the server-wide budget counts, and lets go of while this session is idle
     key = (choice.key, text)
     if (hit := cache.get(key)) is not None:
         return hit
     cap = trace_cache_cap()
     enc, _ = encode_for_model(choice.tokenizer, text, choice.model.config.block_size)
-    _refuse_over(config_cost(choice.model.config, n_pos=len(enc)).bytes, cap)  # exact for ours: before running
+    need = config_cost(choice.model.config, n_pos=len(enc)).bytes  # exact for ours: before running
+    _refuse_over(need, cap)
+    make_room(need, me, "look inside your model", "or with a shorter text")
     with st.spinner("Running your model…"):
         with model_work():
-            trace = run_trace(choice.model, choice.tokenizer, text)
+            trace = _run(choice, text)
     _refuse_over(trace.nbytes, cap)
     cache.put(key, trace)
     return trace
@@ -103,9 +112,17 @@ def _server_trace(text: str, choice: ModelChoice) -> Trace:
                       f"shorten the text to about {max(fits - 1, 0):,} tokens.")
     with st.spinner(f"Running {choice.name}…"):
         with model_work():
-            trace = run_trace(choice.model, choice.tokenizer, text)
+            trace = _run(choice, text)
     SERVER_TRACES.put(key, trace)
     return trace
+
+
+def _run(choice: ModelChoice, text: str) -> Trace:
+    """One recorded pass; a pass that holds NaN or infinity is refused in a sentence, never drawn as "nan%"."""
+    try:
+        return run_trace(choice.model, choice.tokenizer, text)
+    except NonFiniteTrace as e:
+        raise Refused(str(e).replace("The model's", f"{md(choice.name)}'s", 1)) from None
 
 
 def reading(text: str, choice: ModelChoice, request: TraceRequest) -> Trace | Selective | None:

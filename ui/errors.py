@@ -15,6 +15,8 @@ from contextlib import contextmanager
 import streamlit as st
 from streamlit.runtime.scriptrunner_utils.exceptions import ScriptControlException
 
+from engine.model.trace import NonFiniteTrace
+
 LOG = logging.getLogger("glassbox.ui")
 PASS_THROUGH = (ScriptControlException, KeyboardInterrupt, SystemExit, GeneratorExit)
 
@@ -32,7 +34,7 @@ def error_boundary(what: str = "drawing this part of the page") -> Iterator[None
     """
     try:
         yield
-    except Refused as e:
+    except (Refused, NonFiniteTrace) as e:  # a pass holding NaN says so in its own sentence, wherever it ran
         st.error(str(e), icon=":material/block:")
     except Exception:
         LOG.exception("Glassbox: unexpected error while %s", what)

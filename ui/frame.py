@@ -15,6 +15,7 @@ from engine import CheckpointError, describe
 from engine.model.arch import differences, family_name
 
 from .chips import CSS as CHIP_CSS
+from .memory import visitor
 from .models import ModelChoice, describe_size, model_selector
 from .page import Page
 from .registry import HOME, available
@@ -44,6 +45,7 @@ def setup_page(page: Page) -> ModelChoice:
     st.html(f"<style>{CHIP_CSS}{PAGE_CSS}</style>")  # style-only HTML takes no space in the page
     st.session_state[PAGE] = page.id
     _drop_impossible_values()
+    visitor()  # this session's holdings, for the server-wide memory budget and the reaper (ui/memory.py)
     get_text()
     arrive(page)  # a link or a tour step sets the view before any widget is drawn
     with st.sidebar:

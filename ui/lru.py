@@ -82,6 +82,11 @@ class ByteLRU(Generic[K, V]):
         with self._lock:
             return [v for v, _ in self._items.values()]
 
+    def items(self) -> list[tuple[K, V]]:
+        """(key, value) pairs, least recently used first, without using any (a copy, as `values`)."""
+        with self._lock:
+            return [(k, v) for k, (v, _) in self._items.items()]
+
     def __iter__(self) -> Iterator[K]:
         with self._lock:
             return iter(list(self._items))

@@ -6,6 +6,9 @@ the user's session owns.
   GLASSBOX_HUB_DIR) are loaded on first pick, once per process, shared read-only, and kept in a small
   least-recently-used set (`SHARED`): at most GLASSBOX_MAX_MODELS of them, within GLASSBOX_MODEL_BUDGET_MB of
   weights and a trace each, whatever users pick. Each is priced from its config.json before it loads.
+  A Hub model is offered only to the sessions that asked for it (`offered_models`), unless the host sets
+  GLASSBOX_HUB_SHARED: its files on disk are reused by whoever asks for the same id, but one visitor's
+  download (perhaps with a hostile tokenizer) never joins another visitor's picker or comparisons.
 - A model a user trains or tunes lives only in that user's `st.session_state`, never in a shared cache.
 - NDIF models (when the host offers them, ui/ndif.py) run on NDIF: the choice holds their config, tokenizer and
   meta architecture (engine.remote.RemoteModel), and `ModelChoice.remote` says so to the pages.
@@ -33,6 +36,7 @@ from .ndif import enabled as ndif_enabled
 from .ndif import key_panel, offered, opened, remote_model
 from .ndif import note as ndif_note
 from .lru import ByteLRU
+from .memory import holdings, make_room, weights_bytes
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL_DIR = ROOT / "models" / "glassbox-stories"
@@ -43,6 +47,8 @@ _VERSION = "models.version"  # session key: bumps on every registration, so cach
 HUB_DISK_ENV = settings.env_name("hub_disk_mb")  # downloads stop once the Hub folder holds this much
 FOLDER, HUB = "folder:", "hub:"  # selection ids of server models: "folder:<name>", "hub:<owner/name>"
 NOTICE = "models.notice"  # session key: a model that could not be opened, said once in the sidebar
+HUB_ASKED = "models.hub_asked"  # session key: the Hub ids this session downloaded or opened (GLASSBOX_HUB_SHARED off:
+#                                 the Hub models it is offered)
 
 
 @dataclass(frozen=True, eq=False)
@@ -110,6 +116,16 @@ def server_models() -> list[ServerModel]:
     return out
 
 
+def offered_models() -> list[ServerModel]:
+    """The server models this session is offered: the host's folders, and the Hub models downloaded onto this
+    server that this session asked for (every one, where GLASSBOX_HUB_SHARED is on). One visitor's download
+    never changes another visitor's picker or tokenizer comparison unless the host shares them."""
+    if settings.current().hub_shared:
+        return server_models()
+    asked = st.session_state.get(HUB_ASKED, ())
+    return [m for m in server_models() if not m.id.startswith(HUB) or m.id in asked]
+
+
 class SharedModels:
     """Server models loaded in this process, shared read-only by every session, least recently used first out.
 
@@ -126,6 +142,10 @@ class SharedModels:
 
     def loaded(self) -> list[ModelChoice]:
         return self._loaded.values()
+
+    def loaded_ids(self) -> list[tuple[str, ModelChoice]]:
+        """(selection id, model) of every loaded one, least recently used first."""
+        return self._loaded.items()
 
     def held_bytes(self) -> int:
         return self._loaded.nbytes
@@ -170,7 +190,14 @@ SHARED = SharedModels()
 
 
 def _server_model(sid: str) -> ServerModel | None:
-    return next((m for m in server_models() if m.id == sid), None)
+    return next((m for m in offered_models() if m.id == sid), None)
+
+
+def offered_loaded() -> list[ModelChoice]:
+    """The loaded server models this session is offered (the others belong to other visitors' sessions): what
+    a page may compare with, e.g. the Tokens page's tokenizers."""
+    offered = {m.id for m in offered_models()}
+    return [c for sid, c in SHARED.loaded_ids() if sid in offered]
 
 
 def default_model() -> ModelChoice:
@@ -195,12 +222,16 @@ def shared_model(name: str) -> ModelChoice:
 
 def model_bytes(model: GPT) -> int:
     """Bytes of a model's weights (a tied weight counted once, as `parameters()` lists it)."""
-    return sum(p.numel() * p.element_size() for p in model.parameters())
+    return weights_bytes(model)
 
 
 def session_models() -> dict[str, ModelChoice]:
     """Models this session owns, by name (empty until a page registers one)."""
-    return st.session_state.setdefault(SESSION_MODELS, {})
+    owned = st.session_state.setdefault(SESSION_MODELS, {})
+    me = holdings()
+    if me is not None:
+        me.models = owned  # what the server-wide budget counts
+    return owned
 
 
 def register_session_model(name: str, model: GPT, tokenizer: Any, select: bool = True) -> ModelChoice:
@@ -219,6 +250,9 @@ def register_session_model(name: str, model: GPT, tokenizer: Any, select: bool =
         raise Refused(f"Your models in this session would hold {(others + model_bytes(model)) / 2**20:,.0f} MB of "
                       f"weights, more than the {cap / 2**20:,.0f} MB this server keeps per session: the new one was "
                       "not kept. Download a model you want to keep, then reload the page to start afresh.")
+    replaced = session_models().get(name)
+    make_room(model_bytes(model) - (model_bytes(replaced.model) if replaced else 0), holdings(),
+                     "model")
     version = st.session_state.get(_VERSION, 0) + 1
     st.session_state[_VERSION] = version
     choice = ModelChoice(name, model, tokenizer, key=f"session:{version}:{name}", shared=False)
@@ -298,7 +332,7 @@ def _sync_selection(widget_key: str) -> None:
 
 
 def _label(default_name: str, owned: dict) -> Any:
-    servers = {m.id: m for m in server_models()}
+    servers = {m.id: m for m in offered_models()}
     remote = {NDIF + o.repo_id: o for o in offered()[0]}
 
     def label(n: str) -> str:
@@ -321,7 +355,7 @@ def selector_names() -> list[str]:
     ids ("folder:gpt2", "hub:openai-community/gpt2"), then the session's own models' names."""
     default = default_model().name
     remote = [NDIF + o.repo_id for o in offered()[0]]
-    return [default] + [m.id for m in server_models()] + remote + [n for n in session_models() if n != default]
+    return [default] + [m.id for m in offered_models()] + remote + [n for n in session_models() if n != default]
 
 
 def ndif_label(offer) -> str:
@@ -414,7 +448,7 @@ def open_hub_model(repo_id: str) -> None:
                      text=f"Downloading {repo_id}: {size_text(done)} of {size_text(total)}")
 
     try:
-        fetch_hub_model(repo_id, hub_dir(), progress)
+        fetch_hub_model(repo_id, hub_dir(), progress)  # a folder already there is not downloaded again
         sid = HUB + repo_id.strip()
     except SourceError as e:
         bar.empty()
@@ -422,6 +456,7 @@ def open_hub_model(repo_id: str) -> None:
         return
     server_models.clear()  # the new folder is listed now, not in 30 s
     bar.empty()
+    st.session_state[HUB_ASKED] = {*st.session_state.get(HUB_ASKED, ()), sid}  # offered to this session
     st.session_state[SELECTED] = sid
     st.rerun()
 

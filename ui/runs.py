@@ -13,6 +13,8 @@ the browser session ends (ui.state.session_alive writes the heartbeat this view 
 """
 from __future__ import annotations
 
+import re
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,13 +22,32 @@ from typing import Any
 
 import streamlit as st
 
-from engine.train.background import BackgroundRun, RunState
+from engine.train.background import BackgroundRun, RunState, started_here
 from engine.train.queue import RunRefused
 
 from .models import keep_run_model
 from .text import md
+from .view import Context, Setting, Unusable
 
 Draw = Callable[[Any, Any], None]  # (run, its status) -> draws part of the view
+RUN_ID = re.compile(r"[0-9a-f]{8}")  # a BackgroundRun's id
+RESTARTED = "This server restarted since your run started; the run was lost."
+DOWNLOAD_BITS = 128  # random bits in every model zip a page offers: its download address is a capability
+
+
+def download_comment() -> bytes:
+    """A model zip's archive comment, new for every zip made. Streamlit names a download file after a hash of its
+    bytes (its head, middle and tail past 1 MiB; the comment is in the tail) and serves it to whoever has the
+    address, without cookies: with 128 random bits in the bytes, the address is as random as a session token,
+    and a model trained the same way elsewhere (the same seed gives the same weights) does not reveal it."""
+    return f"Glassbox download {secrets.token_hex(DOWNLOAD_BITS // 8)}".encode()
+
+
+NOT_KEPT = ("There was no room in this server's memory to keep the model in the sidebar's model selector, but this "
+            "page still holds it until you start another run or close the tab: download it to keep it, and upload "
+            "the zip on the Train page later to look inside it.")
+RELOADED = ("This page was reloaded, so it starts afresh: the run it showed belonged to the page before the reload "
+            "(a run still going stops by itself shortly), and its model went with it unless you downloaded it.")
 
 
 @dataclass(frozen=True)
@@ -141,3 +162,23 @@ def watch_run(run, heartbeat_key: str, what: str, when_done: Callable[[], object
                   key=leave_key)
         return False
     return True
+
+
+def run_setting() -> Setting:
+    """The page's background run in its URL (`run=<id>`), so that a reload (F5) or a restarted server can say
+    what became of it; the page keeps the run under its key "run" and its notices under "notice". Session state
+    dies with the server process and with a reloaded page, so only the browser's URL remembers the run: a run
+    this process never started was lost in a restart (RESTARTED), one it did start belonged to the page before a
+    reload (RELOADED). Said once, as the page's notice; "Link to this view" leaves `run` out."""
+    def read(ctx: Context) -> str | None:
+        run = st.session_state.get(ctx.page.key("run"))
+        return run.id if run is not None else None
+
+    def apply(ctx: Context, raw: str) -> None:
+        run = st.session_state.get(ctx.page.key("run"))
+        if run is not None:
+            return  # this session's own run is the one shown, whatever an old URL said
+        if not RUN_ID.fullmatch(raw):
+            raise Unusable("not a run this app named")
+        st.session_state[ctx.page.key("notice")] = ("warning", RELOADED if started_here(raw) else RESTARTED)
+    return Setting("run", read, apply)

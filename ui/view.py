@@ -10,10 +10,16 @@ Values arrive as text (a URL) and are checked against the model and text in use;
 """
 from __future__ import annotations
 
+import base64
+import binascii
+import math
 import re
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Protocol
+from urllib.parse import quote_plus
 
 import streamlit as st
 
@@ -60,6 +66,58 @@ class Setting:
     name: str  # the link parameter: "layer"
     read: Callable[[Context], str | None]  # the session's value as link text; None: nothing to say
     apply: Callable[[Context, str], None]  # raises Unusable
+    packed: str | None = None  # a long text's parameter when it travels compressed ("tz" for `text`); None:
+    #                            always as it is (ui.workshop.links packs and cuts such a value to fit a link)
+
+
+# --- long texts in a link ------------------------------------------------------------------------------------
+
+LINK_TEXT_CHARS = 1_800  # at most this many URL characters for one long text: links stay near 2,000, which
+#                          every browser, chat app and QR code takes
+
+
+@dataclass(frozen=True)
+class PackedText:
+    name: str  # the setting's own parameter ("text"), or its compressed one ("tz")
+    value: str
+    chars: int  # characters of the text the link carries
+
+
+def _pack(text: str) -> str:
+    return base64.urlsafe_b64encode(zlib.compress(text.encode("utf-8"), 9)).decode("ascii").rstrip("=")
+
+
+def _shortest(text: str, plain_name: str, packed_name: str) -> tuple[str, str, int]:
+    plain, packed = quote_plus(text), _pack(text)
+    return (plain_name, text, len(plain)) if len(plain) <= len(packed) else (packed_name, packed, len(packed))
+
+
+@lru_cache(maxsize=64)  # a pure function of the text, asked for on every run and widget
+def pack_text(text: str, name: str = "text", packed: str = "tz") -> PackedText:
+    """A long text as one link parameter (`name`, or `packed` when compressed), whichever is shorter; cut to the
+    longest start that fits LINK_TEXT_CHARS."""
+    param, value, size = _shortest(text, name, packed)
+    if size <= LINK_TEXT_CHARS:
+        return PackedText(param, value, len(text))
+    lo, hi = 0, len(text)  # the longest prefix that fits: lo fits, hi does not
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if _shortest(text[:mid], name, packed)[2] <= LINK_TEXT_CHARS else (lo, mid)
+    param, value, _ = _shortest(text[:lo], name, packed)
+    return PackedText(param, value, lo)
+
+
+def unpack_text(value: str) -> str:
+    """The text of a `tz=` value. Raises Unusable for anything that is not one (a zip bomb included)."""
+    try:
+        data = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+        inflate = zlib.decompressobj()
+        raw = inflate.decompress(data, 4 * MAX_CHARS + 4)  # UTF-8 is at most 4 bytes a character
+        if inflate.unconsumed_tail or not inflate.eof:
+            raise Unusable("not a text this app wrote")
+        return raw.decode("utf-8")
+    except (binascii.Error, ValueError, zlib.error):
+        raise Unusable("not a text this app wrote") from None
 
 
 @dataclass(frozen=True)
@@ -116,6 +174,20 @@ def label(raw: str, labels: Sequence[str], what: str = "tab") -> str:
     raise Unusable(f"no such {what} here")
 
 
+def choice(raw: str, options: Sequence[Any], what: str = "value") -> Any:
+    """The option a link's text names: a number compared as a number (`3e-4` is 0.0003), anything else as text."""
+    for option in options:
+        if isinstance(option, (int, float)) and not isinstance(option, bool):
+            try:
+                if math.isclose(float(raw), option, rel_tol=1e-9):
+                    return option
+            except ValueError:
+                continue
+        elif raw == str(option):
+            return option
+    raise Unusable(f"not a {what} offered here")
+
+
 def fmt(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
@@ -135,8 +207,9 @@ def position(ctx: Context, raw: str) -> int:
 # --- settings kept by remembered widgets -----------------------------------------------------------------------
 
 def kept(name: str, parse: Callable[[Context, str], Any], show: Callable[[Any], str | None] = fmt,
-         widget: str | None = None) -> Setting:
-    """A setting held by the page's remembered widget `widget` (default: the setting's own name)."""
+         widget: str | None = None, packed: str | None = None) -> Setting:
+    """A setting held by the page's remembered widget `widget` (default: the setting's own name); `packed`: a
+    long text's compressed parameter (see Setting)."""
     widget = widget or name
 
     def read(ctx: Context) -> str | None:
@@ -145,7 +218,7 @@ def kept(name: str, parse: Callable[[Context, str], Any], show: Callable[[Any], 
 
     def apply(ctx: Context, raw: str) -> None:
         choose(ctx.page.key(widget), parse(ctx, raw))
-    return Setting(name, read, apply)
+    return Setting(name, read, apply, packed)
 
 
 def tab(labels: Sequence[str]) -> Setting:
@@ -177,5 +250,5 @@ def _apply_text(ctx: Context, raw: str) -> None:
 # Applied first, in this order: a page's own values are checked against the text and model already set.
 COMMON: tuple[Setting, ...] = (
     Setting("model", _read_model, _apply_model),
-    Setting("text", lambda ctx: ctx.text, _apply_text),
+    Setting("text", lambda ctx: ctx.text, _apply_text, packed="tz"),
 )

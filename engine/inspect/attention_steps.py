@@ -29,7 +29,8 @@ class WeightSteps:
     q: torch.Tensor  # [d_head], hook_q at the query
     k: torch.Tensor  # [pos, d_head], hook_k at every position
     dots: torch.Tensor  # [pos], q · k_j, computed from hook_q and hook_k (not masked)
-    scale: float  # what the dot products are divided by: sqrt(d_head), or 1 for a model without the scale
+    scale: float  # what the dot products are divided by: sqrt(d_head), 1 for a model without the scale, or
+    #               sqrt(d_head) x (layer + 1) for GPT-2's scale_attn_by_inverse_layer_idx
     scores: torch.Tensor  # [pos], hook_attn_scores row: dots / scale, -inf after the query
     weights: torch.Tensor  # [pos], hook_pattern row: softmax(scores), sums to 1
     v: torch.Tensor  # [pos, d_head], hook_v at every position
@@ -68,7 +69,7 @@ def weight_steps(trace: Trace, layer: int, head: int, query: int) -> WeightSteps
     v = trace.act[a + "hook_v"][:, head]  # [pos, d_head]
     weights = trace.act[a + "hook_pattern"][head, query]  # [pos]
     return WeightSteps(
-        layer=layer, head=head, query=query, q=q, k=k, dots=k @ q, scale=1 / cfg.scale,
+        layer=layer, head=head, query=query, q=q, k=k, dots=k @ q, scale=1 / cfg.layer_scale(layer),
         scores=trace.act[a + "hook_attn_scores"][head, query], weights=weights, v=v,
         weighted=weights[:, None] * v, z=trace.act[a + "hook_z"][query, head],
     )

@@ -37,6 +37,7 @@ class ModelConfig(Protocol):
     parallel_residual: bool
     tied_embeddings: bool
     attn_scale: float | None  # None: 1 / sqrt(d_head)
+    scale_by_layer: bool  # q.k is also divided by the layer's number + 1 (GPT-2's scale_attn_by_inverse_layer_idx)
     local_window: int | None
     local_layers: tuple[int, ...]
     rotary_dims: int
@@ -55,6 +56,8 @@ class ModelConfig(Protocol):
 
     @property
     def scale(self) -> float: ...
+
+    def layer_scale(self, layer: int) -> float: ...  # what q.k is multiplied by in that layer
 
     def shares_keys_with(self, head: int) -> list[int]: ...
 
@@ -95,6 +98,9 @@ class Model(Protocol):
     def num_params(self) -> int: ...
 
 
+GPT2_GELUS = ("gelu_new", "gelu_pytorch_tanh")  # GPT-2's GELU: its formula, or torch's kernel of it
+
+
 def differences(cfg: ModelConfig) -> list[str]:
     """How this model differs from GPT-2's architecture, one plain sentence each (empty for GPT-2 itself)."""
     out = []
@@ -121,6 +127,13 @@ def differences(cfg: ModelConfig) -> list[str]:
                    "there (itself included); the other layers see the whole context.")
     if cfg.attn_scale == 1.0:
         out.append("No 1/sqrt(d_head) scale: the attention scores are the raw dot products q.k.")
+    if cfg.scale_by_layer:
+        out.append("Scores scaled by depth: layer L also divides q.k by L + 1 (layer 0 by 1, layer 1 by 2, ...), "
+                   "so later layers' patterns are flatter for the same q and k.")
+    if cfg.mlp == GELU_MLP and cfg.activation not in GPT2_GELUS:
+        out.append(f"MLP nonlinearity: {cfg.activation}, not GPT-2's tanh-approximated GELU (gelu_new).")
+    if cfg.mlp == GELU_MLP and cfg.d_mlp != 4 * cfg.n_embd:
+        out.append(f"MLP width: {cfg.d_mlp:,} neurons per layer, not GPT-2's 4 x d_model ({4 * cfg.n_embd:,}).")
     if not cfg.tied_embeddings:
         out.append("Untied unembedding: the output layer is its own matrix, not the token embedding table.")
     return out

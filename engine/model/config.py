@@ -52,6 +52,7 @@ class GPTConfig:
     positions, norm, mlp = "learned", "layernorm", "gelu"
     parallel_residual, tied_embeddings = False, True
     attn_scale, local_window, local_layers, rotary_dims = None, None, (), 0
+    scale_by_layer = False
 
     @property
     def n_kv_head(self) -> int:
@@ -67,6 +68,10 @@ class GPTConfig:
 
     def shares_keys_with(self, head: int) -> list[int]:
         return [head]
+
+    def layer_scale(self, layer: int) -> float:
+        """What q.k is multiplied by in `layer`: 1 / sqrt(d_head) in every layer of GPT-2."""
+        return self.scale
 
     def n_params(self) -> int:
         """Parameter count with the unembedding tied to the token embedding (counted once)."""
@@ -104,16 +109,8 @@ class GPTConfig:
         plain finite numbers (JSON's 1e400 reads as infinity, `true` as 1, "4" as a string)."""
         if d.get("model_type") != "gpt2":
             raise ValueError(f"expected model_type 'gpt2', got {str(d.get('model_type'))[:40]!r}")
-        if d.get("activation_function", "gelu_new") not in ACTIVATIONS:  # transformers' default is gelu_new
-            raise ValueError(f"unsupported activation_function {str(d.get('activation_function'))[:40]!r}")
-        if d.get("n_inner") is not None and _whole(d, "n_inner") != 4 * _whole(d, "n_embd"):
-            raise ValueError("only n_inner = 4 * n_embd is supported")
-        # reorder_and_upcast_attn only makes transformers compute the same scores in float32 under half
-        # precision: the same network, so either value reads as ours.
-        for flag, ok in (("scale_attn_by_inverse_layer_idx", False), ("scale_attn_weights", True),
-                         ("tie_word_embeddings", True)):
-            if d.get(flag, ok) != ok:
-                raise ValueError(f"unsupported {flag}={str(d.get(flag))[:40]}")
+        if (why := cls.unsupported(d)) is not None:
+            raise ValueError(why)
         eos = _whole(d, "eos_token_id", 0)
         dropout = _real(d, "resid_pdrop", 0.0)
         return cls(
@@ -129,6 +126,23 @@ class GPTConfig:
             eos_token_id=eos,
             activation=d.get("activation_function", "gelu_new"),
         )
+
+    @staticmethod
+    def unsupported(d: dict[str, Any]) -> str | None:
+        """Which part of a GPT-2 config.json this GPT does not implement (e.g. "unsupported
+        activation_function 'relu'"), or None when it runs the config as transformers would. Such a config is
+        still a GPT-2 network: engine/model/families/gpt2.py runs it inside transformers instead."""
+        if d.get("activation_function", "gelu_new") not in ACTIVATIONS:  # transformers' default is gelu_new
+            return f"unsupported activation_function {str(d.get('activation_function'))[:40]!r}"
+        if d.get("n_inner") is not None and _whole(d, "n_inner") != 4 * _whole(d, "n_embd"):
+            return "only n_inner = 4 * n_embd is supported"
+        # reorder_and_upcast_attn only makes transformers compute the same scores in float32 under half
+        # precision: the same network, so either value reads as ours.
+        for flag, ok in (("scale_attn_by_inverse_layer_idx", False), ("scale_attn_weights", True),
+                         ("tie_word_embeddings", True)):
+            if d.get(flag, ok) != ok:
+                return f"unsupported {flag}={str(d.get(flag))[:40]}"
+        return None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -32,6 +32,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -290,7 +291,7 @@ def load_hf(folder: str | Path, device: torch.device | str = "cpu", family: Fami
     `config`, `family`: its config.json and family, when the caller has already read and decided them."""
     folder = Path(folder)
     config = read_config_json(folder) if config is None else config
-    family = family or family_for(config, CheckpointError, untyped_gpt2=True)
+    family = family or family_for(config, CheckpointError, untyped_gpt2=True).runner(config)
     if family.native:
         raise CheckpointError(f"{family.name} folders load into Glassbox's own GPT: use load_model")
     if not any(folder.glob("*.safetensors")):
@@ -310,6 +311,10 @@ def load_hf(folder: str | Path, device: torch.device | str = "cpu", family: Fami
             attn_implementation=family.attention, dtype=torch.float32)
     except Exception as e:  # transformers raises many types for a broken folder; the user gets one line
         raise CheckpointError(f"transformers could not load the model: {str(e).splitlines()[0][:300]}") from None
+    for name, p in hf.named_parameters():
+        # numpy, single-threaded, as our GPT's loader: torch's thread pool costs more than the check on 2 cores
+        if not np.isfinite(p.detach().numpy()).all():
+            raise CheckpointError(f"{name} holds NaN or infinite values")
     hf.to(device).eval()
     for p in hf.parameters():
         p.requires_grad_(False)  # shared and read-only: no autograd bookkeeping on any session's forward
@@ -331,13 +336,13 @@ def _check_tokenizer(folder: Path) -> None:
 
 
 def load_model(folder: str | Path, device: torch.device | str = "cpu", max_bytes: int | None = None):
-    """(model, tokenizer) from any supported folder: GPT-2 family on our GPT, the rest in transformers. Reads
-    config.json once and lets the family table decide; checks the tokenizer's splitting expressions first (a
-    folder may come from the Hub)."""
+    """(model, tokenizer) from any supported folder: GPT-2 family on our GPT (or in transformers, for a GPT-2
+    config our GPT does not implement), the rest in transformers. Reads config.json once and lets the family
+    table decide; checks the tokenizer's splitting expressions first (a folder may come from the Hub)."""
     folder = Path(folder)
     _check_tokenizer(folder)
     config = read_config_json(folder)
-    family = family_for(config, CheckpointError, untyped_gpt2=True)
+    family = family_for(config, CheckpointError, untyped_gpt2=True).runner(config)  # GPT-2 + ReLU: transformers
     if family.native:
         return load_pretrained(folder, device, max_bytes=max_bytes, config=config)
     return load_hf(folder, device, family, config)

@@ -63,6 +63,29 @@ class Trace:
         return self.logits[pos].softmax(-1)  # [vocab]
 
 
+class NonFiniteTrace(ValueError):
+    """A forward pass whose activations or logits hold NaN or infinity (broken weights, or numbers that
+    overflow): nothing computed from it means anything, so it is refused rather than drawn as "nan%"."""
+
+    def __init__(self, name: str):
+        self.name = name  # the first activation, in the order of the forward pass, that is not finite
+        super().__init__(f"The model's {name} on this text hold NaN or infinite values, so there is nothing "
+                         "true to show: its weights or its config are broken, or its numbers overflow on this text.")
+
+
+def first_non_finite(act: dict[str, torch.Tensor], logits: torch.Tensor) -> str | None:
+    """The name of the first activation (in the forward pass's order, the logits last) holding NaN or infinity,
+    or None. Masked attention scores are -inf by design; only NaN or +inf there counts."""
+    for name, t in (*act.items(), ("logits", logits)):
+        if name.endswith("hook_attn_scores"):
+            bad = torch.isnan(t).any() or torch.isposinf(t).any()
+        else:
+            bad = not torch.isfinite(t).all()
+        if bad:
+            return name
+    return None
+
+
 def encode_for_model(tokenizer, text: str, block_size: int, bos: bool = True) -> tuple[Encoding, int]:
     """Encode `text` for a forward pass: optional <|endoftext|> first, then keep the last tokens that fit.
 
@@ -81,7 +104,8 @@ def encode_for_model(tokenizer, text: str, block_size: int, bos: bool = True) ->
 
 @torch.no_grad()
 def run_trace(model: GPT, tokenizer, text: str, bos: bool = True) -> Trace:
-    """Tokenize `text` and run one recorded forward pass. Raises ValueError for text with no tokens."""
+    """Tokenize `text` and run one recorded forward pass. Raises ValueError for text with no tokens, and its
+    NonFiniteTrace for a pass that holds NaN or infinity."""
     enc, dropped = encode_for_model(tokenizer, text, model.config.block_size, bos)
     if len(enc.ids) - int(bos) + dropped == 0:  # the text itself has no tokens (a lone start marker is not text)
         raise ValueError("There is no text to run: type something first.")
@@ -92,7 +116,8 @@ def run_trace(model: GPT, tokenizer, text: str, bos: bool = True) -> Trace:
 @torch.no_grad()
 def trace_ids(model: GPT, tokenizer, ids: list[int], text: str | None = None, tokens: list[str] | None = None,
               offsets: list[tuple[int, int]] | None = None, n_dropped: int = 0, has_bos: bool = False) -> Trace:
-    """A recorded forward pass over token ids (at most block_size of them)."""
+    """A recorded forward pass over token ids (at most block_size of them). Raises NonFiniteTrace when an
+    activation or the logits hold NaN or infinity."""
     if not ids:
         raise ValueError("There is no text to run: type something first.")
     if len(ids) > model.config.block_size:
@@ -100,10 +125,13 @@ def trace_ids(model: GPT, tokenizer, ids: list[int], text: str | None = None, to
     device = next(model.parameters()).device
     logits, cache = model.run_with_cache(torch.tensor([ids], device=device))
     act = {k: v[0].float().cpu() for k, v in cache.items()}
+    logits = logits[0].float().cpu()
+    if (bad := first_non_finite(act, logits)) is not None:
+        raise NonFiniteTrace(bad)
     if tokens is None:
         tokens = [display_token(tokenizer, i) for i in ids]
     if text is None:
         text = tokenizer.decode(ids)
     return Trace(text=text, ids=list(ids), tokens=tokens, offsets=offsets or [(0, 0)] * len(ids),
-                 logits=logits[0].float().cpu(), act=act, config=model.config,
+                 logits=logits, act=act, config=model.config,
                  n_dropped=n_dropped, has_bos=has_bos)

@@ -20,6 +20,7 @@ import logging
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
@@ -93,6 +94,18 @@ class Liveness:
         return self._gone_since is not None and now - self._gone_since >= self.grace_s
 
 
+_STARTED: OrderedDict[str, None] = OrderedDict()  # ids of the runs this process started, newest last
+_STARTED_KEPT = 100_000  # ids only: a few MB at most, however long the server runs
+_STARTED_LOCK = threading.Lock()
+
+
+def started_here(run_id: str) -> bool:
+    """Whether this server process started a run with this id. A page's URL names its run (ui.runs): an id
+    this process never started belongs to a server that has restarted since (or to another server)."""
+    with _STARTED_LOCK:
+        return run_id in _STARTED
+
+
 class BackgroundRun:
     """One run in its own thread: create, `start()`, poll `status()`, `stop()`; `model` is the result."""
 
@@ -122,6 +135,10 @@ class BackgroundRun:
         """Join the line and start the background thread, which works once a slot is free; RunRefused when its
         owner already has a run waiting."""
         QUEUE.join(self)
+        with _STARTED_LOCK:
+            _STARTED[self.id] = None
+            while len(_STARTED) > _STARTED_KEPT:
+                _STARTED.popitem(last=False)
         self._thread = threading.Thread(target=self._main, name=f"glassbox-{self.kind}-{self.id}", daemon=True)
         self._thread.start()
 

@@ -30,7 +30,7 @@ from ..model.cost import TraceBudget, config_cost, over_budget
 from ..model.files import CONFIG, MAX_CONFIG_BYTES, TOKENIZER, WEIGHTS
 from ..model.gpt import GPT
 from ..model.tokenizer import EOT, check_tokenizer_json, wrap
-from ..model.trace import run_trace
+from ..model.trace import NonFiniteTrace, run_trace
 
 MAX_ZIP_BYTES = 25 * 2**20  # the same as server.maxUploadSize in .streamlit/config.toml (a test holds them equal)
 MAX_WEIGHTS_BYTES = 200 * 2**20
@@ -66,8 +66,9 @@ class BundleError(ValueError):
 
 
 def export_zip(model: GPT, tokenizer, name: str = "my-model", card: str = "",
-               extra_files: dict[str, str] | None = None) -> bytes:
-    """The model as a zip of a Hugging Face-compatible folder named `name` (bytes, ready to download)."""
+               extra_files: dict[str, str] | None = None, comment: bytes = b"") -> bytes:
+    """The model as a zip of a Hugging Face-compatible folder named `name` (bytes, ready to download);
+    `comment`: the zip's archive comment (at most 65,535 bytes; readers ignore it)."""
     with tempfile.TemporaryDirectory(prefix="glassbox-export-") as tmp:
         folder = save_pretrained(model, tokenizer, Path(tmp) / name,
                                  extra_files={"README.md": card, **(extra_files or {})} if card else extra_files)
@@ -75,6 +76,7 @@ def export_zip(model: GPT, tokenizer, name: str = "my-model", card: str = "",
         with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
             for f in sorted(folder.iterdir()):
                 zf.write(f, f"{name}/{f.name}")
+            zf.comment = comment
     return buf.getvalue()
 
 
@@ -193,6 +195,9 @@ def _probe(model: GPT, tokenizer) -> None:
     logits so large that every probability is 0 or 1 and every page's entropy is NaN."""
     try:
         trace = run_trace(model, tokenizer, PROBE)
+    except NonFiniteTrace as e:
+        raise BundleError(f"The model's {e.name} on a test sentence hold NaN or infinite values: its weights or "
+                          "config are broken.") from None
     except NOT_NATIVE:
         raise
     except BaseException as e:  # noqa: BLE001 - whatever the tokenizer or the model raise, it is a refusal

@@ -25,7 +25,7 @@ from ..generation.window import ContextWindow
 from ..model.device import pick_device
 from ..model.gpt import GPT
 from ..model.tokenizer import EOT, display_bytes, token_bytes
-from ..model.trace import Trace, run_trace
+from ..model.trace import NonFiniteTrace, Trace, run_trace
 from .background import BackgroundRun, LineStatus, RunState
 from .corpus import Prepared
 from .data import Batches, Source
@@ -237,8 +237,11 @@ class TrainingRun(BackgroundRun):
                  if k != "lm_head.weight"}
         model.eval()
         try:
-            probe = run_trace(model, self.tokenizer, self.spec.probe)
-            if not torch.isfinite(probe.logits).all():
+            try:
+                probe = run_trace(model, self.tokenizer, self.spec.probe)
+            except NonFiniteTrace:
+                probe = None
+            if probe is None:
                 good = self._snapshots[-1].step if self._snapshots else 0
                 raise _Diverged(
                     f"The model's outputs overflowed to infinity at step {trainer.step}: training diverged, usually "

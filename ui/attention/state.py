@@ -154,9 +154,10 @@ def head_picker(trace: Trace, model_key: str) -> Pick:
     head = cols[1].selectbox("Head", heads, help=define("attention head", "Heads count from 0. Clicking a tile of "
                                                                       "the overview picks it."),
                              **remembered("head", 0, heads))
+    tokens = trace.tokens  # the strings only: a widget's format_func lives as long as the session (ui/memory.py)
     query = cols[2].selectbox(
         "Query token (the token doing the looking)", positions,
-        format_func=lambda i: f"{i} · {trace.tokens[i]}",
+        format_func=lambda i: f"{i} · {tokens[i]}",
         help=define("query key value", "Clicking a row of the large pattern picks it too."),
         **remembered("query", last, positions))
     return Pick(int(layer), int(head), int(query))

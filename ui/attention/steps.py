@@ -101,6 +101,18 @@ def weights_bar(s: WeightSteps, tokens: list[str], shown: range) -> go.Figure:
     return fig
 
 
+def divisor(s: WeightSteps) -> tuple[str, str]:
+    """What the dot products are divided by, in words and in LaTeX: "√16" (GPT-2), "1" (GPT-Neo: no scale),
+    "√16 × 3" (GPT-2's scale_attn_by_inverse_layer_idx, layer 2: the layer's number + 1 as well)."""
+    d = s.k.shape[1]
+    by_layer = round(s.scale / math.sqrt(d)) if s.scale != 1 else 1
+    if s.scale == 1 or math.isclose(s.scale, math.sqrt(d), rel_tol=1e-6):
+        return ("1", "1") if s.scale == 1 else (f"√{d}", r"\sqrt{d_\text{head}}")
+    if math.isclose(s.scale, by_layer * math.sqrt(d), rel_tol=1e-6):
+        return f"√{d} × {by_layer}", r"\sqrt{d_\text{head}}\cdot %d" % by_layer
+    return f"{s.scale:g}", f"{s.scale:g}"  # no sqrt(d_head), only the layer's number
+
+
 def steps_table(s: WeightSteps, tokens: list[str], shown: range) -> pd.DataFrame:
     """Steps 2 to 4 for every shown key: the dot product, scaled, the trace's masked score, the softmax."""
     idx = list(shown)
@@ -109,7 +121,7 @@ def steps_table(s: WeightSteps, tokens: list[str], shown: range) -> pd.DataFrame
         "key position": idx,
         "key token": [csv_text(tokens[p]) for p in idx],
         "q · k": s.dots[idx].tolist(),
-        f"÷ √{s.k.shape[1]}": s.scaled[idx].tolist(),
+        f"÷ {divisor(s)[0]}": s.scaled[idx].tolist(),
         "score (trace)": [NEG_INF if math.isinf(v) else f"{v:.4f}" for v in scores],
         "exp(score − max)": s.exp_shifted[idx].tolist(),
         "weight (trace)": s.weights[idx].tolist(),
@@ -133,7 +145,7 @@ def _worked_example(s: WeightSteps, tokens: list[str]) -> str:
         shifted = f"{num(score)} − {num(top)}" if top >= 0 else f"{num(score)} + {num(-top)}"
         numerator = f"Its softmax numerator is e^({shifted}) = {num(float(s.exp_shifted[j]))}"
     return (f"For the key with the most weight, **“{md(tokens[j])}”** (position {j}): q · k = "
-            f"{num(float(s.dots[j]))}; divided by √{s.k.shape[1]} = {s.scale:.3f} that is "
+            f"{num(float(s.dots[j]))}; divided by {divisor(s)[0]} = {s.scale:.3f} that is "
             f"{num(float(s.scaled[j]))}, the score the trace recorded ({num(score)}). {numerator}, and divided by "
             f"the sum of all numerators ({num(total)}) it becomes the weight {num(float(s.weights[j]))}.")
 
@@ -148,11 +160,15 @@ def weight_steps_section(trace: Trace, choice: ModelChoice, pick: Pick) -> None:
     name = f"L{pick.layer}H{pick.head}-q{q}"
     st.markdown(f"Layer {pick.layer}, head {pick.head}, query token **“{md(tokens[q])}”** at position {q}. "
                 f"Every number below is read from the model's run on your text.")
-    score = r"q \cdot k_j" if s.scale == 1 else r"\frac{q \cdot k_j}{\sqrt{d_\text{head}}}"
+    words, tex = divisor(s)
+    score = r"q \cdot k_j" if s.scale == 1 else r"\frac{q \cdot k_j}{%s}" % tex
     st.latex(r"\text{score}_j = %s\;(j \le %d,\ \text{else } -\infty)"
              r"\qquad w = \operatorname{softmax}(\text{score})\qquad z = \sum_j w_j\, v_j" % (score, q))
     if s.scale == 1:
         st.caption("This model does not divide the dot products by √d_head (GPT-Neo leaves the scale out).")
+    elif words != f"√{d}":
+        st.caption(f"This model also divides the dot products by the layer's number + 1 (GPT-2's "
+                   f"scale_attn_by_inverse_layer_idx): by {words} in layer {pick.layer}.")
 
     st.markdown(f"#### Step 1 · the query and the keys\nThe head turns each token into a **query** vector "
                 f"(what it looks for) and a **key** vector (what it offers), {d} numbers each "
@@ -165,7 +181,7 @@ def weight_steps_section(trace: Trace, choice: ModelChoice, pick: Pick) -> None:
 
     st.markdown("#### Steps 2 and 3 · dot products, scaled, then masked\n"
                 f"Each key's match with the query is the dot product q · k (computed here from hook_q and "
-                f"hook_k), divided by √{d} = {s.scale:.3f} so the scores stay in a range where softmax is not "
+                f"hook_k), divided by {words} = {s.scale:.3f} so the scores stay in a range where softmax is not "
                 "too sharp. The model then sets every **later** token's score to −∞: a token may not look at "
                 "the future. The *score (trace)* column is `hook_attn_scores`, recorded by the model.")
     table = steps_table(s, tokens, shown)

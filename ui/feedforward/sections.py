@@ -83,7 +83,8 @@ def position_picker(v: View, term: str | None = None) -> int:
     words = "At every position the model predicts the token after it."
     # The value shows above the thumb and is cut at the slider's ends: a short label (the figures name the token).
     return st.select_slider("Position", positions, **remembered("position", positions[-1], positions),
-                            format_func=lambda p: f"{p}: {md(short(v.trace.tokens[p], SLIDER_CHARS))}",
+                            # the strings only: a widget's format_func lives as long as the session
+                            format_func=lambda p, tokens=v.trace.tokens: f"{p}: {md(short(tokens[p], SLIDER_CHARS))}",
                             help=define(term, words) if term else words)
 
 
@@ -166,7 +167,8 @@ def neuron_explorer(v: View) -> None:
                 "Neuron (most active on your text first; type a number to find one)", order.tolist(),
                 **remembered("neuron", int(order[0]), order.tolist()), help=define("neuron"),
                 # selectbox options are plain text, not Markdown: the token is shown as it is
-                format_func=lambda n: f"neuron {n} · peak {peak_of[n]:.2f} on “{v.tokens[int(where[n])]}”")
+                format_func=lambda n, tokens=v.tokens, where=where.tolist(): (
+                    f"neuron {n} · peak {peak_of[n]:.2f} on “{tokens[where[n]]}”"))
         acts = shown[:, neuron]  # [pos]
         examples = atlas.examples(layer, neuron)
         scale = max([e.value for e in examples] + [float(acts.max())] + [1e-6])

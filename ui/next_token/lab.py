@@ -31,8 +31,9 @@ def position_picker(trace: Trace) -> int:
         return 0
     return st.select_slider(
         "Predict the token after…", range(len(trace)), **PAGE.remembered("position", end, range(len(trace))),
-        format_func=lambda i: f"{i}: {md(trace.tokens[i])}" + (" (end of your text)" if i == len(trace) - 1
-                                                                        else ""),
+        # the strings only: a widget's format_func lives as long as the session (ui/memory.py)
+        format_func=lambda i, tokens=trace.tokens, end=end: f"{i}: {md(tokens[i])}" + (
+            " (end of your text)" if i == end else ""),
         help="The model predicts a next token at every position at once; pick an earlier one to compare its "
              "guess with what your text actually says next.")
 

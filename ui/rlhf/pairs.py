@@ -15,13 +15,12 @@ from ..models import ModelChoice
 from ..server import model_work
 from ..text import md
 from ..inputs import whole_number
-from .state import PAGE, remembered
+from .state import MAX_PROMPT_CHARS, PAGE, remembered
 
 PAIRS = PAGE.key("pairs")  # session key: list[PreferencePair]
 DRAFT = PAGE.key("draft")  # session key: (model key, prompt, seed, completions) written for the user to mark
 NOTICE = PAGE.key("pairs_notice")  # session key: a line about the last change, shown once
 MAX_PAIRS = 64  # every step runs every pair: more would make a tuning run slow for the server
-MAX_PROMPT_CHARS = 300
 N_COMPLETIONS = 4
 COMPLETION_TOKENS = 40
 DEFAULT_PROMPT = "Once upon a time, there was a little girl named"

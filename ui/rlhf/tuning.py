@@ -20,13 +20,13 @@ from engine.train.tuning import TuneStatus, TuningRun
 from ..lru import ByteLRU
 from ..models import ModelChoice, describe_size
 from ..plots import fitted, plot_config
-from ..runs import RunPanel
+from ..runs import NOT_KEPT, RunPanel, download_comment
 from ..server import model_work, session_id
 from ..state import session_alive
 from ..text import md
 from .figures import before_after_figure, changes_figure, changes_frame, tuning_figure, tuning_frame
 from .pairs import pairs
-from .state import PAGE, remembered
+from .state import BETAS, LEARNING_RATES, PAGE, STEPS, remembered
 
 RUN = PAGE.key("run")  # session key: this session's TuningRun (one at a time)
 REGISTERED = PAGE.key("registered")  # session key: id of the run whose model is registered as TUNED_MODEL
@@ -36,7 +36,6 @@ ZIP = PAGE.key("zips")  # session key: (run id, zip bytes)
 COMPARED = PAGE.key("compared")  # session key: ByteLRU {(run id, prompt): what the before / after views draw}
 TUNED_MODEL = "tuned model"
 POLL_S = 0.5
-LEARNING_RATES = (1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4)
 COMPARE_SEEDS = (11, 12, 13)
 COMPARE_TOKENS = 40
 TOP_TOKENS = 8
@@ -54,8 +53,7 @@ def settings() -> TuneConfig:
     """The three knobs, each with a line on what it does."""
     c = st.columns(3)
     with c[0]:
-        betas = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
-        beta = st.select_slider("beta", betas, **remembered("beta", 0.1, betas))
+        beta = st.select_slider("beta", BETAS, **remembered("beta", 0.1, BETAS))
         st.caption("How tightly the tuned model is held to the original. Small: it may drift far to please the "
                    "rule; large: it changes only a little.")
     with c[1]:
@@ -63,7 +61,7 @@ def settings() -> TuneConfig:
                               **remembered("lr", 5e-5, LEARNING_RATES))
         st.caption("How big each step is. Too big and the model soon forgets its English along with the lesson.")
     with c[2]:
-        steps = st.slider("Steps", 5, 100, step=5, **remembered("steps", 30))
+        steps = st.slider("Steps", STEPS[0], STEPS[-1], step=STEPS[1] - STEPS[0], **remembered("steps", 30, STEPS))
         st.caption("How many times it goes over all the pairs. Each step is one gradient update on every pair.")
     return TuneConfig(beta=beta, learning_rate=lr, steps=steps)
 
@@ -74,9 +72,10 @@ TUNE_MAX_PARAMS = 20_000_000  # DPO keeps the weights, a frozen reference, gradi
 def tunable(choice: ModelChoice) -> str | None:
     """Why this model cannot be tuned here, or None. Tuning runs on Glassbox's own GPT, on a CPU, in seconds."""
     if not isinstance(choice.model, GPT):
+        what = (f"a {family_name(choice.model.config)} model" if choice.model.config.family != "gpt2" else
+                "a GPT-2 variant our GPT does not implement (it runs inside transformers)")
         return (f"Preference tuning runs on Glassbox's own GPT (the built-in model, GPT-2-family models, models you "
-                f"train); {choice.name} is a {family_name(choice.model.config)} model, shown as it is. Pick one of "
-                "those in the sidebar to tune.")
+                f"train); {md(choice.name)} is {what}, shown as it is. Pick one of those in the sidebar to tune.")
     if choice.n_params > TUNE_MAX_PARAMS:
         return (f"{choice.name} has {describe_size(choice.n_params)} parameters: tuning it would hold about "
                 f"{5 * 4 * choice.n_params / 2**30:.1f} GB (weights, a frozen copy, gradients, optimizer state) "
@@ -217,10 +216,14 @@ def black_box(run: TuningRun) -> None:
 
 
 def use_model(run: TuningRun) -> None:
-    if st.session_state.get(REGISTERED) != run.id:
+    kept = st.session_state.get(REGISTERED)
+    if kept == f"not kept:{run.id}":  # no memory left for it: it can still be downloaded
+        st.markdown(NOT_KEPT)
+    elif kept == run.id:
+        st.markdown(f"The tuned model is **{TUNED_MODEL}** in the sidebar's model selector, on every page, for as "
+                    "long as this browser tab stays open (yours, this session only). To keep it, download it.")
+    else:
         return
-    st.markdown(f"The tuned model is **{TUNED_MODEL}** in the sidebar's model selector, on every page, for as long "
-                "as this browser tab stays open (yours, this session only). To keep it, download it.")
     cached = st.session_state.get(ZIP)
     if not cached or cached[0] != run.id:
         cfg = run.cfg
@@ -230,7 +233,8 @@ def use_model(run: TuningRun) -> None:
             f"Optimization on {len(run.pairs)} preference pairs: beta {cfg.beta:g}, learning rate "
             f"{cfg.learning_rate:g}, {run.status().step} steps, AdamW.", "",
             "Labelled by: " + ", ".join(sorted({p.labelled_by for p in run.pairs})) + ".", ""])
-        cached = (run.id, export_zip(run.model, run.tokenizer, "glassbox-tuned-model", card=card))
+        cached = (run.id, export_zip(run.model, run.tokenizer, "glassbox-tuned-model", card=card,
+                                      comment=download_comment()))
         st.session_state[ZIP] = cached
     st.download_button("Download the tuned model (.zip, Hugging Face format)", cached[1],
                        "glassbox-tuned-model.zip", "application/zip", key=PAGE.key("zip"),

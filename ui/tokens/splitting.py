@@ -14,7 +14,7 @@ from engine.inspect.compare_tokenizers import (GPT2_REPO, ContextFit, Gpt2Tokeni
 
 from ..cache import context_message
 from ..chips import MAX_CHIPS, chips_html, show_token_chips
-from ..models import ROOT, SHARED, ModelChoice, default_model
+from ..models import ROOT, ModelChoice, default_model, offered_loaded
 from .state import PAGE
 from ..terms import define
 
@@ -152,7 +152,7 @@ def other_tokenizers(choice: ModelChoice) -> list[tuple[str, object]]:
     """The tokenizers of the other models loaded on this server (the built-in one, server models), by model,
     each vocabulary once: the same text under GPT-2's, Pythia's, SmolLM2's ... tokenizer side by side."""
     out = []
-    for other in [default_model(), *SHARED.loaded()]:
+    for other in [default_model(), *offered_loaded()]:
         if other.key == choice.key or other.tokenizer is choice.tokenizer:
             continue
         out.append((f"{other.name}'s BPE", other.tokenizer))

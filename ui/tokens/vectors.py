@@ -146,7 +146,7 @@ def show_neighbours(mi: ModelInput, choice: ModelChoice) -> None:
         options = options[1:] + options[:1]  # the start marker last: the text's own tokens are more telling
     left, right = st.columns([3, 1])
     token_id = left.selectbox("Token", options, key=PAGE.key("neighbour_token"),
-                              format_func=lambda i: f"{vm.pieces[i]}  (id {i})")
+                              format_func=lambda i, pieces=vm.pieces: f"{pieces[i]}  (id {i})")
     k = whole_number("How many", 1, 50, 10, key=PAGE.key("neighbour_k"), where=right)
     if token_id is None:
         return

@@ -20,7 +20,7 @@ from engine.train.runspec import RunSpec
 
 from ..models import register_session_model
 from ..plots import fitted, plot_config
-from ..runs import RunPanel
+from ..runs import NOT_KEPT, RunPanel, download_comment
 from ..server import session_id
 from ..state import session_alive
 from ..text import md
@@ -119,18 +119,24 @@ def _zip(run: TrainingRun) -> bytes:
     cached = st.session_state.get(ZIPS)
     if cached and cached[0] == run.id:
         return cached[1]
-    data = export_zip(run.model, run.tokenizer, "glassbox-my-model", card=run.model_card())
+    data = export_zip(run.model, run.tokenizer, "glassbox-my-model", card=run.model_card(),
+                      comment=download_comment())
     st.session_state[ZIPS] = (run.id, data)
     return data
 
 
 def use_model(run: TrainingRun) -> None:
-    """The result: selectable as "my model" everywhere in this session, and downloadable."""
-    if st.session_state.get(REGISTERED) != run.id:
+    """The result: selectable as "my model" everywhere in this session, and downloadable; only downloadable
+    where the memory for visitors' models had no room for it (an hour's training is never lost to that)."""
+    kept = st.session_state.get(REGISTERED)
+    if kept == f"not kept:{run.id}":
+        st.markdown(NOT_KEPT)
+    elif kept == run.id:
+        st.markdown(f"Your model is now **{MY_MODEL}** in the sidebar's model selector, on every page of the app, "
+                    "for as long as this browser tab stays open: look inside it the way you look inside the built-in "
+                    "one. Nobody else sees it. To keep it, download it; you can upload the zip again later.")
+    else:
         return
-    st.markdown(f"Your model is now **{MY_MODEL}** in the sidebar's model selector, on every page of the app, for "
-                "as long as this browser tab stays open: look inside it the way you look inside the built-in one. "
-                "Nobody else sees it. To keep it, download it; you can upload the zip again later.")
     data = _zip(run)
     st.download_button("Download my model (.zip, Hugging Face format)", data, "glassbox-my-model.zip",
                        "application/zip", key=PAGE.key("zip"), icon=":material/download:")

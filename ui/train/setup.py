@@ -18,23 +18,14 @@ from engine.train.corpus import (GUTENBERG_URL, MAX_UPLOAD_BYTES, Corpus, Corpus
                                  fetch_gutenberg, from_pasted, from_upload, make_tokenizer, prepare)
 from engine.train.runspec import PRESETS, Preset, RunSpec
 
-from ..models import SHARED, ModelChoice, default_model, describe_size, session_models
+from ..models import ModelChoice, default_model, describe_size, offered_loaded, session_models
 from ..text import md
 from ..inputs import whole_number
+from ..view import LINK_TEXT_CHARS, pack_text
 from .figures import duration
-from .state import ESTIMATE, PAGE
+from .state import (BATCHES, BUILTIN, BUILTIN_TOKENIZER, CONTEXTS, CORPUS_KINDS, ESTIMATE, HEADS, LAYERS,
+                    MAX_PASTE_CHARS, MAX_STEPS, PAGE, PASTE, RATES, UPLOAD, VOCABS, WIDTHS)
 
-BUILTIN, PASTE, UPLOAD, BOOK = "Built-in stories", "Paste text", "Upload a .txt file", "Project Gutenberg book"
-MAX_PASTE_CHARS = 2_000_000
-BUILTIN_TOKENIZER = 0  # vocabulary option: reuse the built-in model's tokenizer
-LAYERS = (1, 2, 3, 4, 6, 8)
-HEADS = (1, 2, 4, 8, 16)
-WIDTHS = (16, 32, 48, 64, 96, 128, 192, 256, 384, 512)
-CONTEXTS = (16, 32, 64, 128, 256, 512)
-BATCHES = (1, 2, 4, 8, 16, 32, 64)
-VOCABS = (512, 1024, 2048, 4096, BUILTIN_TOKENIZER)
-# High rates stay on the slider on purpose: trying one is how you see a run diverge.
-RATES = (1e-4, 3e-4, 1e-3, 2e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 10.0, 100.0, 1000.0)
 _PREPARED = PAGE.key("prepared")  # session key: (key, Prepared) of the last text prepared
 _BOOK = PAGE.key("book")  # session key: the fetched Gutenberg Corpus
 _UPLOADED = PAGE.key("uploaded_corpus")  # session key: (file id, Corpus)
@@ -80,7 +71,7 @@ def _fetch_book() -> None:
 
 def corpus_picker() -> Corpus | None:
     """The training text the user chose, or None (with the reason shown) when there is none yet."""
-    kinds = (BUILTIN, PASTE, UPLOAD, BOOK)
+    kinds = CORPUS_KINDS
     kind = st.radio("Training text", kinds, horizontal=True, **PAGE.remembered("corpus_kind", BUILTIN, kinds))
     try:
         if kind == BUILTIN:
@@ -91,6 +82,11 @@ def corpus_picker() -> Corpus | None:
             if not text.strip():
                 st.info("Paste some text to train on (a few pages at least).", icon=":material/content_paste:")
                 return None
+            carried = pack_text(text, "paste", "pz").chars
+            if carried < len(text):  # the URL holds the view, so F5 brings the text back: as much as fits
+                st.caption(f"A reload (F5) or a link to this page brings back the first {carried:,} of these "
+                           f"{len(text):,} characters: the address bar carries at most about "
+                           f"{LINK_TEXT_CHARS + 200:,} characters of a text. Keep a copy of a longer one.")
             corpus = from_pasted(text)
         elif kind == UPLOAD:
             corpus = _uploaded()
@@ -179,7 +175,7 @@ def base_models(current: ModelChoice) -> list[ModelChoice]:
     """The models this session may fine-tune: those on Glassbox's own GPT it can see (the one in use, the built-in
     model, the server's loaded GPT-2-family models, its own), each once."""
     out, seen = [], set()
-    for c in [current, default_model(), *SHARED.loaded(), *session_models().values()]:
+    for c in [current, default_model(), *offered_loaded(), *session_models().values()]:
         if isinstance(c.model, GPT) and c.key not in seen:
             seen.add(c.key)
             out.append(c)
@@ -189,10 +185,13 @@ def base_models(current: ModelChoice) -> list[ModelChoice]:
 def base_model_picker(current: ModelChoice) -> ModelChoice | None:
     """"Start from": a new model (the default) or a model to fine-tune on the text. Returns the model, or None."""
     bases = {c.key: c for c in base_models(current)}
+    # Labels as plain strings: Streamlit keeps a widget's format_func for the session's life, and a closure over
+    # the models would keep them all alive with it (ui/memory.py).
+    labels = {FRESH: "a new model (random weights)"} | {
+        k: f"fine-tune {c.name} ({describe_size(c.n_params)} parameters)" for k, c in bases.items()}
     key = st.selectbox(  # a model it named that is gone (a server model let go) falls back to FRESH
         "Start from", [FRESH, *bases], **PAGE.remembered("base", FRESH, [FRESH, *bases]),
-        format_func=lambda k: "a new model (random weights)" if k == FRESH else
-        f"fine-tune {bases[k].name} ({describe_size(bases[k].n_params)} parameters)",
+        format_func=labels.__getitem__,
         help="A new model learns everything from your text. Fine-tuning starts from a trained model's weights "
              "and its tokenizer, and nudges them towards your text: the same training, from a better start.")
     if key == FRESH:
@@ -228,7 +227,7 @@ def settings_form(base: ModelChoice | None = None) -> Settings:
     fine-tuning `base`, only the training settings: the shape and tokenizer are the model's."""
     if base is not None:
         c = st.columns(3)
-        steps = whole_number("Training steps", 1, 20_000, step=50, where=c[0], **_field("max_steps"))
+        steps = whole_number("Training steps", 1, MAX_STEPS, step=50, where=c[0], **_field("max_steps"))
         batch = c[1].selectbox("Batch size", BATCHES, help="Text windows per step.", **_field("batch_size", BATCHES))
         rate = c[2].select_slider("Learning rate", RATES, format_func=lambda r: f"{r:g}",
                                   **_field("learning_rate", RATES), help="Fine-tuning wants a smaller step than training from scratch (1e-4 to 1e-3).")
@@ -252,7 +251,7 @@ def settings_form(base: ModelChoice | None = None) -> Settings:
                                   **_field("block_size", CONTEXTS)))
     c = st.columns(4)
     values.update(
-        max_steps=whole_number("Training steps", 1, 20_000, step=50, where=c[0], **_field("max_steps")),
+        max_steps=whole_number("Training steps", 1, MAX_STEPS, step=50, where=c[0], **_field("max_steps")),
         batch_size=c[1].selectbox("Batch size", BATCHES, help="Text windows per step.",
                                   **_field("batch_size", BATCHES)),
         learning_rate=c[2].select_slider("Learning rate", RATES, format_func=lambda r: f"{r:g}",

@@ -12,13 +12,8 @@ default with one line on the page, never an exception.
 """
 from __future__ import annotations
 
-import base64
-import binascii
 import re
-import zlib
-from dataclasses import dataclass
-from functools import lru_cache
-from urllib.parse import quote_plus, urlencode
+from urllib.parse import urlencode
 
 import streamlit as st
 from streamlit.errors import StreamlitPageNotFoundError
@@ -26,14 +21,13 @@ from streamlit.errors import StreamlitPageNotFoundError
 from ..page import Page
 from ..qr import qr_svg
 from ..registry import BY_ID
-from ..state import MAX_CHARS, PAGE, get_text, presenting, set_presenting
+from ..state import PAGE, get_text, presenting, set_presenting
+from ..view import COMMON, LINK_TEXT_CHARS, PackedText, pack_text, unpack_text  # noqa: F401 - re-exported
 from .tour import current_step_number, enter, step_of_param, take_pending
-from .views import Applied, Unusable, apply_view, read_view
+from .views import Applied, Unusable, apply_view, read_view, settings_of
 
 TEXT, PACKED = "text", "tz"  # the text as it is, or compressed
 TOUR, PRESENT = "tour", "present"
-LINK_TEXT_CHARS = 1_800  # at most this many URL characters for the text: links stay near 2,000, which every
-#                          browser, chat app and QR code takes
 WRITTEN = "workshop.url"  # session key: the query this session last wrote
 WROTE = "workshop.urls"  # session key: the last WROTE_KEPT queries it wrote (a rerun may carry one the browser
 #                         had not yet replaced: it is this session's own, not a link to apply)
@@ -55,7 +49,10 @@ COPY_HTML = """
   if (!root || root.dataset.ready) return;
   root.dataset.ready = "1";
   const box = root.querySelector("input"), said = root.querySelector(".gb-link-said");
-  const link = () => { const u = new URL(window.location.href); u.searchParams.delete("present"); return u.href; };
+  const link = () => {  // presenter mode and this tab's own run are left out of a link given to others
+    const u = new URL(window.location.href); u.searchParams.delete("present"); u.searchParams.delete("run");
+    return u.href;
+  };
   const fill = () => { if (document.activeElement !== box) box.value = link(); };
   fill();
   const timer = setInterval(() => document.body.contains(root) ? fill() : clearInterval(timer), 500);
@@ -71,63 +68,26 @@ COPY_HTML = """
 """
 
 
-@dataclass(frozen=True)
-class PackedText:
-    name: str  # TEXT or PACKED
-    value: str
-    chars: int  # characters of the text the link carries
+def _packing(page: Page | None) -> dict[str, str]:
+    """Setting name -> its compressed parameter, for every long text a view of `page` may hold: the text on every
+    page (`text` / `tz`), and a page's own (the Train page's pasted training text, `paste` / `pz`)."""
+    settings = settings_of(page).values() if page is not None else COMMON
+    return {s.name: s.packed for s in settings if s.packed}
 
 
-def _pack(text: str) -> str:
-    return base64.urlsafe_b64encode(zlib.compress(text.encode("utf-8"), 9)).decode("ascii").rstrip("=")
-
-
-def _shortest(text: str) -> tuple[str, str, int]:
-    plain, packed = quote_plus(text), _pack(text)
-    return (TEXT, text, len(plain)) if len(plain) <= len(packed) else (PACKED, packed, len(packed))
-
-
-@lru_cache(maxsize=64)  # a pure function of the text, asked for on every run and widget
-def pack_text(text: str) -> PackedText:
-    """The text as one link parameter, as it is or compressed, whichever is shorter; cut to the longest start
-    that fits LINK_TEXT_CHARS."""
-    name, value, size = _shortest(text)
-    if size <= LINK_TEXT_CHARS:
-        return PackedText(name, value, len(text))
-    lo, hi = 0, len(text)  # the longest prefix that fits: lo fits, hi does not
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        lo, hi = (mid, hi) if _shortest(text[:mid])[2] <= LINK_TEXT_CHARS else (lo, mid)
-    name, value, _ = _shortest(text[:lo])
-    return PackedText(name, value, lo)
-
-
-def unpack_text(value: str) -> str:
-    """The text of a `tz=` value. Raises Unusable for anything that is not one (a zip bomb included)."""
-    try:
-        data = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
-        inflate = zlib.decompressobj()
-        raw = inflate.decompress(data, 4 * MAX_CHARS + 4)  # UTF-8 is at most 4 bytes a character
-        if inflate.unconsumed_tail or not inflate.eof:
-            raise Unusable("not a text this app wrote")
-        return raw.decode("utf-8")
-    except (binascii.Error, ValueError, zlib.error):
-        raise Unusable("not a text this app wrote") from None
-
-
-def url_params(view: dict[str, str]) -> dict[str, str]:
-    """A view as a URL query: the text packed (`text=` or `tz=`), the rest as it is."""
-    view = dict(view)
-    text = view.pop(TEXT, None)
-    if text is None:
-        return view
-    packed = pack_text(text)
-    return {packed.name: packed.value, **view}
+def url_params(view: dict[str, str], page: Page | None = None) -> dict[str, str]:
+    """A view of `page` as a URL query: each long text packed (`text=` or `tz=`, ...), the rest as it is."""
+    view, texts = dict(view), {}
+    for name, packed_name in _packing(page).items():
+        if (value := view.pop(name, None)) is not None:
+            packed = pack_text(value, name, packed_name)
+            texts[packed.name] = packed.value
+    return {**texts, **view}
 
 
 def link_params(page: Page) -> dict[str, str]:
     """The URL query of the session's view of `page`, the tour's step and presenter mode included."""
-    params = url_params(read_view(page))
+    params = url_params(read_view(page), page)
     step = current_step_number()
     if step is not None:
         params[TOUR] = str(step)
@@ -157,7 +117,8 @@ def arrive(page: Page) -> None:
     step = take_pending()
     if step is not None:
         if step.page.id != page.id:  # the step's page opens with the step as its link, applied there
-            st.switch_page(step.page.script, query_params={**url_params(step.fixed_view), TOUR: str(step.number)})
+            params = url_params(step.fixed_view, step.page)
+            st.switch_page(step.page.script, query_params={**params, TOUR: str(step.number)})
         _keep_note(enter(step))
         return
     incoming = st.query_params.to_dict()
@@ -170,11 +131,12 @@ def arrive(page: Page) -> None:
         else:
             applied.unusable.append((PRESENT, incoming[PRESENT], "use 1 or 0"))
     view = dict(incoming)
-    if PACKED in view:
-        try:
-            view[TEXT] = unpack_text(view.pop(PACKED))
-        except Unusable as e:
-            applied.unusable.append((PACKED, incoming[PACKED], str(e)))
+    for name, packed_name in _packing(page).items():
+        if packed_name in view:
+            try:
+                view[name] = unpack_text(view.pop(packed_name))
+            except Unusable as e:
+                applied.unusable.append((packed_name, incoming[packed_name], str(e)))
     if TOUR in incoming:
         try:
             step = step_of_param(incoming[TOUR])
@@ -230,7 +192,8 @@ def link_control(page: Page, key: str) -> None:
         element = "gb-link-" + re.sub(r"[^a-z0-9]+", "-", key.lower())
         st.html(COPY_HTML.replace("ELEMENT", element), unsafe_allow_javascript=True)
         st.caption("It holds the page, your text, the model and this page's settings, and opens them on any "
-                   "browser. Presenter mode is left out: add `present=1` for a projector.")
+                   "browser. Presenter mode and your own training run are left out: add `present=1` for a "
+                   "projector.")
         text = get_text()
         packed = pack_text(text)
         if packed.chars < len(text):
@@ -252,7 +215,7 @@ def view_link(page: Page, view: dict[str, str], label: str) -> None:
     """A link to `page` showing `view` (a takeaway's, a glossary term's); a plain line where the running app
     has no such page (a page script run on its own, as in tests)."""
     try:
-        st.page_link(page.script, label=label, icon=":material/visibility:", query_params=url_params(view))
+        st.page_link(page.script, label=label, icon=":material/visibility:", query_params=url_params(view, page))
     except StreamlitPageNotFoundError:
         st.caption(label)
 

@@ -39,6 +39,8 @@ class ArchConfig:
     parallel_residual: bool = False  # attention and MLP both read resid_pre, their outputs are added together
     tied_embeddings: bool = False  # the output layer is the token embedding table
     attn_scale: float | None = None  # what q.k is multiplied by; None: 1 / sqrt(d_head)
+    scale_by_layer: bool = False  # q.k is also divided by the layer's number + 1 (GPT-2's
+    #                               scale_attn_by_inverse_layer_idx)
     local_window: int | None = None  # local attention layers see only this many tokens back
     local_layers: tuple[int, ...] = field(default_factory=tuple)
     rotary_dims: int = 0  # dimensions of each head that rotate (partial rotary: fewer than d_head)
@@ -53,6 +55,10 @@ class ArchConfig:
     @property
     def scale(self) -> float:
         return self.attn_scale if self.attn_scale is not None else self.d_head ** -0.5
+
+    def layer_scale(self, layer: int) -> float:
+        """What q.k is multiplied by in `layer` (0-based)."""
+        return self.scale / (layer + 1) if self.scale_by_layer else self.scale
 
     def shares_keys_with(self, head: int) -> list[int]:
         """The query heads that read the same keys and values as `head` (itself included)."""
@@ -100,11 +106,26 @@ class Family:
     hook_attention: Callable[[Any, str, int, Record], None] | None = None
     complete: Callable[[dict, ArchConfig, int], None] | None = None  # (cache, its facts, tokens) -> fills in
     check: Callable[[dict], str | None] | None = None  # a config.json check of its own: why it is refused
+    # A native family's configs that Glassbox's own GPT does not implement (`ours_cannot` says why, or None)
+    # run inside transformers as `twin`, the same family recorded like every other (GPT-2 with a ReLU MLP).
+    ours_cannot: Callable[[dict], str | None] | None = None
+    twin: Family | None = None
 
     @property
     def native(self) -> bool:
         """Loads key by key into Glassbox's own GPT (engine/model/checkpoint.py), not into transformers."""
         return self.parts is None
+
+    def runner(self, config: dict) -> Family:
+        """The Family that runs this config.json: this one, or its twin in transformers where Glassbox's own GPT
+        does not implement something the config asks for."""
+        if self.twin is None or self.ours_cannot is None:
+            return self
+        try:
+            why = self.ours_cannot(config)
+        except (KeyError, TypeError, ValueError):  # numbers that are not numbers: the native reader says so
+            return self
+        return self if why is None else self.twin
 
     def transformers_config(self, config: dict) -> Any:
         """Its transformers config object, built from config.json's dict (eager attention: the one that always
