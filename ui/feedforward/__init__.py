@@ -3,7 +3,8 @@ where the parameters live.
 
 - state: the page's declaration (PAGE), its tabs and link settings
 - sections: the page's tabs (`show_tabs`), each a fragment over a `View` of the cached trace
-- figures: figure builders for activations and neurons; residual: for the residual stream and parameters
+- figures: figure builders for single neurons; residual: for the residual stream and parameters (the activations
+  and the logit lens are drawn in the browser: ui/views)
 - data: what is derived from a trace or a model once and cached (the lens, contributions, the neuron atlas)
 """
 from .figures import SNIPPET_CSS

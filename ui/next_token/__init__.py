@@ -1,19 +1,19 @@
 """The Next token page's wing.
 
 - state: the page's declaration (PAGE), its session keys, the canonical sampling settings and link settings
-- lab: the distribution, every stage live (a fragment), and step-by-step generation
-- controls: the temperature, top-k, top-p and min-p sliders and presets
-- figures: the distribution and draws figures; stages: the sampling pipeline stage by stage
+- lab: the distribution and every stage (drawn in the browser by ui/views/sampling.py), and step-by-step generation
+- controls: the temperature, top-k, top-p and min-p sliders' options, the presets, and the callback the browser's
+  sliders report to
+- figures: the figures of generation steps, draws and a hosted model's answers
 - draws: one distribution drawn from over and over
 - generation: step-by-step generation, replayable
 - surprise: how surprised the model is by a text, and the context limit
 - hosted: a hosted model's candidates beside ours, its answers sampled N times (engine.generation.hosted)
 - hosted_state: that section's settings, endpoint and key, rate limit, requests and the answers kept
 """
-from . import controls, draws, figures, generation, hosted, hosted_state, lab, stages, surprise
+from . import controls, draws, figures, generation, hosted, hosted_state, lab, surprise
 from .state import PAGE
 
 CSS = surprise.CSS + draws.CSS  # the page's styles, drawn once at its top
 
-__all__ = ["CSS", "PAGE", "controls", "draws", "figures", "generation", "hosted", "hosted_state", "lab", "stages",
-           "surprise"]
+__all__ = ["CSS", "PAGE", "controls", "draws", "figures", "generation", "hosted", "hosted_state", "lab", "surprise"]
