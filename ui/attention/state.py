@@ -144,6 +144,11 @@ def pick_applier(trace: Trace) -> Callable[[Mapping[str, Any]], None]:
     return apply
 
 
+PICKER_HELP = {"layer": "Layers count from 0, as in the model's activation names.",
+               "head": define("attention head", "Heads count from 0. Clicking a tile of the overview picks it."),
+               "query": define("query key value", "Clicking a row of the large pattern picks it too.")}
+
+
 def head_picker(trace: Trace, model_key: str) -> Pick:
     """Layer, head and query token selectboxes in one row. A new text starts at its last token."""
     cfg = trace.config
@@ -151,14 +156,9 @@ def head_picker(trace: Trace, model_key: str) -> Pick:
     _new_text_starts_at_its_end(trace, model_key)
     cols = st.columns([1, 1, 2.2])
     layers, heads, positions = range(cfg.n_layer), range(cfg.n_head), range(len(trace))
-    layer = cols[0].selectbox("Layer", layers, help="Layers count from 0, as in the model's activation names.",
-                              **remembered("layer", 0, layers))
-    head = cols[1].selectbox("Head", heads, help=define("attention head", "Heads count from 0. Clicking a tile of "
-                                                                      "the overview picks it."),
-                             **remembered("head", 0, heads))
-    query = cols[2].selectbox(
-        "Query token (the token doing the looking)", positions,
-        format_func=lambda i: f"{i} · {trace.tokens[i]}",
-        help=define("query key value", "Clicking a row of the large pattern picks it too."),
-        **remembered("query", last, positions))
+    layer = cols[0].selectbox("Layer", layers, help=PICKER_HELP["layer"], **remembered("layer", 0, layers))
+    head = cols[1].selectbox("Head", heads, help=PICKER_HELP["head"], **remembered("head", 0, heads))
+    query = cols[2].selectbox("Query token (the token doing the looking)", positions,
+                              format_func=lambda i: f"{i} · {trace.tokens[i]}", help=PICKER_HELP["query"],
+                              **remembered("query", last, positions))
     return Pick(int(layer), int(head), int(query))

@@ -23,7 +23,7 @@ from ..text import md
 from ..patterns import difference_figure, head_figure, matrix_csv, overview_side, patterns_csv, position_labels
 from ..views import show_heads
 from .heads import head_labels
-from .state import PAGE, Pick, choose, pick_applier, remembered
+from .state import PAGE, PICKER_HELP, Pick, choose, pick_applier, remembered
 
 # A second prompt that differs from the first in one word, for the Compare tab's first visit.
 SWAPS = (("fox", "dog"), ("dog", "cat"), ("cat", "dog"), ("girl", "boy"), ("boy", "girl"), ("little", "big"),
@@ -59,7 +59,7 @@ def heads_section(trace: Trace, choice: ModelChoice, pick: Pick) -> None:
     show_heads(trace, PAGE.key("view"), {"layer": pick.layer, "head": pick.head, "query": pick.query},
                [(lab.label, lab.reason) for lab in (labels[(layer, head)] for layer in range(n_layer)
                                                      for head in range(n_head))],
-               notes, pick_applier(trace))
+               notes, PICKER_HELP, pick_applier(trace))
     side = overview_side(n, n_layer * n_head)
     note = "" if side == n else (f" This text has {n} tokens, so each tile shows {side}×{side} blocks, each "
                                  "the mean of the weights it covers; the large view shows every token.")

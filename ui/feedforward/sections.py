@@ -219,7 +219,8 @@ def lens_view(v: View) -> None:
         ticks = [(EMBEDDINGS_TICK if tied else UNTIED_TICK) if s == "embeddings" else s for s in full.stages]
         last = len(v.trace) - 1
         pos = _kept("position", last, range(v.first, last + 1))
-        show_lens(v.trace, full, v.first, v.decode, ticks, PAGE.key("lens"), pos, _position_choice(v))
+        show_lens(v.trace, full, v.first, v.decode, ticks, PAGE.key("lens"), pos,
+                  define("logit lens", "At every position the model predicts the token after it."), _position_choice(v))
         st.caption("Each row applies the model's own final layer norm and output layer to the residual stream at "
                    "that stage, as if the model stopped there. Colour: viridis from 0% to 100%, the probability "
                    "of the token the model finally predicts at that position. Hover a cell for its top token; click a "

@@ -13,6 +13,7 @@ from typing import Any
 from engine import SamplingSettings
 from engine.generation.sampling_lab import GREEDY, PRESETS, RAW
 
+from ..terms import define
 from .state import PAGE, current_settings, store_settings
 
 # Finer steps where small changes matter (near 0 and around 1), coarser up to 10.
@@ -43,6 +44,10 @@ EXPLAIN = {
 }
 
 
+HELP = {"temperature": define("temperature"), "top_k": define("top-k top-p"), "top_p": define("top-k top-p"),
+        "stage": define("logit", "Each stage of turning the model's scores into the distribution above.")}
+
+
 def top_k_options(vocab_size: int) -> tuple[int, ...]:
     return tuple(k for k in _TOP_KS if k <= vocab_size)
 
@@ -58,8 +63,7 @@ def snapped(vocab_size: int) -> SamplingSettings:
     near = SamplingSettings(temperature=_nearest(s.temperature, TEMPERATURES),
                             top_k=int(_nearest(s.top_k, top_k_options(vocab_size))),
                             top_p=_nearest(s.top_p, TOP_PS), min_p=_nearest(s.min_p, MIN_PS))
-    if near != s:
-        store_settings(near)
+    store_settings(near)  # the sliders' keys too, for links and the tour
     return near
 
 

@@ -14,7 +14,7 @@ from ..errors import error_boundary
 from ..models import ModelChoice
 from ..text import md
 from ..views.sampling import show_lab
-from .controls import EXPLAIN, PRESET_HELP, options, preset_values, settings_applier, snapped
+from .controls import EXPLAIN, HELP, PRESET_HELP, options, preset_values, settings_applier, snapped
 from .draws import continuations_panel, draw_panel
 from .generation import generation_panel
 from .state import PAGE, POSITION_TEXT, STAGES
@@ -55,7 +55,7 @@ def _distribution_lab(trace: Trace, choice: ModelChoice) -> None:
     stage = PAGE.kept("stage", STAGES[0])
     show_lab(trace, pos, lambda i: display_token(tok, i), PAGE.key("lab"),
              {**asdict(s), "stage": stage if stage in STAGES else STAGES[0]}, n_bars, options(vocab), preset_values(),
-             PRESET_HELP, {f: text.replace("**", "") for f, text in EXPLAIN.items()}, STAGES,
+             PRESET_HELP, {f: text.replace("**", "") for f, text in EXPLAIN.items()}, HELP, STAGES,
              settings_applier(vocab, STAGES))
 
     st.subheader("Draw from this distribution")

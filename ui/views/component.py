@@ -48,6 +48,11 @@ def renderer(name: str, *files: str) -> Callable[..., Any]:
                                       css=(JS / "views.css").read_text(encoding="utf-8"), isolate_styles=False)
 
 
+def plain(help_text: str) -> str:
+    """A glossary help text (ui.terms.define, Markdown) as the browser's help shows it: plain text."""
+    return re.sub(r"\\(.)", r"\1", help_text.replace("**", ""))
+
+
 def _reported(key: str, apply: Apply) -> None:
     """The view's state callback: hand the reported view to the page, and remember that the browser has it."""
     value = (st.session_state.get(key) or {}).get("view")

@@ -7,13 +7,13 @@ once per trace) as float32 and int32, and the display form of every token id the
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from engine import Trace
 from engine.inspect.lens import Lens
 
-from .component import Apply, show
+from .component import Apply, plain, show
 from .payload import f32, i32, per_trace
 
 FILES = ("lens.js",)
@@ -35,12 +35,10 @@ def payload(trace: Trace, lens: Lens, first: int, label: Callable[[int], str], s
     return per_trace(trace, ("lens", first), build)
 
 
-def _covers(data: Mapping[str, Any], sel: Mapping[str, Any]) -> bool:
-    return True
-
-
 def show_lens(trace: Trace, lens: Lens, first: int, label: Callable[[int], str], stage_ticks: Sequence[str],
-              key: str, position: int, apply: Apply) -> None:
+              key: str, position: int, help_text: str, apply: Apply) -> None:
     """The lens under widget key `key`; `position` (a trace position, at least `first`) is the one detailed;
-    `apply` is the page's callback for a position the browser reports ({position}: a trace position)."""
-    show("lens", FILES, key, payload(trace, lens, first, label, stage_ticks), {"position": position}, apply, _covers)
+    `help_text`: the glossary's help beside it (Markdown); `apply` is the page's callback for a position the
+    browser reports ({position}: a trace position)."""
+    data = {**payload(trace, lens, first, label, stage_ticks), "help": plain(help_text)}
+    show("lens", FILES, key, data, {"position": position}, apply)

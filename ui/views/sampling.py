@@ -18,7 +18,7 @@ import torch
 
 from engine import Trace
 
-from .component import Apply, show
+from .component import Apply, plain, show
 from .payload import f32, per_trace
 
 MAX_LABELS = 40  # the most bars the page lists ("Tokens listed in the charts")
@@ -38,11 +38,13 @@ def payload(trace: Trace, position: int, label: Callable[[int], str]) -> dict[st
 
 def show_lab(trace: Trace, position: int, label: Callable[[int], str], key: str, sel: Mapping[str, Any],
              n_bars: int, options: Mapping[str, Sequence[float]], presets: Mapping[str, Mapping[str, float]],
-             preset_help: Mapping[str, str], explain: Mapping[str, str], stages: Sequence[str], apply: Apply) -> None:
+             preset_help: Mapping[str, str], explain: Mapping[str, str], helps: Mapping[str, str],
+             stages: Sequence[str], apply: Apply) -> None:
     """The lab under widget key `key` for the logits at `position`. `sel`: the session's settings (temperature,
     top_k, top_p, min_p, each one of its slider's `options`) and stage; `label(id)`: a token's display form;
-    `apply`: the page's callback for settings the browser reports."""
+    `helps`: glossary help by slider and for "stage" (Markdown); `apply`: the page's callback for settings the
+    browser reports."""
     data = {**payload(trace, position, label), "n_bars": n_bars, "options": {k: list(v) for k, v in options.items()},
             "presets": {k: dict(v) for k, v in presets.items()}, "preset_help": dict(preset_help),
-            "explain": dict(explain), "stages": list(stages)}
+            "explain": dict(explain), "help": {k: plain(v) for k, v in helps.items()}, "stages": list(stages)}
     show("sampling", FILES, key, data, sel, apply)

@@ -5,14 +5,30 @@
 
 const TOP_KEYS = 8, LINE_LABELS = 40, LINE_BANDS = 20;
 
+// Every head averaged into side x side blocks, the masked cells counting as 0 (adaptive average pooling, as
+// ui/views/attention.py does for a browser that lacks some heads).
+function pooled(weight, L, H, n, side) {
+  const bins = [], v = new Float32Array(L * H * side * side);
+  for (let i = 0; i < side; i++) bins.push([Math.floor(i * n / side), Math.ceil((i + 1) * n / side)]);
+  for (let l = 0; l < L; l++) for (let hd = 0; hd < H; hd++) for (let i = 0; i < side; i++) for (let j = 0; j < side; j++) {
+    const [q0, q1] = bins[i], [k0, k1] = bins[j];
+    let sum = 0;
+    for (let q = q0; q < q1; q++) for (let k = k0; k < Math.min(k1, q + 1); k++) sum += weight(l, hd, q, k);
+    v[((l * H + hd) * side + i) * side + j] = sum / ((q1 - q0) * (k1 - k0));
+  }
+  return {side, bins, v};
+}
+
 function attentionData(d) {
   const L = d.n_layer, H = d.n_head, n = d.tokens.length, tri = n * (n + 1) / 2;
-  const full = f32(d.patterns), slot = new Map(d.layers.map((layer, i) => [layer, i]));
-  const ov = d.overview ? {side: d.overview.side, bins: d.overview.bins, v: f32(d.overview.values)} : null;
-  const has = layer => slot.has(layer);
-  const weight = (l, hd, q, k) => k > q ? NaN : full[(slot.get(l) * H + hd) * tri + q * (q + 1) / 2 + k];
-  return {L, H, n, has, weight, ov, side: ov ? ov.side : n, tokens: d.tokens,
-          labels: d.labels || [], notes: d.notes || {}, full: d.layers.length === L};
+  const full = f32(d.patterns), Hs = d.heads.length;
+  const layerAt = new Map(d.layers.map((layer, i) => [layer, i])), headAt = new Map(d.heads.map((hd, i) => [hd, i]));
+  const has = (layer, hd) => layerAt.has(layer) && headAt.has(hd);
+  const cell = (l, hd, q, k) => full[(layerAt.get(l) * Hs + headAt.get(hd)) * tri + q * (q + 1) / 2 + k];
+  const weight = (l, hd, q, k) => k > q ? NaN : cell(l, hd, q, k);
+  let ov = d.overview ? {side: d.overview.side, bins: d.overview.bins, v: f32(d.overview.values)} : null;
+  if (!ov && d.overview_side < n) ov = pooled(cell, L, H, n, d.overview_side);  // every head is here
+  return {L, H, n, has, weight, ov, side: ov ? ov.side : n, tokens: d.tokens, labels: d.labels || [], notes: d.notes || {}};
 }
 
 function overviewFigure(host, a, sel, o) {
@@ -132,11 +148,11 @@ function headCsv(a, sel) {
   return csvOf(rows);
 }
 
-function picker(label, role, options, value, onchange) {
+function picker(label, role, options, value, onchange, help) {
   const id = `gb-v-${role}-${Math.random().toString(36).slice(2, 8)}`;
   const select = h("select", {id, "data-role": role, onchange: e => onchange(Number(e.target.value))},
                    options.map(([v, text]) => h("option", {value: v, selected: v === value}, text)));
-  return h("label", {class: "gb-v-picker", for: id}, h("span", {}, label), select);
+  return h("label", {class: "gb-v-picker", for: id}, h("span", {}, label, helpMark(help)), select);
 }
 
 export default function (component) {
@@ -156,17 +172,19 @@ export default function (component) {
     body.replaceChildren();
     tip.hide();
     body.appendChild(h("div", {class: "gb-v-controls"},
-      picker("Layer", "layer", Array.from({length: a.L}, (_, i) => [i, String(i)]), sel.layer, v => pick({layer: v})),
-      picker("Head", "head", Array.from({length: a.H}, (_, i) => [i, String(i)]), sel.head, v => pick({head: v})),
+      picker("Layer", "layer", Array.from({length: a.L}, (_, i) => [i, String(i)]), sel.layer, v => pick({layer: v}),
+             data.help.layer),
+      picker("Head", "head", Array.from({length: a.H}, (_, i) => [i, String(i)]), sel.head, v => pick({head: v}),
+             data.help.head),
       picker("Query token (the token doing the looking)", "query", a.tokens.map((t, i) => [i, `${i} · ${t}`]),
-             sel.query, v => pick({query: v}))));
+             sel.query, v => pick({query: v}), data.help.query)));
     const row = body.appendChild(h("div", {class: "gb-v-row gb-v-split"}));
     const left = row.appendChild(h("div", {class: "gb-v-col gb-v-narrow"}));
     const right = row.appendChild(h("div", {class: "gb-v-col gb-v-wide"}));
     const o = {px, font, tip, pick, presenting: data.presenting};
     overviewFigure(left, a, sel, Object.assign({width: left.clientWidth || 300}, o));
-    if (!a.has(sel.layer)) {  // a long text sends one layer at a time: this one is on its way from the server
-      right.appendChild(h("div", {class: "gb-v-wait"}, `Loading layer ${sel.layer}…`));
+    if (!a.has(sel.layer, sel.head)) {  // a long text sends a layer or a head at a time: this one is on its way
+      right.appendChild(h("div", {class: "gb-v-wait"}, `Loading layer ${sel.layer}, head ${sel.head}…`));
     } else {
       headFigure(right, a, sel, Object.assign({width: right.clientWidth || 500}, o));
       const label = a.labels[sel.layer * a.H + sel.head];

@@ -109,6 +109,10 @@ function csvCell(v) {
   return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
 function csvOf(rows) { return rows.map(r => r.map(csvCell).join(",")).join("\n") + "\n"; }
+// A term's definition from the glossary, as the ⓘ beside a label (hover or focus shows it).
+function helpMark(text) {
+  return text ? h("span", {class: "gb-v-help", title: text, tabindex: 0, role: "note", "aria-label": text}, "ⓘ") : null;
+}
 function button(label, onclick, title) {
   return h("button", {type: "button", class: "gb-v-button", title: title || label, onclick}, label);
 }

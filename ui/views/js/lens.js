@@ -66,7 +66,7 @@ export default function (component) {
     tip.hide();
     lensFigure(body, d, L, col, {px, font, tip, pick, width: body.clientWidth || 800, presenting: d.presenting});
     body.appendChild(h("p", {class: "gb-v-h4"}, h("strong", {}, `Position ${d.first + col}`),
-                       ` (${d.tokens[col]}): what each stage would predict next`));
+                       ` (${d.tokens[col]}): what each stage would predict next`, helpMark(d.help)));
     body.appendChild(lensTable(d, L, col));
     if (focused) {
       const again = body.querySelector(`[data-role="${focused}"]`);

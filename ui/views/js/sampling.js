@@ -12,7 +12,7 @@ function sliderText(field, v) {
   return v === 0 ? "0 · off" : v.toFixed(2);
 }
 
-function samplingSlider(field, label, options, value, disabled, explain, onchange) {
+function samplingSlider(field, label, options, value, disabled, explain, onchange, help) {
   const index = Math.max(0, options.indexOf(value)), id = `gb-v-${field}-${Math.random().toString(36).slice(2, 8)}`;
   const out = h("output", {for: id, text: sliderText(field, value)});
   const input = h("input", {type: "range", id, min: 0, max: options.length - 1, step: 1, value: index, disabled,
@@ -23,7 +23,8 @@ function samplingSlider(field, label, options, value, disabled, explain, onchang
     input.setAttribute("aria-valuetext", sliderText(field, v));
     onchange(v);
   });
-  return h("div", {class: "gb-v-slider"}, h("label", {class: "gb-v-slider-head", for: id}, h("span", {}, label), out),
+  return h("div", {class: "gb-v-slider"}, h("label", {class: "gb-v-slider-head", for: id},
+                                              h("span", {}, label, helpMark(help)), out),
            input, h("p", {class: "gb-v-caption"}, explain));
 }
 
@@ -189,7 +190,7 @@ export default function (component) {
     const right = row.appendChild(h("div", {class: "gb-v-col gb-v-wide"}));
     for (const [field, label] of SLIDERS) {
       left.appendChild(samplingSlider(field, label, d.options[field], s[field], field !== "temperature" && s.greedy,
-                                      d.explain[field], v => change({[field]: v})));
+                                      d.explain[field], v => change({[field]: v}), d.help[field]));
     }
     if (s.greedy) left.appendChild(h("p", {class: "gb-v-caption"}, "With T = 0 the filters have nothing to do: only the top token is left."));
     if (s.greedy) {
@@ -205,7 +206,7 @@ export default function (component) {
         `: the model gave it ${(st.before[d.actual] * 100).toFixed(2)}% at this temperature ` +
         `(${(st.after[d.actual] * 100).toFixed(2)}% after the filters).`));
     }
-    body.appendChild(h("h3", {class: "gb-v-h"}, "Stage by stage"));
+    body.appendChild(h("h3", {class: "gb-v-h"}, "Stage by stage", helpMark(d.help.stage)));
     body.appendChild(h("div", {class: "gb-v-segmented", role: "group", "aria-label": "Stage"}, d.stages.map((name, i) => {
       const b = button(name, () => { stage = i; change({}); });
       b.setAttribute("aria-pressed", String(i === stage));
