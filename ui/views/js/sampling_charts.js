@@ -10,13 +10,14 @@ function pctTick(v) {  // Plotly's ".3~%": 0%, 20%, 2.5%
 
 // rows: [{label, bars: [{value, colour, name}], text, textColour, marker, hover: [lines]}]; x from lo to hi.
 function hbars(host, {name, title, rows, lo, hi, ticks, fmt, xTitle, px, font, width, tip, legendItems, lines, mono = true,
-                      rowPx = 30}) {
+                      rowPx = 30, presenting}) {
   if (legendItems) host.appendChild(legend(legendItems));
   const labelFont = mono ? MONO : font, tickPx = px.tick;
   const labelW = Math.max(...rows.map(r => textWidth(r.label, tickPx, labelFont)), 20);
   const textW = Math.max(0, ...rows.map(r => r.text ? textWidth(r.text, tickPx, font) : 0));
   const top = px.title + 16, left = labelW + 14, bottom = tickPx + (xTitle ? px.label + 22 : 12);
   const right = Math.min(textW + 16, width * 0.3);
+  if (presenting) rowPx = Math.max(tickPx + 4, Math.min(rowPx, (440 - top - bottom) / rows));  // fits under the tour
   const height = Math.round(top + rowPx * rows.length + bottom), pw = Math.max(80, width - left - right);
   const f = figure(host, {name, title, width, height, px, font, label: title});
   const x = linear(lo, hi, left, left + pw), plotBottom = top + rowPx * rows.length;
