@@ -3,8 +3,15 @@ from __future__ import annotations
 
 import ast
 
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import plotly.io
+import plotly.tools
+from plotly.subplots import make_subplots
+
 from conftest import ROOT
-from ui.plots import plot_config
+from ui.plots import fitted, plot_config
 
 
 def test_plot_config_names_every_png_once():
@@ -31,11 +38,6 @@ def test_every_chart_takes_its_toolbar_from_plot_config():
 def _figures():
     """Figures with what the pages' figures hold: float32 with NaN, object arrays of numbers and token text,
     subplots and shapes, strings, dates, frames."""
-    import numpy as np
-    import pandas as pd
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-
     z = np.tril(np.random.default_rng(0).random((6, 6))).astype(np.float32)
     z[np.triu_indices(6, 1)] = np.nan
     heat = go.Figure(go.Heatmap(z=z, colorscale="Viridis", zmin=0, zmax=1))
@@ -53,11 +55,6 @@ def _figures():
 
 def test_fitted_figures_serialise_as_plotly_does():
     """What st.plotly_chart sends for a figure through `fitted` is plotly's own JSON, and the figure is unchanged."""
-    import plotly.io
-    import plotly.tools
-
-    from ui.plots import fitted
-
     def sent(fig):  # what st.plotly_chart does with a figure
         return plotly.io.to_json(plotly.tools.return_figure_from_figure_or_data(fig, validate_figure=True),
                                  validate=False)
