@@ -29,7 +29,7 @@ UI_WINGS = {"tokens", "attention", "feedforward", "next_token", "train", "rlhf"}
 # ui/, bottom to top: a module imports only from its own level or below (a wing only from itself and below).
 UI_LEVELS = (
     {"errors", "text", "colours", "server", "models", "cache", "lru"},  # leaves: know no page
-    {"terms", "state", "plots", "patterns", "chips", "view", "runs", "views"},  # shared by the pages, know no page
+    {"terms", "state", "plots", "patterns", "chips", "view", "runs", "views", "live_text"},  # shared, know no page
     {"page"},  # the Page declaration
     UI_WINGS,  # one wing per page
     {"registry"},  # the one list of pages
