@@ -18,11 +18,14 @@ test: $(DEV_STAMP)
 	$(PYTHON) -m pytest
 
 $(RUN_STAMP): requirements.txt
-	$(PYTHON) -m pip install -q -r requirements.txt
+	@echo "Installing the app's packages into $$($(PYTHON) -c 'import sys; print(sys.prefix)') (once per environment;"
+	@echo "about 1-2 minutes on a fresh machine, most of it PyTorch and transformers)..."
+	$(PYTHON) -m pip install --disable-pip-version-check --progress-bar on -r requirements.txt
 	@mkdir -p $(STAMPS) && touch $@
 
 $(DEV_STAMP): requirements.txt requirements-dev.txt
-	$(PYTHON) -m pip install -q -r requirements-dev.txt
+	@echo "Installing the app's and the tests' packages (once per environment; about 2 minutes on a fresh machine)..."
+	$(PYTHON) -m pip install --disable-pip-version-check --progress-bar on -r requirements-dev.txt
 	@mkdir -p $(STAMPS) && touch $@ $(RUN_STAMP)
 
 install:

@@ -1,11 +1,12 @@
 """Glassbox engine: a small GPT you can train and look inside. Never imports streamlit.
 
-Four wings, each built only on those before it:
+Five wings, each built only on those before it:
 
-- model/: the config, the GPT, the Trace of one forward pass, the tokenizer, checkpoints, the device
+- model/: the config, the GPT, the Trace of one forward pass, the tokenizer, checkpoints, the device, edits
 - generation/: sampling as pure functions, step-by-step generation, the key/value-cache decoder
 - inspect/: what the pages compute from a Trace (heads, lens, neurons, embeddings, parameters, ...)
 - train/: the Trainer, its command line, data, background runs
+- intervene/: what changes a forward pass (patching, ablation, steering, forcing a token, attribution)
 
 This module is the front door: the names most callers need, from model/ and generation/.
 """

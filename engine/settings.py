@@ -10,9 +10,11 @@ reads a GLASSBOX_* variable; modules ask `current()` for the typed values.
 - `current()` parses the environment once and keeps the result; it parses again only when a GLASSBOX_*
   variable has changed (tests set them with monkeypatch), so a server reads its settings once.
 - `load(environ)` parses any mapping, for a caller (or a test) that brings its own.
-- The hosted-model settings (GLASSBOX_HOSTED_*) may also come from Streamlit's secrets: the UI passes them as
-  `overlay`, which fills only those variables and only where the environment leaves them unset. The engine
-  never imports Streamlit.
+- The hosted-model settings (GLASSBOX_HOSTED_*) and NDIF's (GLASSBOX_NDIF*, NDIF_API_KEY, HF_TOKEN) may also come
+  from Streamlit's secrets: the UI passes them as `overlay`, which fills only those variables and only where
+  the environment leaves them unset. The engine never imports Streamlit.
+- Three rows are the ecosystem's own names, read here with the rest so nothing else reads the environment:
+  NDIF_API_KEY (nnsight's), HF_TOKEN and HF_ENDPOINT (the Hugging Face Hub's). They keep their names.
 
 Two variables were merged into GLASSBOX_TRACE_BUDGET_MB: GLASSBOX_SESSION_TRACE_MB and GLASSBOX_SERVER_TRACE_MB
 each defaulted to two traces at the per-trace budget, and bounded caches of those traces; the caches now hold
@@ -41,7 +43,8 @@ REMOVED = {
     PREFIX + "SERVER_TRACE_MB": f"{PREFIX}TRACE_BUDGET_MB (the server models' traces hold {TRACES_KEPT} traces' "
                                 "worth)",
 }
-TEST_ONLY = {PREFIX + "REQUIRE_BROWSER"}  # read by tests/conftest.py, not by the app
+TEST_ONLY = {PREFIX + "REQUIRE_BROWSER", PREFIX + "REQUIRE_POSTGRES"}  # read by the tests, not by the app
+NDIF_DEFAULT_URL = "https://api.ndif.us"  # nnsight's own default
 
 
 class SettingError(ValueError):
@@ -91,6 +94,19 @@ def path(raw: str) -> Path:
     return Path(raw).expanduser()
 
 
+def database_url(raw: str) -> str:
+    """A database URL SQLAlchemy can open with the drivers Glassbox installs (PostgreSQL through psycopg,
+    SQLite), or a file path, which means an SQLite file there."""
+    scheme = raw.split("://", 1)[0].lower() if "://" in raw else ""
+    if not scheme:
+        return "sqlite:///" + str(Path(raw).expanduser().resolve())
+    if scheme in ("postgres", "postgresql", "postgresql+psycopg"):
+        return "postgresql+psycopg://" + raw.split("://", 1)[1]
+    if scheme == "sqlite" and raw.startswith("sqlite:///"):
+        return raw
+    raise ValueError("must be a file path, sqlite:///PATH or postgresql://USER:PASSWORD@HOST/DATABASE")
+
+
 def web_address(raw: str) -> str:
     if not raw.startswith(("http://", "https://")):
         raise ValueError("must be an http:// or https:// address")
@@ -98,11 +114,13 @@ def web_address(raw: str) -> str:
 
 
 def _var(name: str, parse: Parser, default: Any, bounds: str, *, secret: bool = False, hidden: bool = False,
-         shown: str | None = None):
+         shown: str | None = None, own_name: bool = False):
     """One row of the table: GLASSBOX_<name>, its parser, its default, what it bounds (the README's words);
     `secret`: Streamlit's secrets may give it too; `hidden`: never in a repr or a message (an API key);
-    `shown`: the default in words, where it depends on the machine."""
-    meta = {"env": PREFIX + name, "parse": parse, "bounds": bounds, "secret": secret, "shown": shown}
+    `shown`: the default in words, where it depends on the machine; `own_name`: the variable is `name` itself,
+    a name other tools read too (NDIF_API_KEY, HF_TOKEN)."""
+    meta = {"env": name if own_name else PREFIX + name, "parse": parse, "bounds": bounds, "secret": secret,
+            "shown": shown}
     return field(default=default, metadata=meta, repr=not hidden)
 
 
@@ -131,12 +149,18 @@ class Settings:
                                   "traces' worth: one session's own models', and the server models' together")
     trace_budget_s: float = _var("TRACE_BUDGET_S", positive("seconds"), 5.0,
                                  "one trace's estimated time on a slow CPU (uploads and trained models)")
+    intervene_budget_s: float = _var("INTERVENE_BUDGET_S", positive("seconds"), 30.0,
+                                     "one intervention's estimated time on a slow CPU (a patching grid, "
+                                     "leave-one-out over a long text): dearer ones are refused with their price")
     model_budget_mb: float = _var("MODEL_BUDGET_MB", positive("megabytes"), 1536.0,
                                   "the server models loaded at once: their fp32 weights plus one trace each")
     max_models: int = _var("MAX_MODELS", whole(1, 64), 2, "server models kept loaded at once, besides the "
                            "built-in one (least recently used out first)")
     session_models_mb: float = _var("SESSION_MODELS_MB", positive("megabytes"), 300.0,
                                     "the weights of one session's own models (trained, tuned, uploaded) together")
+    quant_budget_mb: float = _var("QUANT_BUDGET_MB", positive("megabytes"), 256.0,
+                                  "quantized copies of models kept at once, process-wide (the Feed-forward page's "
+                                  "Quantization tab; a copy of a model bigger than this is made, used and let go)")
     hub_disk_mb: float = _var("HUB_DISK_MB", positive("megabytes"), 4096.0,
                               "disk for Hub downloads; no download starts once the Hub folder holds this much")
     # Where models and data come from
@@ -152,6 +176,13 @@ class Settings:
     gutenberg_url: str | None = _var("GUTENBERG_URL", web_address, None,
                                      "a Project Gutenberg mirror for the Train page's books",
                                      shown="https://www.gutenberg.org")
+    # The workshop room (ui/room): its database and its limits
+    room_db: str | None = _var("ROOM_DB", database_url, None, "where workshop rooms are kept: a file path or "
+                               "sqlite:///PATH (one server), or postgresql://... (several replicas share it)",
+                               hidden=True, shown=".cache/rooms.db (SQLite)")
+    room_max_attendees: int = _var("ROOM_MAX_ATTENDEES", whole(1, 1000), 100, "attendees one room admits")
+    room_hours: float = _var("ROOM_HOURS", positive("hours", 168), 12.0,
+                             "how long a room stays open after it is opened (its presenter can end it sooner)")
     # The hosted model beside ours on the Next token page (also from Streamlit secrets)
     hosted_base_url: str = _var("HOSTED_BASE_URL", text, "", "the host's endpoint, up to the version (…/v1)",
                                 secret=True, shown="none: the section is off until a user types one")
@@ -170,6 +201,30 @@ class Settings:
                                    "requests per minute)", secret=True)
     hosted_timeout_s: float = _var("HOSTED_TIMEOUT_S", positive("seconds", 60), 8.0,
                                    "seconds per request, the whole answer included", secret=True)
+    # Models on NDIF, the National Deep Inference Fabric, through nnsight (also from Streamlit secrets)
+    ndif: bool = _var("NDIF", switch, False, "1 offers the models NDIF runs (Llama-3.1-8B/70B/405B, GPT-J, GPT-2) in "
+                      "the model picker; each request then sends the text to NDIF", secret=True)
+    ndif_url: str = _var("NDIF_URL", web_address, NDIF_DEFAULT_URL, "the NDIF address requests and keys go to: the "
+                         "host's setting only, never typed by a user (nnsight loads NDIF's answers with torch.load)",
+                         secret=True)
+    ndif_user_keys: bool = _var("NDIF_USER_KEYS", switch, True, "0: users may not type their own NDIF key or "
+                                "Hugging Face token", secret=True)
+    ndif_max_mb: float = _var("NDIF_MAX_MB", positive("megabytes", 1024), 16.0, "one NDIF answer: a request "
+                              "whose answer would be larger is refused, with the length that fits", secret=True)
+    ndif_timeout_s: float = _var("NDIF_TIMEOUT_S", positive("seconds", 3600), 120.0, "one NDIF job, its wait in "
+                                 "NDIF's queue included; then it is given up", secret=True)
+    ndif_jobs: int = _var("NDIF_JOBS", whole(1, 64), 8, "NDIF jobs waited on at once, process-wide (the same "
+                          "request from many sessions is one job)", secret=True)
+    ndif_dir: Path | None = _var("NDIF_DIR", path, None, "configs and tokenizers of NDIF models (never weights), "
+                                 "fetched from the Hub once", shown=".cache/ndif-models")
+    ndif_api_key: str = _var("NDIF_API_KEY", text, "", "the host's NDIF key (nnsight's own name): sent only to "
+                             "the NDIF address, never to a browser", secret=True, hidden=True, shown="none",
+                             own_name=True)
+    hf_token: str = _var("HF_TOKEN", text, "", "the host's Hugging Face token: fetches gated configs (Meta's "
+                         "Llama) and Hub models, sent only to the Hub", secret=True, hidden=True, shown="none",
+                         own_name=True)
+    hf_endpoint: str = _var("HF_ENDPOINT", text, "", "the Hugging Face Hub's address (a mirror), checked when the "
+                            "Hub is asked", shown="https://huggingface.co", own_name=True)
 
     # -- in the units the code uses ----------------------------------------------------------------------------
 
@@ -191,6 +246,10 @@ class Settings:
         return int(self.session_models_mb * MB)
 
     @property
+    def quant_budget_bytes(self) -> int:
+        return int(self.quant_budget_mb * MB)
+
+    @property
     def hub_disk_bytes(self) -> int:
         return int(self.hub_disk_mb * MB)
 
@@ -200,8 +259,10 @@ class Settings:
 
 
 DEFAULTS = Settings()
-NAMES = {f.name: f.metadata["env"] for f in fields(Settings)}  # field -> GLASSBOX_ variable
-_SECRET = {f.metadata["env"] for f in fields(Settings) if f.metadata["secret"]}
+NAMES = {f.name: f.metadata["env"] for f in fields(Settings)}  # field -> GLASSBOX_ variable (or its own name)
+OWN_NAMES = {name for name in NAMES.values() if not name.startswith(PREFIX)}  # NDIF_API_KEY, HF_TOKEN, ...
+SECRET_NAMES = frozenset(f.metadata["env"] for f in fields(Settings) if f.metadata["secret"])
+_SECRET = SECRET_NAMES
 
 
 def env_name(setting: str) -> str:
@@ -230,7 +291,7 @@ def load(environ: Mapping[str, str], overlay: Mapping[str, object] | None = None
 
 def current(overlay: Mapping[str, object] | None = None) -> Settings:
     """This process's settings: the environment's GLASSBOX_* variables, parsed once per distinct value."""
-    env = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith(PREFIX)))
+    env = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith(PREFIX) or k in OWN_NAMES))
     extra = tuple(sorted((k, str(v)) for k, v in (overlay or {}).items() if k in _SECRET))
     return _parsed(env, extra)
 

@@ -3,7 +3,8 @@ import streamlit as st
 
 import ui
 from engine import Trace
-from ui.attention import PAGE, TABS, draw_tab
+from ui.attention import PAGE, TABS, draw_tab, remote_view
+from ui.intervene import PAGE as INTERVENE
 from ui.terms import define
 
 choice = ui.setup_page(PAGE)
@@ -25,8 +26,14 @@ def explore(trace: Trace, choice: ui.ModelChoice) -> None:
                 draw_tab(name, trace, choice)
 
 
+if choice.remote:  # runs on NDIF: one layer's heads at a time, asked for as they are picked
+    with ui.error_boundary("asking NDIF for the attention"):
+        remote_view(ui.text_input_area(), choice)
+    st.stop()
 trace = None
 with ui.error_boundary("running the model on your text"):
     trace = ui.trace_or_stop(ui.text_input_area(), choice)
 if trace is not None:
     explore(trace, choice)
+ui.link_to(INTERVENE, "A head that lights up on a word is a correlation. To test what a head does, switch it off "
+                      "(ablation) or copy it in from another prompt (activation patching).")

@@ -7,6 +7,7 @@ import streamlit as st
 
 import ui
 from ui.feedforward import PAGE, SNIPPET_CSS, View, mlp_shape_text, mlp_share_text, show_tabs, start_marker_toggle
+from ui.intervene import PAGE as INTERVENE
 from ui.terms import define
 
 choice = ui.setup_page(PAGE)
@@ -27,3 +28,6 @@ with ui.error_boundary("running the model on your text"):
 if trace is None:
     st.stop()
 show_tabs(View(choice, trace, start_marker_toggle(trace)))
+ui.link_to(INTERVENE, "A neuron's examples show what it fires on, not what it does. Switch a neuron or a whole MLP "
+                      "layer off (ablation), or push the residual stream in a direction (steering), and watch the "
+                      "model's output.")

@@ -7,7 +7,7 @@ Moving a sampling control touches only the cached logits of the trace (a fragmen
 import streamlit as st
 
 import ui
-from ui.next_token import CSS, PAGE, lab, surprise
+from ui.next_token import CSS, PAGE, lab, remote, surprise
 from ui.next_token.hosted import hosted_section
 from ui.terms import define
 
@@ -19,6 +19,11 @@ st.markdown("At the end of every forward pass the model gives a score (a *logit*
             "is drawn and appended, and the model runs again. Everything below is computed from the running "
             "model on your text.")
 
+if choice.remote:  # runs on NDIF: the distribution at one position, from its logits
+    st.header("1 · The distribution", help=define("softmax"))
+    with ui.error_boundary("asking NDIF for the distribution"):
+        remote.remote_view(ui.text_input_area("Your text: the model predicts what comes after it"), choice)
+    st.stop()
 trace = None
 with ui.error_boundary("running the model on your text"):
     text = ui.text_input_area("Your text: the model predicts what comes after it")

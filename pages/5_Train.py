@@ -8,7 +8,7 @@ import ui
 from engine.train.corpus import CorpusError
 from engine.train.runspec import make_spec
 from ui.text import md
-from ui.train import PAGE, lapse
+from ui.train import PAGE, circuits, lapse
 from ui.train import run as train_run
 from ui.train import setup
 
@@ -55,6 +55,11 @@ with ui.error_boundary("setting up the model"):
                  help="A run is already training: stop it first." if busy else None):
         train_run.start_run(spec, data, init=base.model if base is not None else None)
         st.rerun()
+
+if run is None or run.model is None:
+    st.subheader("What to watch for: an induction head forming")
+    with ui.error_boundary("measuring the built-in model's heads"):
+        circuits.preview()
 
 if run is not None:
     st.header("3. Watch it learn")

@@ -4,7 +4,7 @@ user marks which completions they prefer, and DPO tunes a copy of the running mo
 import streamlit as st
 
 import ui
-from ui.rlhf import PAGE, notes, pairs, pretraining, tuning
+from ui.rlhf import PAGE, base_vs_instruct, notes, pairs, pretraining, tuning
 from ui.train import PAGE as TRAIN
 from ui.text import md
 from ui.terms import define
@@ -63,6 +63,10 @@ if run is not None:
             tuning.black_box(run)
         with ui.error_boundary("preparing the tuned model"):
             tuning.use_model(run)
+
+st.header("Base vs instruct: what tuning did to a real model", help=define("instruct model"))
+with ui.error_boundary("comparing the base and the instruct model"):
+    base_vs_instruct.base_vs_instruct_section(run)
 
 st.divider()
 st.markdown(notes.REAL_RLHF)

@@ -347,3 +347,29 @@ def test_engine_never_imports_ui_or_streamlit() -> None:
             else:
                 continue
             assert not roots & {"ui", "streamlit"}, f"{path.name} imports {roots & {'ui', 'streamlit'}}"
+
+
+def test_the_sidebar_says_what_a_forward_pass_runs_on_the_same_on_every_visit() -> None:
+    """It read this thread's torch setting, which the server lowers once its thread policy is set: the first
+    visit said 2 threads and every later one 1."""
+    from ui.server import FORWARD_THREADS, MAX_FORWARDS
+    said = []
+    for _ in range(2):
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
+        said.append([c.value for c in at.sidebar.caption if c.value.startswith("Runs on")])
+    assert said[0] == said[1] == [f"Runs on CPU ({FORWARD_THREADS} thread{'' if FORWARD_THREADS == 1 else 's'}) "
+                                  f"per forward pass, {MAX_FORWARDS} at once"]
+
+
+@pytest.mark.parametrize("key, page", [("next_token.draw_seed", "pages/4_Next_token.py"),
+                                       ("next_token.temperature", "pages/4_Next_token.py"),
+                                       ("train.max_steps", "pages/5_Train.py"),
+                                       ("rlhf.seed", "pages/6_Pretraining_vs_RLHF.py")])
+def test_a_hand_made_nan_in_a_widget_is_forgotten_not_kept_breaking_the_session(key: str, page: str) -> None:
+    at = AppTest.from_file(str(ROOT / page), default_timeout=TIMEOUT).run()
+    for bad in (float("nan"), float("inf")):
+        at.session_state[key] = bad  # as a crafted websocket message would set it
+        at.run()
+        assert not at.exception and not at.error, [e.value for e in (*at.exception, *at.error)]
+        at.run()  # and the next run too
+        assert not at.exception and not at.error

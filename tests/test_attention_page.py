@@ -115,6 +115,8 @@ def test_weight_steps_show_the_mask_for_an_earlier_query() -> None:
     table = at.table[0].value  # a static table (st.table): the interactive grid cost the browser twice as much
     assert "−∞" not in set(table["score (trace)"])  # the last token sees everything
     assert "last token" in messages(at)
+    worked = next(m for m in messages(at).split("For the key")[1:])
+    assert "− −" not in worked and "−-" not in worked and "e^0" in worked  # the top score is shifted to 0
     at.selectbox(key="attention.query").select(3).run()
     clean(at)
     table = at.table[0].value
@@ -170,6 +172,10 @@ def test_compare_two_prompts() -> None:
     assert "Type a prompt B" in messages(at)
     at.text_input(key="attention.compare_text").set_value("zzzz").run()
     clean(at)
+    at.text_input(key="attention.compare_text").set_value("Once upon a time, a little fox found a shiny red ball.").run()
+    clean(at)
+    assert "The prompts are the same" in messages(at)
+    assert not any(t.startswith("A minus B on the") for t in titles(at))
 
 
 @pytest.mark.parametrize("text", [

@@ -1,6 +1,7 @@
 """The layout is the architecture: every module sits in a wing, and imports only run down the layers.
 
-engine/model/ is the bottom and knows no other wing; generation/ runs on it; inspect/ and train/ sit on top.
+engine/model/ is the bottom and knows no other wing; generation/ runs on it; inspect/ and train/ sit on top;
+intervene/ on model, generation and inspect; remote/ (models NDIF runs) sits on model/ alone.
 engine/settings.py, below them all, is the one module outside a wing: every wing may read the settings, and
 it imports nothing of the engine. engine/ never imports streamlit, ui/ or pages/; ui/ never imports pages/. ui/
 is a strict stack (UI_LEVELS, bottom to top): leaves -> shared state, glossary, plots, chips, view vocabulary ->
@@ -23,13 +24,16 @@ ENGINE_LAYERS = {
     "generation": {"model"},
     "inspect": {"model", "generation"},
     "train": {"model", "generation"},
+    "remote": {"model"},  # models that run elsewhere (NDIF through nnsight): a source of models beside model/'s
+    "intervene": {"model", "generation", "inspect"},
 }
 ENGINE_LEAVES = {"settings.py"}  # engine/ modules below every wing: each imports only the standard library
-UI_WINGS = {"tokens", "attention", "feedforward", "next_token", "train", "rlhf"}
+UI_WINGS = {"tokens", "attention", "feedforward", "next_token", "intervene", "train", "rlhf", "scale", "room"}
 # ui/, bottom to top: a module imports only from its own level or below (a wing only from itself and below).
 UI_LEVELS = (
-    {"errors", "text", "colours", "server", "models", "cache", "lru"},  # leaves: know no page
-    {"terms", "state", "plots", "patterns", "chips", "view", "runs", "views", "live_text"},  # shared, know no page
+    {"errors", "text", "colours", "server", "models", "cache", "lru", "ndif"},  # leaves: know no page
+    # shared by the pages, know no page
+    {"terms", "examples", "state", "inputs", "plots", "patterns", "chips", "view", "runs", "views", "live_text"},
     {"page"},  # the Page declaration
     UI_WINGS,  # one wing per page
     {"registry"},  # the one list of pages
@@ -199,7 +203,7 @@ def test_engine_leaves_import_only_the_standard_library(name):
 def test_engine_never_loads_streamlit_at_run_time():
     """Importing the whole engine (every wing) brings no streamlit into the process."""
     import subprocess
-    code = ("import sys, engine, engine.model, engine.generation, engine.inspect, engine.train, "
-            "engine.train.cli; print('streamlit' in sys.modules)")
+    code = ("import sys, engine, engine.model, engine.generation, engine.inspect, engine.train, engine.intervene, "
+            "engine.train.cli, engine.remote; print('streamlit' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

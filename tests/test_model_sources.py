@@ -229,7 +229,9 @@ def test_refusal_names_what_the_model_needs_and_what_the_server_has():
 
 
 def test_the_curated_list_is_owner_slash_name():
-    assert len(CURATED) == 9 and all(n.count("/") == 1 for n in CURATED)
+    assert len(CURATED) == 11 and all(n.count("/") == 1 for n in CURATED)
+    # each instruct model the list offers comes with its base model: the RLHF page compares the pair
+    assert all(n.removesuffix("-Instruct") in CURATED for n in CURATED)
 
 
 # -- local folders ----------------------------------------------------------------------------------------------

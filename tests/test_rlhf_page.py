@@ -44,7 +44,7 @@ def tune_to_the_end(at: AppTest, steps: int = 10):
 def test_the_page_opens_with_the_pretraining_record_and_nothing_to_tune_yet():
     at = page()
     assert [h.value for h in at.header] == ["1. Pre-training: knowledge from text", "2. Preferences you give",
-                                           "3. Tuning with DPO"]
+                                           "3. Tuning with DPO", "Base vs instruct: what tuning did to a real model"]
     assert metric(at, "Tokens read") == "45,056,000" and metric(at, "Training steps") == "5,500"
     assert len(at.code) == 3 and all(c.value.strip() for c in at.code)  # three live samples
     assert at.button(key=K + "start").disabled and "No pairs yet" in at.info[0].value
@@ -86,7 +86,8 @@ def test_a_tuning_run_becomes_the_tuned_model_and_leaves_the_shared_model_alone(
     run = tune_to_the_end(at, steps=10)
     s = run.status()
     assert s.state == "done" and s.step == 10 and s.history[-1].stats.margin > s.history[0].stats.margin
-    assert [h.value for h in at.header][3:] == ["4. What changed", "5. The black box, honestly"]
+    assert [h.value for h in at.header][3:] == ["4. What changed", "5. The black box, honestly",
+                                                "Base vs instruct: what tuning did to a real model"]
     assert "tuned model" in at.session_state["models.session"]
     assert at.session_state["models.session"]["tuned model"].model is run.model
     assert float(metric(at, "Reward margin")) > 0

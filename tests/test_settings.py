@@ -26,9 +26,11 @@ GOOD = [
     ("GLASSBOX_RECONNECT_GRACE_S", "30", "reconnect_grace_s", 30.0),
     ("GLASSBOX_TRACE_BUDGET_MB", "0.01", "trace_budget_mb", 0.01),
     ("GLASSBOX_TRACE_BUDGET_S", "12.5", "trace_budget_s", 12.5),
+    ("GLASSBOX_INTERVENE_BUDGET_S", "90", "intervene_budget_s", 90.0),
     ("GLASSBOX_MODEL_BUDGET_MB", "300", "model_budget_mb", 300.0),
     ("GLASSBOX_MAX_MODELS", "1", "max_models", 1),
     ("GLASSBOX_SESSION_MODELS_MB", "1e3", "session_models_mb", 1000.0),
+    ("GLASSBOX_QUANT_BUDGET_MB", "64", "quant_budget_mb", 64.0),
     ("GLASSBOX_HUB_DISK_MB", "512", "hub_disk_mb", 512.0),
     ("GLASSBOX_MODEL", "/srv/models/mine", "model", Path("/srv/models/mine")),
     ("GLASSBOX_MODELS_DIR", "my-models", "models_dir", Path("my-models")),
@@ -36,6 +38,10 @@ GOOD = [
     ("GLASSBOX_HUB_DIR", "/tmp/hub", "hub_dir", Path("/tmp/hub")),
     ("GLASSBOX_GPT2_TOKENIZER", "models/gpt2-tokenizer", "gpt2_tokenizer", Path("models/gpt2-tokenizer")),
     ("GLASSBOX_GUTENBERG_URL", "http://127.0.0.1:8000/", "gutenberg_url", "http://127.0.0.1:8000"),
+    ("GLASSBOX_ROOM_DB", "postgresql://u:p@db.example.org/glassbox", "room_db",
+     "postgresql+psycopg://u:p@db.example.org/glassbox"),
+    ("GLASSBOX_ROOM_MAX_ATTENDEES", "30", "room_max_attendees", 30),
+    ("GLASSBOX_ROOM_HOURS", "2.5", "room_hours", 2.5),
     ("GLASSBOX_HOSTED_BASE_URL", "https://api.example.org/v1", "hosted_base_url", "https://api.example.org/v1"),
     ("GLASSBOX_HOSTED_MODEL", "gpt-4o-mini", "hosted_model", "gpt-4o-mini"),
     ("GLASSBOX_HOSTED_API", "anthropic", "hosted_api", "anthropic"),
@@ -45,6 +51,16 @@ GOOD = [
     ("GLASSBOX_HOSTED_PER_MINUTE", "100", "hosted_per_minute", 100),
     ("GLASSBOX_HOSTED_MAX_SAMPLES", "3", "hosted_max_samples", 3),
     ("GLASSBOX_HOSTED_TIMEOUT_S", "1", "hosted_timeout_s", 1.0),
+    ("GLASSBOX_NDIF", "1", "ndif", True),
+    ("GLASSBOX_NDIF_URL", "http://127.0.0.1:8001/", "ndif_url", "http://127.0.0.1:8001"),
+    ("GLASSBOX_NDIF_USER_KEYS", "off", "ndif_user_keys", False),
+    ("GLASSBOX_NDIF_MAX_MB", "4", "ndif_max_mb", 4.0),
+    ("GLASSBOX_NDIF_TIMEOUT_S", "30", "ndif_timeout_s", 30.0),
+    ("GLASSBOX_NDIF_JOBS", "2", "ndif_jobs", 2),
+    ("GLASSBOX_NDIF_DIR", "/srv/ndif", "ndif_dir", Path("/srv/ndif")),
+    ("NDIF_API_KEY", "ndif-host-key", "ndif_api_key", "ndif-host-key"),
+    ("HF_TOKEN", "hf_host_token", "hf_token", "hf_host_token"),
+    ("HF_ENDPOINT", "https://hf-mirror.example.org", "hf_endpoint", "https://hf-mirror.example.org"),
 ]
 
 # (variable, a value it refuses, what the message says it must be)
@@ -63,13 +79,21 @@ BAD = [
     ("GLASSBOX_MODEL_BUDGET_MB", "inf", "must be a number above 0 (megabytes)"),
     ("GLASSBOX_SESSION_MODELS_MB", "-5", "must be a number above 0 (megabytes)"),
     ("GLASSBOX_HUB_DISK_MB", "4 GB", "must be a number above 0 (megabytes)"),
+    ("GLASSBOX_QUANT_BUDGET_MB", "0", "must be a number above 0 (megabytes)"),
     ("GLASSBOX_HUB", "maybe", "must be 1 or 0 (on or off)"),
     ("GLASSBOX_HOSTED_USER_ENDPOINTS", "nope", "must be 1 or 0 (on or off)"),
     ("GLASSBOX_HOSTED_ALLOW_PRIVATE", "yes please", "must be 1 or 0 (on or off)"),
     ("GLASSBOX_GUTENBERG_URL", "ftp://mirror.example.org", "must be an http:// or https:// address"),
+    ("GLASSBOX_ROOM_MAX_ATTENDEES", "0", "must be a whole number from 1 to 1000"),
+    ("GLASSBOX_ROOM_HOURS", "200", "must be a number above 0 and at most 168 (hours)"),
     ("GLASSBOX_HOSTED_PER_MINUTE", "1001", "must be a whole number from 1 to 1000"),
     ("GLASSBOX_HOSTED_MAX_SAMPLES", "51", "must be a whole number from 1 to 50"),
     ("GLASSBOX_HOSTED_TIMEOUT_S", "61", "must be a number above 0 and at most 60 (seconds)"),
+    ("GLASSBOX_NDIF", "sometimes", "must be 1 or 0 (on or off)"),
+    ("GLASSBOX_NDIF_URL", "api.ndif.us", "must be an http:// or https:// address"),
+    ("GLASSBOX_NDIF_MAX_MB", "2048", "must be a number above 0 and at most 1024 (megabytes)"),
+    ("GLASSBOX_NDIF_TIMEOUT_S", "0", "must be a number above 0 and at most 3600 (seconds)"),
+    ("GLASSBOX_NDIF_JOBS", "100", "must be a whole number from 1 to 64"),
 ]
 
 
@@ -102,7 +126,8 @@ def test_defaults_and_empty_values():
     assert (d.session_models_mb, d.hub_disk_mb, d.hub, d.hosted_api, d.hosted_user_endpoints) == (
         300.0, 4096.0, True, "chat", True)
     assert (d.hosted_per_minute, d.hosted_max_samples, d.hosted_timeout_s) == (20, 10, 8.0)
-    assert d.model is d.models_dir is d.hub_dir is d.gpt2_tokenizer is d.gutenberg_url is None
+    assert d.model is d.models_dir is d.hub_dir is d.gpt2_tokenizer is d.gutenberg_url is d.room_db is None
+    assert (d.room_max_attendees, d.room_hours) == (100, 12.0)
     assert d.max_forwards >= 1 and d.train_threads >= 1 and d.device == ""
 
 
@@ -126,9 +151,32 @@ def test_secrets_fill_only_the_hosted_settings_the_environment_leaves_unset():
         load({}, {"GLASSBOX_HOSTED_PER_MINUTE": "0"})
 
 
+def test_a_room_database_is_a_path_or_a_url_and_never_shown(tmp_path):
+    assert load({"GLASSBOX_ROOM_DB": str(tmp_path / "r.db")}).room_db == f"sqlite:///{tmp_path / 'r.db'}"
+    assert load({"GLASSBOX_ROOM_DB": "sqlite:////srv/rooms.db"}).room_db == "sqlite:////srv/rooms.db"
+    for scheme in ("postgres", "postgresql", "postgresql+psycopg"):
+        assert load({"GLASSBOX_ROOM_DB": f"{scheme}://h/db"}).room_db == "postgresql+psycopg://h/db"
+    s = load({"GLASSBOX_ROOM_DB": "postgresql://me:hunter2@h/db"})
+    assert "hunter2" not in repr(s), "a database URL may hold a password"
+    with pytest.raises(SettingError) as e:
+        load({"GLASSBOX_ROOM_DB": "mysql://me:hunter2@h/db"})
+    assert str(e.value) == ("GLASSBOX_ROOM_DB must be a file path, sqlite:///PATH or "
+                            "postgresql://USER:PASSWORD@HOST/DATABASE, not (hidden)")
+
+
 def test_the_host_key_never_shows():
     s = load({"GLASSBOX_HOSTED_API_KEY": "sk-secret-value"})
     assert "sk-secret-value" not in repr(s) and s.hosted_api_key == "sk-secret-value"
+    s = load({"NDIF_API_KEY": "ndif-secret", "HF_TOKEN": "hf_secret"})
+    assert "ndif-secret" not in repr(s) and "hf_secret" not in repr(s)
+
+
+def test_the_ecosystem_s_own_names_are_read_here_and_from_secrets_but_not_other_settings():
+    """NDIF_API_KEY, HF_TOKEN and HF_ENDPOINT keep their names; the NDIF rows may come from Streamlit's secrets."""
+    assert settings.OWN_NAMES == {"NDIF_API_KEY", "HF_TOKEN", "HF_ENDPOINT"}
+    s = load({}, {"NDIF_API_KEY": "from-secrets", "GLASSBOX_NDIF": True, "HF_ENDPOINT": "https://x.example"})
+    assert s.ndif_api_key == "from-secrets" and s.ndif is True and s.hf_endpoint == "", "HF_ENDPOINT: environment only"
+    assert load({"NDIF_API_KEY": "from-env"}, {"NDIF_API_KEY": "from-secrets"}).ndif_api_key == "from-env"
 
 
 def test_the_environment_is_parsed_once_and_again_when_it_changes(monkeypatch):
@@ -158,7 +206,7 @@ def test_the_readme_table_lists_every_setting_with_its_default():
     readme = (ROOT / "README.md").read_text()
     section = readme[readme.index("\n## Settings"):]
     rows = {line.split("|")[1].strip(" `"): line.split("|")[2].strip() for line in section.splitlines()
-            if line.startswith("| `GLASSBOX_")}
+            if line.startswith("| `")}
     assert {name: default for name, default, _ in settings.table()}.items() <= rows.items()
 
 

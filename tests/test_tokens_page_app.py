@@ -145,8 +145,9 @@ def test_bpe_tab_trains_and_steps() -> None:
     at = page("Watch BPE learn")
     assert_clean(at)
     assert "Learned **143 merges**" in messages(at)  # the built-in text at the default size of 400
+    assert "a vocabulary of **400 tokens** (257 to start with, plus one per merge) of the 400 asked for" in messages(at)
     at.slider(key=P + "bpe_vocab").set_value(300).run()
-    assert "Learned **43 merges**" in messages(at)
+    assert "Learned **43 merges**" in messages(at) and "**300 tokens**" in messages(at)
     assert at.slider(key=P + "bpe_step").value == 10
     at.button(key=P + "bpe_next").click().run()
     assert at.slider(key=P + "bpe_step").value == 11

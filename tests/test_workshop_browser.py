@@ -87,7 +87,8 @@ def test_presenter_mode_shows_each_steps_figure_without_scrolling(browser, app_s
     try:
         open_app(tab, app_server + "/?present=1")
         assert tab.get_attribute(SIDEBAR, "data-collapsed") == "true"
-        assert float(tab.evaluate("getComputedStyle(document.documentElement).fontSize")[:-2]) >= 20
+        # Presenter mode's style lands with the first run; wait for it rather than read a frame too early.
+        tab.wait_for_function("parseFloat(getComputedStyle(document.documentElement).fontSize) >= 20", timeout=30_000)
         tab.locator(MAIN).get_by_role("button", name="Take the guided tour").click()
         for step in STEPS:
             tab.wait_for_url(re.compile(rf"[?&]tour={step.number}(&|$)"))

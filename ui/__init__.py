@@ -6,8 +6,8 @@ wing, no circle):
 - leaves: models, cache, errors, text, colours, server, lru, runs (know no page)
 - terms (the glossary's words), state (session state), plots, chips, view (the link vocabulary)
 - page: `Page(key, title, script, icon, blurb, settings)`, one declared object per page
-- wings, one per page: tokens, attention, feedforward, next_token, train, rlhf (each declares its PAGE; never
-  another wing, never the workshop)
+- wings, one per page: tokens, attention, feedforward, next_token, intervene, train, rlhf (each declares its
+  PAGE; never another wing, never the workshop)
 - registry: PAGES, the one list of pages
 - workshop: links, the tour, presenter mode, the glossary page (reads PAGES and Page.settings)
 - frame: page setup, the sidebar, the text box, page links

@@ -9,6 +9,11 @@ in that session only, bounded by count and by bytes (least recently used out fir
 uploads or trains can have traces of hundreds of MB. They live in `st.session_state`, which Streamlit frees
 when the session ends (server.disconnectedSessionTTL, 2 minutes by default, after its tab closes). Both byte
 bounds are TRACES_KEPT traces at the per-trace budget (engine/settings.py); both caches are a ui.lru.ByteLRU.
+
+A model that runs on NDIF has no Trace of everything (a 405B model's attention alone is gigabytes): a view
+says what it reads (`engine.remote.TraceRequest`) and `reading` gives a local model's Trace, which holds that
+and the rest, or a remote model's selective trace of just that (ui/ndif.py: shared by every session, None
+while its job runs). `get_trace` on a remote model refuses in one sentence naming the pages that draw it.
 """
 from __future__ import annotations
 
@@ -17,10 +22,12 @@ import streamlit as st
 from engine import Encoding, Trace, encode, run_trace, settings
 from engine.model.cost import BUDGET_MB_ENV, TraceBudget, config_cost, size_text
 from engine.model.trace import encode_for_model
+from engine.remote import Selective, TraceRequest
 
 from .errors import Refused
 from .lru import ByteLRU
 from .models import ModelChoice, current_model
+from .ndif import selective
 from .server import model_work
 
 SHARED_TRACES = 16  # process-wide cache entries; one trace is tens of MB for a small model
@@ -55,6 +62,10 @@ def get_trace(text: str, choice: ModelChoice | None = None) -> Trace:
     choice = choice or current_model()
     if not text:
         raise ValueError("There is no text to run: type something first.")
+    if choice.remote:
+        raise Refused(f"{choice.name} runs on NDIF, where a page asks only for what it draws: the Attention, Next "
+                      "token and Scale ladder pages do. This part needs a model this server runs: pick one in the "
+                      "sidebar.")
     if choice.shared and choice.key.startswith("shared:"):
         return _server_trace(text, choice)
     if choice.shared:
@@ -95,6 +106,17 @@ def _server_trace(text: str, choice: ModelChoice) -> Trace:
             trace = run_trace(choice.model, choice.tokenizer, text)
     SERVER_TRACES.put(key, trace)
     return trace
+
+
+def reading(text: str, choice: ModelChoice, request: TraceRequest) -> Trace | Selective | None:
+    """What a view that reads `request` draws from: a local model's whole Trace, or a remote model's selective
+    trace for `request` (None while its job runs: its state is drawn in its place). Raises Refused."""
+    if not text:
+        st.info("Type some text above to see what the model does with it.", icon=":material/keyboard:")
+        st.stop()
+    if not choice.remote:
+        return get_trace(text, choice)
+    return selective(choice.model, text, request)
 
 
 def _refuse_over(need: int, cap: int) -> None:

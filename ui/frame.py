@@ -6,6 +6,8 @@ controls), the shared text box, and links to pages. The one module above the wor
 """
 from __future__ import annotations
 
+import math
+
 import streamlit as st
 from streamlit.errors import StreamlitPageNotFoundError
 
@@ -18,7 +20,7 @@ from .live_text import live_updates
 from .models import ModelChoice, describe_size, model_selector
 from .page import Page
 from .registry import HOME, available
-from .server import prepare_process
+from .server import FORWARD_THREADS, MAX_FORWARDS, prepare_process
 from .state import PAGE, TEXT, cap_text, get_text, on_view_change, widget_key
 from .text import md
 from .workshop import arrive, chrome, folded, sidebar_state, sync_url
@@ -45,6 +47,7 @@ def setup_page(page: Page) -> ModelChoice:
                        initial_sidebar_state=sidebar_state())  # presenter mode folds it
     st.html(f"<style>{CHIP_CSS}{PAGE_CSS}{LIVE_CSS}</style>")  # style-only HTML takes no space in the page
     st.session_state[PAGE] = page.id
+    _drop_impossible_values()
     get_text()
     arrive(page)  # a link or a tour step sets the view before any widget is drawn
     with st.sidebar:
@@ -60,15 +63,42 @@ def setup_page(page: Page) -> ModelChoice:
         _model_facts(choice)
     prepare_process()  # once per process: thread policy, gc.freeze (ui/server.py)
     chrome(page)  # the tour, presenter mode, "Link to this view"; the URL takes the view
+    if choice.remote and not page.remote:
+        _needs_a_local_model(choice)
     return choice
+
+
+def _needs_a_local_model(choice: ModelChoice) -> None:
+    """A page that runs its model here, with an NDIF model picked: one sentence, the pages that draw it, stop."""
+    st.info(f"{md(choice.name)} runs on NDIF, where a page asks only for what it draws. This page runs its model "
+            "on this server: pick one of this server's models in the sidebar, or open a page that looks inside "
+            "NDIF models:", icon=":material/cloud:")
+    for each in available():
+        if each.remote and each.id not in (HOME.id, "glossary"):
+            _link(each)
+    st.stop()
+
+
+def _drop_impossible_values() -> None:
+    """Forget any session value that is a NaN or an infinity, or a widget value that cannot be read back: no
+    widget here offers one, but a hand-made websocket message can send it, and it would break every later run
+    of that session (NaN equals nothing, so it would never be replaced). The widget shows its default again."""
+    for key in list(st.session_state.keys()):
+        try:
+            value = st.session_state[key]
+        except (ValueError, TypeError, OverflowError):  # a widget value Streamlit cannot read back (int(nan))
+            value = math.nan
+        if isinstance(value, float) and not math.isfinite(value):
+            del st.session_state[key]
 
 
 def _model_facts(choice: ModelChoice) -> None:
     cfg = choice.model.config
     kv = f" ({cfg.n_kv_head} key/value)" if cfg.n_kv_head < cfg.n_head else ""
+    family = choice.model.family_name if choice.remote else family_name(cfg)
     st.markdown(
         f"**{md(choice.name)}**  \n"
-        f"{family_name(cfg)} architecture, {describe_size(choice.n_params)} parameters  \n"
+        f"{family} architecture, {describe_size(choice.n_params)} parameters  \n"
         f"{_plural(cfg.n_layer, 'layer')} × {_plural(cfg.n_head, 'head')}{kv}, width {cfg.n_embd}  \n"
         f"context: {cfg.block_size:,} tokens  \n"
         f"vocabulary: {cfg.vocab_size:,} tokens"
@@ -77,7 +107,12 @@ def _model_facts(choice: ModelChoice) -> None:
     if notes:
         with st.expander("How it differs from GPT-2"):
             st.markdown("\n".join(f"- {n}" for n in notes))
-    st.caption(f"Runs on {describe(choice.device)}")
+    if choice.remote:
+        return  # where it runs, and what is sent there, is said under the picker (ui.ndif.key_panel)
+    # The server's policy, not this thread's current setting (set once per process, after the first sidebar).
+    per_pass = describe(choice.device, FORWARD_THREADS)
+    st.caption(f"Runs on {per_pass}" + (f" per forward pass, {MAX_FORWARDS} at once" if choice.device.type == "cpu"
+                                         else ""))
 
 
 def _plural(n: int, word: str) -> str:

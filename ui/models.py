@@ -7,6 +7,8 @@ the user's session owns.
   least-recently-used set (`SHARED`): at most GLASSBOX_MAX_MODELS of them, within GLASSBOX_MODEL_BUDGET_MB of
   weights and a trace each, whatever users pick. Each is priced from its config.json before it loads.
 - A model a user trains or tunes lives only in that user's `st.session_state`, never in a shared cache.
+- NDIF models (when the host offers them, ui/ndif.py) run on NDIF: the choice holds their config, tokenizer and
+  meta architecture (engine.remote.RemoteModel), and `ModelChoice.remote` says so to the pages.
 """
 from __future__ import annotations
 
@@ -23,8 +25,13 @@ from engine.model.cost import size_text
 from engine.model.hf import load_model
 from engine.model.sources import (CURATED, ModelFacts, SourceError, check_folder, fetch_hub_model, folder_name,
                                   local_models, model_budget_bytes, sweep_partials)
+from engine.remote.model import counted_params
 
 from .errors import Refused
+from .ndif import PREFIX as NDIF
+from .ndif import enabled as ndif_enabled
+from .ndif import key_panel, offered, opened, remote_model
+from .ndif import note as ndif_note
 from .lru import ByteLRU
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,11 +54,18 @@ class ModelChoice:
     shared: bool  # True for the process-wide default model: read-only, never mutated
 
     @property
+    def remote(self) -> bool:
+        """The model runs on NDIF: this server holds its config, tokenizer and meta architecture only."""
+        return self.key.startswith(NDIF)
+
+    @property
     def device(self) -> torch.device:
-        return next(self.model.parameters()).device
+        return torch.device("meta") if self.remote else next(self.model.parameters()).device
 
     @property
     def n_params(self) -> int:
+        if self.remote:
+            return self.model.num_params()  # counted on the meta architecture
         return sum(p.numel() for p in self.model.parameters())  # tied weights are one Parameter: counted once
 
 
@@ -167,6 +181,18 @@ def default_model() -> ModelChoice:
     return _load_shared(str(folder), stamp)
 
 
+def shared_model(name: str) -> ModelChoice:
+    """A model any session can load by its picker name: the built-in one, or a server model ("folder:gpt2").
+    A workshop room plays against one. Raises Refused (a plain sentence) when this server cannot open it."""
+    default = default_model()
+    if name == default.name:
+        return default
+    source = _server_model(name) if name.startswith((FOLDER, HUB)) else None
+    if source is None:
+        raise Refused("The room's model is not offered by this server any more.")
+    return SHARED.get(source)
+
+
 def model_bytes(model: GPT) -> int:
     """Bytes of a model's weights (a tied weight counted once, as `parameters()` lists it)."""
     return sum(p.numel() * p.element_size() for p in model.parameters())
@@ -225,25 +251,46 @@ def forget_session_model(name: str) -> None:
 
 
 def current_model() -> ModelChoice:
-    """The model this session has selected: the default model, a server model, or one of the session's own.
+    """The model this session has selected: the default model, a server model, an NDIF model, or one of the
+    session's own.
 
-    A server model that cannot be opened (gone, over the budget, broken) falls back to the default model with a
-    one-line notice in the sidebar, and the selection goes back to the default.
+    A model that cannot be opened (gone, over the budget, broken, NDIF off) falls back to the default model with
+    a one-line notice in the sidebar, and the selection goes back to the default.
     """
-    owned = session_models()
     name = st.session_state.get(SELECTED)
-    if name in owned:
-        return owned[name]
-    if isinstance(name, str) and name.startswith((FOLDER, HUB)):
-        source = _server_model(name)
+    if isinstance(name, str):
         try:
-            if source is None:
-                raise Refused(f"{name.split(':', 1)[1]} is no longer offered by this server.")
-            return SHARED.get(source)
+            return open_choice(name)
         except Refused as e:
             st.session_state[NOTICE] = str(e)
             st.session_state.pop(SELECTED, None)
     return default_model()
+
+
+def open_choice(name: str) -> ModelChoice:
+    """The model a picker value names (ui.models.selector_names): one of this session's, a server model, an NDIF
+    model, else the default model. Refused (one sentence) when it cannot be opened."""
+    owned = session_models()
+    if name in owned:
+        return owned[name]
+    if name.startswith((FOLDER, HUB)):
+        source = _server_model(name)
+        if source is None:
+            raise Refused(f"{name.split(':', 1)[1]} is no longer offered by this server.")
+        return SHARED.get(source)
+    if name.startswith(NDIF):
+        return ndif_choice(name)
+    return default_model()
+
+
+def ndif_choice(name: str) -> ModelChoice:
+    """The choice of an NDIF model by its picker value ("ndif:<repo id>"). Refused when NDIF is off here or the
+    model cannot be opened."""
+    repo = name[len(NDIF):]
+    if not ndif_enabled():
+        raise Refused(f"{repo} runs on NDIF, which this server does not offer.")
+    model = remote_model(repo)
+    return ModelChoice(repo, model, model.tokenizer, key=name, shared=True)
 
 
 def _sync_selection(widget_key: str) -> None:
@@ -252,6 +299,7 @@ def _sync_selection(widget_key: str) -> None:
 
 def _label(default_name: str, owned: dict) -> Any:
     servers = {m.id: m for m in server_models()}
+    remote = {NDIF + o.repo_id: o for o in offered()[0]}
 
     def label(n: str) -> str:
         if n == default_name:
@@ -262,6 +310,8 @@ def _label(default_name: str, owned: dict) -> Any:
             if m.facts is None:
                 return f"{m.name} ({where}: cannot be opened)"
             return f"{m.name} · {describe_size(m.facts.n_params)} ({where})"
+        if n in remote:
+            return ndif_label(remote[n])
         return f"{n} (yours, this session only)"
     return label
 
@@ -270,7 +320,18 @@ def selector_names() -> list[str]:
     """What the sidebar's picker offers this session, as its values: the built-in model's name, the server models'
     ids ("folder:gpt2", "hub:openai-community/gpt2"), then the session's own models' names."""
     default = default_model().name
-    return [default] + [m.id for m in server_models()] + [n for n in session_models() if n != default]
+    remote = [NDIF + o.repo_id for o in offered()[0]]
+    return [default] + [m.id for m in server_models()] + remote + [n for n in session_models() if n != default]
+
+
+def ndif_label(offer) -> str:
+    """'meta-llama/Llama-3.1-70B · 70.6 B (NDIF)': the size once this server holds its config (counted on the
+    meta device), nothing before."""
+    model = opened(offer.repo_id)
+    n = model.num_params() if model is not None else counted_params(offer.repo_id)
+    size = f" · {describe_size(n)}" if n else ""
+    state = "" if offer.state == "running" else f", {offer.state}"
+    return f"{offer.repo_id}{size} (NDIF{state})"
 
 
 def selected_name() -> str:
@@ -305,6 +366,9 @@ def model_selector(widget_key: str) -> ModelChoice:
     source = _server_model(st.session_state.get(SELECTED) or "")
     if source is not None and source.facts is not None:
         st.caption(source.facts.summary())
+    if ndif_enabled():
+        key_panel(choice.remote)
+    ndif_note()
     if settings.current().hub:
         hub_picker(widget_key)
     return choice

@@ -8,11 +8,11 @@ page's title is a label, never an identifier.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .state import choose, kept_value, remembered
-from .view import Setting
+from .view import Fact, Setting
 
 
 @dataclass(frozen=True)
@@ -23,13 +23,25 @@ class Page:
     icon: str  # a Material icon (":material/visibility:") for links: it renders everywhere, emoji need a font
     blurb: str  # one line: what the page shows
     settings: tuple[Setting, ...] = ()  # the view settings it owns, in the order a link applies them
+    facts: dict[str, Fact] = field(default_factory=dict, compare=False, hash=False)  # what the page can measure
+    #      for the tour to quote: filled by `@PAGE.fact(...)` in the wing's facts module (its face imports it)
     favicon: str = "🔬"  # the browser tab's icon: an emoji (a Material icon there is fetched from Google's CDN,
     #                     and the app works offline)
+    remote: bool = False  # it draws a model that runs on NDIF too (asking for what it draws: ui.cache.reading)
 
     def __post_init__(self) -> None:
         names = [s.name for s in self.settings]
         if len(set(names)) != len(names) or {"text", "model"} & set(names):
             raise ValueError(f"page {self.id!r}: settings must have distinct names other than text and model")
+
+    def fact(self, name: str, keys: tuple[str, ...]) -> Callable[[Callable], Callable]:
+        """Decorator: `compute(ctx) -> {key: value}` becomes this page's fact `name` (ui.view.Fact)."""
+        def register(compute: Callable) -> Callable:
+            if name in self.facts:
+                raise ValueError(f"page {self.id!r} has a fact {name!r} already")
+            self.facts[name] = Fact(name, keys, compute)
+            return compute
+        return register
 
     def key(self, name: str) -> str:
         """This page's session key (or widget key) `name`: "attention.layer"."""

@@ -1,6 +1,7 @@
 """Figures of attention patterns, shared by the Attention page and the Train page's time-lapse: one head large and
 differences, plus the CSVs and the overview's block size. (The Attention page's "All heads", with every head at
-once and one query's lines, is drawn in the browser: ui/views/attention.py.)
+once and one query's lines, is drawn in the browser: ui/views/attention.py; the line view here draws an NDIF model's,
+which the server asks for one layer at a time.)
 
 Weights use viridis (sequential, colour-blind-safe) on a fixed 0-1 scale, so heads compare at a glance;
 differences use the shared diverging scale (ui.colours: RdBu, blue positive, red negative) centred on 0.
@@ -33,6 +34,9 @@ LABEL_CHARS = 12  # longer token labels are shortened on axes (hover shows them 
 MAX_TICKS = 48  # at most this many token labels per axis; past it every n-th is shown
 OVERVIEW_CELLS = 16_000  # cells in the overview across all heads; longer texts are averaged into blocks
 CLICK_CELLS = 12_000  # the largest single-head view that gets a clickable point per cell
+LINE = "#0072B2"  # Okabe-Ito blue: the line view's lines (an NDIF model's view, drawn on the server)
+LINE_BANDS = 20  # the line view draws weights in this many steps of thickness and darkness
+LINE_LABELS = 40  # the line view gives every token a row up to this many, then only the most-weighted half as many
 
 
 def short(token: str, n: int = LABEL_CHARS) -> str:
@@ -47,6 +51,11 @@ def token_labels(tokens: Sequence[str], first: int = 0) -> list[str]:
 def position_labels(tokens: Sequence[str]) -> list[str]:
     """'8 ␣fox' for every token, unescaped and whole: for CSV headers and table cells, not for Plotly."""
     return [f"{i} {t}" for i, t in enumerate(tokens)]
+
+
+def share(w: float) -> str:
+    """A weight as a percentage: '38%', or one decimal below 10% ('4.2%', '0.4%')."""
+    return f"{w:.0%}" if w >= 0.095 else f"{w:.1%}"
 
 
 def tick_step(n: int, most: int = MAX_TICKS) -> int:
@@ -129,6 +138,58 @@ def head_figure(pattern: torch.Tensor, tokens: Sequence[str], title: str, query:
     height = int(np.clip(300 + 18 * n, 500, 950))
     return _layout(fig, title, height, hovermode="closest", dragmode=False)
 
+
+
+def line_view_figure(weights: torch.Tensor, tokens: Sequence[str], query: int, title: str) -> go.Figure:
+    """BertViz's line view for one query: the query on the left looks at the tokens on the right; lines run
+    from it to each, thicker and darker for more weight. `weights` is the query's row of the pattern [pos].
+
+    Up to LINE_LABELS tokens, every token it can see has its own row. Past that, rows of a few pixels would
+    pile the labels into a stack, so only the LINE_LABELS // 2 keys with the most weight (and the query
+    itself) get a row each, in text order and readable at any length, and one last row sums up the rest."""
+    n = query + 1  # the mask hides everything after the query
+    w = weights[:n].float().numpy()
+    names = [plotly_text(short(t, 20)) for t in tokens[:n]]
+    compact = n > LINE_LABELS
+    keys = (sorted({query, *np.argsort(-w, kind="stable")[:LINE_LABELS // 2].tolist()}) if compact
+            else list(range(n)))
+    rows = len(keys) + compact  # the summary row
+    row_px = 24 if compact else int(np.clip(900 / n, 18, 24))
+    q_row = keys.index(query)
+    font = dict(family=MONO, size=15 if row_px >= 20 else 13)
+    kw = np.array([w[k] for k in keys])
+    fig = go.Figure()
+    # One trace per band of weights (a line's width is per trace): at most LINE_BANDS traces.
+    bands = np.minimum((kw * LINE_BANDS).astype(int), LINE_BANDS - 1)
+    for band in np.unique(bands):
+        at = np.nonzero(bands == band)[0]
+        mid = (band + 0.5) / LINE_BANDS
+        fig.add_trace(go.Scatter(
+            x=np.tile([0.31, 0.6, None], len(at)), y=np.stack([np.full(len(at), q_row), at,
+                                                                np.full(len(at), np.nan)], 1).ravel(),
+            mode="lines", line=dict(color=LINE, width=0.5 + 10 * mid), opacity=0.15 + 0.85 * mid,
+            hoverinfo="skip", showlegend=False))
+    left = [f"<b>{query} {names[query]}</b>" if compact else f"<b>{names[query]}</b>"]
+    fig.add_trace(go.Scatter(  # left: the query, highlighted
+        x=[0.3], y=[q_row], mode="text", textposition="middle left", showlegend=False, text=left,
+        textfont=dict(font, color=HIGHLIGHT), hoverinfo="skip"))
+    right = [(f"{k} {names[k]}" if compact else names[k]) + f"  {share(w[k])}" for k in keys]
+    fig.add_trace(go.Scatter(  # right: the tokens it sees, with their weights
+        x=[0.6] * len(keys), y=list(range(len(keys))), mode="markers+text", showlegend=False, text=right,
+        textposition="middle right", textfont=dict(font, color="#111"),
+        marker=dict(size=7, color=[HIGHLIGHT if k == query else LINE for k in keys]),
+        customdata=np.array([[k, names[k], float(w[k])] for k in keys], dtype=object),
+        hovertemplate="key %{customdata[0]} %{customdata[1]}: weight %{customdata[2]:.3f}<extra></extra>"))
+    if compact:
+        rest = float(w.sum() - kw.sum())
+        fig.add_trace(go.Scatter(
+            x=[0.6], y=[len(keys)], mode="text", textposition="middle right", showlegend=False, hoverinfo="skip",
+            text=[f"… the other {n - len(keys):,} tokens together  {share(rest)}"],
+            textfont=dict(font, color="#555")))
+    fig.update_xaxes(visible=False, range=[0, 1])
+    fig.update_yaxes(visible=False, range=[rows - 0.5, -0.8])
+    height = int(np.clip(row_px * rows + 100, 240, 1200))
+    return _layout(fig, title, height, margin=dict(l=10, r=10, t=60, b=10), dragmode=False)
 
 def difference_figure(diff: torch.Tensor, tokens: Sequence[str], positions: Sequence[int], title: str
                       ) -> go.Figure:

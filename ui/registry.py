@@ -9,19 +9,22 @@ from __future__ import annotations
 
 from .attention import PAGE as ATTENTION
 from .feedforward import PAGE as FEEDFORWARD
+from .intervene import PAGE as INTERVENE
 from .models import ROOT
 from .next_token import PAGE as NEXT_TOKEN
 from .page import Page
 from .rlhf import PAGE as RLHF
+from .scale import PAGE as SCALE
+from .room import PAGE as ROOM
 from .tokens import PAGE as TOKENS
 from .train import PAGE as TRAIN
 
 HOME = Page("home", "Home", "app.py", ":material/home:", "What Glassbox is, and your text split into tokens.",
-            favicon="🔬")
+            favicon="🔬", remote=True)
 GLOSSARY = Page("glossary", "Glossary", "pages/7_Glossary.py", ":material/menu_book:",
                 "The key takeaways and every term in plain words, each linked to the view that shows it.",
-                favicon="📖")
-PAGES: tuple[Page, ...] = (HOME, TOKENS, ATTENTION, FEEDFORWARD, NEXT_TOKEN, TRAIN, RLHF, GLOSSARY)
+                favicon="📖", remote=True)
+PAGES: tuple[Page, ...] = (HOME, TOKENS, ATTENTION, FEEDFORWARD, NEXT_TOKEN, INTERVENE, TRAIN, RLHF, SCALE, ROOM, GLOSSARY)
 BY_ID = {p.id: p for p in PAGES}
 
 

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 import streamlit as st
 
-from engine import CheckpointError
+from engine import CheckpointError, display_token
 from engine.model.trace import encode_for_model
 
 from .models import SELECTED, ModelChoice, current_model, selected_name, selector_names
@@ -60,6 +60,31 @@ class Setting:
     name: str  # the link parameter: "layer"
     read: Callable[[Context], str | None]  # the session's value as link text; None: nothing to say
     apply: Callable[[Context, str], None]  # raises Unusable
+
+
+@dataclass(frozen=True)
+class Fact:
+    """Something a page can say about the running model on the session's text, measured when asked: the tour
+    quotes it rather than claiming what the screen might contradict.
+
+    `compute` returns a value for each of `keys` (numbers already worded as the page shows them, token text as
+    it is: the tour escapes it), plus FOUND: False when the model has no such thing (the tour then says so).
+    It raises Unusable when it cannot say anything here (e.g. the text repeats no word).
+    """
+    name: str  # as a tour step names it: facts = "induction"
+    keys: tuple[str, ...]  # the values it gives, checked against a step's placeholders when the tour loads
+    compute: Callable[[Context], dict[str, object]]
+
+
+FOUND = "found"  # a Fact's answer to "does the model have this?"
+
+
+def spoken(tokenizer: Any, token_id: int) -> str:
+    """A token as a sentence quotes it: "fox", not "␣fox" (its visible form when it is only whitespace; "the
+    start marker" for the special token a text starts with)."""
+    if token_id in set(getattr(tokenizer, "all_special_ids", ())):
+        return "the start marker"
+    return display_token(tokenizer, token_id, show_whitespace=False).strip() or display_token(tokenizer, token_id)
 
 
 # --- parsing ---------------------------------------------------------------------------------------------------

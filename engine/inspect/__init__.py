@@ -10,9 +10,14 @@
 - surprise: how surprised the model is by each token of a text, at any length
 - bpe_steps: byte-level BPE one merge at a time
 - compare_tokenizers: the same text under several tokenizers, and what fits in the context
+- kv: the key/value cache of generation, its bytes, its exactness, its time; kv_shapes: known models' cache sizes
+- quantize: a copy of a model in 8 bits (PyTorch's int8) or 4, 3, 2 (simulated), and what it costs
+- circuits: head types and the induction test's loss at a training checkpoint
+- model_pair: two models of one vocabulary on the same tokens (base and instruct, before and after tuning)
+- guessing: a person's guess at the next token, read as the tokenizer splits it and scored by the model
 """
-from . import (attention_steps, bpe_steps, compare_tokenizers, embeddings, heads, lens, neurons, params, surprise,
-               word_context)
+from . import (attention_steps, bpe_steps, circuits, compare_tokenizers, embeddings, guessing, heads, kv, kv_shapes,
+               lens, model_pair, neurons, params, quantize, surprise, word_context)
 
-__all__ = ["attention_steps", "bpe_steps", "compare_tokenizers", "embeddings", "heads", "lens", "neurons", "params",
-           "surprise", "word_context"]
+__all__ = ["attention_steps", "bpe_steps", "circuits", "compare_tokenizers", "embeddings", "guessing", "heads", "kv",
+           "kv_shapes", "lens", "model_pair", "neurons", "params", "quantize", "surprise", "word_context"]

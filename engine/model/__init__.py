@@ -5,6 +5,7 @@
 - trace: `Trace` and `run_trace`, one forward pass with every internal under TransformerLens names
 - arch: the surface every model offers the pages (the `Model` and `ModelConfig` Protocols), and how a model
   differs from GPT-2
+- hooks: what one forward pass is asked to record and to change (`Hooks`, `Replace`), passed with the call
 - families: one file per model family (GPT-2, GPT-Neo, GPT-NeoX, Llama, Qwen2: its config, its parts in
   transformers, its quirks) and the table that picks between them
 - hf: the families that run inside transformers, recorded into the same Trace names; `load_model` for any folder
@@ -15,6 +16,7 @@
 - sources: where models come from (GLASSBOX_MODELS_DIR folders, the Hugging Face Hub), checked before loading
 - hub: the Hugging Face Hub's HTTP API (a repo's file list, one file), bounded in time and size
 - tokenizer: byte-level BPE (train, load, display forms of tokens)
+- chat: an instruct model's chat template, rendered in transformers' sandbox, as tokens
 - checkpoint: Hugging Face-compatible folders, read as safetensors and JSON only
 - device: where the model runs (CUDA, MPS, CPU) and on how many CPU threads
 """

@@ -15,6 +15,7 @@ from torch import nn
 
 from .families import FAMILY_NAMES, family_name
 from .families.base import GATED_MLP, GELU_MLP, LAYERNORM, LEARNED, RMSNORM, ROTARY, ArchConfig
+from .hooks import Edits
 
 __all__ = ["FAMILY_NAMES", "GATED_MLP", "GELU_MLP", "LAYERNORM", "LEARNED", "RMSNORM", "ROTARY", "ArchConfig",
            "Model", "ModelConfig", "differences", "family_name"]
@@ -61,18 +62,25 @@ class ModelConfig(Protocol):
 @runtime_checkable
 class Model(Protocol):
     """What the engine and the pages use of a model (besides nn.Module's parameters): one forward pass with or
-    without its internals, the generation contract, and the parts the logit lens and embeddings read."""
+    without its internals (and with edits: engine/intervene/), the generation contract, and the parts the logit
+    lens and embeddings read."""
     config: Any  # a ModelConfig
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor | None]: ...  # (logits [batch, pos, vocab], loss)
 
-    def run_with_cache(self, idx: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]: ...
+    # `edits` (engine/model/hooks.py): activations changed in this one call, by TransformerLens name.
+    def run_with_cache(self, idx: torch.Tensor, edits: Edits | None = None
+                       ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]: ...
 
-    def final_hidden(self, idx: torch.Tensor) -> torch.Tensor: ...  # [batch, pos, d_model], after the final norm
+    def final_hidden(self, idx: torch.Tensor, edits: Edits | None = None
+                     ) -> torch.Tensor: ...  # [batch, pos, d_model], after the final norm
 
     def decode_step(self, ids: torch.Tensor, past: Any = None, positions: torch.Tensor | None = None,
-                    key_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, Any]: ...
+                    key_mask: torch.Tensor | None = None, edits: Edits | None = None, last_only: bool = False
+                    ) -> tuple[torch.Tensor, Any]: ...
+
+    def repeat_past(self, past: Any, n: int) -> Any: ...  # n rows of a one-row past, new: `past` stays as it is
 
     @property
     def final_norm(self) -> nn.Module: ...

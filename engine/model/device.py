@@ -40,13 +40,14 @@ def pick_device(env: Mapping[str, str] | None = None) -> torch.device:
     return torch.device("cpu")
 
 
-def describe(device: torch.device) -> str:
-    """A short human label, e.g. 'CPU (2 threads)' or 'GPU: NVIDIA H200'."""
+def describe(device: torch.device, threads: int | None = None) -> str:
+    """A short human label, e.g. 'CPU (2 threads)' or 'GPU: NVIDIA H200'. `threads`: what the work really runs on
+    (default: this thread's torch setting, which a server changes once its thread policy is set)."""
     if device.type == "cuda":
         return f"GPU: {torch.cuda.get_device_name(device)}"
     if device.type == "mps":
         return "GPU: Apple MPS"
-    n = torch.get_num_threads()
+    n = torch.get_num_threads() if threads is None else threads
     return f"CPU ({n} thread{'' if n == 1 else 's'})"
 
 

@@ -6,6 +6,8 @@ Three entry points share one set of weights:
   recording every internal into a dict made for that call (see engine/model/trace.py for the names);
 - `GPT.decode_step(ids, past, positions, key_mask) -> (logits, past)` for generating, on the fused kernel
   with a key/value cache that belongs to the caller (the contract every model class offers generation).
+`run_with_cache`, `final_hidden` and `decode_step` also take `edits` (engine/model/hooks.py): activations to
+change in that one call (a patch, an ablation, a steering vector), passed down the blocks with it.
 
 Linear layers store their weight as [in, out] like GPT-2's `Conv1D`, so a GPT-2 state dict loads key by
 key with no transposes.
@@ -19,6 +21,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .config import GPTConfig
+from .hooks import Edits, Hooks, check_edits, start_layer
 
 Cache = dict[str, torch.Tensor]
 # What decode_step hands back to its caller: per layer, the keys and values [batch, head, past_len, d_head] of
@@ -39,9 +42,9 @@ class Conv1D(nn.Module):
         return F.linear(x, self.weight.t(), self.bias)
 
 
-def _record(cache: Cache | None, name: str, value: torch.Tensor) -> None:
-    if cache is not None:
-        cache[name] = value
+def _hook(hooks: Hooks | None, name: str, value: torch.Tensor) -> torch.Tensor:
+    """The value a pass goes on with at `name`: as computed when nothing is asked of it."""
+    return value if hooks is None else hooks(name, value)
 
 
 class CausalSelfAttention(nn.Module):
@@ -52,28 +55,30 @@ class CausalSelfAttention(nn.Module):
         self.c_proj = Conv1D(cfg.n_embd, cfg.n_embd)
         self.dropout = cfg.attn_dropout
 
-    def forward(self, x: torch.Tensor, cache: Cache | None = None, prefix: str = "") -> torch.Tensor:
+    def forward(self, x: torch.Tensor, hooks: Hooks | None = None, prefix: str = "") -> torch.Tensor:
         B, T, C = x.shape
         q, k, v = self.c_attn(x).split(C, dim=2)
         q = q.view(B, T, self.n_head, self.d_head)  # [batch, pos, head, d_head]
         k = k.view(B, T, self.n_head, self.d_head)  # [batch, pos, head, d_head]
         v = v.view(B, T, self.n_head, self.d_head)  # [batch, pos, head, d_head]
-        if cache is None:
-            # Fast path for training and plain inference: fused kernel, nothing recorded.
+        if hooks is None or hooks.record is None:
+            # Fast path for training, plain inference and edits alone: fused kernel, nothing recorded.
             y = F.scaled_dot_product_attention(
                 q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True,
                 dropout_p=self.dropout if self.training else 0.0,
             )
-            z = y.transpose(1, 2)  # [batch, pos, head, d_head]
+            z = _hook(hooks, prefix + "hook_z", y.transpose(1, 2))  # [batch, pos, head, d_head]
         else:
-            z = self._explicit(q, k, v, cache, prefix)
+            z = self._explicit(q, k, v, hooks, prefix)
         return self.c_proj(z.reshape(B, T, C))
 
     def step(self, x: torch.Tensor, past: tuple[torch.Tensor, torch.Tensor] | None, mask: torch.Tensor | None,
-             causal: bool) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+             causal: bool, hooks: Hooks | None = None, prefix: str = ""
+             ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         """Attention of new positions x [batch, new, d_model] over the cached keys/values before them and
         themselves. mask [batch or 1, 1, new, all] bool (True = may attend), or None with `causal` saying
-        whether the new positions need the plain causal mask (a prefill) or see every key (one new token)."""
+        whether the new positions need the plain causal mask (a prefill) or see every key (one new token).
+        `hooks` may edit z (nothing else of attention is recorded while decoding)."""
         B, T, C = x.shape
         q, k, v = self.c_attn(x).split(C, dim=2)
         # [batch, head, new, d_head] each
@@ -82,14 +87,15 @@ class CausalSelfAttention(nn.Module):
             # New tensors, not written into the caller's: an earlier past stays valid.
             k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)  # [batch, head, all, d_head]
         z = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal)  # [batch, head, new, d_head]
-        return self.c_proj(z.transpose(1, 2).reshape(B, T, C)), (k, v)
+        z = _hook(hooks, prefix + "hook_z", z.transpose(1, 2))  # [batch, new, head, d_head]
+        return self.c_proj(z.reshape(B, T, C)), (k, v)
 
-    def _explicit(self, q, k, v, cache: Cache, prefix: str) -> torch.Tensor:
+    def _explicit(self, q, k, v, hooks: Hooks, prefix: str) -> torch.Tensor:
         """Attention written out step by step, so every stage can be recorded and shown."""
         B, T, H, D = q.shape
-        _record(cache, prefix + "hook_q", q)
-        _record(cache, prefix + "hook_k", k)
-        _record(cache, prefix + "hook_v", v)
+        q = _hook(hooks, prefix + "hook_q", q)
+        k = _hook(hooks, prefix + "hook_k", k)
+        v = _hook(hooks, prefix + "hook_v", v)
         qh = q.transpose(1, 2).reshape(B * H, T, D)  # [batch * head, q, d_head]
         kh = k.transpose(1, 2).reshape(B * H, T, D)  # [batch * head, k, d_head]
         # A token never sees the ones after it: -inf above the diagonal, added in the same pass that
@@ -97,12 +103,11 @@ class CausalSelfAttention(nn.Module):
         future = torch.full((T, T), float("-inf"), device=q.device, dtype=q.dtype).triu(1)
         scores = torch.baddbmm(future.expand(B * H, T, T), qh, kh.transpose(1, 2), alpha=1 / math.sqrt(D))
         scores = scores.view(B, H, T, T)  # [batch, head, q, k]
-        _record(cache, prefix + "hook_attn_scores", scores)
+        _hook(hooks, prefix + "hook_attn_scores", scores)
         pattern = scores.softmax(dim=-1)  # [batch, head, q, k], rows sum to 1
-        _record(cache, prefix + "hook_pattern", pattern)
+        _hook(hooks, prefix + "hook_pattern", pattern)
         z = (pattern @ v.transpose(1, 2)).transpose(1, 2)  # [batch, pos, head, d_head]
-        _record(cache, prefix + "hook_z", z)
-        return z
+        return _hook(hooks, prefix + "hook_z", z)
 
 
 def gelu_new(x: torch.Tensor) -> torch.Tensor:
@@ -122,11 +127,9 @@ class MLP(nn.Module):
         self.c_proj = Conv1D(cfg.d_mlp, cfg.n_embd)
         self.act = gelu_new if cfg.activation == "gelu_new" else gelu_pytorch_tanh  # as config.json names it
 
-    def forward(self, x: torch.Tensor, cache: Cache | None = None, prefix: str = "") -> torch.Tensor:
-        pre = self.c_fc(x)  # [batch, pos, d_mlp]
-        _record(cache, prefix + "hook_pre", pre)
-        post = self.act(pre)  # [batch, pos, d_mlp]
-        _record(cache, prefix + "hook_post", post)
+    def forward(self, x: torch.Tensor, hooks: Hooks | None = None, prefix: str = "") -> torch.Tensor:
+        pre = _hook(hooks, prefix + "hook_pre", self.c_fc(x))  # [batch, pos, d_mlp]
+        post = _hook(hooks, prefix + "hook_post", self.act(pre))  # [batch, pos, d_mlp]
         return self.c_proj(post)
 
 
@@ -139,24 +142,27 @@ class Block(nn.Module):
         self.mlp = MLP(cfg)
         self.drop = nn.Dropout(cfg.dropout)
 
-    def forward(self, x: torch.Tensor, cache: Cache | None = None, prefix: str = "") -> torch.Tensor:
-        _record(cache, prefix + "hook_resid_pre", x)  # [batch, pos, d_model]
-        attn_out = self.drop(self.attn(self.ln_1(x), cache, prefix + "attn."))
-        _record(cache, prefix + "hook_attn_out", attn_out)  # [batch, pos, d_model]
-        x = x + attn_out
-        _record(cache, prefix + "hook_resid_mid", x)  # [batch, pos, d_model]
-        mlp_out = self.drop(self.mlp(self.ln_2(x), cache, prefix + "mlp."))
-        _record(cache, prefix + "hook_mlp_out", mlp_out)  # [batch, pos, d_model]
-        x = x + mlp_out
-        _record(cache, prefix + "hook_resid_post", x)  # [batch, pos, d_model]
-        return x
+    def forward(self, x: torch.Tensor, hooks: Hooks | None = None, prefix: str = "") -> torch.Tensor:
+        x = _hook(hooks, prefix + "hook_resid_pre", x)  # [batch, pos, d_model]
+        attn_out = _hook(hooks, prefix + "hook_attn_out", self.drop(self.attn(self.ln_1(x), hooks, prefix + "attn.")))
+        x = _hook(hooks, prefix + "hook_resid_mid", x + attn_out)  # [batch, pos, d_model]
+        mlp_out = _hook(hooks, prefix + "hook_mlp_out", self.drop(self.mlp(self.ln_2(x), hooks, prefix + "mlp.")))
+        return _hook(hooks, prefix + "hook_resid_post", x + mlp_out)  # [batch, pos, d_model]
 
     def step(self, x: torch.Tensor, past: tuple[torch.Tensor, torch.Tensor] | None, mask: torch.Tensor | None,
-             causal: bool) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        """`forward` for new positions after cached ones (no dropout: decoding is inference)."""
-        attn_out, kv = self.attn.step(self.ln_1(x), past, mask, causal)
-        x = x + attn_out
-        return x + self.mlp(self.ln_2(x)), kv
+             causal: bool, hooks: Hooks | None = None, prefix: str = "", last_only: bool = False
+             ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """`forward` for new positions after cached ones (no dropout: decoding is inference), with `hooks`'
+        edits (nothing is recorded while decoding). `last_only` (the last layer, when only the last position's
+        logits are wanted): after attention, which every position's keys and values feed, the MLP runs for
+        the last position only, so its edits see that one position."""
+        x = _hook(hooks, prefix + "hook_resid_pre", x)
+        attn_out, kv = self.attn.step(self.ln_1(x), past, mask, causal, hooks, prefix + "attn.")
+        x = x + _hook(hooks, prefix + "hook_attn_out", attn_out)
+        if last_only:
+            x = x[:, -1:]
+        x = x + _hook(hooks, prefix + "hook_mlp_out", self.mlp(self.ln_2(x), hooks, prefix + "mlp."))
+        return _hook(hooks, prefix + "hook_resid_post", x), kv
 
 
 class GPT(nn.Module):
@@ -197,24 +203,25 @@ class GPT(nn.Module):
     def position_embedding(self) -> torch.Tensor | None:
         return self.transformer.wpe.weight  # [block_size, d_model]
 
-    def _run(self, idx: torch.Tensor, cache: Cache | None) -> torch.Tensor:
-        return self.lm_head(self._final(idx, cache))  # [batch, pos, vocab]
+    def _run(self, idx: torch.Tensor, hooks: Hooks | None) -> torch.Tensor:
+        return self.lm_head(self._final(idx, hooks))  # [batch, pos, vocab]
 
-    def _final(self, idx: torch.Tensor, cache: Cache | None) -> torch.Tensor:
+    def _final(self, idx: torch.Tensor, hooks: Hooks | None, skip: bool = False) -> torch.Tensor:
+        """After the final norm. `skip`: start at the last layer whose incoming residual stream a Replace edit
+        gives whole (engine/model/hooks.py), without computing what only feeds it."""
         B, T = idx.shape
         if T > self.config.block_size:
             raise ValueError(f"{T} tokens exceed the context of {self.config.block_size}")
         tr = self.transformer
-        tok = tr.wte(idx)  # [batch, pos, d_model]
-        _record(cache, "hook_embed", tok)
-        pos = tr.wpe(torch.arange(T, device=idx.device))[None]  # [1, pos, d_model]
-        _record(cache, "hook_pos_embed", pos.expand(B, T, -1))
-        x = tr.drop(tok + pos)
-        for i, block in enumerate(tr.h):
-            x = block(x, cache, f"blocks.{i}.")
-        x = tr.ln_f(x)
-        _record(cache, "ln_final.hook_normalized", x)  # [batch, pos, d_model]
-        return x
+        start, x = start_layer(hooks.edits if skip and hooks else None, self.config.n_layer)
+        if start == 0:
+            tok = _hook(hooks, "hook_embed", tr.wte(idx))  # [batch, pos, d_model]
+            pos = tr.wpe(torch.arange(T, device=idx.device))[None]  # [1, pos, d_model]
+            _hook(hooks, "hook_pos_embed", pos.expand(B, T, -1))
+            x = tr.drop(tok + pos)
+        for i in range(start, len(tr.h)):
+            x = tr.h[i](x, hooks, f"blocks.{i}.")
+        return _hook(hooks, "ln_final.hook_normalized", tr.ln_f(x))  # [batch, pos, d_model]
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -225,21 +232,29 @@ class GPT(nn.Module):
         loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-1)
         return logits, loss
 
-    def final_hidden(self, idx: torch.Tensor) -> torch.Tensor:
+    def final_hidden(self, idx: torch.Tensor, edits: Edits | None = None) -> torch.Tensor:
         """The residual stream after the final layer norm, before the output layer: [batch, pos, d_model].
         `lm_head` of it is `forward`'s logits; a caller that needs logits at a few positions only (the
-        completion tokens of preference tuning) applies it there and skips the rest of the vocabulary matmul."""
-        return self._final(idx, None)
+        completion tokens of preference tuning) applies it there and skips the rest of the vocabulary matmul.
+        `edits`: activations changed in this call (engine/model/hooks.py); gradients flow as the caller's
+        grad mode says."""
+        check_edits(edits, self.config.n_layer)
+        return self._final(idx, Hooks(edits) if edits else None, skip=True)
 
     @torch.no_grad()
     def decode_step(self, ids: torch.Tensor, past: Past | None = None, positions: torch.Tensor | None = None,
-                    key_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, Past]:
+                    key_mask: torch.Tensor | None = None, edits: Edits | None = None, last_only: bool = False
+                    ) -> tuple[torch.Tensor, Past]:
         """Logits [batch, new, vocab] for new token ids [batch, new], given `past` (opaque: whatever the previous
         call returned, None at the start). positions [batch, new]: position ids of the new tokens (default:
         continuing from past's length). key_mask [batch, past_len + new] bool: which keys are real tokens
         (False = left padding); default all real. Causal within the new tokens. Returns (logits, new_past).
         Never mutates the model; the past belongs to the caller (so two sessions decoding at once on one
         shared model don't interfere). Raises ValueError for positions outside [0, block_size).
+        `edits` change activations of the new positions (engine/model/hooks.py); `last_only` returns the
+        logits of the last new position only ([batch, 1, vocab]), skipping the vocabulary matmul and the last
+        layer's MLP for the rest (so an edit of that MLP or its output sees the last position only). A Replace of
+        a layer's input starts the pass there (hooks.py); such a call returns None for its past.
 
         A padding query (key_mask False at its own position) still sees its own key, so no row of the mask is
         empty; its logits are meaningless and the caller ignores them, but they stay finite.
@@ -260,13 +275,29 @@ class GPT(nn.Module):
             raise ValueError(f"positions must be in [0, {block}), got {int(positions.min())}..{int(positions.max())}: "
                              f"the model has no position embedding past its context of {block} tokens")
         mask, causal = self._decode_mask(B, T, past_len, key_mask, ids.device)
+        check_edits(edits, self.config.n_layer)
+        hooks = Hooks(edits) if edits else None
         tr = self.transformer
-        x = tr.wte(ids) + tr.wpe(positions)  # [batch, new, d_model]
+        start, x = start_layer(edits, self.config.n_layer)  # a Replace of a layer's input: start there
+        if start == 0:
+            x = _hook(hooks, "hook_embed", tr.wte(ids)) + tr.wpe(positions)  # [batch, new, d_model]
         new_past = []
-        for i, layer in enumerate(tr.h):
-            x, kv = layer.step(x, None if past is None else past[i], mask, causal)
+        for i in range(start, len(tr.h)):
+            x, kv = tr.h[i].step(x, None if past is None else past[i], mask, causal, hooks, f"blocks.{i}.",
+                                 last_only=last_only and i == len(tr.h) - 1)
             new_past.append(kv)
-        return self.lm_head(tr.ln_f(x)), tuple(new_past)
+        x = tr.ln_f(x[:, -1:] if last_only else x)
+        return self.lm_head(x), (tuple(new_past) if start == 0 else None)
+
+    @staticmethod
+    def repeat_past(past: Past | None, n: int) -> Past | None:
+        """`n` rows of a one-row past, for decoding n continuations of one prefix at once: views of the same
+        keys and values (decode_step never writes into a past, so they stay valid)."""
+        if past is None:
+            return None
+        if past[0][0].size(0) != 1:
+            raise ValueError("repeat_past takes the past of one row")
+        return tuple((k.expand(n, -1, -1, -1), v.expand(n, -1, -1, -1)) for k, v in past)
 
     @staticmethod
     def _decode_mask(B: int, T: int, past_len: int, key_mask: torch.Tensor | None, device: torch.device
@@ -288,8 +319,10 @@ class GPT(nn.Module):
         return allowed[:, None], False
 
     @torch.no_grad()
-    def run_with_cache(self, idx: torch.Tensor) -> tuple[torch.Tensor, Cache]:
-        """Logits plus every named internal of this one call; the model itself stores nothing."""
+    def run_with_cache(self, idx: torch.Tensor, edits: Edits | None = None) -> tuple[torch.Tensor, Cache]:
+        """Logits plus every named internal of this one call; the model itself stores nothing. `edits`:
+        activations changed in this call (engine/model/hooks.py), recorded as changed."""
+        check_edits(edits, self.config.n_layer)
         cache: Cache = {}
-        logits = self._run(idx, cache)
+        logits = self._run(idx, Hooks(edits, cache))
         return logits, cache

@@ -6,10 +6,11 @@ transformers itself: `HFModel` wraps the transformers model and gives it the sur
 uses (`config`, `forward`, `run_with_cache`, `final_hidden`, `decode_step`, `final_norm`, `lm_head`,
 `token_embedding`, `position_embedding`).
 
-How a forward pass is recorded without leaving state on a model that every session shares:
-- Hooks are registered once, when the model loads, and never change. Each hook writes into the dict of the
-  trace being run *in its own context* (a `ContextVar`): a session's thread that is not tracing finds None and
-  the hook does nothing; two sessions tracing at once each write into their own dict.
+How a forward pass is recorded (and changed) without leaving state on a model that every session shares:
+- Hooks are registered once, when the model loads, and never change. Each hook asks the `Hooks` of the call
+  being run *in its own context* (a `ContextVar`; engine/model/hooks.py) what to do: record into that call's
+  dict, replace the value with that call's edit, or, in a session's thread that asked for neither, nothing.
+  Two sessions tracing or patching at once each reach their own.
 - Attention runs through our own attention function, registered with transformers' AttentionInterface as
   "glassbox" (the eager computation, written out): it sees q and k after the rotary rotation and the keys and
   values before grouped-query heads are repeated, and records q, k, v (repeated to one per query head),
@@ -25,7 +26,9 @@ names). A rotary model's `hook_pos_embed` is zeros: it has no position table (it
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+import copy
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
 
@@ -37,18 +40,34 @@ from .checkpoint import load_pretrained
 from .families import FAMILIES, Family, family_for
 from .families.base import GLASSBOX_ATTENTION
 from .files import MAX_TOKENIZER_BYTES, TOKENIZER, CheckpointError, read_capped, read_config_json
+from .hooks import Edits, Hooks, check_edits
 from .tokenizer import check_tokenizer_patterns, load_tokenizer, missing_tokenizer
 
 Cache = dict[str, torch.Tensor]
 ATTN_IMPL = GLASSBOX_ATTENTION
 
-_CAPTURE: ContextVar[Cache | None] = ContextVar("glassbox_capture", default=None)
+_CAPTURE: ContextVar[Hooks | None] = ContextVar("glassbox_capture", default=None)
 
 
-def _record(name: str, value: torch.Tensor) -> None:
-    cache = _CAPTURE.get()
-    if cache is not None:
-        cache[name] = value.detach()
+def _record(name: str, value: torch.Tensor) -> torch.Tensor:
+    """The value the pass goes on with at `name`: edited and recorded as this context's call asks."""
+    hooks = _CAPTURE.get()
+    return value if hooks is None else hooks(name, value)
+
+
+def _recording() -> bool:
+    hooks = _CAPTURE.get()
+    return hooks is not None and hooks.record is not None
+
+
+@contextmanager
+def _calling(hooks: Hooks | None) -> Iterator[None]:
+    """Run the body with `hooks` as this context's call (nothing, for None)."""
+    token = _CAPTURE.set(hooks)
+    try:
+        yield
+    finally:
+        _CAPTURE.reset(token)
 
 
 def _glassbox_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
@@ -68,16 +87,16 @@ def _glassbox_attention(module: nn.Module, query: torch.Tensor, key: torch.Tenso
         allowed = torch.ones(q_len, k_len, dtype=torch.bool, device=query.device).tril(k_len - q_len)
         attention_mask = torch.zeros(q_len, k_len, dtype=query.dtype, device=query.device).masked_fill(
             ~allowed, torch.finfo(query.dtype).min)[None, None]
-    if _CAPTURE.get() is None:  # not tracing: the fused kernel, same numbers to float rounding
+    prefix = f"blocks.{module.layer_idx}.attn."
+    if not _recording():  # not tracing: the fused kernel, same numbers to float rounding (z may be edited)
         out = F.scaled_dot_product_attention(query, k, v, attn_mask=attention_mask, scale=scaling,
                                              dropout_p=dropout if module.training else 0.0)
-        return out.transpose(1, 2).contiguous(), None
+        return _record(prefix + "hook_z", out.transpose(1, 2)).contiguous(), None
     scores = torch.matmul(query, k.transpose(2, 3)) * scaling  # [batch, head, q, k]
     if attention_mask is not None:
         scores = scores + attention_mask
     pattern = F.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
     out = torch.matmul(pattern, v)  # [batch, head, q, d_head]
-    prefix = f"blocks.{module.layer_idx}.attn."
     _record(prefix + "hook_q", query.transpose(1, 2))  # [batch, pos, head, d_head], after rotation
     _record(prefix + "hook_k", k.transpose(1, 2))  # one key per query head: grouped heads repeat theirs
     _record(prefix + "hook_v", v.transpose(1, 2))
@@ -85,8 +104,7 @@ def _glassbox_attention(module: nn.Module, query: torch.Tensor, key: torch.Tenso
         scores = scores.masked_fill(attention_mask <= torch.finfo(scores.dtype).min / 2, float("-inf"))
     _record(prefix + "hook_attn_scores", scores)
     _record(prefix + "hook_pattern", pattern)
-    _record(prefix + "hook_z", out.transpose(1, 2))
-    return out.transpose(1, 2).contiguous(), pattern
+    return _record(prefix + "hook_z", out.transpose(1, 2)).contiguous(), pattern
 
 
 def _register_attention() -> None:
@@ -143,11 +161,20 @@ class HFModel(nn.Module):
     def _install_hooks(self) -> None:
         parts, H = self._parts, self.config.n_head
 
-        def out_hook(name: str, pick: Callable = _first):
-            return lambda _m, _args, out: _record(name, pick(out))
+        def out_hook(name: str):
+            def hook(_m, _args, out):  # a returned value replaces the module's output (only when edited)
+                value = _first(out)
+                new = _record(name, value)
+                if new is value:
+                    return None
+                return (new, *out[1:]) if isinstance(out, (tuple, list)) else new
+            return hook
 
         def in_hook(name: str):
-            return lambda _m, args: _record(name, args[0])
+            def hook(_m, args):
+                new = _record(name, args[0])
+                return None if new is args[0] else (new, *args[1:])
+            return hook
 
         getattr(self._base, parts.embed).register_forward_hook(out_hook("hook_embed"))
         if parts.pos is not None:
@@ -157,7 +184,11 @@ class HFModel(nn.Module):
             p = f"blocks.{i}."
 
             def resid_pre(_m, args, kwargs, name=p + "hook_resid_pre"):
-                _record(name, args[0] if args else kwargs["hidden_states"])
+                value = args[0] if args else kwargs["hidden_states"]
+                new = _record(name, value)
+                if new is value:
+                    return None
+                return ((new, *args[1:]), kwargs) if args else (args, {**kwargs, "hidden_states": new})
 
             layer.register_forward_pre_hook(resid_pre, with_kwargs=True)
             layer.register_forward_hook(out_hook(p + "hook_resid_post"))
@@ -202,34 +233,55 @@ class HFModel(nn.Module):
         loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-1)
         return logits, loss
 
-    def final_hidden(self, idx: torch.Tensor) -> torch.Tensor:
+    def _hooks(self, edits: Edits | None, record: Cache | None = None) -> Hooks | None:
+        check_edits(edits, self.config.n_layer)
+        return Hooks(edits, record) if edits or record is not None else None
+
+    def final_hidden(self, idx: torch.Tensor, edits: Edits | None = None) -> torch.Tensor:
+        """After the final norm: [batch, pos, d_model]; `edits` change activations in this call only."""
         self._check_length(idx.shape[1])
-        return self._base(input_ids=idx, use_cache=False).last_hidden_state
+        with _calling(self._hooks(edits)):
+            return self._base(input_ids=idx, use_cache=False).last_hidden_state
 
     @torch.no_grad()
-    def run_with_cache(self, idx: torch.Tensor) -> tuple[torch.Tensor, Cache]:
-        """Logits plus every named internal of this one call, recorded into a dict made for it."""
+    def run_with_cache(self, idx: torch.Tensor, edits: Edits | None = None) -> tuple[torch.Tensor, Cache]:
+        """Logits plus every named internal of this one call, recorded into a dict made for it (after `edits`)."""
         self._check_length(idx.shape[1])
         cache: Cache = {}
-        token = _CAPTURE.set(cache)
-        try:
+        with _calling(self._hooks(edits, cache)):
             logits = self.hf(input_ids=idx, use_cache=False).logits
-        finally:
-            _CAPTURE.reset(token)
         return logits, self._finish(cache, idx.shape[1])
 
     @torch.no_grad()
     def decode_step(self, ids: torch.Tensor, past=None, positions: torch.Tensor | None = None,
-                    key_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, object]:
-        """Logits [batch, new, vocab] for new tokens, with transformers' own key/value cache as `past`."""
+                    key_mask: torch.Tensor | None = None, edits: Edits | None = None, last_only: bool = False
+                    ) -> tuple[torch.Tensor, object]:
+        """Logits [batch, new, vocab] for new tokens, with transformers' own key/value cache as `past` (which
+        transformers extends in place); `edits` and `last_only` as our GPT's."""
         done = 0 if past is None else past.get_seq_length()
         if positions is None:
             positions = torch.arange(done, done + ids.shape[1], device=ids.device)[None].expand(ids.shape[0], -1)
         if int(positions.max()) >= self.config.block_size:
             raise ValueError(f"position {int(positions.max())} is past the context of {self.config.block_size}")
-        out = self.hf(input_ids=ids, cache=past, position_ids=positions, use_cache=True,
-                      attention_mask=None if key_mask is None else key_mask.long())
+        with _calling(self._hooks(edits)):
+            out = self.hf(input_ids=ids, cache=past, position_ids=positions, use_cache=True,
+                          attention_mask=None if key_mask is None else key_mask.long(),
+                          logits_to_keep=1 if last_only else 0)
         return out.logits, out.cache
+
+
+    @staticmethod
+    def repeat_past(past, n: int):
+        """`n` rows of a one-row past, as a new cache: transformers extends a cache in place, so the one given
+        must stay as it is for the next caller."""
+        if past is None:
+            return None
+        rows = {layer.keys.shape[0] for layer in past.layers if getattr(layer, "keys", None) is not None}
+        if rows - {1}:
+            raise ValueError("repeat_past takes the past of one row")
+        out = copy.deepcopy(past)
+        out.batch_repeat_interleave(n)
+        return out
 
 
 def load_hf(folder: str | Path, device: torch.device | str = "cpu", family: Family | None = None,

@@ -11,7 +11,6 @@ does, on what passes here. The names of engine.model.facts are importable from h
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import tempfile
@@ -38,10 +37,11 @@ __all__ = ["CURATED", "DEFAULT_MODEL_BUDGET_MB", "FAMILY_NAMES", "MODELS_DIR_ENV
 
 CURATED = ["openai-community/gpt2", "distilbert/distilgpt2", "roneneldan/TinyStories-1M", "roneneldan/TinyStories-8M",
            "roneneldan/TinyStories-33M", "EleutherAI/pythia-70m", "EleutherAI/pythia-160m",
-           "HuggingFaceTB/SmolLM2-135M", "Qwen/Qwen2.5-0.5B"]
+           "HuggingFaceTB/SmolLM2-135M", "HuggingFaceTB/SmolLM2-135M-Instruct", "Qwen/Qwen2.5-0.5B",
+           "Qwen/Qwen2.5-0.5B-Instruct"]
 MODELS_DIR_ENV = settings.env_name("models_dir")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json",
-                   "merges.txt", "generation_config.json")
+                   "merges.txt", "generation_config.json", "chat_template.jinja")
 SOURCE_RECORD = ".glassbox-source.json"  # what a fetched folder was fetched from (hidden: not model files)
 _SHARD = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,200}\.safetensors")
 _REPO_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
@@ -207,8 +207,9 @@ def fetch_hub_model(repo_id: str, dest_root: Path, progress: Callable[[int, int]
     returned without asking the Hub. The repo's file list comes first: a repo without safetensors weights or a
     tokenizer is refused there, and config.json (and tokenizer_config.json) are priced and checked before
     any weight is fetched. Only config.json, safetensors weights (with their index) and tokenizer files are
-    downloaded. `progress(bytes_done, bytes_total)` is called as bytes arrive. HF_ENDPOINT and HF_TOKEN are
-    read from the environment. Raises SourceError (HubUnreachable when nothing answers within `timeout`)."""
+    downloaded. `progress(bytes_done, bytes_total)` is called as bytes arrive. HF_ENDPOINT and HF_TOKEN come
+    from the settings (engine/settings.py). Raises SourceError (HubUnreachable when nothing answers within
+    `timeout`)."""
     repo_id = check_repo_id(repo_id)
     if not isinstance(revision, str) or not _REVISION.fullmatch(revision) or ".." in revision:
         raise SourceError(f"{str(revision)[:60]!r} is not a revision: a branch, tag or commit, e.g. main")
@@ -218,8 +219,8 @@ def fetch_hub_model(repo_id: str, dest_root: Path, progress: Callable[[int, int]
         if _fetched(dest, repo_id, revision):
             return dest
         try:
-            client = hub.Hub(os.environ.get(hub.ENDPOINT_ENV) or hub.DEFAULT_ENDPOINT,
-                             os.environ.get(hub.TOKEN_ENV), timeout)
+            s = settings.current()
+            client = hub.Hub(s.hf_endpoint or hub.DEFAULT_ENDPOINT, s.hf_token or None, timeout)
             info = client.model_info(repo_id, revision)
             dest_root.mkdir(parents=True, exist_ok=True)
             sweep_partials(dest_root)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -145,6 +146,37 @@ def measure_step_seconds(cfg: GPTConfig, batch_size: int, device: torch.device, 
     if "error" in result:
         raise result["error"]  # type: ignore[misc]
     return float(result["s"])
+
+
+class StepTimes:
+    """The fastest time measured for one step of each (config, batch, device, threads), process-wide.
+
+    A step timed while the machine was busy (another run training, thirty visitors) is slower than the run will
+    be once it has its slot, so the estimate keeps the fastest measurement: asking again for the same settings
+    gives the same estimate or a better one, never a worse one (the estimate is then stable for the same
+    settings). A measurement older than `refresh_s` is retried, so a config first timed under load improves.
+    """
+
+    def __init__(self, measure: Callable[..., float] | None = None, refresh_s: float = 180.0) -> None:
+        self._measure = measure or measure_step_seconds
+        self._best: dict[tuple, tuple[float, float]] = {}  # key -> (seconds, when measured)
+        self._lock = threading.Lock()
+        self.refresh_s = refresh_s
+
+    def seconds(self, cfg: GPTConfig, batch_size: int, device: torch.device, threads: int) -> float:
+        key = (cfg, batch_size, str(device), threads)
+        with self._lock:
+            known = self._best.get(key)
+        if known is not None and time.monotonic() - known[1] < self.refresh_s:
+            return known[0]
+        measured = self._measure(cfg, batch_size, device, threads)
+        with self._lock:
+            best = min(measured, known[0]) if known else measured
+            self._best[key] = (best, time.monotonic())
+        return best
+
+
+STEP_TIMES = StepTimes()
 
 
 def estimate_run_seconds(step_s: float, max_steps: int, n_evals: int, eval_batches: int, n_snapshots: int,

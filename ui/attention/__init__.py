@@ -6,9 +6,13 @@
 - steps: "How a weight is made", from q and k to the weights
 - heads: "What kind of head?"
 - context: "Context changes meaning"
+- facts: what the page measures for the tour to quote (the strongest induction head, a word's drift)
+- remote: the page on a model that runs on NDIF (one layer's heads at a time, asked for as picked)
 """
+from . import facts  # registers the page's facts (the tour quotes them)
 from .context import context_section
 from .heads import head_types_section
+from .remote import remote_view
 from .state import PAGE, TABS, Pick, current_pick, head_picker
 from .steps import weight_steps_section
 from .views import compare_section, heads_section
@@ -26,5 +30,5 @@ def draw_tab(name: str, trace, choice) -> None:
     section(trace, choice, pick)
 
 
-__all__ = ["PAGE", "SECTIONS", "TABS", "Pick", "compare_section", "context_section", "draw_tab", "head_picker",
-           "head_types_section", "heads_section", "weight_steps_section"]
+__all__ = ["PAGE", "facts", "SECTIONS", "TABS", "Pick", "compare_section", "context_section", "draw_tab", "head_picker",
+           "head_types_section", "heads_section", "remote_view", "weight_steps_section"]

@@ -15,6 +15,7 @@ import torch
 
 from engine import Trace
 from engine.inspect.word_context import cosine_by_layer, residual_stages, shared_words, word_positions
+from engine.model.arch import LEARNED
 
 from ..cache import get_trace
 from ..models import ModelChoice
@@ -108,11 +109,19 @@ def context_section(trace: Trace, choice: ModelChoice, pick: Pick) -> None:
     cosines = cosine_by_layer(ta, pa, tb, pb)
     st.plotly_chart(fitted(cosine_figure(cosines, [label for label, _ in stages], word)),
                     config=plot_config(f"context-{slug}-cosine"), key=PAGE.key("cosine"))
+    moved = cosines[0] - cosines[1]
+    position = (f"*+ position* adds the position embedding: {cosines[1]:.2f} here, "
+                + ("a change from position alone, not context. " if abs(moved) >= 0.005 else
+                   "no visible change: " + ("the word sits at the same position in both. " if pa == pb else
+                                            "this model's position vectors are small beside its token's. "))
+                if ta.config.positions == LEARNED else
+                "this model has no position table (its positions act inside attention), so *+ position* "
+                "changes nothing. ")
     notes = [f"Read at the word's last token: **{md(ta.tokens[pa])}** (position {pa} in A) and "
              f"**{md(tb.tokens[pb])}** (position {pb} in B). 1.0 means the same direction; lower means the "
-             "model now represents the word differently in the two sentences. *+ position* adds the position "
-             "embedding: at different positions that step alone lowers the similarity (position, not context). "
-             "Every change after it comes from the layers: attention mixing in the other words, then the MLP."]
+             f"model now represents the word differently in the two sentences. {position}"
+             f"Every change after it comes from the layers ({cosines[-1]:.2f} after the last): attention mixing "
+             "in the other words, then the MLP."]
     if ta.ids[pa] != tb.ids[pb]:
         notes.append("The word is a different token in each sentence (e.g. capitalised, or without a leading "
                      "space), so the vectors differ already at the embedding.")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import streamlit as st
@@ -86,7 +87,7 @@ PAGE = Page("attention", "Attention", "pages/2_Attention.py", ":material/visibil
             settings=(tab(TABS), kept("layer", layer), kept("head", head),
                       Setting("token", lambda ctx: _fmt_or_none(PAGE.kept("query")), _apply_query),
                       Setting("pair", _read_pair, _apply_pair), _own("sentence_a", MAX_CHARS),
-                      _own("sentence_b", MAX_CHARS), _own("word", 100)), favicon="👀")
+                      _own("sentence_b", MAX_CHARS), _own("word", 100)), favicon="👀", remote=True)
 _QUERY_OF = PAGE.key("query_of")  # session key: the (model, text) the kept query position belongs to
 
 
@@ -101,6 +102,25 @@ class Pick:
 remembered = PAGE.remembered
 kept_value = PAGE.kept
 choose = PAGE.choose
+
+
+def clicked_points(chart_key: str) -> list[dict[str, Any]]:
+    """The points of a Plotly chart's current selection (a click selects one)."""
+    event = st.session_state.get(chart_key)
+    if not event:
+        return []
+    return list(event.get("selection", {}).get("points", []))
+
+
+def _on_head_click(chart_key: str) -> None:
+    for point in clicked_points(chart_key)[:1]:
+        choose("query", int(point["customdata"][0]))
+
+
+def head_click_args(chart_key: str) -> dict[str, Any]:
+    """st.plotly_chart arguments (an NDIF model's head, drawn on the server): a click on the pattern picks the
+    clicked row's query token."""
+    return dict(key=chart_key, on_select=partial(_on_head_click, chart_key), selection_mode="points")
 
 
 def keep_query(model_key: str, text: str, query: int) -> None:

@@ -116,15 +116,26 @@ def steps_table(s: WeightSteps, tokens: list[str], shown: range) -> pd.DataFrame
     })
 
 
+def num(x: float) -> str:
+    """A number as the worked example writes it: three decimals, a true minus sign."""
+    return f"{x:.3f}".replace("-", "−")
+
+
 def _worked_example(s: WeightSteps, tokens: list[str]) -> str:
     j = int(s.weights.argmax())
     total = float(s.exp_shifted.sum())
+    score, top = float(s.scores[j]), float(s.scores.max())
+    if score == top:  # the most weight goes to the highest score: the shift leaves it at e^0
+        numerator = (f"It is the row's highest score, and softmax first takes the highest score from every score "
+                     f"(which changes no weight, and keeps e^x from overflowing), so its numerator is e^0 = "
+                     f"{num(float(s.exp_shifted[j]))}")
+    else:
+        shifted = f"{num(score)} − {num(top)}" if top >= 0 else f"{num(score)} + {num(-top)}"
+        numerator = f"Its softmax numerator is e^({shifted}) = {num(float(s.exp_shifted[j]))}"
     return (f"For the key with the most weight, **“{md(tokens[j])}”** (position {j}): q · k = "
-            f"{float(s.dots[j]):.3f}; divided by √{s.k.shape[1]} = {s.scale:.3f} that is "
-            f"{float(s.scaled[j]):.3f}, the score the trace recorded ({float(s.scores[j]):.3f}). "
-            f"Its softmax numerator is e^({float(s.scores[j]):.3f} − {float(s.scores.max()):.3f}) = "
-            f"{float(s.exp_shifted[j]):.3f}, and divided by the sum of all numerators ({total:.3f}) it becomes "
-            f"the weight {float(s.weights[j]):.3f}.")
+            f"{num(float(s.dots[j]))}; divided by √{s.k.shape[1]} = {s.scale:.3f} that is "
+            f"{num(float(s.scaled[j]))}, the score the trace recorded ({num(score)}). {numerator}, and divided by "
+            f"the sum of all numerators ({num(total)}) it becomes the weight {num(float(s.weights[j]))}.")
 
 
 def weight_steps_section(trace: Trace, choice: ModelChoice, pick: Pick) -> None:

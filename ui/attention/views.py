@@ -103,6 +103,10 @@ def compare_section(trace: Trace, choice: ModelChoice, pick: Pick) -> None:
         st.info("Type a prompt B to compare.", icon=":material/keyboard:")
         return
     trace_b = get_trace(text_b, choice)
+    if trace_b.ids == trace.ids:
+        st.info("The prompts are the same: the head's weights are identical, so there is no difference to show. "
+                "Change a word of prompt B.", icon=":material/compare:")
+        return
     title = head_title(pick)
     pa = trace.act[f"blocks.{pick.layer}.attn.hook_pattern"][pick.head]  # [q, k]
     pb = trace_b.act[f"blocks.{pick.layer}.attn.hook_pattern"][pick.head]  # [q, k]

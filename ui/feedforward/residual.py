@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+import torch
 
 from engine.inspect.lens import Contributions, Lens
 from engine.inspect.params import KnownModel, ParamGroup, part_totals
@@ -62,15 +63,24 @@ def contribution_waterfall(c: Contributions, pos: int, decode: Decode) -> go.Fig
 
 
 EMBEDDINGS_TICK = "embeddings: the input itself (tied)"  # the lens's first row, named where it is drawn
-EMBEDDINGS_NOTE = ("The embeddings row mostly shows the input token itself, near 100%: the output layer is the token "
-                   "embedding (the weights are tied), so reading the embeddings back through it finds the token they "
-                   "came from. Predictions start with the first block.")
-
-
 UNTIED_TICK = "embeddings"
-UNTIED_NOTE = ("The embeddings row reads the input embeddings through the output layer, a separate matrix in this "
-               "model (its weights are not tied), so it is an early, rough guess; predictions sharpen through the "
-               "blocks.")
+
+
+def embeddings_note(lens: Lens, ids: Sequence[int], tied: bool) -> str:
+    """What the embeddings row shows, measured: how often its top token is the input token itself. `ids` are the
+    input tokens of the positions the lens holds."""
+    top = lens.top_ids[0, :, 0]  # [pos]: the embeddings row's top token
+    same = float((top == torch.as_tensor(list(ids), dtype=top.dtype)).float().mean())
+    p_top = float(lens.top_probs[0, :, 0].mean())
+    if tied:
+        return (f"The embeddings row's top token is the input token itself at {same:.0%} of the positions (with "
+                f"{p_top:.0%} probability on average): the output layer is the token embedding (the weights are "
+                "tied), so reading the embeddings back through it finds the token they came from. The colour is the "
+                "final prediction's probability, which is why that row is dark. Predictions start with the first "
+                "block.")
+    return ("The embeddings row reads the input embeddings through the output layer, a separate matrix in this "
+            f"model (its weights are not tied): its top token is the input token at {same:.0%} of the positions, "
+            "an early, rough guess; predictions sharpen through the blocks.")
 
 
 def lens_frame(lens: Lens, tokens: Sequence[str], decode: Decode, first_position: int = 0) -> pd.DataFrame:

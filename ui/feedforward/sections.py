@@ -15,14 +15,16 @@ from engine.inspect.params import compare, param_breakdown, part_totals
 
 from ..errors import error_boundary
 from ..models import ModelChoice, describe_size
+from ..patterns import short
 from ..text import md
 from ..terms import define
 from ..views.activations import METRICS, MOST, show_activations
 from ..views.lens import show_lens
 from .figures import csv_button, examples_frame, matrix_frame, neuron_trace_bars, show_figure, snippets_html, text_html
-from .residual import (EMBEDDINGS_NOTE, EMBEDDINGS_TICK, UNTIED_NOTE, UNTIED_TICK, comparison_chart, comparison_frame,
-                       contribution_waterfall, lens_frame, params_frame, params_treemap, part_heatmap)
+from .residual import (EMBEDDINGS_TICK, UNTIED_TICK, comparison_chart, comparison_frame, contribution_waterfall,
+                       embeddings_note, lens_frame, params_frame, params_treemap, part_heatmap)
 from .data import describe_reference, get_atlas, get_contributions, get_lens
+from .quantization import quantization_tab
 from .state import PAGE, TABS
 
 # The page's choices keep their values across closed tabs and page changes (ui.state.remembered).
@@ -70,6 +72,9 @@ def layer_picker(v: View) -> int:
                                                               " (last)" if i == n_layer - 1 else ""))
 
 
+SLIDER_CHARS = 8  # token characters in the Position slider's value label
+
+
 def position_picker(v: View, term: str | None = None) -> int:
     """Which position to detail (the end of the text unless the user picks another), the same on every tab that
     details one; `term`: a glossary term its help defines first."""
@@ -77,8 +82,9 @@ def position_picker(v: View, term: str | None = None) -> int:
     if len(positions) == 1:
         return positions[0]
     words = "At every position the model predicts the token after it."
+    # The value shows above the thumb and is cut at the slider's ends: a short label (the figures name the token).
     return st.select_slider("Position", positions, **remembered("position", positions[-1], positions),
-                            format_func=lambda p: f"{p}: {md(v.trace.tokens[p])}",
+                            format_func=lambda p: f"{p}: {md(short(v.trace.tokens[p], SLIDER_CHARS))}",
                             help=define(term, words) if term else words)
 
 
@@ -104,6 +110,16 @@ def _activation_choices(most: int):
     return apply
 
 
+# What each measure of "Every layer at a glance" is, for the caption under it.
+OVERVIEW_MEANS = {
+    "out_norm": "“Size of what the MLP writes”: the length (L2 norm) of the vector the layer's MLP adds to the "
+                "token's residual stream, whatever its direction.",
+    "firing": "“Share of neurons firing”: the fraction of the layer's neurons above zero at that token.",
+    "mean": "“Mean activation”: the average of all the layer's neuron values at that token (negative values "
+            "included, so it can sit near zero while a few neurons fire hard).",
+}
+
+
 @st.fragment
 def activations(v: View) -> None:
     """One layer's activations, drawn in the browser (ui/views/activations.py); the layer is chosen here."""
@@ -115,6 +131,7 @@ def activations(v: View) -> None:
         sel = {"n_show": _kept("act_neurons", min(32, most), range(1, most + 1)),
                "by": _kept("act_by", "max", ("max", "mean")), "metric": _kept("overview_metric", "out_norm", tuple(METRICS))}
         show_activations(v.trace, layer, v.first, PAGE.key("activations"), sel, _activation_choices(most))
+        st.caption("Every layer at a glance, its three measures: " + " ".join(OVERVIEW_MEANS.values()))
         post = v.trace.act[f"blocks.{layer}.mlp.hook_post"][v.first:]  # [pos, d_mlp], cached: no model run
         c1, c2 = st.columns(2)
         with c1:
@@ -226,10 +243,10 @@ def lens_view(v: View) -> None:
                    "of the token the model finally predicts at that position. Hover a cell for its top token; click a "
                    "column (or Tab to the figure, move with the arrow keys, press Enter) for that position's table. "
                    "The last row is the model's real output, the same numbers the Next token page shows.")
-        st.caption(EMBEDDINGS_NOTE if tied else UNTIED_NOTE)
         lens = replace(full, top_ids=full.top_ids[:, v.first:], top_probs=full.top_probs[:, v.first:],
                        target_ids=full.target_ids[v.first:], target_probs=full.target_probs[:, v.first:],
                        target_ranks=full.target_ranks[:, v.first:])
+        st.caption(embeddings_note(lens, v.trace.ids[v.first:], tied))
         csv_button("Every stage and position (CSV)", lambda: lens_frame(lens, v.tokens, v.decode, v.first),
                    f"{name('logit-lens')}.csv", PAGE.key("lens_csv"))
 
@@ -292,7 +309,7 @@ def parameters(v: View) -> None:
 
 
 # Lazy tabs: only the open tab runs, so the neuron explorer's reference set is built only when it is opened.
-DRAW = dict(zip(TABS, (activations, neuron_explorer, residual_stream, lens_view, parameters)))
+DRAW = dict(zip(TABS, (activations, neuron_explorer, residual_stream, lens_view, parameters, quantization_tab)))
 
 
 def show_tabs(v: View) -> None:

@@ -7,13 +7,18 @@
 - figures: the figures of generation steps, draws and a hosted model's answers
 - draws: one distribution drawn from over and over
 - generation: step-by-step generation, replayable
+- kv_cache: under it, the key/value cache of the step shown (figures: kv_figures)
 - surprise: how surprised the model is by a text, and the context limit
 - hosted: a hosted model's candidates beside ours, its answers sampled N times (engine.generation.hosted)
 - hosted_state: that section's settings, endpoint and key, rate limit, requests and the answers kept
+- facts: what the page measures for the tour to quote (N draws, the window, the key/value cache)
+- remote: the page on a model that runs on NDIF (one position's logits per request)
 """
-from . import controls, draws, figures, generation, hosted, hosted_state, lab, surprise
+from . import (controls, draws, facts, figures, generation, hosted, hosted_state, kv_cache, kv_figures, lab, remote,
+               surprise)
 from .state import PAGE
 
 CSS = surprise.CSS + draws.CSS  # the page's styles, drawn once at its top
 
-__all__ = ["CSS", "PAGE", "controls", "draws", "figures", "generation", "hosted", "hosted_state", "lab", "surprise"]
+__all__ = ["CSS", "PAGE", "controls", "draws", "facts", "figures", "generation", "hosted", "hosted_state", "kv_cache",
+           "kv_figures", "lab", "remote", "surprise"]

@@ -19,6 +19,7 @@ from engine import SamplingSettings, display_token, generate, sampling_stages
 from engine.generation.sampling_lab import draw, draw_generator
 
 from ..plots import fitted, plot_config
+from ..inputs import whole_number
 from .controls import describe
 from .state import current_settings
 from .figures import draws_figure, fmt_prob, token_label
@@ -126,8 +127,8 @@ def draw_panel(logits: torch.Tensor, position: int, tokenizer) -> None:
     lab above last reported (read when a button is pressed, so a slider just moved counts)."""
     s = current_settings()
     c = st.columns([1.5, 1.3, 1.1, 1.1, 0.8])
-    c[0].number_input("Seed", 0, 2**31 - 1, key=SEED,
-                      help="The same seed and settings always give the same draws.")
+    whole_number("Seed", 0, 2**31 - 1, key=SEED, where=c[0],
+                 help="The same seed and settings always give the same draws.")
     with c[1]:
         st.session_state.setdefault(FRESH, True)  # a link or a tour step may have turned it off
         st.toggle("Fresh seed", key=FRESH,

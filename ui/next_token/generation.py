@@ -21,8 +21,10 @@ from engine.generation.sampling_lab import Run, StepRecord, advance
 from ..models import ModelChoice
 from ..plots import fitted, plot_config
 from ..server import model_work
+from ..inputs import whole_number
 from .controls import current_settings, describe
 from .figures import DRAWN, KEPT, distribution_figure, fmt_prob, layout, token_label
+from .kv_cache import kv_section
 from .state import PAGE, RUN, RUN_SEED
 from .surprise import prob_colour
 
@@ -44,10 +46,11 @@ def _key(choice: ModelChoice, text: str) -> str:
 def current_run(choice: ModelChoice, text: str) -> Run:
     """The session's run for this model and prompt (a fresh one if either changed)."""
     run: Run | None = st.session_state.get(RUN)
-    if run is None or run.key != _key(choice, text):
+    seed = int(st.session_state.get(SEED, 0))
+    if run is None or run.key != _key(choice, text) or run.seed != seed:  # a new seed starts over
         eot = start_id(choice.tokenizer)
         prompt = (eot, *encode(choice.tokenizer, text).ids)  # the start marker first, as the model was trained
-        run = Run(_key(choice, text), prompt, seed=int(st.session_state.get(SEED, 0)))
+        run = Run(_key(choice, text), prompt, seed=seed)
         st.session_state[RUN] = run
     return run
 
@@ -88,7 +91,7 @@ def controls(choice: ModelChoice, text: str) -> tuple[Run, bool]:
     c[0].button("Next token", key=PAGE.key("step"), on_click=_advance, args=(*args, 1), disabled=full,
                 type="primary", width="stretch", help="Run the model once and draw one token.")
     with c[1]:
-        n = st.number_input("Tokens per run", 1, MAX_PER_CLICK, 20, key=N_STEPS, label_visibility="collapsed",
+        n = whole_number("Tokens per run", 1, MAX_PER_CLICK, 20, key=N_STEPS, label_visibility="collapsed",
                             help=f"How many tokens 'Run' generates (1 to {MAX_PER_CLICK}).")
     c[2].button(f"Run {int(n)}", key=PAGE.key("run_n"), on_click=_advance, args=(*args, n), disabled=full,
                 width="stretch", help="Generate this many tokens, one model run each.")
@@ -98,7 +101,8 @@ def controls(choice: ModelChoice, text: str) -> tuple[Run, bool]:
                 width="stretch", help="Forget the generated tokens and start again from your text.")
     replay = c[5].button("▶ Replay", key=PAGE.key("replay"), disabled=len(run.steps) < 2, width="stretch",
                          help="Play the run again, step by step.")
-    st.columns([1, 2])[0].number_input("Seed", 0, 2**31 - 1, key=SEED, on_change=_restart, args=args,
+    # Changing the seed starts over: current_run makes a new run when the seed differs from the run's.
+    whole_number("Seed", 0, 2**31 - 1, key=SEED, where=st.columns([1, 2])[0],
                     help="Step i of a run draws with a generator seeded from (seed, i). The same seed and "
                          "settings give the same run every time; changing the seed starts over.")
     if full:
@@ -227,14 +231,15 @@ def generation_panel(choice: ModelChoice, text: str) -> None:
     text_slot.markdown(run_html(run, view, choice.tokenizer), unsafe_allow_html=True)
     if not n:
         st.caption("Press **Next token** to see the model pick the first token after your text.")
-        return
-    step = run.steps[view - 1]
-    if step.n_cut:
-        st.info(f"The text is now longer than the model's window of {block:,} tokens: the first {step.n_cut:,} "
-                "(struck through) no longer reach the model. It generates as if they were never there.",
-                icon=":material/straighten:")
-    with step_slot.container():
-        show_step(run, view, choice.tokenizer, vocab, key=PAGE.key("step_chart"))
-        st.plotly_chart(fitted(steps_figure(run)), key=PAGE.key("run_chart"), config=plot_config("glassbox-run"))
-        with st.expander("Every step as a table (download as CSV from its toolbar)"):
-            st.dataframe(steps_table(run, choice.tokenizer), hide_index=True)
+    else:
+        step = run.steps[view - 1]
+        if step.n_cut:
+            st.info(f"The text is now longer than the model's window of {block:,} tokens: the first {step.n_cut:,} "
+                    "(struck through) no longer reach the model. It generates as if they were never there.",
+                    icon=":material/straighten:")
+        with step_slot.container():
+            show_step(run, view, choice.tokenizer, vocab, key=PAGE.key("step_chart"))
+            st.plotly_chart(fitted(steps_figure(run)), key=PAGE.key("run_chart"), config=plot_config("glassbox-run"))
+            with st.expander("Every step as a table (download as CSV from its toolbar)"):
+                st.dataframe(steps_table(run, choice.tokenizer), hide_index=True)
+    kv_section(choice, run, view)  # the same step, as the key/value cache held it

@@ -24,6 +24,7 @@ from ..errors import error_boundary
 from ..models import ModelChoice
 from ..plots import fitted, plot_config
 from ..text import csv_text, md, plotly_text
+from ..inputs import whole_number
 from .figures import distribution_figure, fmt_prob, reported_figure, spread_figure, token_label
 from .hosted_state import (ANSWER, ENV, KEY, PAGE, REFUSED, SAMPLES, VIEW, ask, endpoint_form, limits,
                            sample_answers)
@@ -196,8 +197,8 @@ def _panel(choice: ModelChoice, trace) -> None:
     b = st.columns([1, 1, 1])
     asked = b[0].button("Ask for its next-token candidates", key=PAGE.key("hosted_ask"), type="primary",
                         disabled=not ep.has_logprobs, width="stretch", help="One request.")
-    n = int(b[1].number_input("Answers to sample", 1, lim.max_samples, label_visibility="collapsed",
-                              **PAGE.remembered("hosted_n", min(5, lim.max_samples), range(1, lim.max_samples + 1))))
+    n = whole_number("Answers to sample", 1, lim.max_samples, where=b[1], label_visibility="collapsed",
+                     **PAGE.remembered("hosted_n", min(5, lim.max_samples), range(1, lim.max_samples + 1)))
     sampled = b[2].button(f"Sample {n} answers", key=PAGE.key("hosted_sample"), width="stretch",
                           help=f"{n} requests with the same text at this temperature.")
     if asked or sampled:

@@ -42,7 +42,7 @@ def _read_seed(ctx: Context) -> str | None:
     if hist is not None:
         return str(hist["seed"])
     if st.session_state.get(FRESH) is False and DRAW_SEED in st.session_state:
-        return str(st.session_state[DRAW_SEED])
+        return str(int(st.session_state[DRAW_SEED]))  # the box holds a float (ui.inputs.whole_number)
     return None
 
 
@@ -86,7 +86,7 @@ PAGE = Page("next_token", "Next token", "pages/4_Next_token.py", ":material/casi
                       _sampling("temp", "temperature"), _sampling("top_k", "top_k"), _sampling("top_p", "top_p"),
                       _sampling("min_p", "min_p"), Setting("seed", _read_seed, _apply_seed),
                       Setting("draws", _read_draws, _apply_draws),
-                      kept("stage", lambda ctx, raw: label(raw, STAGES, "stage"), slug)), favicon="🎲")
+                      kept("stage", lambda ctx, raw: label(raw, STAGES, "stage"), slug)), favicon="🎲", remote=True)
 
 # Session keys (S) and widget keys (W) of the page, all named by PAGE.
 POSITION_TEXT = PAGE.key("position_text")  # S: the text the kept position belongs to (a new text starts at its end)

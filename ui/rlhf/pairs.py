@@ -14,6 +14,7 @@ from engine.train.preference_sets import NAMES, SETS, build_pairs, find_set
 from ..models import ModelChoice
 from ..server import model_work
 from ..text import md
+from ..inputs import whole_number
 from .state import PAGE, remembered
 
 PAIRS = PAGE.key("pairs")  # session key: list[PreferencePair]
@@ -78,8 +79,8 @@ def your_pairs(choice: ModelChoice) -> None:
         prompt = st.text_input("Prompt", max_chars=MAX_PROMPT_CHARS, **remembered("prompt", DEFAULT_PROMPT),
                                help="The completions continue this text; both sides of a pair share it.")
     with c2:
-        seed = int(st.number_input("Seed", 0, 9_999, **remembered("seed", 0),
-                                   help="The same seed writes the same completions; change it for others."))
+        seed = whole_number("Seed", 0, 9_999, **remembered("seed", 0),
+                            help="The same seed writes the same completions; change it for others.")
     if st.button(f"Write {N_COMPLETIONS} completions", key=PAGE.key("write"), icon=":material/edit_note:"):
         with model_work():
             texts = write_completions(choice.model, choice.tokenizer, prompt, N_COMPLETIONS, COMPLETION_TOKENS, seed)

@@ -68,7 +68,8 @@ def corpus_picker() -> str | None:
         text = st.text_area("Text to train on", key=PAGE.key("bpe_paste"), height=160,
                             placeholder="Paste a few paragraphs here, then press Ctrl+Enter.")
         return _cap(text) if text.strip() else _none("Paste some text to train on.")
-    upload = st.file_uploader("A plain-text file (UTF-8, at most 1 MB)", type=["txt"], key=PAGE.key("bpe_file"))
+    upload = st.file_uploader(f"A plain-text file (UTF-8, at most {MAX_UPLOAD_BYTES / 1e6:.0f} MB)", type=["txt"],
+                              key=PAGE.key("bpe_file"), max_upload_size=MAX_UPLOAD_BYTES // 1_000_000)
     if upload is None:
         return _none("Choose a .txt file to train on.")
     if upload.size > MAX_UPLOAD_BYTES:
@@ -117,8 +118,11 @@ def show_bpe() -> None:
     if corpus is None:
         return
     run = train(corpus, vocab_size)
+    start = MIN_VOCAB - 1  # the 256 bytes and <|endoftext|>
     st.markdown(f"Learned **{len(run.merges):,} merges** from {run.n_words:,} words "
-                f"({run.n_distinct_words:,} different ones). Training stopped: {run.stop_reason}.")
+                f"({run.n_distinct_words:,} different ones): a vocabulary of **{start + len(run.merges):,} "
+                f"tokens** ({start:,} to start with, plus one per merge) of the {vocab_size:,} asked for. "
+                f"Training stopped: {run.stop_reason}.")
     if not run.merges:
         st.info("There was nothing to merge: the text needs some repeated pairs of characters.",
                 icon=":material/info:")

@@ -21,6 +21,7 @@ from ..colours import CLIP_PERCENTILE, DIVERGING, SIGN_WORDS, clipped, diverging
 from ..models import ModelChoice
 from ..plots import fitted, plot_config
 from ..text import md, plotly_text
+from ..inputs import whole_number
 from .state import PAGE
 
 MAX_LABELS = 40  # axis labels on a heatmap side; more would overlap, so the rest are thinned out
@@ -146,7 +147,7 @@ def show_neighbours(mi: ModelInput, choice: ModelChoice) -> None:
     left, right = st.columns([3, 1])
     token_id = left.selectbox("Token", options, key=PAGE.key("neighbour_token"),
                               format_func=lambda i: f"{vm.pieces[i]}  (id {i})")
-    k = right.number_input("How many", min_value=1, max_value=50, value=10, key=PAGE.key("neighbour_k"))
+    k = whole_number("How many", 1, 50, 10, key=PAGE.key("neighbour_k"), where=right)
     if token_id is None:
         return
     near = nearest_neighbours(vm.table, int(token_id), int(k))

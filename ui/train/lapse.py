@@ -14,6 +14,7 @@ from engine.train.runs import Snapshot, TrainingRun
 from ..patterns import head_figure, matrix_csv, position_labels
 from ..plots import fitted, plot_config
 from ..server import model_work
+from .circuits import circuits_panel
 from .figures import next_token_csv, next_token_figure, next_token_table
 from .state import PAGE
 
@@ -109,6 +110,7 @@ def _timelapse_body(run: TrainingRun, playing: bool) -> None:
         _attention(snap.probe, layer, head, f"Step {snap.step:,}: layer {layer}, head {head}", "lapse")
     with right:
         _next_tokens(snap.probe, run, f"Step {snap.step:,}: what comes next?", "lapse")
+    circuits_panel(run, snap.step)  # every checkpoint's heads, this step marked
 
 
 def _compare_traces(run: TrainingRun, prompt: str) -> tuple[Trace, Trace]:

@@ -12,14 +12,15 @@ import torch
 from engine import GPT, GPTConfig, describe, pick_device, settings
 from engine.model.cost import TraceBudget, config_cost, over_budget
 from engine.model.device import run_threads
-from engine.train.budget import (available_memory, estimate_memory, estimate_run_seconds, fits_message, gb,
-                                 measure_step_seconds)
+from engine.train.budget import (STEP_TIMES, available_memory, estimate_memory, estimate_run_seconds, fits_message,
+                                 gb)
 from engine.train.corpus import (GUTENBERG_URL, MAX_UPLOAD_BYTES, Corpus, CorpusError, Prepared, builtin_stories,
                                  fetch_gutenberg, from_pasted, from_upload, make_tokenizer, prepare)
 from engine.train.runspec import PRESETS, Preset, RunSpec
 
 from ..models import SHARED, ModelChoice, default_model, describe_size, session_models
 from ..text import md
+from ..inputs import whole_number
 from .figures import duration
 from .state import ESTIMATE, PAGE
 
@@ -123,8 +124,8 @@ def _uploaded() -> Corpus | None:
 
 def _gutenberg() -> Corpus | None:
     c1, c2 = st.columns([2, 1], vertical_alignment="bottom")
-    c1.number_input("Book number on gutenberg.org (e.g. 11 is Alice's Adventures in Wonderland)", min_value=1,
-                    max_value=10_000_000, step=1, **PAGE.remembered("book_number", 11))
+    whole_number("Book number on gutenberg.org (e.g. 11 is Alice's Adventures in Wonderland)", 1, 10_000_000,
+                 where=c1, **PAGE.remembered("book_number", 11))
     c2.button("Fetch the book", on_click=_fetch_book, icon=":material/download:", key=PAGE.key("fetch"))
     if error := st.session_state.get(_BOOK_ERROR):
         st.error(md(error), icon=":material/cloud_off:")
@@ -227,7 +228,7 @@ def settings_form(base: ModelChoice | None = None) -> Settings:
     fine-tuning `base`, only the training settings: the shape and tokenizer are the model's."""
     if base is not None:
         c = st.columns(3)
-        steps = c[0].number_input("Training steps", min_value=1, max_value=20_000, step=50, **_field("max_steps"))
+        steps = whole_number("Training steps", 1, 20_000, step=50, where=c[0], **_field("max_steps"))
         batch = c[1].selectbox("Batch size", BATCHES, help="Text windows per step.", **_field("batch_size", BATCHES))
         rate = c[2].select_slider("Learning rate", RATES, format_func=lambda r: f"{r:g}",
                                   **_field("learning_rate", RATES), help="Fine-tuning wants a smaller step than training from scratch (1e-4 to 1e-3).")
@@ -251,8 +252,7 @@ def settings_form(base: ModelChoice | None = None) -> Settings:
                                   **_field("block_size", CONTEXTS)))
     c = st.columns(4)
     values.update(
-        max_steps=int(c[0].number_input("Training steps", min_value=1, max_value=20_000, step=50,
-                                        **_field("max_steps"))),
+        max_steps=whole_number("Training steps", 1, 20_000, step=50, where=c[0], **_field("max_steps")),
         batch_size=c[1].selectbox("Batch size", BATCHES, help="Text windows per step.",
                                   **_field("batch_size", BATCHES)),
         learning_rate=c[2].select_slider("Learning rate", RATES, format_func=lambda r: f"{r:g}",
@@ -265,10 +265,11 @@ def settings_form(base: ModelChoice | None = None) -> Settings:
     return Settings(**values)
 
 
-# Re-measured every few minutes: a step timed while another run trained would otherwise stick.
-@st.cache_data(ttl=180, max_entries=32, show_spinner="Timing one training step on this device…")
-def _step_seconds(cfg: GPTConfig, batch_size: int, device: str, threads: int) -> float:
-    return measure_step_seconds(cfg, batch_size, torch.device(device), threads)
+def _step_seconds(cfg: GPTConfig, batch_size: int, device: torch.device, threads: int) -> float:
+    """One step's time: the fastest measured for these settings in this process (engine.train.budget.StepTimes),
+    so the same settings never give a longer estimate because the machine was busy a moment ago."""
+    with st.spinner("Timing one training step on this device…"):
+        return STEP_TIMES.seconds(cfg, batch_size, device, threads)
 
 
 def cost_panel(spec: RunSpec, data: Prepared, fine_tune: bool = False) -> str | None:
@@ -294,7 +295,7 @@ def cost_panel(spec: RunSpec, data: Prepared, fine_tune: bool = False) -> str | 
     if problem:
         c[1].metric("Estimated time", "–")
         return problem  # never time a step of a model that does not fit
-    step_s = _step_seconds(cfg, t.batch_size, str(device), threads)
+    step_s = _step_seconds(cfg, t.batch_size, device, threads)
     n_evals = t.max_steps // max(1, t.eval_interval) + 1
     seconds = estimate_run_seconds(step_s, t.max_steps, n_evals, t.eval_batches, spec.n_snapshots, spec.sample_tokens)
     st.session_state[ESTIMATE] = seconds  # the run's planned length, for those who queue behind it

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from engine import Trace
+from engine.remote import Selective
 
 from .component import Apply, plain, show
 from .payload import f32, per_trace
@@ -25,10 +26,12 @@ MAX_LABELS = 40  # the most bars the page lists ("Tokens listed in the charts")
 FILES = ("sampling_math.js", "sampling_charts.js", "sampling.js")
 
 
-def payload(trace: Trace, position: int, label: Callable[[int], str]) -> dict[str, Any]:
-    """One position's logits and the labels its bars need (once per trace and position)."""
+def payload(trace: Trace | Selective, position: int, label: Callable[[int], str]) -> dict[str, Any]:
+    """One position's logits and the labels its bars need (once per trace and position). `trace`: a local
+    model's Trace, or an NDIF model's selective trace holding that position's whole logits."""
     def build() -> dict[str, Any]:
-        row = trace.logits[position].float()  # [vocab]
+        got = trace.final_logits(position) if isinstance(trace, Selective) else trace.logits[position]
+        row = got.float()  # [vocab]
         top = torch.argsort(row, descending=True, stable=True)[:MAX_LABELS].tolist()
         actual = trace.ids[position + 1] if position + 1 < len(trace) else None
         ids = top + ([actual] if actual is not None and actual not in top else [])
@@ -36,7 +39,7 @@ def payload(trace: Trace, position: int, label: Callable[[int], str]) -> dict[st
     return per_trace(trace, ("sampling", position), build)
 
 
-def show_lab(trace: Trace, position: int, label: Callable[[int], str], key: str, sel: Mapping[str, Any],
+def show_lab(trace: Trace | Selective, position: int, label: Callable[[int], str], key: str, sel: Mapping[str, Any],
              n_bars: int, options: Mapping[str, Sequence[float]], presets: Mapping[str, Mapping[str, float]],
              preset_help: Mapping[str, str], explain: Mapping[str, str], helps: Mapping[str, str],
              stages: Sequence[str], apply: Apply) -> None:

@@ -156,7 +156,7 @@ def arrive(page: Page) -> None:
     step = take_pending()
     if step is not None:
         if step.page.id != page.id:  # the step's page opens with the step as its link, applied there
-            st.switch_page(step.page.script, query_params={**url_params(step.view), TOUR: str(step.number)})
+            st.switch_page(step.page.script, query_params={**url_params(step.fixed_view), TOUR: str(step.number)})
         _keep_note(enter(step))
         return
     incoming = st.query_params.to_dict()

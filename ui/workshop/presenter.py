@@ -19,7 +19,7 @@ import streamlit as st
 from ..state import presenting, set_presenting, widget_key
 # The panel stays on screen as the page scrolls: sticky on the wrapper Streamlit puts around the container.
 PANEL_CSS = """
-div:has(> .st-key-gb_tour) { position: sticky; top: 3.9rem; z-index: 990; }
+div:has(> .st-key-gb_tour) { position: sticky; top: 3.9rem; z-index: 990; box-shadow: 0 -1.2rem 0 0 #fff; }
 .st-key-gb_tour { background: #fff; padding-top: 0.6rem; padding-bottom: 0.6rem; }
 .st-key-gb_tour .gb-tour-title { font-size: 1.3rem; font-weight: 700; line-height: 1.25; }
 .st-key-gb_tour [data-testid="stProgress"] p { font-size: 0.85rem; }
@@ -55,9 +55,17 @@ FOCUS_JS = """
     const bar = document.querySelector('.st-key-gb_tour');
     const top = bar ? bar.getBoundingClientRect().bottom : 0;
     const box = el.getBoundingClientRect();
-    if (box.top < top || box.bottom > window.innerHeight) {
-      el.style.scrollMarginTop = (Math.max(0, top) + 8) + 'px';
-      el.scrollIntoView({block: 'start'});
+    // The heading just above the figure comes along when both fit under the panel: a figure without its
+    // heading reads as a figure without a name.
+    const heads = Array.from(document.querySelectorAll('[data-testid="stMain"] :is(h1, h2, h3)')).filter(
+      h => !h.closest('.st-key-gb_tour') && (h.compareDocumentPosition(el) & Node.DOCUMENT_POSITION_FOLLOWING));
+    const head = heads.length ? heads[heads.length - 1] : null;
+    const fits = head && box.bottom - head.getBoundingClientRect().top <= window.innerHeight - Math.max(0, top) - 16;
+    const target = fits ? head : el;
+    const start = target.getBoundingClientRect().top;
+    if (start < top || box.bottom > window.innerHeight) {
+      target.style.scrollMarginTop = (Math.max(0, top) + 8) + 'px';
+      target.scrollIntoView({block: 'start'});
     }
     if (++done >= 3) clearInterval(timer);  // again after figures are fitted and late elements land
   }, 350);

@@ -4,10 +4,16 @@ A step names a page and a view (ui.workshop.views' vocabulary). Entering a step 
 the keys the pages already keep, so every view stays live: the reader can change anything, and Next goes on
 from the step they are on. Next and Back reach the step's page through a link like any other
 (ui.workshop.links), so a step is also a link: `?tour=5` opens step 5.
+
+A step never claims what the screen could contradict: its words quote the model (`{n_layer}`, the model's
+shape, on every step) and its page's facts (`facts = "induction"`: ui.view.Fact, measured on the session's
+text when the step is drawn), and a step's view may take its values from them (`layer = "{layer}"`). When the
+model has no such thing (a fact's FOUND is false) the step says so in its `otherwise` words.
 """
 from __future__ import annotations
 
 import html
+import logging
 import re
 import tomllib
 from dataclasses import dataclass
@@ -16,17 +22,26 @@ from pathlib import Path
 
 import streamlit as st
 
+from ..cache import get_trace
+from ..examples import named_texts
+from ..models import ModelChoice, current_model
 from ..page import Page
 from ..registry import BY_ID
-from ..state import widget_key
+from ..state import MAX_CHARS, get_text, presenting, widget_key
+from ..text import md
+from ..view import FOUND, Context
 from .presenter import focus
 from .views import Applied, Unusable, apply_view, settings_of
 
 TOUR_FILE = Path(__file__).with_name("tour.toml")
+LOG = logging.getLogger("glassbox.ui")
 PLACE = "workshop.tour"  # session key: {"step": index into steps(), "on": bool}
 PENDING = "workshop.tour_pending"  # session key: set by Back / Next / Start; the next run opens the step
 FOCUS = "workshop.focus"  # session key: changes each time a step is entered (focus scrolls once)
-_STEP_KEYS = {"chapter", "title", "body", "page", "text", "view", "figure"}
+_STEP_KEYS = {"chapter", "title", "body", "otherwise", "page", "text", "view", "figure", "facts"}
+# What every step may quote of the model in use (model_facts).
+MODEL_KEYS = ("params", "n_layer", "n_head", "width", "neurons", "vocab", "context", "steps")
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 
 @dataclass(frozen=True)
@@ -34,14 +49,21 @@ class Step:
     number: int  # 1-based, as the progress line and `?tour=` say it
     chapter: str
     title: str
-    body: str  # Markdown
+    body: str  # Markdown, with {placeholders} for what the model and the page's facts say
     page: Page
-    params: tuple[tuple[str, str], ...]  # the view, as link parameters (the text resolved)
+    params: tuple[tuple[str, str], ...]  # the view, as link parameters (the text resolved; may hold {placeholders})
     figure: str  # CSS selector of the step's main figure
+    facts: str | None = None  # the page's fact the step quotes
+    otherwise: str = ""  # Markdown: the words when the model has no such thing (the fact's FOUND is false)
 
     @property
     def view(self) -> dict[str, str]:
         return dict(self.params)
+
+    @property
+    def fixed_view(self) -> dict[str, str]:
+        """The view's values that need no fact (a link to the step carries these; the rest follow on arrival)."""
+        return {k: v for k, v in self.params if not _PLACEHOLDER.search(v)}
 
 
 def figure_selector(page: Page, figure: str) -> str:
@@ -57,10 +79,18 @@ def param_text(value: object) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
+def _check_placeholders(where: str, page: Page, fact: str | None, *templates: str) -> None:
+    known = set(MODEL_KEYS) | (set(page.facts[fact].keys) if fact else set())
+    used = {name for t in templates for name in _PLACEHOLDER.findall(t)}
+    if used - known:
+        raise ValueError(f"{where}: nothing gives {sorted(used - known)} (the model gives {list(MODEL_KEYS)}"
+                         + (f", fact {fact!r} gives {list(page.facts[fact].keys)}" if fact else "") + ")")
+
+
 def load(path: Path = TOUR_FILE) -> tuple[dict[str, str], tuple[Step, ...]]:
     """The named texts and the steps of a tour file. Raises ValueError naming the step and the problem."""
     data = tomllib.loads(path.read_text(encoding="utf-8"))
-    texts = {str(k): str(v) for k, v in data.get("texts", {}).items()}
+    texts = named_texts(data)
     steps = []
     for i, raw in enumerate(data.get("step", []), start=1):
         where = f"{path.name}, step {i}"
@@ -79,8 +109,15 @@ def load(path: Path = TOUR_FILE) -> tuple[dict[str, str], tuple[Step, ...]]:
             if raw["text"] not in texts:
                 raise ValueError(f"{where}: no text named {raw['text']!r} in [texts]")
             view = {"text": texts[raw["text"]], **view}
-        steps.append(Step(i, str(raw["chapter"]), str(raw["title"]), str(raw["body"]).strip(), page,
-                          tuple(view.items()), figure_selector(page, str(raw["figure"]))))
+        fact = raw.get("facts")
+        if fact is not None and fact not in page.facts:
+            raise ValueError(f"{where}: {page.title} has no fact {fact!r} (it has {sorted(page.facts)})")
+        if fact is not None and "otherwise" not in raw:
+            raise ValueError(f"{where}: a step that quotes a fact says `otherwise` what the model lacks")
+        body, otherwise = str(raw["body"]).strip(), str(raw.get("otherwise", "")).strip()
+        _check_placeholders(where, page, fact, body, otherwise, *view.values())
+        steps.append(Step(i, str(raw["chapter"]), str(raw["title"]), body, page, tuple(view.items()),
+                          figure_selector(page, str(raw["figure"])), fact, otherwise))
     if not steps:
         raise ValueError(f"{path.name} has no [[step]]")
     return texts, tuple(steps)
@@ -129,6 +166,24 @@ def go(index: int) -> None:
     st.session_state[PENDING] = True
 
 
+def start(index: int) -> None:
+    """Start (or resume) the tour at step `index`; in presenter mode, first run the model on every step's text,
+    so the room's first clicks on each step are cache hits."""
+    if presenting():
+        prewarm()
+    go(index)
+
+
+def prewarm() -> None:
+    """Traces of every text the tour's steps show (and the session's own), computed now and cached."""
+    wanted = {dict(s.params).get("text") for s in steps()} | {get_text()}
+    for text in sorted(t[:MAX_CHARS] for t in wanted if t):
+        try:
+            get_trace(text)
+        except Exception:  # a text this model refuses (over its budget) is simply not pre-warmed
+            LOG.warning("Glassbox: the tour could not pre-warm a text", exc_info=True)
+
+
 def leave() -> None:
     """Exit the tour; the place is kept, so it resumes where it was left."""
     _place()["on"] = False
@@ -150,11 +205,58 @@ def step_of_param(raw: str) -> Step:
     return steps()[number - 1]
 
 
+def words(n: int) -> str:
+    """A parameter count as a talk says it: "1.35 million", "124 million", "8.0 billion"."""
+    if n >= 10**9:
+        return f"{n / 10**9:.1f} billion"
+    return f"{n / 10**6:.3g} million" if n >= 10**6 else f"{n:,}"
+
+
+def model_facts(choice: ModelChoice) -> dict[str, object]:
+    """What every step may quote of the model in use (MODEL_KEYS)."""
+    cfg = choice.model.config
+    return {"params": words(choice.n_params), "n_layer": cfg.n_layer, "n_head": cfg.n_head, "width": cfg.n_embd,
+            "neurons": f"{cfg.d_mlp:,}", "vocab": f"{cfg.vocab_size:,}", "context": f"{cfg.block_size:,}",
+            "steps": len(steps())}
+
+
+def measure(step: Step) -> dict[str, object]:
+    """The values the step quotes, measured now on the session's model and text. Raises Unusable when its
+    fact cannot be measured here."""
+    choice = current_model()
+    values = model_facts(choice)
+    if step.facts:
+        values.update(step.page.facts[step.facts].compute(Context(step.page, get_text())))
+    return values
+
+
+def _markdown(value: object) -> str:
+    """A value as the step's Markdown shows it: literal text (a token may be `*` or `_`); a list as italics."""
+    if isinstance(value, (list, tuple)):
+        return ", ".join(f"*{md(str(v))}*" for v in value)
+    return md(str(value))
+
+
+def words_of(step: Step, values: dict[str, object]) -> str:
+    """The step's words with the model's values in them (its `otherwise` words if the model lacks the thing)."""
+    template = step.body if values.get(FOUND, True) else step.otherwise
+    return template.format_map({k: _markdown(v) for k, v in values.items()})
+
+
 def enter(step: Step, applied: Applied | None = None) -> Applied:
-    """Put the session on `step`: the tour on, the step's view applied, its figure to be brought into view."""
+    """Put the session on `step`: the tour on, the step's view applied (what needs no fact, then what its
+    facts say), its figure to be brought into view."""
     st.session_state[PLACE] = {"step": step.number - 1, "on": True}
     st.session_state[FOCUS] = st.session_state.get(FOCUS, 0) + 1
-    return apply_view(step.page, step.view, applied)
+    applied = apply_view(step.page, step.fixed_view, applied)
+    measured = {k: v for k, v in step.params if k not in step.fixed_view}
+    if measured:
+        try:
+            values = {k: str(v) for k, v in measure(step).items()}
+        except Unusable:
+            return applied  # the panel says why the step's numbers are missing
+        applied = apply_view(step.page, {k: v.format_map(values) for k, v in measured.items()}, applied)
+    return applied
 
 
 # --- drawing ---------------------------------------------------------------------------------------------------
@@ -167,9 +269,12 @@ def start_button(where: str) -> None:
         return
     place = _place()["step"]
     label = f"Resume the tour (step {place + 1})" if place else "Take the guided tour"
-    st.button(label, icon=":material/tour:", key=widget_key(f"tour_start_{where}"), on_click=go, args=(place,),
+    st.button(label, icon=":material/tour:", key=widget_key(f"tour_start_{where}"), on_click=start, args=(place,),
               type="primary", help=f"{len(steps())} short steps through the model, from text to the next "
                                    "token. Every view stays live: change anything, then press Next.")
+    if place:
+        st.button("Start the tour again", icon=":material/restart_alt:", key=widget_key(f"tour_restart_{where}"),
+                  on_click=go, args=(0,), help="From the first step.")
 
 
 def panel(page: Page) -> None:
@@ -190,7 +295,14 @@ def panel(page: Page) -> None:
             st.button("Leave", type="tertiary", icon=":material/close:", key=widget_key("tour_exit"), on_click=leave,
                       help="Leave the tour; it waits where you left it (the sidebar resumes it).")
         st.markdown(f'<div class="gb-tour-title">{html.escape(step.title)}</div>', unsafe_allow_html=True)
-        st.markdown(step.body)
+        try:
+            st.markdown(words_of(step, measure(step)))
+        except Unusable as e:
+            st.markdown(f"This step reads its numbers from the model on its own text, and here {md(str(e))}. "
+                        "*Back to this step's view* puts its text back.")
+            if step.page.id == page.id:
+                st.button("Back to this step's view", icon=":material/undo:", key=widget_key("tour_redo"),
+                          on_click=go, args=(step.number - 1,))
         if step.page.id != page.id:
             st.button(f"Back to this step's view ({step.page.title})", icon=":material/undo:",
                       key=widget_key("tour_here"), on_click=go, args=(step.number - 1,))

@@ -80,7 +80,7 @@ class Parts:
     mlp_up: str | None = None
 
 
-Record = Callable[[str, Any], None]  # (trace name, tensor) -> kept in the trace being run, if one is
+Record = Callable[[str, Any], Any]  # (trace name, tensor) -> the value to go on with, kept in the trace being run
 
 
 @dataclass(frozen=True)

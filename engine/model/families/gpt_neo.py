@@ -46,16 +46,26 @@ def check(config: dict) -> str | None:
 
 def hook_attention(attn, prefix: str, n_head: int, record: Record) -> None:
     """Hooks on GPT-Neo's own attention module (`attn.attention`): q, k, v and z split into heads, and the
-    pattern, its second output."""
+    pattern, its second output. Only z may be edited (the value `record` hands back replaces it)."""
     inner = attn.attention
 
     def heads(t: torch.Tensor) -> torch.Tensor:
         return t.view(*t.shape[:-1], n_head, t.shape[-1] // n_head)  # [batch, pos, head, d_head]
 
+    def z(_m, args, name=prefix + "hook_z"):  # the heads' outputs before out_proj merges them; may be edited
+        value = heads(args[0])
+        new = record(name, value)
+        return None if new is value else (new.reshape(*new.shape[:-2], -1), *args[1:])
+
+    def kept(name: str, pick):  # recorded only: a forward hook that returns None changes nothing
+        def hook(_m, _args, out) -> None:
+            record(name, pick(out))
+        return hook
+
     for proj, hook in (("q_proj", "hook_q"), ("k_proj", "hook_k"), ("v_proj", "hook_v")):
-        getattr(inner, proj).register_forward_hook(lambda _m, _args, out, name=prefix + hook: record(name, heads(out)))
-    inner.out_proj.register_forward_pre_hook(lambda _m, args, name=prefix + "hook_z": record(name, heads(args[0])))
-    inner.register_forward_hook(lambda _m, _args, out, name=prefix + "hook_pattern": record(name, out[1]))
+        getattr(inner, proj).register_forward_hook(kept(prefix + hook, heads))
+    inner.out_proj.register_forward_pre_hook(z)
+    inner.register_forward_hook(kept(prefix + "hook_pattern", lambda out: out[1]))
 
 
 def complete(cache: dict[str, torch.Tensor], cfg: ArchConfig, n_pos: int) -> None:
