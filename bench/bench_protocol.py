@@ -135,12 +135,17 @@ async def visit(base: str, i: int, think_s: float, room: Room) -> None:
     try:
         await do("open Attention", session.open("/Attention"))
         await do("set text", session.set("attention.text_area", text))
-        heads = list(session.widget("attention.head").proto.options)
-        await do("pick a head", session.set("attention.head", heads[1 + i % (len(heads) - 1)]))
+        # The head is picked in the browser (ui/views): the view reports it, the server only takes note.
+        view = session.view_data("attention.view")
+        n_head = int(view.get("n_head") or 4)
+        sel = dict(view.get("sel") or {"layer": 0, "head": 0, "query": 0})
+        await do("pick a head", session.report("attention.view", {**sel, "head": (sel["head"] + 1 + i) % n_head}))
         await do("open Next token", session.goto("Next token"))
-        slider = session.widget("next_token.temperature").proto
-        at = int((slider.value or slider.default)[0])
-        await do("move temperature", session.set("next_token.temperature", _next_option(list(slider.options), at)))
+        lab = dict(session.view_data("next_token.lab").get("sel") or {})
+        temps = list((session.view_data("next_token.lab").get("options") or {}).get("temperature") or [])
+        at = temps.index(lab["temperature"]) if lab.get("temperature") in temps else None
+        moved = _next_option(temps, at) if at is not None else 0.9
+        await do("move temperature", session.report("next_token.lab", {**lab, "temperature": moved}))
         if session.url_param("text") != text:  # the view the app holds is this session's own, no other's
             room.errors.append(f"session {i}: its link holds {str(session.url_param('text'))[:50]!r}, not its text")
         room.visits.append(runs)

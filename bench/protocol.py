@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -164,6 +165,19 @@ class Session:
         else:
             raise ProtocolError(f"{key}: setting a {w.kind} is not supported by this client")
         return await self._widget_rerun(w, state)
+
+    async def report(self, key: str, view: dict[str, Any]) -> Run:
+        """A view drawn in the browser (ui/views, a Components v2 component under key `key`) reports `view`, as its
+        JavaScript does after a click or a slider move: the state value `view`, sent as the component's JSON."""
+        w = self.widget(key)
+        if w.kind != "bidi_component":
+            raise ProtocolError(f"{key}: a {w.kind}, not a view drawn in the browser")
+        return await self._widget_rerun(w, WidgetState(id=w.id, json_value=json.dumps({"view": view})))
+
+    def view_data(self, key: str) -> dict[str, Any]:
+        """The data a view drawn in the browser was last sent (its payload and `sel`, the view the session holds)."""
+        w = self.widget(key)
+        return json.loads(w.proto.json) if w.kind == "bidi_component" and w.proto.json else {}
 
     async def click(self, key: str) -> Run:
         """Press the button with key `key`."""
