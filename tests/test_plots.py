@@ -11,7 +11,7 @@ import plotly.tools
 from plotly.subplots import make_subplots
 
 from conftest import ROOT
-from ui.plots import fitted, plot_config
+from ui.plots import PRESENTER_FIGURE_PX, PRESENTER_FONT_PX, fitted, plot_config, presented
 
 
 def test_plot_config_names_every_png_once():
@@ -64,3 +64,29 @@ def test_fitted_figures_serialise_as_plotly_does():
         assert sent(fitted(fig)) == before
         assert sent(fig) == before  # the figure's own data was not rewritten
         assert fitted(fig).layout.height == fig.layout.height
+
+
+def test_presented_figures_are_legible_on_a_projector():
+    """Presenter mode: no font under PRESENTER_FONT_PX, bar labels hidden rather than shrunk, labels given one by
+    one thinned where they would overlap, a heatmap's cell numbers dropped where its cells are too small, and
+    the figure no taller than PRESENTER_FIGURE_PX; the original is untouched (a cached figure may be shared)."""
+    n = 60
+    fig = go.Figure(go.Bar(x=list("abcdef"), y=[1, 2, 3, 4, 5, 6], text=list("123456"), textfont=dict(size=9)))
+    fig.add_trace(go.Heatmap(z=np.random.default_rng(0).random((10, 40)), texttemplate="%{z:.2f}",
+                             textfont=dict(size=12), colorbar=dict(tickfont=dict(size=10))))
+    fig.add_trace(go.Heatmap(z=[[1, 2], [3, 4]], texttemplate="%{z:.2f}", textfont=dict(size=12)))
+    fig.update_layout(height=900, font=dict(size=12), title=dict(text="t", font=dict(size=13)),
+                      yaxis=dict(tickvals=list(range(n)), ticktext=[f"row {i}" for i in range(n)],
+                                 tickfont=dict(size=11)),
+                      annotations=[dict(text="note", font=dict(size=9))])
+    shown = presented(fig)
+    fonts = [shown.layout.font, shown.layout.title.font, shown.layout.yaxis.tickfont, shown.layout.annotations[0].font,
+             shown.data[0].textfont, shown.data[1].textfont, shown.data[1].colorbar.tickfont]
+    assert all(f.size >= PRESENTER_FONT_PX for f in fonts)
+    assert shown.layout.uniformtext.minsize >= PRESENTER_FONT_PX and shown.layout.uniformtext.mode == "hide"
+    ticks = shown.layout.yaxis.tickvals
+    assert 1 < len(ticks) < n and (PRESENTER_FIGURE_PX - 110) / len(ticks) >= PRESENTER_FONT_PX * 1.3
+    assert list(shown.layout.yaxis.ticktext) == [f"row {i}" for i in ticks]  # each label stays at its value
+    assert shown.data[1].texttemplate == "" and shown.data[2].texttemplate == "%{z:.2f}"
+    assert shown.layout.height == PRESENTER_FIGURE_PX
+    assert fig.layout.height == 900 and fig.data[0].textfont.size == 9 and len(fig.layout.yaxis.tickvals) == n

@@ -10,7 +10,7 @@ function tickLabels(labels, most) {  // every n-th label past `most`, as ui/patt
 function heatmap(host, o) {
   const px = o.px, font = o.font, mono = o.mono ? MONO : font;
   const rowTicks = o.rowTicks || [], colTicks = o.colTicks || [];
-  const tickPx = o.tickPx || px.tick;
+  const tickPx = Math.max(o.tickPx || px.tick, px.small);  // never under the smallest size (16 px presenting)
   const rowW = Math.max(0, ...rowTicks.map(t => textWidth(t.text, tickPx, mono)));
   const colW = Math.max(0, ...colTicks.map(t => textWidth(t.text, tickPx, mono)));
   const upright = o.upright && colTicks.length > 0;  // key labels rotated to read upwards
