@@ -125,10 +125,15 @@ ARM_JS = """(root) => { window.__gbRedraw = new Promise(resolve => {
 }); }"""
 
 
+REDRAWN_JS = "Promise.race([window.__gbRedraw, new Promise(r => setTimeout(() => r(NaN), 20000))])"
+
+
 def _hit(selector: str, x: float, y: float):
     """A click at (x, y), as shares of its width and height, on the heatmap `selector` of a view."""
     def act(tab) -> None:
-        box = tab.locator(f"{selector} .gb-v-hit").bounding_box()
+        hit = tab.locator(f"{selector} .gb-v-hit")
+        hit.scroll_into_view_if_needed()  # a click outside the window reaches nothing
+        box = hit.bounding_box()
         tab.mouse.click(box["x"] + box["width"] * x, box["y"] + box["height"] * y)
     return act
 
@@ -186,7 +191,9 @@ def measure(browser, base: str, path: str, before, act) -> tuple[float, float, f
         if isinstance(act, InBrowser):
             tab.evaluate(ARM_JS, act.root)
             act(tab)
-            redraw = tab.evaluate("window.__gbRedraw") / 1000  # painted: in the page's own clock
+            # painted, in the page's own clock; NaN (reported, not waited on for ever) if it never redraws
+            redraw = tab.evaluate(REDRAWN_JS)
+            redraw = redraw / 1000 if redraw is not None else float("nan")
             settle(tab)  # the report's rerun of the view's fragment
         else:
             t0 = time.perf_counter()
@@ -220,6 +227,7 @@ def main() -> None:
                 where = {name: (ref_base, REFERENCE) if name == "minimal" else (app_base, PAGES[name])
                          for name in runs}
                 for name, (base, (path, before, act, _)) in where.items():
+                    print(f"warming {name}", file=sys.stderr, flush=True)
                     measure(browser, base, path, before, act)  # warm-up: loads the model, fills the caches
                 for _ in range(args.repeats):
                     for name, (base, (path, before, act, _)) in where.items():
