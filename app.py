@@ -10,7 +10,7 @@ st.markdown("Glassbox lets you look inside a small GPT language model while it r
             "every number on every page comes straight from the model.")
 
 with ui.error_boundary("splitting your text into tokens"):
-    text = ui.text_input_area()
+    text = ui.text_input_area(live=True)
     ui.token_overview(text, choice)
 
 st.subheader("Look inside")

@@ -1,19 +1,20 @@
-"""Cost of the Attention page's figures against a model run and against one Plotly heatmap per head.
+"""Cost of the Attention page's "All heads" view against a model run and against one Plotly heatmap per head.
 
     python bench/bench_attention.py [--model models/glassbox-stories] [--lengths 18 255] [--repeats 7]
 
 For each text length (tokens including the start marker), median seconds of:
 - trace: `run_trace` on the text, the model run a head click must NOT repeat (the reference);
-- click: what one head click costs in Python: the overview, the large head view and the line view, built
-  and serialised to JSON as Streamlit sends them;
-- per-head: the overview drawn the other way, one heatmap subplot per head (make_subplots), serialised;
-and the JSON size of both overviews. The candidates run in turn inside each repeat, so a busy machine slows
-them alike; only the ratios, measured in this one run, mean much. The browser's drawing time is not
-measured here (the issue measured 144 separate heatmaps at 8 s to show against 3.4 s for one tiled one).
+- payload: what the view costs the server once per (model, text): every head's pattern (or, for a long text,
+  one layer's) encoded for the browser and serialised to JSON as Streamlit sends it. A head click costs the
+  server nothing more: the browser redraws, and the report it sends back resends a reference to this message;
+- per-head: the overview drawn as one Plotly heatmap subplot per head (make_subplots), serialised;
+and the JSON size of both. The candidates run in turn inside each repeat, so a busy machine slows them alike;
+only the ratios, measured in this one run, mean much. The browser's drawing time is bench/bench_browser.py's.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -25,7 +26,8 @@ from timing import time_in_turn  # noqa: E402  (bench/ is on sys.path when run a
 
 from engine import load_pretrained, run_trace  # noqa: E402
 from engine.inspect.heads import stacked_patterns  # noqa: E402
-from ui.patterns import head_figure, line_view_figure, overview_figure  # noqa: E402
+from ui.views.attention import payload, sent_heads  # noqa: E402
+from ui.views.payload import _memo as built  # noqa: E402
 
 WORDS = ("once upon a time there was a little fox who found a shiny red ball in the garden and played with it "
          "all day until the sun went down").split()
@@ -64,21 +66,19 @@ def main() -> int:
         text = text_of(tokenizer, min(n, cfg.block_size))
         trace = run_trace(model, tokenizer, text)
         patterns = stacked_patterns(trace)
-        last = len(trace) - 1
+        layers, heads = sent_heads(cfg.n_layer, cfg.n_head, len(trace), 1, 1)
 
-        def click() -> int:
-            figs = (overview_figure(patterns, (1, 1)),
-                    head_figure(patterns[1, 1], trace.tokens, "bench", query=last),
-                    line_view_figure(patterns[1, 1, last], trace.tokens, last, "bench"))
-            return sum(len(f.to_json()) for f in figs)
+        def view() -> int:
+            built.clear()  # not cached yet, as for a new text
+            return len(json.dumps(payload(trace, layers, heads)))
 
-        t = time_in_turn({"trace": lambda: run_trace(model, tokenizer, text), "click": click,
+        t = time_in_turn({"trace": lambda: run_trace(model, tokenizer, text), "payload": view,
                           "per-head": lambda: per_head_overview(patterns).to_json()}, args.repeats)
-        ours = len(overview_figure(patterns, (1, 1)).to_json())
+        ours = len(json.dumps(payload(trace, layers, heads)))
         theirs = len(per_head_overview(patterns).to_json())
-        print(f"{len(trace):4d} tokens: trace {t['trace'] * 1e3:7.1f} ms | click {t['click'] * 1e3:7.1f} ms "
-              f"({t['click'] / t['trace']:.2f}x trace) | per-head overview {t['per-head'] * 1e3:7.1f} ms | "
-              f"overview JSON {ours / 1e3:.0f} kB vs per-head {theirs / 1e3:.0f} kB ({ours / theirs:.2f}x)")
+        print(f"{len(trace):4d} tokens: trace {t['trace'] * 1e3:7.1f} ms | payload {t['payload'] * 1e3:7.1f} ms "
+              f"({t['payload'] / t['trace']:.2f}x trace, {len(layers) * len(heads)} of {cfg.n_layer * cfg.n_head} heads) | per-head overview "
+              f"{t['per-head'] * 1e3:7.1f} ms | payload JSON {ours / 1e3:.0f} kB vs per-head {theirs / 1e3:.0f} kB")
     return 0
 
 

@@ -55,7 +55,8 @@ SETTLED = """
     const quiet = started < 0 && now - t0 > 1500;  // no rerun came (a widget that changed nothing)
     const app = document.querySelector("[data-testid='stApp']");
     const idle = app && app.getAttribute('data-test-script-state') === 'notRunning';
-    const drawn = !figure || document.querySelector("[data-testid='stPlotlyChart'] .main-svg");
+    const drawn = !figure || document.querySelector(  // Plotly's, or a view drawn in the browser (ui/views)
+      "[data-testid='stPlotlyChart'] .main-svg, .gb-v[data-draws]:not([data-draws='0'])");
     if ((done || quiet) && idle && drawn) return resolve(now - t0);
     if (now - t0 > timeout) return resolve(-1);
     setTimeout(tick, 15);
@@ -181,15 +182,14 @@ async def attendee(browser, base: str, i: int, room: Room) -> None:
             room.latencies[key].append(await _settle(tab, t0, figure))
             await _check(tab, who, room, text)
             if page_name == "Attention":
-                head = tab.locator("[data-testid='stSelectbox']").filter(has_text="Head").first
+                head = tab.locator(".gb-v-attention select[data-role='head']")  # the view drawn in the browser
+                await head.wait_for()
                 t0 = await _now(tab)
-                await head.click()
-                await tab.get_by_role("option", name=str(1 + i % 3), exact=True).click()
+                await head.select_option(str(1 + i % 3))
                 room.latencies["pick a head"].append(await _settle(tab, t0, figure=True))
                 await _check(tab, who, room)
             else:
-                thumb = tab.locator("[data-testid='stSlider']").filter(has_text="Temperature").locator(
-                    "input[type='range']")
+                thumb = tab.locator(".gb-v-sampling input[data-role='temperature']")  # the sampling lab's slider
                 await thumb.focus()
                 t0 = await _now(tab)
                 await thumb.press("ArrowLeft")

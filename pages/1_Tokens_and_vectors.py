@@ -16,7 +16,7 @@ st.markdown("A model cannot read text. It cuts the text into **tokens**, looks u
 
 text, show_whitespace = "", True  # what the tabs use if drawing the chips fails
 with ui.error_boundary("splitting your text into tokens"):
-    text = ui.text_input_area()
+    text = ui.text_input_area(live=True)
     show_whitespace = splitting.show_whitespace_toggle()
     enc = splitting.live_tokens(text, choice, show_whitespace)
     if enc is not None:

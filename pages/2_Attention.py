@@ -3,7 +3,7 @@ import streamlit as st
 
 import ui
 from engine import Trace
-from ui.attention import PAGE, SECTIONS, TABS, head_picker, remote_view
+from ui.attention import PAGE, TABS, draw_tab, remote_view
 from ui.intervene import PAGE as INTERVENE
 from ui.terms import define
 
@@ -17,13 +17,13 @@ st.markdown("A transformer reads the whole text at once. In every layer, each **
 
 @st.fragment
 def explore(trace: Trace, choice: ui.ModelChoice) -> None:
-    """Everything that only reads the trace: picking a head, a token or a tab reruns this, not the model."""
-    pick = head_picker(trace, choice.key)
+    """Everything that only reads the trace: a tab, or a head picked on a tab the server draws, reruns this,
+    not the model; on "All heads" picking happens in the browser."""
     tabs = st.tabs(TABS, **PAGE.remembered("tab", TABS[0], TABS))  # kept across pages
-    for tab, (name, section) in zip(tabs, SECTIONS.items()):
+    for tab, name in zip(tabs, TABS):
         if tab.open:
             with tab, ui.error_boundary(f"drawing “{name}”"):
-                section(trace, choice, pick)
+                draw_tab(name, trace, choice)
 
 
 if choice.remote:  # runs on NDIF: one layer's heads at a time, asked for as they are picked

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
 import ui.cache
+import ui.state
 from conftest import ROOT
-from engine import GPT, GPTConfig
+from engine import GPT, GPTConfig, load_pretrained, load_tokenizer, run_trace
+from engine.inspect.heads import stacked_patterns
 from ui.models import ModelChoice, default_model_dir
-from engine import load_tokenizer
+from views_at import floats, report, sent
 
 PAGE = str(ROOT / "pages" / "2_Attention.py")
 TIMEOUT = 60
@@ -48,40 +51,62 @@ def messages(at: AppTest) -> str:
     return " ".join(e.value for e in [*at.info, *at.caption, *at.warning, *at.markdown])
 
 
-def test_page_draws_overview_detail_and_lines() -> None:
+VIEW = "attention.view"  # the "All heads" view, drawn in the browser (ui/views/attention.py)
+
+
+def pick(at: AppTest) -> tuple[int, int, int]:
+    return tuple(at.session_state[f"attention.{name}.kept"] for name in ("layer", "head", "query"))
+
+
+def test_page_sends_every_heads_weights_once_and_draws_the_rest() -> None:
     at = page()
     clean(at)
     assert at.session_state["state.page"] == "attention"
-    assert titles(at)[:3] == ["All heads", "Layer 0, head 0" + titles(at)[1].removeprefix("Layer 0, head 0"),
-                              f"Layer 0, head 0, query {at.selectbox(key='attention.query').value}"]
-    assert {b.label for b in at.get("download_button")} >= {"Download every head's weights (CSV)",
-                                                             "Download this head's weights (CSV)"}
+    data = sent(at, VIEW)
+    model, _ = load_pretrained(default_model_dir())
+    trace = run_trace(model.eval(), load_tokenizer(default_model_dir()), ui.state.DEFAULT_TEXT)
+    patterns = stacked_patterns(trace)  # [layer, head, q, k]
+    n_layer, n_head, n, _ = patterns.shape
+    assert (data["n_layer"], data["n_head"], data["tokens"]) == (n_layer, n_head, trace.tokens)
+    assert data["sel"] == {"layer": 0, "head": 0, "query": n - 1}  # a new text starts at its last token
+    q, k = torch.tril_indices(n, n)
+    assert np.array_equal(floats(data["patterns"]), patterns[:, :, q, k].numpy().ravel())  # the trace's own numbers
+    assert len(data["labels"]) == n_layer * n_head and data["labels"][0][0] in {"broad", "mixed", "self",
+                                                                               "previous token", "first token (sink)"}
+    assert {b.label for b in at.get("download_button")} >= {"Download every head's weights (CSV)"}
     assert "viridis" in messages(at)
+    assert at.query_params["token"] == str(n - 1) and at.query_params["layer"] == "0"
 
 
-def test_choosing_a_head_changes_the_views_without_rerunning_the_model(monkeypatch) -> None:
+def test_choosing_a_head_in_the_browser_reaches_the_session_and_the_url_without_rerunning_the_model(
+        monkeypatch) -> None:
     calls = []
     real = ui.cache.run_trace
     monkeypatch.setattr(ui.cache, "run_trace", lambda *a, **k: calls.append(a[2]) or real(*a, **k))
     text = "A text only the head-choosing test uses, about a cat."
     at = page(text)
-    last_layer = len(at.selectbox(key="attention.layer").options) - 1
-    last_head = len(at.selectbox(key="attention.head").options) - 1
-    at.selectbox(key="attention.layer").select(last_layer).run()
-    at.selectbox(key="attention.head").select(last_head).run()
+    first = sent(at, VIEW)
+    last_layer, last_head = first["n_layer"] - 1, first["n_head"] - 1
+    report(at, VIEW, {"layer": last_layer, "head": last_head, "query": 2, "n": 1})
     clean(at)
-    assert titles(at)[1].startswith(f"Layer {last_layer}, head {last_head}")
-    at.selectbox(key="attention.query").select(2).run()
-    assert titles(at)[2].endswith("query 2")
+    assert pick(at) == (last_layer, last_head, 2)
+    assert (at.query_params["layer"], at.query_params["head"], at.query_params["token"]) == (
+        str(last_layer), str(last_head), "2")
+    assert sent(at, VIEW) == first  # the browser drew it: the same message again (sent as a reference)
+    report(at, VIEW, {"layer": 99, "head": "1", "query": -3, "n": 2})  # a hand-made message changes nothing
+    clean(at)
+    assert pick(at) == (last_layer, last_head, 2)
     for tab in TABS[1:3]:
         at.session_state["attention.tab"] = tab
         at.run()
         clean(at)
+        assert (at.selectbox(key="attention.layer").value, at.selectbox(key="attention.head").value,
+                at.selectbox(key="attention.query").value) == (last_layer, last_head, 2)
     assert calls == [text]
-    # The choice survives a visit to another tab.
+    # The choice survives a visit to another tab, and comes back to the browser with the view.
     at.session_state["attention.tab"] = TABS[0]
     at.run()
-    assert titles(at)[1].startswith(f"Layer {last_layer}, head {last_head}")
+    assert sent(at, VIEW)["sel"] == {"layer": last_layer, "head": last_head, "query": 2}
 
 
 def test_weight_steps_show_the_mask_for_an_earlier_query() -> None:
@@ -163,8 +188,10 @@ def test_hard_texts_draw_cleanly(text: str) -> None:
     for tab in TABS:
         at = page(text, tab=tab)
         clean(at)
-    for spec in charts(page(text)):
-        assert "<img" not in json.dumps(spec)  # token text reaches Plotly escaped
+        for spec in charts(at):
+            assert "<img" not in json.dumps(spec)  # token text reaches Plotly escaped
+    if text.startswith("<img"):  # the view gets the tokens as they are: the browser shows them as text
+        assert "".join(sent(page(text), VIEW)["tokens"][1:]).replace("␣", " ").startswith("<img src=x onerror=")
 
 
 def test_long_text_overview_uses_blocks() -> None:
@@ -173,8 +200,13 @@ def test_long_text_overview_uses_blocks() -> None:
     clean(at)
     assert "each the mean of the weights it covers" in messages(at)
     assert "sees the last" in messages(at)  # the context note from ui.trace_or_stop
-    overview = charts(at)[0]
-    assert len(overview["data"]) == 2
+    data = sent(at, VIEW)
+    n = len(data["tokens"])
+    assert data["overview"]["side"] < n  # every head in blocks
+    assert (data["layers"], data["heads"]) == ([0], [0])  # and the chosen head whole: a text this long sends one
+    assert len(floats(data["patterns"])) == n * (n + 1) // 2
+    report(at, VIEW, {"layer": 1, "head": 2, "query": n - 1, "n": 1})  # a head the browser lacks: sent now
+    assert (sent(at, VIEW)["layers"], sent(at, VIEW)["heads"]) == ([1], [2])
 
 
 @pytest.fixture(scope="module")
@@ -194,6 +226,10 @@ def test_any_model_shape(odd_model: ModelChoice) -> None:
         at = page(text, tab=tab, **state)  # longer than the 24-token context: the model reads the end
         clean(at)
         assert "sees the last 23" in messages(at)
+        if tab == TABS[0]:
+            data = sent(at, VIEW)
+            assert (data["n_layer"], data["n_head"], data["sel"]["layer"], data["sel"]["head"]) == (3, 2, 0, 0)
+            continue
         assert at.selectbox(key="attention.layer").options == ["0", "1", "2"]
         assert at.selectbox(key="attention.head").options == ["0", "1"]
         assert at.selectbox(key="attention.layer").value == 0
@@ -210,33 +246,3 @@ def test_a_head_type_no_head_reaches_is_said_with_what_a_larger_model_shows() ->
     assert "No induction head" in text and "GPT-2 small" in text and "the rule needs 0.30" in text
     for kind in ("previous token", "self", "first token (sink)", "broad"):
         assert (kind in labels) != (f"No {kind} head" in text)
-
-
-def test_the_line_view_at_256_tokens_gives_each_top_weight_a_readable_row() -> None:
-    """At 256 tokens rows of 6 px piled the labels into a stack: now the top keys get a 24 px row each, in
-    text order, and a last row adds up the rest."""
-    from ui.patterns import LINE_LABELS, line_view_figure
-    w = torch.softmax(torch.randn(256, generator=torch.Generator().manual_seed(0)) * 3, 0)
-    fig = line_view_figure(w, [f"t{i}" for i in range(256)], 255, "lines")
-    right = next(d for d in fig.data if d.mode == "markers+text")
-    keys = [int(c[0]) for c in right.customdata]
-    top = set(torch.argsort(w, descending=True)[:LINE_LABELS // 2].tolist())
-    assert top <= set(keys) and 255 in keys and keys == sorted(keys)
-    assert list(right.y) == list(range(len(keys)))  # one row each
-    assert all(t.startswith(f"{k} t{k}") for k, t in zip(keys, right.text))
-    rows = len(keys) + 1
-    assert (fig.layout.height - 100) / rows >= 20  # pixels per row: room for 13-15 px text
-    rest = fig.data[-1].text[0]
-    assert f"the other {256 - len(keys)} tokens" in rest
-
-
-@pytest.mark.parametrize("n_layer,n_head", [(4, 4), (12, 12), (2, 16)])
-def test_overview_labels_its_tiles_with_numbers_under_axis_titles(n_layer: int, n_head: int) -> None:
-    # "head 0 head 1 ..." collided in a narrow column and in the exported PNG; numbers fit any tile.
-    from ui.patterns import overview_figure
-    from ui.plots import MIN_FONT_PX
-    fig = overview_figure(torch.rand(n_layer, n_head, 6, 6).softmax(-1), (0, 0))
-    x, y = fig.layout.xaxis, fig.layout.yaxis
-    assert list(x.ticktext) == [str(h) for h in range(n_head)] and x.title.text == "head"
-    assert list(y.ticktext) == [str(i) for i in range(n_layer)] and y.title.text == "layer"
-    assert min(x.tickfont.size, y.tickfont.size) >= MIN_FONT_PX

@@ -15,12 +15,15 @@ import engine.inspect.neurons
 import ui.cache
 import ui.feedforward.data
 from engine import GPT, GPTConfig, display_token, load_pretrained
+from engine.inspect.neurons import rank_neurons
 from ui.models import ModelChoice
+from views_at import floats, ints, report, sent
 
 PAGE = str(ROOT / "pages" / "3_Feed_forward.py")
 TIMEOUT = 120  # seconds per script run: the first loads the model, the busy test machine is slow
 TAB = "feedforward.tab"
 TEXT_BOX = "feedforward.text_area"
+ACTIVATIONS, LENS = "feedforward.activations", "feedforward.lens"  # views drawn in the browser (ui/views)
 
 
 @pytest.fixture(autouse=True)
@@ -63,37 +66,52 @@ def figure(at: AppTest, title_start: str) -> dict:
     return found[0]
 
 
+def shown(data: dict) -> np.ndarray:
+    """The activations the view draws for its selection: [pos, neuron shown], most active first."""
+    values = floats(data["values"]).reshape(len(data["tokens"]), -1)
+    order = data["by_max" if data["sel"]["by"] == "max" else "by_mean"][:data["sel"]["n_show"]]
+    return values[:, order]
+
+
 def test_activations_follow_the_layer_without_rerunning_the_model(monkeypatch) -> None:
     calls = []
     real = ui.cache.run_trace
     monkeypatch.setattr(ui.cache, "run_trace", lambda *a, **k: calls.append(a[2]) or real(*a, **k))
-    at = page("A text only the feed-forward layer test uses.")
+    text = "A text only the feed-forward layer test uses."
+    at = page(text)
     clean(at)
-    first = figure(at, "Layer 0 MLP activations")
-    assert len(first["data"][0]["x"]) == 32  # the 32 most active neurons, by default
+    first = sent(at, ACTIVATIONS)
+    assert first["layer"] == 0 and first["sel"] == {"n_show": 32, "by": "max", "metric": "out_norm"}
+    model, tok = load_pretrained(ROOT / "models" / "glassbox-stories", torch.device("cpu"))
+    post = ui.cache.run_trace(model, tok, text).act["blocks.0.mlp.hook_post"][1:]  # the start marker left out
+    order, _ = rank_neurons(post, 32, "max")
+    assert np.array_equal(ints(first["neurons"])[first["by_max"][:32]], order.numpy())  # the engine's ranking
+    assert np.array_equal(shown(first), post[:, order].numpy())  # and the trace's own numbers
     at.selectbox(key="feedforward.layer").set_value(1).run()
     clean(at)
-    second = figure(at, "Layer 1 MLP activations")
-    assert array(second["data"][0]["z"]).shape == array(first["data"][0]["z"]).shape
-    assert not np.array_equal(array(second["data"][0]["z"]), array(first["data"][0]["z"]))
-    at.slider[0].set_value(8).run()
-    assert len(figure(at, "Layer 1 MLP activations")["data"][0]["x"]) == 8
-    at.radio(key="feedforward.act_by").set_value("mean").run()
-    at.radio(key="feedforward.overview_metric").set_value("firing").run()
+    second = sent(at, ACTIVATIONS)
+    assert second["layer"] == 1 and shown(second).shape == shown(first).shape
+    assert not np.array_equal(shown(second), shown(first))
+    report(at, ACTIVATIONS, {"n_show": 8, "by": "mean", "metric": "firing", "n": 1})
     clean(at)
-    assert figure(at, "Every layer at a glance: share of neurons firing")
-    assert calls == ["A text only the feed-forward layer test uses."]
+    assert [at.session_state[f"feedforward.{k}.kept"] for k in ("act_neurons", "act_by", "overview_metric")] == [
+        8, "mean", "firing"]
+    assert sent(at, ACTIVATIONS) == second  # drawn in the browser already: the same message
+    report(at, ACTIVATIONS, {"n_show": 1000, "by": "loudest", "metric": 3, "n": 2})  # hand-made: nothing changes
+    assert at.session_state["feedforward.act_neurons.kept"] == 8
+    calls.remove(text)  # the test's own run above
+    assert calls == [text]
 
 
 def test_start_marker_toggle_changes_the_rows() -> None:
     at = page("One two three")
-    n_rows = len(array(figure(at, "Layer 0 MLP activations")["data"][0]["y"]))
+    n_rows = len(sent(at, ACTIVATIONS)["tokens"])
     at.toggle(key="feedforward.skip_bos").set_value(False).run()
     clean(at)
-    assert len(array(figure(at, "Layer 0 MLP activations")["data"][0]["y"])) == n_rows + 1
+    assert len(sent(at, ACTIVATIONS)["tokens"]) == n_rows + 1
 
 
-@pytest.mark.parametrize("tab", ["Neuron explorer", "Residual stream", "Logit lens", "Parameters"])
+@pytest.mark.parametrize("tab", ["Neuron explorer", "Residual stream", "Parameters"])
 def test_every_tab_renders(tab: str) -> None:
     at = page(tab=tab)
     clean(at)
@@ -131,22 +149,26 @@ def test_logit_lens_ends_with_the_models_own_prediction() -> None:
     clean(at)
     model, tok = load_pretrained(ROOT / "models" / "glassbox-stories", torch.device("cpu"))
     trace = ui.cache.run_trace(model, tok, text)
-    table = at.dataframe[0].value
-    last = table.iloc[-1]
-    assert last["stage"].endswith("= model output")
+    data = sent(at, LENS)
+    stages, n, k = len(data["stages"]), len(data["tokens"]), data["k"]
+    assert stages == 1 + 2 * model.config.n_layer and n == len(trace) - 1  # the start marker left out
+    assert data["sel"] == {"position": len(trace) - 1}  # the end of the text, until a column is clicked
     probs = trace.probs(-1)
     top = int(probs.argmax())
-    assert last["top 1"] == f"{display_token(tok, top)}  {float(probs[top]):.1%}"
-    assert last["final prediction p"] == pytest.approx(float(probs[top]))
-    assert last["its rank"] == 1
-    assert len(table) == 1 + 2 * model.config.n_layer
+    top_ids, top_probs = ints(data["top_ids"]).reshape(stages, n, k), floats(data["top_probs"]).reshape(stages, n, k)
+    assert top_ids[-1, -1, 0] == top and data["labels"][str(top)] == display_token(tok, top)
+    assert top_probs[-1, -1, 0] == pytest.approx(float(probs[top]), abs=1e-6)  # the last row is the model output
+    assert floats(data["target_probs"]).reshape(stages, n)[-1, -1] == pytest.approx(float(probs[top]), abs=1e-6)
+    assert ints(data["target_ranks"]).reshape(stages, n)[-1, -1] == 0
     # The embeddings row reads back the input token itself (tied weights), and the page says why beside it.
-    from engine.inspect.lens import logit_lens
-    lens = logit_lens(model, trace)
-    assert (lens.top_ids[0, :, 0] == torch.tensor(trace.ids)).float().mean() > 0.8
-    ticks = figure(at, "Logit lens")["layout"]["yaxis"]["ticktext"]
-    assert "input token" in ticks[0] and "tied" in ticks[0]
+    assert (top_ids[0, :, 0] == np.array(trace.ids[1:])).mean() > 0.8
+    assert "input itself" in data["ticks"][0] and "tied" in data["ticks"][0]
     assert any("tied" in c.value and "embeddings row" in c.value for c in at.caption)
+    report(at, LENS, {"position": 3, "n": 1})  # a column clicked in the browser
+    clean(at)
+    assert at.session_state["feedforward.position.kept"] == 3 and at.query_params["token"] == "3"
+    report(at, LENS, {"position": 0, "n": 2})  # the start marker, which the lens leaves out: nothing changes
+    assert at.session_state["feedforward.position.kept"] == 3
 
 
 def test_parameters_tab_counts_the_model() -> None:
@@ -190,7 +212,7 @@ def test_a_session_model_of_another_shape() -> None:
     assert {m.label: m.value for m in at.metric}["Parameters"] == f"{small.num_params():,}"
     at.session_state[TAB] = "Activations"
     at.run()
-    assert len(figure(at, "Layer 0 MLP activations")["data"][0]["x"]) == 32
+    assert shown(sent(at, ACTIVATIONS)).shape[1] == 32
     assert "feedforward.atlas" in at.session_state  # its atlas lives in the session, not the shared cache
 
 
@@ -200,18 +222,18 @@ def test_choices_survive_a_visit_to_another_page() -> None:
     at.switch_page("pages/3_Feed_forward.py").run()
     clean(at)
     at.selectbox(key="feedforward.layer").set_value(1).run()
-    at.slider(key="feedforward.act_neurons").set_value(7).run()
+    report(at, ACTIVATIONS, {"n_show": 7, "by": "max", "metric": "out_norm", "n": 1})
     at.switch_page("app.py").run()
     at.switch_page("pages/3_Feed_forward.py").run()
     clean(at)
     assert at.selectbox(key="feedforward.layer").value == 1
-    assert at.slider(key="feedforward.act_neurons").value == 7
+    assert sent(at, ACTIVATIONS)["sel"]["n_show"] == 7
     at.session_state[TAB] = "Logit lens"
     at.run()
     at.switch_page("app.py").run()
     at.switch_page("pages/3_Feed_forward.py").run()
     clean(at)
-    assert figure(at, "Logit lens")
+    assert sent(at, LENS)
 
 
 def test_the_intro_follows_the_models_own_parameter_shares() -> None:

@@ -20,6 +20,7 @@ from streamlit.testing.v1 import AppTest
 
 from ui.next_token import hosted
 from ui.next_token.figures import reported_figure, spread_figure
+from views_at import sent
 
 PAGE = str(ROOT / "pages" / "4_Next_token.py")
 TIMEOUT = 120
@@ -179,7 +180,7 @@ def test_every_failure_has_a_plain_message_and_the_page_keeps_working(server, mo
         shown = errors(at)
         assert len(shown) == 1 and words in shown[0], (mode, shown)
         assert KEY not in shown[0] and KEY[-4:] not in shown[0]
-        assert chart(at, "next_token.distribution")  # the rest of the page is still drawn
+        assert sent(at, "next_token.lab")  # the rest of the page is still drawn
     server.mode = "ok"
     at.button(key="next_token.hosted_ask").click().run()
     ok(at)
@@ -322,7 +323,7 @@ def test_a_typed_local_endpoint_is_refused_unless_the_host_allows_it(server, mon
     assert not at.exception and server.requests == []
     shown = errors(at)
     assert len(shown) == 2 and all("resolves to" not in m and "is a loopback address" in m for m in shown)
-    assert "GLASSBOX_HOSTED_ALLOW_PRIVATE=1" in shown[0] and chart(at, "next_token.distribution")
+    assert "GLASSBOX_HOSTED_ALLOW_PRIVATE=1" in shown[0] and sent(at, "next_token.lab")
     monkeypatch.setenv(hosted.ENV + "ALLOW_PRIVATE", "1")
     at.button(key="next_token.hosted_ask").click().run()
     at.button(key="next_token.hosted_sample").click().run()

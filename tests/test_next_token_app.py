@@ -5,7 +5,7 @@ from __future__ import annotations
 import html as html_lib
 import json
 import re
-from dataclasses import replace
+import itertools
 
 import plotly.graph_objects as go
 import pytest
@@ -17,11 +17,12 @@ import ui.models
 from engine import GPT, GPTConfig, SamplingSettings, load_tokenizer, sampling_stages
 from engine.generation.sampling_lab import Run, advance, blame, draw, removed_by, top_tokens
 from engine.inspect.surprise import text_surprise
+from ui.next_token.controls import ALL_PRESETS
 from ui.next_token.draws import draws_html
 from ui.next_token.figures import distribution_figure, draws_figure
 from ui.next_token.generation import run_html
-from ui.next_token.stages import cumulative_figure, entropy_curve, entropy_figure, filters_figure, logits_figure
 from ui.next_token.surprise import surprise_html, window_html
+from views_at import floats, report, sent
 
 PAGE = str(ROOT / "pages" / "4_Next_token.py")
 TIMEOUT = 120  # seconds per script run: the first loads the model, the machine is shared
@@ -39,8 +40,15 @@ def chart(at: AppTest, key: str) -> dict:
     raise AssertionError(f"no chart {key}")
 
 
-def metrics(at: AppTest) -> dict[str, str]:
-    return {m.label: m.value for m in at.metric}
+LAB = "next_token.lab"  # the sampling lab, drawn in the browser (ui/views/sampling.py)
+REPORTS = itertools.count(1)  # each report is new, as the browser's are
+
+
+def settings(at: AppTest, preset: str | None = None, **change) -> AppTest:
+    """The browser's sliders or a preset moved: the lab reports every setting and the stage."""
+    now = {**vars(at.session_state["next_token.settings"]), "stage": sent(at, LAB)["sel"]["stage"]}
+    view = {**now, **(vars(ALL_PRESETS[preset]) if preset else {}), **change}
+    return report(at, LAB, {**view, "n": next(REPORTS)})
 
 
 def ok(at: AppTest) -> None:
@@ -51,33 +59,35 @@ def ok(at: AppTest) -> None:
 def test_temperature_reshapes_the_distribution_without_running_the_model(monkeypatch) -> None:
     at = page()
     ok(at)
-    before, entropy = chart(at, "next_token.distribution"), metrics(at)["Entropy"]
-    assert before["layout"]["title"]["text"] == "What the next token is drawn from"
+    first = sent(at, LAB)
+    assert first["sel"] == {"temperature": 1.0, "top_k": 0, "top_p": 1.0, "min_p": 0.0, "stage": "① Raw logits"}
+    assert len(floats(first["logits"])) == 4096  # the whole row: the browser computes every stage from it
     calls = []
     real = GPT._run
     monkeypatch.setattr(GPT, "_run", lambda self, *a: calls.append(1) or real(self, *a))
-    at.select_slider(key="next_token.temperature").set_value(0.3).run()
+    settings(at, temperature=0.3)
     ok(at)
-    after = chart(at, "next_token.distribution")
-    assert after["data"] != before["data"] and metrics(at)["Entropy"] != entropy
-    at.select_slider(key="next_token.top_p").set_value(0.5).run()
-    at.button(key="next_token.preset_creative").click().run()
-    assert at.select_slider(key="next_token.temperature").value == 1.3
+    assert at.session_state["next_token.settings"] == SamplingSettings(temperature=0.3)
+    assert at.query_params["temp"] == "0.3"
+    assert sent(at, LAB) == first  # the browser drew it already: the same message, sent as a reference
+    settings(at, top_p=0.5)
+    settings(at, preset="creative")
+    assert at.session_state["next_token.settings"] == ALL_PRESETS["creative"]
+    settings(at, temperature=123.0, top_k=-1)  # not a slider's option: a hand-made message changes nothing
+    assert at.session_state["next_token.settings"] == ALL_PRESETS["creative"]
     at.select_slider(key="next_token.position").set_value(1).run()
     ok(at)
+    now = sent(at, LAB)
+    assert now["position"] == 1 and now["logits"] != first["logits"]
+    assert now["sel"]["temperature"] == 1.3  # the settings the browser reported come back with the new row
     assert calls == []  # every change above reshaped the cached logits only
 
 
-def test_greedy_says_so_and_draws_the_same_token() -> None:
+def test_greedy_draws_the_same_token() -> None:
     at = page()
-    at.button(key="next_token.preset_greedy").click().run()
+    settings(at, preset="greedy")
     ok(at)
-    assert any("greedy" in i.value for i in at.info)
-    assert metrics(at)["Can be drawn"] == "1"
-    # T = 0 is the low-temperature limit: nothing left to filter and no choice left (was "70.2%", "-0.00 bits")
-    assert metrics(at)["Filtered out"] == "0.0%" and metrics(at)["Entropy"] == "0.00 bits"
-    ticks = chart(at, "next_token.distribution")["layout"]["yaxis"]["ticktext"]
-    assert len(ticks) == 2 and "at 0%" in ticks[-1]  # the top token; every other one rounds to 0
+    assert at.session_state["next_token.settings"].greedy
     for _ in range(3):
         at.button(key="next_token.draw_one").click().run()
     draws = at.session_state["next_token.draws"]
@@ -88,18 +98,22 @@ def test_greedy_says_so_and_draws_the_same_token() -> None:
 
 def test_the_same_seed_repeats_a_sampled_draw() -> None:
     at = page()
-    at.button(key="next_token.preset_creative").click().run()
+    settings(at, preset="creative")
     at.toggle(key="next_token.fresh_seed").set_value(False).run()
     at.number_input(key="next_token.draw_seed").set_value(1234).run()
     for _ in range(2):
         at.button(key="next_token.draw_one").click().run()
     a, b = at.session_state["next_token.draws"]
     assert a["seed"] == b["seed"] == 1234 and a["id"] == b["id"]
+    assert a["settings"] == "T 1.3 · min-p 0.02"  # drawn with the settings the browser reported
     at.button(key="next_token.draw_many").click().run()
     ok(at)
     hist = chart(at, "next_token.hist_chart")
     shares = next(t for t in hist["data"] if t["name"].startswith("share"))["y"]
     assert sum(shares) == pytest.approx(1.0)
+    before = hist["data"]
+    settings(at, temperature=0.1)  # the histogram follows the sliders, with the same seed
+    assert chart(at, "next_token.hist_chart")["data"] != before
 
 
 def test_generate_undo_restart_and_step_view() -> None:
@@ -218,28 +232,14 @@ def test_every_figure_is_valid_plotly(s) -> None:
     stages, masks = sampling_stages(logits, s), removed_by(logits, s)
     top = top_tokens(stages, 12, include=int(stages.order[-1]))
     labels = [f"&lt;t{t}&gt;" for t in top.ids]
-    order = stages.order[:12].tolist()
-    stage_labels = [f"t{t}" for t in order]
     figures = [
         distribution_figure(top, labels, blame(masks, top.ids), drawn=top.ids[-1], actual=top.ids[0], title="x"),
         draws_figure(draw(stages, s, 500, seed=0), stages, {t: f"t{t}" for t in range(300)}),
-        logits_figure(stages, stage_labels, scaled=False), logits_figure(stages, stage_labels, scaled=True),
-        filters_figure(stages, stage_labels, blame(masks, order), s), cumulative_figure(stages, s),
-        entropy_figure(logits, stages, s),
     ]
     for fig in figures:
         spec = fig.to_dict()
         go.Figure(spec)  # raises on any invalid property
         assert spec["data"] and spec["layout"]["title"]["text"]
-
-
-def test_entropy_curve_is_the_stages_entropy_at_each_temperature() -> None:
-    logits = torch.randn(300, generator=torch.Generator().manual_seed(1)) * 3
-    s = SamplingSettings(top_k=40, top_p=0.9, min_p=0.05)
-    temps, before, after = entropy_curve(logits, s, n=7)
-    for t, b, a in zip(temps, before, after):
-        st = sampling_stages(logits, replace(s, temperature=float(t)))
-        assert b == pytest.approx(st.entropy_before, abs=1e-4) and a == pytest.approx(st.entropy_after, abs=1e-4)
 
 
 def test_selections_survive_a_visit_to_another_page() -> None:
@@ -251,13 +251,15 @@ def test_selections_survive_a_visit_to_another_page() -> None:
     assert at.select_slider(key="next_token.position").value == end
     at.select_slider(key="next_token.position").set_value(3).run()
     at.slider(key="next_token.bars").set_value(9).run()
+    settings(at, stage="③ Filters")
     at.switch_page("app.py").run()
     ok(at)
     at.switch_page("pages/4_Next_token.py").run()
     ok(at)
     assert at.select_slider(key="next_token.position").value == 3
     assert at.slider(key="next_token.bars").value == 9
-    assert len(chart(at, "next_token.distribution")["data"][0]["y"]) <= 10
+    assert sent(at, LAB)["n_bars"] == 9 and sent(at, LAB)["position"] == 3
+    assert sent(at, LAB)["sel"]["stage"] == "③ Filters"
     at.text_area(key="next_token.text_area").set_value("The cat sat on the mat.").run()
     picker = at.select_slider(key="next_token.position")
     assert picker.value == len(picker.options) - 1
@@ -267,13 +269,13 @@ def test_n_continuations_show_the_determinism_pitfall_on_text() -> None:
     """N whole continuations: greedy writes one text N times; sampling writes different ones; the same seed
     writes the same N again."""
     at = page()
-    at.button(key="next_token.preset_greedy").click().run()
+    settings(at, preset="greedy")
     at.button(key="next_token.continue_many").click().run()
     ok(at)
     texts = at.session_state["next_token.continuations"]["texts"]
     assert len(texts) == 5 and len(set(texts)) == 1 and texts[0]
     assert any("all 5 continuations are the same text" in c.value for c in at.caption)
-    at.button(key="next_token.preset_model_as_is").click().run()
+    settings(at, preset="model as is")
     at.toggle(key="next_token.fresh_seed").set_value(False).run()
     at.number_input(key="next_token.draw_seed").set_value(7).run()
     at.button(key="next_token.continue_many").click().run()

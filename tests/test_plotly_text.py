@@ -16,7 +16,7 @@ from engine import SamplingSettings, display_token, load_pretrained, run_trace, 
 from engine.generation.sampling_lab import Run, advance, blame, draw, removed_by, top_tokens
 from engine.inspect.attention_steps import weight_steps
 from engine.inspect.embeddings import model_input, pca_2d, token_table
-from engine.inspect.lens import contributions, logit_lens
+from engine.inspect.lens import contributions
 from ui.attention import context as att_context
 from ui import patterns as att
 from ui.attention import steps as att_steps
@@ -24,7 +24,6 @@ from ui.feedforward import figures as ff
 from ui.feedforward import residual as rs
 from ui.next_token.figures import distribution_figure, draws_figure, token_label
 from ui.next_token.generation import step_figure
-from ui.next_token.stages import filters_figure, logits_figure
 from ui.text import plotly_text
 from ui.tokens import vectors
 from ui.train.figures import next_token_figure
@@ -83,8 +82,6 @@ def test_next_token_figures(loaded):
     labels = [token_label(tok, t) for t in special]
     shown = assert_plotly_safe(distribution_figure(top, labels, blame(removed_by(trace.logits[-1], s), top.ids)))
     assert '"' in shown and "&lt;|endoftext|&gt;" in shown  # hover holds the whole token
-    assert_plotly_safe(logits_figure(stages, labels, scaled=True))
-    assert_plotly_safe(filters_figure(stages, labels, [None] * len(labels), s))
     drawn = draw(stages, s, 50, 0)
     labels_of = {t: token_label(tok, t) for t in set(drawn.tolist()) | set(stages.order[:15].tolist())}
     labels_of.update({int(t): token_label(tok, special[i % len(special)]) for i, t in enumerate(stages.order[:15])})
@@ -101,7 +98,6 @@ def test_attention_figures(loaded):
     pattern = trace.pattern(0, 0)  # [pos, pos]
     shown = assert_plotly_safe(att.head_figure(pattern, tokens, "head"))
     assert "&lt;|endoftext…" in shown or "&lt;|endoftext|&gt;" in shown
-    assert_plotly_safe(att.line_view_figure(pattern[-1], tokens, len(tokens) - 1, "line"))
     assert_plotly_safe(att.difference_figure(pattern - pattern.T, tokens, list(range(len(tokens))), "diff"))
     s = weight_steps(trace, 0, 0, len(tokens) - 1)
     assert_plotly_safe(att_steps.weights_bar(s, tokens, range(len(tokens))))
@@ -115,13 +111,8 @@ def test_feedforward_figures(loaded):
     model, tok, trace = loaded
     tokens = trace.tokens
     post = trace.act["blocks.0.mlp.hook_post"]  # [pos, d_mlp]
-    assert_plotly_safe(ff.activation_heatmap(post[:, :4], tokens, [0, 1, 2, 3], 0))
-    assert_plotly_safe(ff.firing_bars((post > 0).float().mean(1), tokens, 0))
-    assert_plotly_safe(ff.layer_overview(post.abs().mean(1)[None], tokens, "mean", "unit"))
     assert_plotly_safe(ff.neuron_trace_bars(post[:, 0], tokens, 0, 0))
     decode = lambda i: display_token(tok, i)  # noqa: E731
-    lens = logit_lens(model, trace)
-    assert_plotly_safe(rs.lens_heatmap(lens, tokens, decode))
     c = contributions(model, trace)
     assert_plotly_safe(rs.part_heatmap(c.direct.numpy(), c.parts, tokens, True, "parts"))
     for pos in range(len(tokens)):

@@ -21,6 +21,7 @@ from ui.registry import available
 from ui.plots import PRESENTER_FIGURE_PX
 from ui import terms
 from ui.workshop import glossary, links, tour, views
+from views_at import report, sent
 
 TIMEOUT = 120  # seconds per run; the first run loads the model, a tour step may build the neuron atlas
 NOTE = "Part of this link could not be used here"
@@ -88,15 +89,14 @@ def test_a_step_sets_the_widgets_themselves() -> None:
     at = app("pages/2_Attention.py", tour="5")  # one head up close: the strongest induction head, the second "fox"
     clean(at)
     q = query(at)
-    assert (at.selectbox(key="attention.layer").value, at.selectbox(key="attention.head").value,
-            at.selectbox(key="attention.query").value) == (int(q["layer"]), int(q["head"]), 20)
+    assert sent(at, "attention.view")["sel"] == {"layer": int(q["layer"]), "head": int(q["head"]), "query": 20}
     assert at.session_state["attention.tab"] == "All heads"
     button(at, ".tour_next").click().run()  # how one weight is made: another tab, the same pick
     clean(at)
     assert at.session_state["attention.tab"] == "How a weight is made"
     at = app("pages/4_Next_token.py", tour=str(next(s.number for s in tour.steps() if s.title == "Temperature")))
     clean(at)
-    assert at.select_slider(key="next_token.temperature").value == 0.5
+    assert sent(at, "next_token.lab")["sel"]["temperature"] == 0.5
 
 
 def test_back_leave_and_resume() -> None:
@@ -177,9 +177,7 @@ def test_the_long_story_is_longer_than_the_window() -> None:
 def test_attention_view_round_trips_through_the_url() -> None:
     at = app("pages/2_Attention.py")
     at.text_area(key="attention.text_area").set_value("The cat sat on the mat. The cat was happy.").run()
-    at.selectbox(key="attention.layer").select(3).run()
-    at.selectbox(key="attention.head").select(1).run()
-    at.selectbox(key="attention.query").select(5).run()
+    report(at, "attention.view", {"layer": 3, "head": 1, "query": 5, "n": 1})  # picked in the browser
     at.session_state["attention.tab"] = "How a weight is made"
     at.run()
     clean(at)
@@ -196,8 +194,8 @@ def test_attention_view_round_trips_through_the_url() -> None:
 
 def test_next_token_view_round_trips_with_its_sampling_settings_seed_and_draws() -> None:
     at = app("pages/4_Next_token.py")
-    at.select_slider(key="next_token.temperature").set_value(0.7).run()
-    at.select_slider(key="next_token.top_k").set_value(40).run()
+    report(at, "next_token.lab", {"temperature": 0.7, "top_k": 40, "top_p": 1.0, "min_p": 0.0,
+                                  "stage": "① Raw logits", "n": 1})  # the browser's sliders moved
     at.toggle(key="next_token.fresh_seed").set_value(False).run()
     at.number_input(key="next_token.draw_seed").set_value(1234).run()
     at.button(key="next_token.draw_many").click().run()
@@ -206,8 +204,8 @@ def test_next_token_view_round_trips_with_its_sampling_settings_seed_and_draws()
     assert (q["temp"], q["top_k"], q["seed"], q["draws"]) == ("0.7", "40", "1234", "1000")
     fresh = app("pages/4_Next_token.py", **q)
     clean(fresh)
-    assert fresh.select_slider(key="next_token.temperature").value == 0.7
-    assert fresh.select_slider(key="next_token.top_k").value == 40
+    assert sent(fresh, "next_token.lab")["sel"]["temperature"] == 0.7
+    assert sent(fresh, "next_token.lab")["sel"]["top_k"] == 40
     assert fresh.number_input(key="next_token.draw_seed").value == 1234
     assert fresh.toggle(key="next_token.fresh_seed").value is False
     assert fresh.session_state["next_token.hist"] == {"n": 1000, "seed": 1234}  # the same 1,000 draws
@@ -227,7 +225,7 @@ def test_feedforward_view_round_trips() -> None:
 def test_changing_a_control_updates_the_url() -> None:
     at = app("pages/2_Attention.py")
     assert query(at)["head"] == "0"
-    at.selectbox(key="attention.head").select(2).run()  # inside the page's fragment: only it reruns
+    report(at, "attention.view", {"layer": 0, "head": 2, "query": 3, "n": 1})  # picked in the browser
     assert query(at)["head"] == "2"
     at.text_area(key="attention.text_area").set_value("A new story.").run()
     assert query(at)["text"] == "A new story."

@@ -112,12 +112,6 @@ def fresh_server(tmp_path) -> str:
         yield base
 
 
-def _choose(tab, label: str, option: str) -> None:
-    tab.locator(f"{MAIN} [data-testid='stSelectbox']").filter(has_text=label).first.click()
-    tab.get_by_role("option", name=option, exact=True).first.click()
-    wait_for_app(tab)
-
-
 def test_a_copied_link_opens_the_same_view_on_a_fresh_server(browser, app_server: str, fresh_server: str) -> None:
     from playwright.sync_api import expect  # here, so a machine without playwright skips instead of failing
     context = browser.new_context(viewport={"width": 1366, "height": 900},
@@ -131,8 +125,13 @@ def test_a_copied_link_opens_the_same_view_on_a_fresh_server(browser, app_server
         box.fill(text)
         box.press("ControlOrMeta+Enter")
         wait_for_app(tab)
-        _choose(tab, "Layer", "3")
-        _choose(tab, "Head", "1")
+        # All heads draws its pickers in the browser (ui/views): they reach the session, and the URL, too.
+        tab.wait_for_selector(".gb-v-attention[data-draws]:not([data-draws='0'])")
+        tab.locator(".gb-v-attention select[data-role='layer']").select_option("3")
+        tab.wait_for_url(re.compile(r"layer=3"))
+        tab.locator(".gb-v-attention select[data-role='head']").select_option("1")
+        tab.wait_for_url(re.compile(r"head=1"))
+        wait_for_app(tab)
         tab.get_by_role("tab", name="How a weight is made").click()
         wait_for_app(tab)
         tab.wait_for_url(re.compile(r"head=1"))  # changing a control updates the URL

@@ -15,6 +15,8 @@ from engine import CheckpointError, describe
 from engine.model.arch import differences, family_name
 
 from .chips import CSS as CHIP_CSS
+from .live_text import CSS as LIVE_CSS
+from .live_text import live_updates
 from .memory import visitor
 from .models import ModelChoice, describe_size, model_selector
 from .page import Page
@@ -25,7 +27,9 @@ from .text import md
 from .workshop import arrive, chrome, folded, sidebar_state, sync_url
 
 AREA_WIDGET = "text_area"  # the multi-line text box, on every page; commits on Ctrl+Enter or leaving the box
-APPLY_HINT = "Press Ctrl+Enter (⌘+Enter on a Mac) or click outside the box to apply changes."
+LIVE_WIDGET = "live_text"  # beside the box where tokens follow the typing (ui/live_text.py)
+APPLY_HINT = ("On Home and the Tokens page the tokens follow as you type; the pages that run the model apply a "
+              "change on Ctrl+Enter (⌘+Enter on a Mac) or when you click outside the box.")
 MODEL_WIDGET = "model_select"  # the sidebar model selector
 PAGE_CSS = """
 [data-testid="stSidebar"] [data-testid="stCaptionContainer"] { font-size: 0.95rem; }
@@ -42,7 +46,7 @@ def setup_page(page: Page) -> ModelChoice:
     """
     st.set_page_config(page_title=f"{page.title} · Glassbox", page_icon=page.favicon, layout="wide",
                        initial_sidebar_state=sidebar_state())  # presenter mode folds it
-    st.html(f"<style>{CHIP_CSS}{PAGE_CSS}</style>")  # style-only HTML takes no space in the page
+    st.html(f"<style>{CHIP_CSS}{PAGE_CSS}{LIVE_CSS}</style>")  # style-only HTML takes no space in the page
     st.session_state[PAGE] = page.id
     _drop_impossible_values()
     visitor()  # this session's holdings, for the server-wide memory budget and the reaper (ui/memory.py)
@@ -121,14 +125,15 @@ def _sync_text(key: str) -> None:
     st.session_state[TEXT] = st.session_state.get(key) or ""
 
 
-def text_input_area(label: str = "Your text") -> str:
+def text_input_area(label: str = "Your text", live: bool = False) -> str:
     """The shared text box, the same on every page. Returns the text capped at MAX_CHARS (possibly empty),
     with a note if capped.
 
-    Always a multi-line box, which keeps a pasted text exactly, line breaks included. A one-line box would
-    update as you type, but the browser turns the line breaks of a pasted text into spaces, silently: the
-    same story then has other tokens on another page. Streamlit's multi-line box commits on Ctrl+Enter or on
-    leaving it, and every page says so in the same words (APPLY_HINT).
+    Always a multi-line box, which keeps a pasted text exactly, line breaks included (a one-line box updates as
+    you type, but the browser turns the line breaks of a pasted text into spaces, silently: the same story then
+    has other tokens on another page). Streamlit's multi-line box commits on Ctrl+Enter or on leaving it; with
+    `live` (pages that only split the text) it also reports the text as the user types (ui/live_text.py).
+    Every page says which in the same words (APPLY_HINT).
     """
     text = get_text()
     key = widget_key(AREA_WIDGET)
@@ -139,6 +144,8 @@ def text_input_area(label: str = "Your text") -> str:
     with folded(label):  # presenter mode folds the box away, one click opens it
         st.text_area(label, key=key, on_change=_sync_text, args=(key,), height=140,
                      placeholder="Type or paste text here.")
+        if live:
+            live_updates(key, widget_key(LIVE_WIDGET))
         st.caption(APPLY_HINT)
     return cap_text(get_text())
 

@@ -1,13 +1,16 @@
-"""Figures of attention patterns, shared by the Attention page and the Train page's time-lapse: every head at once,
-one head large, one query's lines, and differences.
+"""Figures of attention patterns, shared by the Attention page and the Train page's time-lapse: one head large and
+differences, plus the CSVs and the overview's block size. (The Attention page's "All heads", with every head at
+once and one query's lines, is drawn in the browser: ui/views/attention.py; the line view here draws an NDIF model's,
+which the server asks for one layer at a time.)
 
 Weights use viridis (sequential, colour-blind-safe) on a fixed 0-1 scale, so heads compare at a glance;
 differences use the shared diverging scale (ui.colours: RdBu, blue positive, red negative) centred on 0.
 Positions after the query are blank: the causal mask hides them. Token text goes through ui.text.plotly_text
 before it reaches Plotly, which renders some HTML.
 
-Plotly heatmaps report no clicks to Streamlit (streamlit#8760), so each clickable heatmap carries a layer
-of invisible scatter points, one per visible cell: they give the hover text and the click Streamlit sees.
+Plotly heatmaps give no hover text per token pair, so a head's heatmap carries a layer of invisible scatter
+points, one per visible cell, with both tokens in their hover text (and, when clickable, the click Streamlit sees:
+Plotly heatmaps report no clicks to Streamlit, streamlit#8760).
 """
 from __future__ import annotations
 
@@ -19,22 +22,19 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import torch
-import torch.nn.functional as F
 
 from .colours import diverging_scale
-from .plots import MIN_FONT_PX
 from .text import csv_text, plotly_text
 
 WEIGHTS = "Viridis"
 HIGHLIGHT = "#D55E00"  # Okabe-Ito vermilion: the selected head, row or token
-LINE = "#0072B2"  # Okabe-Ito blue: the line view's lines
 FONT = dict(size=15)
 MONO = "ui-monospace, Menlo, Consolas, monospace"
 LABEL_CHARS = 12  # longer token labels are shortened on axes (hover shows them whole)
 MAX_TICKS = 48  # at most this many token labels per axis; past it every n-th is shown
 OVERVIEW_CELLS = 16_000  # cells in the overview across all heads; longer texts are averaged into blocks
 CLICK_CELLS = 12_000  # the largest single-head view that gets a clickable point per cell
-DIGITS = 3  # decimals of the weights sent to the browser (the CSV downloads keep full precision)
+LINE = "#0072B2"  # Okabe-Ito blue: the line view's lines (an NDIF model's view, drawn on the server)
 LINE_BANDS = 20  # the line view draws weights in this many steps of thickness and darkness
 LINE_LABELS = 40  # the line view gives every token a row up to this many, then only the most-weighted half as many
 
@@ -90,76 +90,6 @@ def overview_side(n_pos: int, n_heads: int) -> int:
     return max(1, min(n_pos, int(math.sqrt(OVERVIEW_CELLS / n_heads))))
 
 
-def _bins(n: int, side: int) -> list[tuple[int, int]]:
-    # The same bins as adaptive average pooling: bin i covers [floor(i n / s), ceil((i + 1) n / s)).
-    return [(i * n // side, -(-(i + 1) * n // side)) for i in range(side)]
-
-
-def overview_figure(patterns: torch.Tensor, selected: tuple[int, int] | None = None) -> go.Figure:
-    """Every head's pattern [layer, head, q, k] as tiles of one heatmap (rows: layers, columns: heads), with
-    an invisible point on each cell that says which head it belongs to when clicked."""
-    n_layer, n_head, n, _ = patterns.shape
-    side = overview_side(n, n_layer * n_head)
-    gap = max(1, side // 6)
-    pooled = patterns.float()
-    causal = torch.ones(n, n).tril()
-    if side < n:  # average blocks of cells; a block wholly in the future stays blank
-        pooled = F.adaptive_avg_pool2d(pooled.reshape(-1, 1, n, n), side).reshape(n_layer, n_head, side, side)
-        causal = F.adaptive_avg_pool2d(causal[None, None], side)[0, 0]
-    visible = (causal > 0).numpy()  # [side, side]
-    step = side + gap
-    z = np.full((n_layer * step - gap, n_head * step - gap), np.nan)
-    for layer in range(n_layer):
-        for head in range(n_head):
-            tile = pooled[layer, head].numpy()
-            z[layer * step:layer * step + side, head * step:head * step + side] = np.where(visible, tile, np.nan)
-    z = z.astype(np.float32)  # sent as binary: half the bytes of float64
-
-    bins = np.array(_bins(n, side))  # [side, 2]: the first and one-past-last position each cell covers
-    qs, ks = np.nonzero(visible)  # the visible cells of one tile, [m] each
-    tiles = n_layer * n_head
-    layer_of, head_of = np.divmod(np.arange(tiles), n_head)  # tile t is layer t // n_head, head t % n_head
-    xs = (head_of[:, None] * step + ks[None]).ravel()
-    ys = (layer_of[:, None] * step + qs[None]).ravel()
-    weights = pooled.reshape(tiles, side, side).numpy()[:, qs, ks].ravel().astype(np.float64).round(DIGITS)
-    # Numbers only, ints as Python ints and weights rounded: a few bytes a point in the JSON (the large view
-    # next to it names the tokens). One row per point: layer, head, query span, key span, weight.
-    data = np.empty((xs.size, 7), dtype=object)
-    for col, values in enumerate((np.repeat(layer_of, qs.size), np.repeat(head_of, qs.size),
-                                  np.tile(bins[qs, 0], tiles), np.tile(bins[qs, 1] - 1, tiles),
-                                  np.tile(bins[ks, 0], tiles), np.tile(bins[ks, 1] - 1, tiles), weights)):
-        data[:, col] = values.tolist()
-    spans = side < n
-    where = ("query %{customdata[2]}–%{customdata[3]}<br>key %{customdata[4]}–%{customdata[5]}<br>mean weight"
-             if spans else "query position %{customdata[2]}<br>key position %{customdata[4]}<br>weight")
-    # No colour bar: the same 0-1 viridis scale as the large view next to it, which has one.
-    fig = go.Figure(go.Heatmap(z=z, colorscale=WEIGHTS, zmin=0, zmax=1, hoverinfo="skip", showscale=False))
-    fig.add_trace(go.Scattergl(
-        x=xs, y=ys, mode="markers", showlegend=False, customdata=data,
-        hovertemplate=(f"<b>layer %{{customdata[0]}}, head %{{customdata[1]}}</b><br>{where} "
-                       "%{customdata[6]:.3f}<extra>click to open</extra>"),
-        marker=dict(size=6, opacity=0),  # hover and click find the nearest point, whatever its size
-        selected=dict(marker=dict(opacity=0)), unselected=dict(marker=dict(opacity=0))))
-    if selected is not None:
-        layer, head = selected
-        pad = gap / 2
-        fig.update_layout(shapes=[outline(head * step - 0.5 - pad, head * step + side - 0.5 + pad,
-                                          layer * step - 0.5 - pad, layer * step + side - 0.5 + pad, width=4)])
-    # Numbers on the axes, the words in the axis titles: "head 10" per tile collides with its neighbours in a
-    # narrow column, and more so in the exported PNG, which falls back to a wider font than the page's.
-    centres = [i * step + (side - 1) / 2 for i in range(max(n_layer, n_head))]
-    tick_font = dict(size=MIN_FONT_PX + 1 if max(n_layer, n_head) > 8 else 15)
-    fig.update_xaxes(tickvals=centres[:n_head], ticktext=[str(h) for h in range(n_head)], side="top",
-                     title=dict(text="head", standoff=6), showgrid=False, zeroline=False,
-                     range=[-0.5 - gap, n_head * step - gap - 0.5 + gap], tickfont=tick_font, automargin=True)
-    fig.update_yaxes(tickvals=centres[:n_layer], ticktext=[str(i) for i in range(n_layer)], title=dict(text="layer"),
-                     autorange="reversed", showgrid=False, zeroline=False, scaleanchor="x", tickfont=tick_font,
-                     automargin=True)
-    height = int(np.clip(100 + 260 * n_layer / n_head, 260, 860))
-    return _layout(fig, "All heads", height, hovermode="closest",
-                   dragmode=False, margin=dict(l=10, r=10, t=80, b=10))
-
-
 def _token_axes(fig: go.Figure, rows: list[str], cols: list[str], x_most: int = MAX_TICKS) -> None:
     """Token labels on a heatmap's numeric axes: every n-th past MAX_TICKS rows or `x_most` columns (a narrow
     figure has room for fewer), key labels upright when there are many."""
@@ -207,6 +137,7 @@ def head_figure(pattern: torch.Tensor, tokens: Sequence[str], title: str, query:
     fig.update_yaxes(title="query: the token looking")
     height = int(np.clip(300 + 18 * n, 500, 950))
     return _layout(fig, title, height, hovermode="closest", dragmode=False)
+
 
 
 def line_view_figure(weights: torch.Tensor, tokens: Sequence[str], query: int, title: str) -> go.Figure:
@@ -259,7 +190,6 @@ def line_view_figure(weights: torch.Tensor, tokens: Sequence[str], query: int, t
     fig.update_yaxes(visible=False, range=[rows - 0.5, -0.8])
     height = int(np.clip(row_px * rows + 100, 240, 1200))
     return _layout(fig, title, height, margin=dict(l=10, r=10, t=60, b=10), dragmode=False)
-
 
 def difference_figure(diff: torch.Tensor, tokens: Sequence[str], positions: Sequence[int], title: str
                       ) -> go.Figure:

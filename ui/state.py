@@ -40,6 +40,13 @@ def on_view_change(listener: Callable[[], None]) -> None:
         _listeners.append(listener)
 
 
+def view_changed() -> None:
+    """Tell the listeners the view may have changed without a remembered widget being drawn (a view drawn in
+    the browser reported it: ui/views)."""
+    for listener in _listeners:
+        listener()
+
+
 def get_text() -> str:
     """The session's text (the full text as typed; the text box returns it capped at MAX_CHARS)."""
     return st.session_state.setdefault(TEXT, DEFAULT_TEXT)

@@ -21,6 +21,7 @@ from engine.inspect.heads import (BROAD_MIN, FIRST_MIN, INDUCTION_MIN, PREVIOUS_
 from ..models import ModelChoice
 from ..plots import MIN_FONT_PX, fitted, plot_config
 from ..server import model_work
+from ..views.payload import per_trace
 from ..patterns import head_figure, matrix_csv, outline, position_labels
 from .state import PAGE, Pick
 
@@ -68,16 +69,21 @@ def induction_trace_for(choice: ModelChoice) -> Trace | None:
 
 
 def stats_for(trace: Trace, choice: ModelChoice) -> HeadStats:
-    """Every head's figures on the user's text, plus the induction score of the model's heads."""
+    """Every head's figures on the user's text, plus the induction score of the model's heads (once per trace)."""
     rep = induction_trace_for(choice)
-    if rep is None:
-        return head_stats(stacked_patterns(trace))
-    return head_stats(stacked_patterns(trace), stacked_patterns(rep), induction_half(trace.config.block_size))
+
+    def build() -> HeadStats:
+        if rep is None:
+            return head_stats(stacked_patterns(trace))
+        return head_stats(stacked_patterns(trace), stacked_patterns(rep), induction_half(trace.config.block_size))
+    return per_trace(trace, ("head_stats", choice.key, rep is None), build)
 
 
 def head_labels(trace: Trace, choice: ModelChoice) -> dict[tuple[int, int], HeadLabel]:
     """The heuristic label of every head, by (layer, head)."""
-    return {(h.layer, h.head): h for h in label_heads(stats_for(trace, choice), first_is_marker=trace.has_bos)}
+    stats = stats_for(trace, choice)
+    return per_trace(trace, ("head_labels", choice.key), lambda: {
+        (h.layer, h.head): h for h in label_heads(stats, first_is_marker=trace.has_bos)})
 
 
 def stats_table(stats: HeadStats, labels: dict[tuple[int, int], HeadLabel]) -> pd.DataFrame:

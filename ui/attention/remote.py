@@ -26,7 +26,8 @@ from ..patterns import WEIGHTS, head_figure, line_view_figure
 from ..plots import MIN_FONT_PX, fitted, plot_config
 from ..terms import define
 from .state import _QUERY_OF, PAGE, head_click_args, keep_query, remembered
-from .views import TOP_KEYS
+
+TOP_KEYS = 8  # rows of the "looks at most" table
 
 ROW = 16  # heads per row of the layer's overview
 TILE_PX = 48  # the most cells per side of one head's tile there

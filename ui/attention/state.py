@@ -7,6 +7,7 @@ filled from a canonical session key before it is drawn and copies its value back
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -111,25 +112,14 @@ def clicked_points(chart_key: str) -> list[dict[str, Any]]:
     return list(event.get("selection", {}).get("points", []))
 
 
-def _on_overview_click(chart_key: str) -> None:
-    for point in clicked_points(chart_key)[:1]:
-        layer, head = point["customdata"][:2]
-        choose("layer", int(layer))
-        choose("head", int(head))
-
-
 def _on_head_click(chart_key: str) -> None:
     for point in clicked_points(chart_key)[:1]:
         choose("query", int(point["customdata"][0]))
 
 
-def overview_click_args(chart_key: str) -> dict[str, Any]:
-    """st.plotly_chart arguments: a click on the overview picks the clicked cell's layer and head."""
-    return dict(key=chart_key, on_select=partial(_on_overview_click, chart_key), selection_mode="points")
-
-
 def head_click_args(chart_key: str) -> dict[str, Any]:
-    """st.plotly_chart arguments: a click on a head's pattern picks the clicked row's query token."""
+    """st.plotly_chart arguments (an NDIF model's head, drawn on the server): a click on the pattern picks the
+    clicked row's query token."""
     return dict(key=chart_key, on_select=partial(_on_head_click, chart_key), selection_mode="points")
 
 
@@ -140,24 +130,56 @@ def keep_query(model_key: str, text: str, query: int) -> None:
     choose("query", query)
 
 
+def _new_text_starts_at_its_end(trace: Trace, model_key: str) -> None:
+    if st.session_state.get(_QUERY_OF) != (model_key, trace.text):
+        st.session_state[_QUERY_OF] = (model_key, trace.text)
+        choose("query", len(trace) - 1)
+
+
+def current_pick(trace: Trace, model_key: str) -> Pick:
+    """The layer, head and query the session holds, for a view that draws its own pickers (the "All heads"
+    view, in the browser): a kept value this model or text lacks falls back as the selectboxes' does."""
+    _new_text_starts_at_its_end(trace, model_key)
+    cfg = trace.config
+    pick = []
+    for name, size, default in (("layer", cfg.n_layer, 0), ("head", cfg.n_head, 0), ("query", len(trace), len(trace) - 1)):
+        value = kept_value(name)
+        if not (isinstance(value, int) and 0 <= value < size):
+            value = default
+            choose(name, value)
+        pick.append(value)
+    return Pick(*pick)
+
+
+def pick_applier(trace: Trace) -> Callable[[Mapping[str, Any]], None]:
+    """The callback for a pick the browser reports ({layer, head, query}): each a whole number in range, or it is
+    left as it was (a hand-made message can say anything)."""
+    sizes = {"layer": trace.config.n_layer, "head": trace.config.n_head, "query": len(trace)}
+
+    def apply(view: Mapping[str, Any]) -> None:
+        for name, size in sizes.items():
+            value = view.get(name)
+            if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < size:
+                choose(name, value)
+    return apply
+
+
+PICKER_HELP = {"layer": "Layers count from 0, as in the model's activation names.",
+               "head": define("attention head", "Heads count from 0. Clicking a tile of the overview picks it."),
+               "query": define("query key value", "Clicking a row of the large pattern picks it too.")}
+
+
 def head_picker(trace: Trace, model_key: str) -> Pick:
     """Layer, head and query token selectboxes in one row. A new text starts at its last token."""
     cfg = trace.config
     last = len(trace) - 1
-    if st.session_state.get(_QUERY_OF) != (model_key, trace.text):
-        st.session_state[_QUERY_OF] = (model_key, trace.text)
-        choose("query", last)
+    _new_text_starts_at_its_end(trace, model_key)
     cols = st.columns([1, 1, 2.2])
     layers, heads, positions = range(cfg.n_layer), range(cfg.n_head), range(len(trace))
-    layer = cols[0].selectbox("Layer", layers, help="Layers count from 0, as in the model's activation names.",
-                              **remembered("layer", 0, layers))
-    head = cols[1].selectbox("Head", heads, help=define("attention head", "Heads count from 0. Clicking a tile of "
-                                                                      "the overview picks it."),
-                             **remembered("head", 0, heads))
+    layer = cols[0].selectbox("Layer", layers, help=PICKER_HELP["layer"], **remembered("layer", 0, layers))
+    head = cols[1].selectbox("Head", heads, help=PICKER_HELP["head"], **remembered("head", 0, heads))
     tokens = trace.tokens  # the strings only: a widget's format_func lives as long as the session (ui/memory.py)
-    query = cols[2].selectbox(
-        "Query token (the token doing the looking)", positions,
-        format_func=lambda i: f"{i} · {tokens[i]}",
-        help=define("query key value", "Clicking a row of the large pattern picks it too."),
-        **remembered("query", last, positions))
+    query = cols[2].selectbox("Query token (the token doing the looking)", positions,
+                              format_func=lambda i: f"{i} · {tokens[i]}", help=PICKER_HELP["query"],
+                              **remembered("query", last, positions))
     return Pick(int(layer), int(head), int(query))

@@ -8,7 +8,6 @@ import re
 from collections.abc import Callable, Sequence
 
 import numpy as np
-import pandas as pd
 import streamlit as st
 import torch
 
@@ -21,15 +20,14 @@ from ..models import ModelChoice
 from ..plots import fitted, plot_config
 from ..state import MAX_CHARS
 from ..text import md
-from ..patterns import (LINE_LABELS, difference_figure, head_figure, line_view_figure, matrix_csv, overview_figure,
-                      overview_side, patterns_csv, position_labels)
+from ..patterns import difference_figure, head_figure, matrix_csv, overview_side, patterns_csv, position_labels
+from ..views import show_heads
 from .heads import head_labels
-from .state import PAGE, Pick, choose, head_click_args, overview_click_args, remembered
+from .state import PAGE, PICKER_HELP, Pick, choose, pick_applier, remembered
 
 # A second prompt that differs from the first in one word, for the Compare tab's first visit.
 SWAPS = (("fox", "dog"), ("dog", "cat"), ("cat", "dog"), ("girl", "boy"), ("boy", "girl"), ("little", "big"),
          ("big", "little"), ("red", "blue"), ("happy", "sad"), ("he", "she"), ("she", "he"))
-TOP_KEYS = 8  # rows of the "looks at most" table
 
 
 def head_title(pick: Pick) -> str:
@@ -51,62 +49,29 @@ def architecture_notes(cfg, pick: Pick) -> list[str]:
 
 
 def heads_section(trace: Trace, choice: ModelChoice, pick: Pick) -> None:
-    """The overview of every head (click picks one), the chosen head large, and its line view."""
+    """The overview of every head, the chosen head large and its line view, drawn in the browser from the
+    patterns sent once (ui/views): picking a head or a query there costs the server nothing but the report."""
     patterns = stacked_patterns(trace)  # [layer, head, q, k]
     n_layer, n_head, n, _ = patterns.shape
-    overview, detail = st.columns([1, 1.7], gap="medium")
-    with overview:
-        st.plotly_chart(fitted(overview_figure(patterns, (pick.layer, pick.head))),
-                        config=plot_config("attention-all-heads"), **overview_click_args(PAGE.key("overview")))
-        side = overview_side(n, n_layer * n_head)
-        note = "" if side == n else (f" This text has {n} tokens, so each tile shows {side}×{side} blocks, each "
-                                     "the mean of the weights it covers; the large view shows every token.")
-        st.caption("Each tile is one head; click a tile to open it on the right. In a tile, row = the token "
-                   "looking (query), column = the token looked at "
-                   "(key), colour = attention weight on viridis from 0 (dark purple) to 1 (yellow). Blank "
-                   "cells are future tokens, which the causal mask hides." + note)
-        st.download_button("Download every head's weights (CSV)", lambda: patterns_csv(patterns, trace.tokens),
-                           file_name="attention-all-heads.csv", mime="text/csv", on_click="ignore",
-                           icon=":material/download:")
-    label = head_labels(trace, choice).get((pick.layer, pick.head))
-    with detail:
-        pattern = patterns[pick.layer, pick.head]  # [q, k]
-        title = head_title(pick) + (f" · {label.label}" if label and label.label != "mixed" else "")
-        st.plotly_chart(fitted(head_figure(pattern, trace.tokens, title, query=pick.query, x_most=20)),
-                        config=plot_config(f"attention-L{pick.layer}H{pick.head}"),
-                        **head_click_args(PAGE.key("detail")))
-        if label:
-            st.caption(f"Heuristic label: **{label.label}**. {label.reason}. "
-                       "See *What kind of head?* for every figure behind the labels.")
-        st.caption("Each row sums to 1: it is how the query token shares its attention among itself and the "
-                   "tokens before it. Hover a cell for the exact weight; click a row to pick its query token.")
-        for line in architecture_notes(trace.config, pick):
-            st.caption(line)
-        st.download_button("Download this head's weights (CSV)",
-                           _csv_of(pattern, trace.tokens),
-                           file_name=f"attention-L{pick.layer}H{pick.head}.csv", mime="text/csv",
-                           on_click="ignore", icon=":material/download:")
-    st.subheader(f"What “{md(trace.tokens[pick.query])}” looks at")
-    lines, top = st.columns([2, 1], gap="medium")
-    with lines:
-        st.plotly_chart(fitted(line_view_figure(pattern[pick.query], trace.tokens, pick.query,
-                                                f"{head_title(pick)}, query {pick.query}")),
-                        config=plot_config(f"attention-lines-L{pick.layer}H{pick.head}-q{pick.query}"),
-                        key=PAGE.key("lines"))
-    with top:
-        st.markdown("As in BertViz's line view: the query token (orange, left) looks at every token up to "
-                    "itself (right). Thicker, darker lines carry more weight; the weights add up to 100%.")
-        row = pattern[pick.query, :pick.query + 1]  # [keys]
-        order = row.argsort(descending=True)[:TOP_KEYS].tolist()
-        st.dataframe(pd.DataFrame({"position": order, "token": [trace.tokens[j] for j in order],
-                                   "weight": [float(row[j]) for j in order]}),
-                     hide_index=True, key=PAGE.key("top_keys"),
-                     column_config={"position": st.column_config.NumberColumn(width="small"),
-                                    "token": st.column_config.TextColumn(width="small"),
-                                    "weight": st.column_config.NumberColumn(format="%.3f", width="small")})
-        if pick.query + 1 > LINE_LABELS:
-            st.caption(f"With this many tokens, the lines go to the {LINE_LABELS // 2} with the most weight (and "
-                       "the query itself), in text order with their positions; the last row adds up the rest.")
+    labels = head_labels(trace, choice)
+    notes = {f"{layer},{head}": lines for layer in range(n_layer) for head in range(n_head)
+             if (lines := architecture_notes(trace.config, Pick(layer, head, 0)))}
+    show_heads(trace, PAGE.key("view"), {"layer": pick.layer, "head": pick.head, "query": pick.query},
+               [(lab.label, lab.reason) for lab in (labels[(layer, head)] for layer in range(n_layer)
+                                                     for head in range(n_head))],
+               notes, PICKER_HELP, pick_applier(trace))
+    side = overview_side(n, n_layer * n_head)
+    note = "" if side == n else (f" This text has {n} tokens, so each tile shows {side}×{side} blocks, each "
+                                 "the mean of the weights it covers; the large view shows every token.")
+    st.caption("All heads: each tile is one head; click a tile (or Tab to it, move with the arrow keys, press Enter) "
+               "to open it. In a tile, row = the token looking (query), column = the token looked at (key), "
+               "colour = attention weight on viridis from 0 (dark purple) to 1 (yellow). Blank cells are future "
+               "tokens, which the causal mask hides. In the large view each row sums to 1: it is how the query token "
+               "shares its attention among itself and the tokens before it. Hover a cell for the exact weight; "
+               "click a row to pick its query token." + note)
+    st.download_button("Download every head's weights (CSV)", lambda: patterns_csv(patterns, trace.tokens),
+                       file_name="attention-all-heads.csv", mime="text/csv", on_click="ignore",
+                       icon=":material/download:")
 
 
 def _csv_of(pattern: torch.Tensor, tokens: Sequence[str]) -> Callable[[], str]:

@@ -3,7 +3,8 @@ where the parameters live, and the weights in fewer bits.
 
 - state: the page's declaration (PAGE), its tabs and link settings
 - sections: the page's tabs (`show_tabs`), each a fragment over a `View` of the cached trace
-- figures: figure builders for activations and neurons; residual: for the residual stream and parameters
+- figures: figure builders for single neurons; residual: for the residual stream and parameters (the activations
+  and the logit lens are drawn in the browser: ui/views)
 - data: what is derived from a trace or a model once and cached (the lens, contributions, the neuron atlas)
 - quantization: the Quantization tab, the model with its weights in 8, 4, 3 or 2 bits against itself
 - facts: what the page measures for the tour to quote (how mixed a neuron is, what quantizing does)

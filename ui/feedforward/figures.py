@@ -1,4 +1,5 @@
-"""Figure builders for the Feed-forward page: MLP activations and single neurons.
+"""Figure builders for the Feed-forward page: single neurons, CSV tables and the page's shared ticks (the MLP
+activations are drawn in the browser, ui/views/activations.py).
 
 Builders are plain functions from tensors to Plotly figures or HTML strings (no Streamlit calls), so tests
 can check them directly; `show_figure` and `csv_button` put them in the page. Token text is escaped with
@@ -14,7 +15,6 @@ import html
 import math
 from collections.abc import Callable, Sequence
 
-import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
@@ -26,8 +26,7 @@ from ..plots import fitted, plot_config
 from ..text import plotly_text
 
 MAX_TICKS = 48  # token labels on a tall axis before they are thinned out
-WIDE_TICKS, HALF_TICKS = 28, 14  # rotated labels along a full-width and a half-width chart
-ROW_PX, MIN_PX, MAX_PX = 16, 280, 900  # heatmap height per token row, and its bounds
+WIDE_TICKS = 28  # rotated labels along a full-width chart
 FONT = dict(family="ui-monospace, Menlo, Consolas, monospace")
 HIGHLIGHT = (230, 97, 1)  # the orange of ColorBrewer's PuOr: a single hue, readable in any colour vision
 
@@ -60,81 +59,6 @@ def csv_button(label: str, frame: Callable[[], pd.DataFrame], filename: str, key
     """A download button for a table as CSV; the CSV is only built when the button is clicked."""
     st.download_button(label, data=lambda: frame().to_csv(index=False).encode(), file_name=filename,
                        mime="text/csv", key=key, on_click="ignore", icon=":material/download:")
-
-
-def _height(rows: int) -> int:
-    return int(min(MAX_PX, max(MIN_PX, 90 + ROW_PX * rows)))
-
-
-def activation_heatmap(post: torch.Tensor, tokens: Sequence[str], neurons: Sequence[int], layer: int,
-                       first_position: int = 0) -> go.Figure:
-    """Tokens (rows) x chosen neurons (columns) of one layer's activations after GELU.
-
-    post: [pos, n_chosen], the columns already picked from [pos, d_mlp] in the order of `neurons`.
-    """
-    z = post.numpy()
-    positions = np.arange(first_position, first_position + len(tokens))
-    hover_tokens = np.array([[esc(t)] * len(neurons) for t in tokens])
-    fig = go.Figure(go.Heatmap(
-        z=z, x=[f"n{n}" for n in neurons], y=positions, colorscale="Viridis",
-        colorbar=dict(title="activation"), customdata=hover_tokens,
-        hovertemplate="position %{y}: %{customdata}<br>neuron %{x}<br>activation %{z:.3f}<extra></extra>",
-    ))
-    fig.update_yaxes(title="token", autorange="reversed", tickfont=FONT, **token_ticks(tokens, first_position))
-    fig.update_xaxes(title=f"neuron of layer {layer} (most active first)", tickangle=-60, type="category")
-    fig.update_layout(height=_height(len(tokens)), margin=dict(l=10, r=10, t=30, b=10),
-                      title=dict(text=f"Layer {layer} MLP activations (after GELU)", font=dict(size=14)))
-    return fig
-
-
-def activation_histogram(post: torch.Tensor, layer: int, bins: int = 60) -> go.Figure:
-    """How one layer's activation values are spread (all tokens shown, all neurons), log counts."""
-    values = post.flatten().numpy()
-    counts, edges = np.histogram(values, bins=bins)
-    fires = float((values > 0).mean()) if values.size else 0.0
-    fig = go.Figure(go.Bar(x=(edges[:-1] + edges[1:]) / 2, y=counts, width=np.diff(edges),
-                           marker_color="#3b528b", customdata=np.stack([edges[:-1], edges[1:]], axis=1),
-                           hovertemplate="%{customdata[0]:.2f} to %{customdata[1]:.2f}: %{y:,} values<extra></extra>"))
-    fig.add_vline(x=0, line_dash="dash", line_color="#444")
-    fig.add_annotation(x=0, y=1, yref="paper", xanchor="left", showarrow=False,
-                       text=f" above 0: {fires:.0%} (fires)")
-    # dtick=1: a label at each power of ten only; Plotly's in-between "2" and "5" labels are drawn at 10 px
-    fig.update_yaxes(type="log", dtick=1, title="how many (log scale)")
-    fig.update_xaxes(title="activation after GELU")
-    fig.update_layout(height=320, margin=dict(l=10, r=10, t=30, b=10), bargap=0,
-                      title=dict(text=f"Layer {layer}: distribution of activations", font=dict(size=14)))
-    return fig
-
-
-def firing_bars(fraction: torch.Tensor, tokens: Sequence[str], layer: int, first_position: int = 0
-                ) -> go.Figure:
-    """Share of the layer's neurons above zero at each token."""
-    positions = list(range(first_position, first_position + len(tokens)))
-    fig = go.Figure(go.Bar(x=positions, y=fraction.numpy(), marker_color="#21918c",
-                           customdata=[esc(t) for t in tokens],
-                           hovertemplate="position %{x}: %{customdata}<br>%{y:.1%} of neurons fire<extra></extra>"))
-    fig.update_xaxes(title="token", tickangle=-60, tickfont=FONT, **token_ticks(tokens, first_position, HALF_TICKS))
-    fig.update_yaxes(title="neurons firing", tickformat=".0%", rangemode="tozero")
-    fig.update_layout(height=320, margin=dict(l=10, r=10, t=30, b=10),
-                      title=dict(text=f"Layer {layer}: share of neurons above zero, per token", font=dict(size=14)))
-    return fig
-
-
-def layer_overview(strength: torch.Tensor, tokens: Sequence[str], what: str, unit: str, first_position: int = 0
-                   ) -> go.Figure:
-    """Layers (rows) x tokens (columns): how hard each MLP works at each position."""
-    n_layer = strength.shape[0]
-    positions = list(range(first_position, first_position + len(tokens)))
-    fig = go.Figure(go.Heatmap(
-        z=strength.numpy(), x=positions, y=[f"layer {i}" for i in range(n_layer)], colorscale="Viridis",
-        colorbar=dict(title=unit), customdata=np.array([[esc(t) for t in tokens]] * n_layer),
-        hovertemplate="%{y}, position %{x}: %{customdata}<br>" + what + " %{z:.3f}<extra></extra>",
-    ))
-    fig.update_xaxes(title="token", tickangle=-60, tickfont=FONT, **token_ticks(tokens, first_position, WIDE_TICKS))
-    fig.update_yaxes(autorange="reversed")
-    fig.update_layout(height=min(900, 250 + 45 * n_layer), margin=dict(l=10, r=10, t=30, b=10),
-                      title=dict(text=f"Every layer at a glance: {what}", font=dict(size=14)))
-    return fig
 
 
 def neuron_trace_bars(acts: torch.Tensor, tokens: Sequence[str], layer: int, neuron: int,

@@ -1,5 +1,6 @@
-"""Figure builders for the residual stream (what each part writes, the logit lens) and for where a model's
-parameters live. Plain functions from engine results to Plotly figures and tables; no Streamlit calls.
+"""Figure builders for the residual stream (what each part writes; the logit lens's CSV and row names: the lens
+itself is drawn in the browser, ui/views/lens.py) and for where a model's parameters live. Plain functions from
+engine results to Plotly figures and tables; no Streamlit calls.
 """
 from __future__ import annotations
 
@@ -20,7 +21,6 @@ from .figures import FONT, WIDE_TICKS, esc, token_ticks
 POS_COLOUR, NEG_COLOUR, TOTAL_COLOUR = POSITIVE, NEGATIVE, "#555555"  # ui.colours' blue and red, and grey
 PART_COLOURS = {"Embeddings": "#440154", "Attention": "#3b528b", "MLP": "#21918c", "Layer norms": "#5ec962",
                 "Final norm": "#b5de2b", "Output layer": "#fde725", "Other": "#999999"}  # viridis steps
-TEXT_CELLS = 20  # positions (at 12 px, readable cell widths) up to which the lens heatmap writes each cell's top token in the cell
 Decode = Callable[[int], str]  # token id -> display form
 
 
@@ -62,7 +62,7 @@ def contribution_waterfall(c: Contributions, pos: int, decode: Decode) -> go.Fig
     return _layout(fig, f"Position {pos}: who pushes towards the prediction “{target}” (blue up, red down)", 380)
 
 
-EMBEDDINGS_TICK = "embeddings: the input token<br>itself (tied weights)"
+EMBEDDINGS_TICK = "embeddings: the input itself (tied)"  # the lens's first row, named where it is drawn
 UNTIED_TICK = "embeddings"
 
 
@@ -81,54 +81,6 @@ def embeddings_note(lens: Lens, ids: Sequence[int], tied: bool) -> str:
     return ("The embeddings row reads the input embeddings through the output layer, a separate matrix in this "
             f"model (its weights are not tied): its top token is the input token at {same:.0%} of the positions, "
             "an early, rough guess; predictions sharpen through the blocks.")
-
-
-def lens_heatmap(lens: Lens, tokens: Sequence[str], decode: Decode, first_position: int = 0,
-                 tied: bool = True) -> go.Figure:
-    """Stages (rows) x positions: probability of the model's final prediction at each stage."""
-    n_stage, n_pos = lens.target_probs.shape
-    top1 = [[esc(decode(int(lens.top_ids[s, p, 0]))) for p in range(n_pos)] for s in range(n_stage)]
-    target = [esc(decode(int(t))) for t in lens.target_ids]
-    custom = np.empty((n_stage, n_pos, 5), dtype=object)
-    for s in range(n_stage):
-        for p in range(n_pos):
-            custom[s, p] = (esc(tokens[p]), target[p], top1[s][p], float(lens.top_probs[s, p, 0]),
-                            int(lens.target_ranks[s, p]) + 1)
-    positions = list(range(first_position, first_position + n_pos))
-    fig = go.Figure(go.Heatmap(
-        z=lens.target_probs.numpy(), x=positions, y=list(lens.stages), colorscale="Viridis", zmin=0, zmax=1,
-        colorbar=dict(title="probability", tickformat=".0%"), customdata=custom,
-        text=top1 if n_pos <= TEXT_CELLS else None, texttemplate="%{text}" if n_pos <= TEXT_CELLS else None,
-        textfont=dict(size=MIN_FONT_PX, **FONT),
-        hovertemplate=("%{y}, position %{x} (%{customdata[0]})<br>final prediction “%{customdata[1]}”: "
-                       "%{z:.1%}, rank %{customdata[4]}<br>top token here: “%{customdata[2]}” "
-                       "(%{customdata[3]:.1%})<extra></extra>"),
-    ))
-    fig.update_xaxes(title="position (the model predicts the token after it)", tickangle=-60, tickfont=FONT,
-                     **token_ticks(tokens, first_position, WIDE_TICKS))
-    # The first row reads the embeddings back through the output layer, which is the token embedding itself
-    # (tied weights): it finds the input token, not a prediction. Said beside the row, not only in a caption.
-    ticks = [(EMBEDDINGS_TICK if tied else UNTIED_TICK) if s == "embeddings" else s for s in lens.stages]
-    fig.update_yaxes(autorange="reversed", tickmode="array", tickvals=list(lens.stages), ticktext=ticks)
-    title = "Logit lens: probability of the final prediction at every stage"
-    if n_pos <= TEXT_CELLS:
-        title += " (cells: the stage's top token)"
-    return _layout(fig, title, min(1000, 170 + 30 * n_stage))
-
-
-def lens_table(lens: Lens, pos: int, decode: Decode) -> pd.DataFrame:
-    """One position: each stage's top tokens, and the final prediction's probability and rank there."""
-    k = lens.top_ids.shape[-1]
-    rows = []
-    for s, stage in enumerate(lens.stages):
-        row = {"stage": stage}
-        for j in range(k):
-            row[f"top {j + 1}"] = f"{decode(int(lens.top_ids[s, pos, j]))}  {float(lens.top_probs[s, pos, j]):.1%}"
-        row["final prediction p"] = float(lens.target_probs[s, pos])
-        row["its rank"] = int(lens.target_ranks[s, pos]) + 1
-        rows.append(row)
-    rows[-1]["stage"] += " = model output"
-    return pd.DataFrame(rows)
 
 
 def lens_frame(lens: Lens, tokens: Sequence[str], decode: Decode, first_position: int = 0) -> pd.DataFrame:

@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from engine import Trace, display_token
-from engine.inspect.neurons import firing_fraction, layer_strength, rank_neurons
+from engine.inspect.neurons import firing_fraction, rank_neurons
 from engine.inspect.params import compare, param_breakdown, part_totals
 
 from ..errors import error_boundary
@@ -18,10 +18,11 @@ from ..models import ModelChoice, describe_size
 from ..patterns import short
 from ..text import md
 from ..terms import define
-from .figures import (activation_heatmap, activation_histogram, csv_button, examples_frame, firing_bars,
-                      layer_overview, matrix_frame, neuron_trace_bars, show_figure, snippets_html, text_html)
-from .residual import (comparison_chart, comparison_frame, contribution_waterfall, embeddings_note, lens_frame,
-                       lens_heatmap, lens_table, params_frame, params_treemap, part_heatmap)
+from ..views.activations import METRICS, MOST, show_activations
+from ..views.lens import show_lens
+from .figures import csv_button, examples_frame, matrix_frame, neuron_trace_bars, show_figure, snippets_html, text_html
+from .residual import (EMBEDDINGS_TICK, UNTIED_TICK, comparison_chart, comparison_frame, contribution_waterfall,
+                       embeddings_note, lens_frame, params_frame, params_treemap, part_heatmap)
 from .data import describe_reference, get_atlas, get_contributions, get_lens
 from .quantization import quantization_tab
 from .state import PAGE, TABS
@@ -88,6 +89,28 @@ def position_picker(v: View, term: str | None = None) -> int:
                             help=define(term, words) if term else words)
 
 
+def _kept(name: str, default, allowed) -> object:
+    """A choice the browser makes and reports (ui/views): the kept value when it is allowed, else `default`."""
+    value = PAGE.kept(name, default)
+    if isinstance(value, bool) or value not in allowed:
+        value = default
+        PAGE.choose(name, value)
+    return value
+
+
+def _activation_choices(most: int):
+    """The callback for the activations view's report: neurons shown, ranked by, the overview's measure."""
+    allowed = {"act_neurons": range(1, most + 1), "act_by": ("max", "mean"), "overview_metric": tuple(METRICS)}
+    fields = {"act_neurons": "n_show", "act_by": "by", "overview_metric": "metric"}
+
+    def apply(view) -> None:
+        for name, field in fields.items():
+            value = view.get(field)
+            if not isinstance(value, bool) and value in allowed[name]:
+                PAGE.choose(name, value)
+    return apply
+
+
 # What each measure of "Every layer at a glance" is, for the caption under it.
 OVERVIEW_MEANS = {
     "out_norm": "“Size of what the MLP writes”: the length (L2 norm) of the vector the layer's MLP adds to the "
@@ -100,53 +123,26 @@ OVERVIEW_MEANS = {
 
 @st.fragment
 def activations(v: View) -> None:
+    """One layer's activations, drawn in the browser (ui/views/activations.py); the layer is chosen here."""
     with error_boundary("drawing the MLP activations"):
-        c1, c2, c3 = st.columns([1, 1.4, 1.2])
+        c1, _ = st.columns([1, 2.6])
         with c1:
             layer = layer_picker(v)
-        with c2:
-            most = min(v.cfg.d_mlp, 128)
-            n_show = st.slider("Neurons shown", 1, most, **remembered("act_neurons", min(32, most), range(1, most + 1)),
-                               help=f"Layer {layer} has {v.cfg.d_mlp:,} neurons; the most active are shown.")
-        with c3:
-            by = st.radio("Most active by", ["max", "mean"], horizontal=True,
-                          **remembered("act_by", "max", ["max", "mean"]),
-                          format_func={"max": "highest peak", "mean": "average"}.get)
+        most = min(v.cfg.d_mlp, MOST)
+        sel = {"n_show": _kept("act_neurons", min(32, most), range(1, most + 1)),
+               "by": _kept("act_by", "max", ("max", "mean")), "metric": _kept("overview_metric", "out_norm", tuple(METRICS))}
+        show_activations(v.trace, layer, v.first, PAGE.key("activations"), sel, _activation_choices(most))
+        st.caption("Every layer at a glance, its three measures: " + " ".join(OVERVIEW_MEANS.values()))
         post = v.trace.act[f"blocks.{layer}.mlp.hook_post"][v.first:]  # [pos, d_mlp], cached: no model run
-        order, _ = rank_neurons(post, n_show, by)
-        show_figure(activation_heatmap(post[:, order], v.tokens, order.tolist(), layer, v.first),
-                       name(f"layer{layer}-activations"), key=PAGE.key("act_heatmap"))
-        st.caption(f"Each row is a token of your text, each column one of layer {layer}'s {v.cfg.d_mlp:,} neurons "
-                   f"(the {len(order)} most active, by {'highest peak' if by == 'max' else 'average'}). "
-                   "Colour: viridis, dark = zero or below (silent), yellow = strongly active.")
-        csv_button(f"All {v.cfg.d_mlp:,} neurons of layer {layer} (CSV)",
-                      lambda: matrix_frame(post, v.tokens, [f"n{i}" for i in range(v.cfg.d_mlp)], v.first),
-                      f"{name(f'layer{layer}-activations')}.csv", PAGE.key("act_csv"))
-        left, right = st.columns(2)
-        with left:
-            show_figure(activation_histogram(post, layer), name(f"layer{layer}-histogram"))
-            st.caption("GELU lets positive values through and squashes negative ones to just below zero, so "
-                       "most values pile up near zero: a neuron *fires* when it is above zero.")
-        with right:
-            fraction = firing_fraction(post)  # [pos]
-            show_figure(firing_bars(fraction, v.tokens, layer, v.first), name(f"layer{layer}-firing"))
+        c1, c2 = st.columns(2)
+        with c1:
+            csv_button(f"All {v.cfg.d_mlp:,} neurons of layer {layer} (CSV)",
+                       lambda: matrix_frame(post, v.tokens, [f"n{i}" for i in range(v.cfg.d_mlp)], v.first),
+                       f"{name(f'layer{layer}-activations')}.csv", PAGE.key("act_csv"))
+        with c2:
             csv_button("Share firing per token (CSV)",
-                          lambda: matrix_frame(fraction[:, None], v.tokens, ["share firing"], v.first),
-                          f"{name(f'layer{layer}-firing')}.csv", PAGE.key("firing_csv"))
-        st.subheader("Every layer at a glance")
-        metrics = {"out_norm": "size of what the MLP writes", "firing": "share of neurons firing",
-                   "mean": "mean activation"}
-        metric = st.radio("Measure", list(metrics), horizontal=True, format_func=metrics.get,
-                          **remembered("overview_metric", "out_norm", list(metrics)))
-        strength = layer_strength(v.trace, metric)[:, v.first:]  # [layer, pos]
-        unit = {"out_norm": "norm", "firing": "share", "mean": "mean"}[metric]
-        show_figure(layer_overview(strength, v.tokens, metrics[metric], unit, v.first),
-                       name(f"overview-{metric}"))
-        st.caption("Rows are layers, columns tokens; viridis, yellow = the most. " + OVERVIEW_MEANS[metric])
-        csv_button("This overview (CSV)",
-                      lambda: matrix_frame(strength.T, v.tokens, [f"layer {i}" for i in range(v.cfg.n_layer)],
-                                              v.first),
-                      f"{name(f'overview-{metric}')}.csv", PAGE.key("overview_csv"))
+                       lambda: matrix_frame(firing_fraction(post)[:, None], v.tokens, ["share firing"], v.first),
+                       f"{name(f'layer{layer}-firing')}.csv", PAGE.key("firing_csv"))
 
 
 @st.fragment
@@ -224,27 +220,37 @@ def residual_stream(v: View) -> None:
                    f"{pos}, computed by the model; the steps before it are each part's share.")
 
 
+def _position_choice(v: View):
+    """The callback for a position the lens view reports: a position it shows, or nothing changes."""
+    def apply(view) -> None:
+        p = view.get("position")
+        if isinstance(p, int) and not isinstance(p, bool) and v.first <= p < len(v.trace):
+            PAGE.choose("position", p)
+    return apply
+
+
 @st.fragment
 def lens_view(v: View) -> None:
+    """The logit lens, drawn in the browser (ui/views/lens.py): picking a position there redraws its table."""
     with error_boundary("drawing the logit lens"):
         full = get_lens(v.choice, v.trace)
+        tied = v.cfg.tied_embeddings
+        ticks = [(EMBEDDINGS_TICK if tied else UNTIED_TICK) if s == "embeddings" else s for s in full.stages]
+        last = len(v.trace) - 1
+        pos = _kept("position", last, range(v.first, last + 1))
+        show_lens(v.trace, full, v.first, v.decode, ticks, PAGE.key("lens"), pos,
+                  define("logit lens", "At every position the model predicts the token after it."), _position_choice(v))
+        st.caption("Each row applies the model's own final layer norm and output layer to the residual stream at "
+                   "that stage, as if the model stopped there. Colour: viridis from 0% to 100%, the probability "
+                   "of the token the model finally predicts at that position. Hover a cell for its top token; click a "
+                   "column (or Tab to the figure, move with the arrow keys, press Enter) for that position's table. "
+                   "The last row is the model's real output, the same numbers the Next token page shows.")
         lens = replace(full, top_ids=full.top_ids[:, v.first:], top_probs=full.top_probs[:, v.first:],
                        target_ids=full.target_ids[v.first:], target_probs=full.target_probs[:, v.first:],
                        target_ranks=full.target_ranks[:, v.first:])
-        tied = v.cfg.tied_embeddings
-        show_figure(lens_heatmap(lens, v.tokens, v.decode, v.first, tied), name("logit-lens"),
-                    key=PAGE.key("lens_heatmap"))
-        st.caption("Each row applies the model's own final layer norm and output layer to the residual stream at "
-                   "that stage, as if the model stopped there. Colour: viridis from 0% to 100%, the probability "
-                   "of the token the model finally predicts at that position. Hover a cell for its top token.")
         st.caption(embeddings_note(lens, v.trace.ids[v.first:], tied))
         csv_button("Every stage and position (CSV)", lambda: lens_frame(lens, v.tokens, v.decode, v.first),
-                      f"{name('logit-lens')}.csv", PAGE.key("lens_csv"))
-        pos = position_picker(v, "logit lens")
-        st.markdown(f"**Position {pos}** ({md(v.trace.tokens[pos])}): what each stage would predict next")
-        st.dataframe(lens_table(full, pos, v.decode), hide_index=True,
-                     column_config={"final prediction p": st.column_config.NumberColumn(format="percent")})
-        st.caption("The last row is the model's real output, the same numbers the Next token page shows.")
+                   f"{name('logit-lens')}.csv", PAGE.key("lens_csv"))
 
 
 def mlp_shape_text(cfg) -> str:

@@ -1,9 +1,10 @@
 """The Next token page's wing.
 
 - state: the page's declaration (PAGE), its session keys, the canonical sampling settings and link settings
-- lab: the distribution, every stage live (a fragment), and step-by-step generation
-- controls: the temperature, top-k, top-p and min-p sliders and presets
-- figures: the distribution and draws figures; stages: the sampling pipeline stage by stage
+- lab: the distribution and every stage (drawn in the browser by ui/views/sampling.py), and step-by-step generation
+- controls: the temperature, top-k, top-p and min-p sliders' options, the presets, and the callback the browser's
+  sliders report to
+- figures: the figures of generation steps, draws and a hosted model's answers
 - draws: one distribution drawn from over and over
 - generation: step-by-step generation, replayable
 - kv_cache: under it, the key/value cache of the step shown (figures: kv_figures)
@@ -14,10 +15,10 @@
 - remote: the page on a model that runs on NDIF (one position's logits per request)
 """
 from . import (controls, draws, facts, figures, generation, hosted, hosted_state, kv_cache, kv_figures, lab, remote,
-               stages, surprise)
+               surprise)
 from .state import PAGE
 
 CSS = surprise.CSS + draws.CSS  # the page's styles, drawn once at its top
 
 __all__ = ["CSS", "PAGE", "controls", "draws", "facts", "figures", "generation", "hosted", "hosted_state", "kv_cache",
-           "kv_figures", "lab", "remote", "stages", "surprise"]
+           "kv_figures", "lab", "remote", "surprise"]

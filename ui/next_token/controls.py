@@ -1,17 +1,20 @@
-"""The sampling controls: temperature, top-k, top-p and min-p sliders, presets, a plain line on each.
+"""The sampling controls' options, presets and words: the temperature, top-k, top-p and min-p sliders are drawn
+in the browser (ui/views/sampling.py), which reports the settings back to `settings_applier`.
 
 The settings live in one canonical session key (ui.next_token.state.SETTINGS) so they survive a visit to
-another page; each slider is filled from it before it is drawn and copies its value back on change.
+another page; links, presets, the tour and the browser's sliders all write it through `store_settings`.
 """
 from __future__ import annotations
 
-import streamlit as st
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, replace
+from typing import Any
 
 from engine import SamplingSettings
 from engine.generation.sampling_lab import GREEDY, PRESETS, RAW
 
 from ..terms import define
-from .state import PAGE, SETTINGS, SLIDERS, current_settings, store_settings
+from .state import PAGE, current_settings, store_settings
 
 # Finer steps where small changes matter (near 0 and around 1), coarser up to 10.
 TEMPERATURES = (0.0, 0.01, 0.02, 0.05, *(round(0.1 * i, 1) for i in range(1, 21)), 2.5, 3.0, 4.0, 5.0, 6.0, 7.0,
@@ -41,6 +44,10 @@ EXPLAIN = {
 }
 
 
+HELP = {"temperature": define("temperature"), "top_k": define("top-k top-p"), "top_p": define("top-k top-p"),
+        "stage": define("logit", "Each stage of turning the model's scores into the distribution above.")}
+
+
 def top_k_options(vocab_size: int) -> tuple[int, ...]:
     return tuple(k for k in _TOP_KS if k <= vocab_size)
 
@@ -49,55 +56,35 @@ def _nearest(value: float, options: tuple) -> float:
     return min(options, key=lambda o: abs(o - value))
 
 
-def _from_widgets() -> None:
-    st.session_state[SETTINGS] = SamplingSettings(**{f: st.session_state[k] for f, k in SLIDERS.items()})
-
-
-def _fill_widgets(vocab_size: int) -> None:
-    """Put the canonical settings into the widgets, snapped to the options this model offers."""
+def snapped(vocab_size: int) -> SamplingSettings:
+    """The session's settings snapped to the options the sliders offer for this model (a link or a preset may
+    hold a value between them); kept so."""
     s = current_settings()
-    snapped = SamplingSettings(temperature=_nearest(s.temperature, TEMPERATURES),
-                               top_k=int(_nearest(s.top_k, top_k_options(vocab_size))),
-                               top_p=_nearest(s.top_p, TOP_PS), min_p=_nearest(s.min_p, MIN_PS))
-    if snapped != s:
-        st.session_state[SETTINGS] = snapped
-    for field, key in SLIDERS.items():
-        if st.session_state.get(key) != getattr(snapped, field):
-            st.session_state[key] = getattr(snapped, field)
+    near = SamplingSettings(temperature=_nearest(s.temperature, TEMPERATURES),
+                            top_k=int(_nearest(s.top_k, top_k_options(vocab_size))),
+                            top_p=_nearest(s.top_p, TOP_PS), min_p=_nearest(s.min_p, MIN_PS))
+    store_settings(near)  # the sliders' keys too, for links and the tour
+    return near
 
 
-def preset_buttons() -> None:
-    """One button per preset; the one matching the current settings is highlighted."""
-    s = current_settings()
-    st.markdown("**Presets**")
-    cols = st.columns(len(ALL_PRESETS))
-    for col, (name, preset) in zip(cols, ALL_PRESETS.items()):
-        col.button(name.capitalize(), key=PAGE.key(f"preset_{name.replace(' ', '_')}"), help=PRESET_HELP[name],
-                   type="primary" if s == preset else "secondary", on_click=store_settings, args=(preset,),
-                   width="stretch")
+def options(vocab_size: int) -> dict[str, tuple]:
+    """Each slider's options (the browser's sliders step through these)."""
+    return {"temperature": TEMPERATURES, "top_k": top_k_options(vocab_size), "top_p": TOP_PS, "min_p": MIN_PS}
 
 
-def settings_controls(vocab_size: int) -> SamplingSettings:
-    """The four sliders, each with a plain explanation (presets are separate: `preset_buttons`)."""
-    _fill_widgets(vocab_size)
-    st.select_slider("Temperature", TEMPERATURES, key=SLIDERS["temperature"], on_change=_from_widgets,
-                     help=define("temperature"),
-                     format_func=lambda t: "0 · greedy" if t == 0 else f"{t:g}")
-    st.caption(EXPLAIN["temperature"])
-    greedy = st.session_state[SLIDERS["temperature"]] == 0
-    st.select_slider("Top-k", top_k_options(vocab_size), key=SLIDERS["top_k"], on_change=_from_widgets,
-                     help=define("top-k top-p"),
-                     format_func=lambda k: "off" if k == 0 else str(k), disabled=greedy)
-    st.caption(EXPLAIN["top_k"])
-    st.select_slider("Top-p", TOP_PS, key=SLIDERS["top_p"], on_change=_from_widgets, help=define("top-k top-p"),
-                     format_func=lambda p: "1.00 · off" if p >= 1 else f"{p:.2f}", disabled=greedy)
-    st.caption(EXPLAIN["top_p"])
-    st.select_slider("Min-p", MIN_PS, key=SLIDERS["min_p"], on_change=_from_widgets,
-                     format_func=lambda p: "0 · off" if p == 0 else f"{p:.2f}", disabled=greedy)
-    st.caption(EXPLAIN["min_p"])
-    if greedy:
-        st.caption("With T = 0 the filters have nothing to do: only the top token is left.")
-    return current_settings()
+def settings_applier(vocab_size: int, stages: tuple[str, ...]) -> Callable[[Mapping[str, Any]], None]:
+    """The callback for settings the browser reports ({temperature, top_k, top_p, min_p, stage}): each must be
+    one of its slider's options (a hand-made message can say anything); a value that is not keeps the old one."""
+    allowed = options(vocab_size)
+
+    def apply(view: Mapping[str, Any]) -> None:
+        s = current_settings()
+        fields = {f: (int if f == "top_k" else float)(view[f]) for f in allowed
+                  if f in view and not isinstance(view[f], bool) and view[f] in allowed[f]}
+        store_settings(replace(s, **fields))
+        if view.get("stage") in stages:
+            PAGE.choose("stage", view["stage"])
+    return apply
 
 
 def describe(s: SamplingSettings) -> str:
@@ -112,3 +99,8 @@ def describe(s: SamplingSettings) -> str:
     if s.min_p > 0:
         parts.append(f"min-p {s.min_p:g}")
     return " · ".join(parts)
+
+
+def preset_values() -> dict[str, dict[str, float]]:
+    """The presets as the browser takes them."""
+    return {name: asdict(p) for name, p in ALL_PRESETS.items()}

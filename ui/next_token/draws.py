@@ -21,6 +21,7 @@ from engine.generation.sampling_lab import draw, draw_generator
 from ..plots import fitted, plot_config
 from ..inputs import whole_number
 from .controls import describe
+from .state import current_settings
 from .figures import draws_figure, fmt_prob, token_label
 from .state import CONTINUATIONS, DRAW_SEED, DRAWS, FRESH, HIST, N_DRAWS_OPTIONS, PAGE
 
@@ -45,8 +46,8 @@ def _seed() -> int:
     return int(st.session_state.get(SEED, 0))
 
 
-def _draw_one(logits: torch.Tensor, s: SamplingSettings, position: int, tokenizer) -> None:
-    seed = _seed()
+def _draw_one(logits: torch.Tensor, position: int, tokenizer) -> None:
+    s, seed = current_settings(), _seed()  # the settings as the browser last reported them
     stages = sampling_stages(logits, s)
     tok = int(draw(stages, s, 1, seed)[0])
     draws = st.session_state.setdefault(DRAWS, [])
@@ -71,8 +72,8 @@ def continuations(model, ids: list[int], s: SamplingSettings, n: int, seed: int,
     return [tokenizer.decode(generate(model, ids, n_tokens, s, draw_generator(seed + i))) for i in range(n)]
 
 
-def _continue_many(model, ids: list[int], s: SamplingSettings, position: int, tokenizer) -> None:
-    n, seed = int(st.session_state.get(N_CONTINUATIONS, 5)), _seed()
+def _continue_many(model, ids: list[int], position: int, tokenizer) -> None:
+    s, n, seed = current_settings(), int(st.session_state.get(N_CONTINUATIONS, 5)), _seed()
     st.session_state[CONTINUATIONS] = {"texts": continuations(model, ids, s, n, seed, tokenizer), "seed": seed,
                                        "settings": describe(s), "greedy": s.greedy, "position": position}
 
@@ -84,12 +85,12 @@ def continuations_html(texts: list[str]) -> str:
     return f'<ol class="gb-nt-draws gb-nt-continuations">{rows}</ol>'
 
 
-def continuations_panel(model, ids: list[int], s: SamplingSettings, position: int, tokenizer) -> None:
+def continuations_panel(model, ids: list[int], position: int, tokenizer) -> None:
     """N whole short continuations from the chosen position with the settings above: greedy writes the same
     text N times, sampling N different ones, and the same seed the same N again."""
     c = st.columns([2.4, 1.1, 3])
     c[0].button(f"Write N continuations of {CONTINUATION_TOKENS} tokens", key=PAGE.key("continue_many"),
-                on_click=_continue_many, args=(model, ids, s, position, tokenizer), width="stretch",
+                on_click=_continue_many, args=(model, ids, position, tokenizer), width="stretch",
                 help="Runs the model: each continuation is drawn token by token with its own seed (the seed box's, "
                      "+1, +2, ...), from the position picked above.")
     c[1].selectbox("Continuations", CONTINUATION_OPTIONS, index=1, key=N_CONTINUATIONS,
@@ -121,8 +122,10 @@ def draws_html(draws: list[dict]) -> str:
     return "".join(parts)
 
 
-def draw_panel(logits: torch.Tensor, s: SamplingSettings, position: int, tokenizer) -> None:
-    """Seed controls, the two draw buttons, the draws so far and the histogram of N draws."""
+def draw_panel(logits: torch.Tensor, position: int, tokenizer) -> None:
+    """Seed controls, the two draw buttons, the draws so far and the histogram of N draws, with the settings the
+    lab above last reported (read when a button is pressed, so a slider just moved counts)."""
+    s = current_settings()
     c = st.columns([1.5, 1.3, 1.1, 1.1, 0.8])
     whole_number("Seed", 0, 2**31 - 1, key=SEED, where=c[0],
                  help="The same seed and settings always give the same draws.")
@@ -132,7 +135,7 @@ def draw_panel(logits: torch.Tensor, s: SamplingSettings, position: int, tokeniz
                   help="On: a new random seed for every draw (written into the seed box). Off: the box's seed, "
                        "so every draw repeats.")
     c[2].button("Draw one token", key=PAGE.key("draw_one"), on_click=_draw_one,
-                args=(logits, s, position, tokenizer), type="primary", width="stretch")
+                args=(logits, position, tokenizer), type="primary", width="stretch")
     c[3].button("Draw N times", key=PAGE.key("draw_many"), on_click=_draw_many, width="stretch",
                 help="Draw N tokens independently and compare how often each came up with its probability.")
     c[4].selectbox("N", N_OPTIONS, index=2, key=N_DRAWS, format_func=lambda n: f"{n:,}",

@@ -1,5 +1,6 @@
 """Figures of the sampling lab, drawn from engine.generation.sampling's stages of one position's logits: the
-distribution a token is drawn from, and N draws against it. The stage-by-stage figures are in ui/next_token/stages.py.
+distribution a token is drawn from (a generation step's, a hosted model's), and N draws against it. The sampling
+lab's own distribution and stages are drawn in the browser (ui/views/sampling.py).
 
 Figures that redraw on every slider move are built as plain dicts and wrapped without Plotly's validation
 (`figure`): validation costs 10-30 ms per figure, more than the sampling itself. The tests validate every

@@ -1,9 +1,8 @@
 """The Next token page: its declaration, its session keys, the canonical sampling settings, and the link settings
 that read and write them.
 
-The sampling settings live in one canonical session key (`SETTINGS`) so they survive a visit to another page
-(Streamlit forgets the state of widgets a page does not draw); each slider is filled from it before it is
-drawn and copies its value back on change (ui.next_token.controls).
+The sampling settings live in one canonical session key (`SETTINGS`) so they survive a visit to another page;
+the sliders are drawn in the browser (ui/views/sampling.py), which reports them back (ui.next_token.controls).
 """
 from __future__ import annotations
 
@@ -92,7 +91,7 @@ PAGE = Page("next_token", "Next token", "pages/4_Next_token.py", ":material/casi
 # Session keys (S) and widget keys (W) of the page, all named by PAGE.
 POSITION_TEXT = PAGE.key("position_text")  # S: the text the kept position belongs to (a new text starts at its end)
 SETTINGS = PAGE.key("settings")  # S: the canonical SamplingSettings
-SLIDERS = {field: PAGE.key(field) for field in ("temperature", "top_k", "top_p", "min_p")}  # W: one per setting
+SLIDERS = {field: PAGE.key(field) for field in ("temperature", "top_k", "top_p", "min_p")}  # S: each slider's value
 DRAWS = PAGE.key("draws")  # S: list of single draws (dicts), newest last
 HIST = PAGE.key("hist")  # S: {"n": ..., "seed": ...} of the histogram shown
 DRAW_SEED = PAGE.key("draw_seed")  # W: the draws' seed
@@ -108,7 +107,7 @@ def current_settings() -> SamplingSettings:
 
 
 def store_settings(s: SamplingSettings) -> None:
-    """Make `s` the session's settings (a preset button, a link, a tour step); the sliders show it next."""
+    """Make `s` the session's settings (the browser's sliders and presets, a link, a tour step)."""
     st.session_state[SETTINGS] = s
     for field, key in SLIDERS.items():
         st.session_state[key] = getattr(s, field)

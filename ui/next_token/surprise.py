@@ -7,6 +7,7 @@ from __future__ import annotations
 import html
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -30,8 +31,10 @@ from .figures import layout
 SHARED_SCORES = 8  # process-wide cache entries (a few KB each)
 SESSION_SCORES = 4
 _SESSION_CACHE = PAGE.key("scores")  # session key: {(model key, text, stride): TextSurprise}
+_SESSION_VIEWS = PAGE.key("surprise_views")  # session key: {(model key, text): SurpriseView}
 FLOOR = 1e-4  # probabilities at or below this get the darkest colour
 SCALE = "Cividis"
+STEPS = 256  # the colour scale sampled once at this many steps (finer than a screen shows), then looked up
 SLIDING, FRESH = "#0072B2", "#D55E00"
 
 CSS = "\n".join([
@@ -98,10 +101,13 @@ def get_surprise(text: str, choice: ModelChoice, stride: int | None = None) -> T
     return cache[key]
 
 
+_STEPPED = sample_colorscale(SCALE, list(np.linspace(0, 1, STEPS)))  # sampling per token cost 0.4 ms each
+
+
 def prob_colour(p: float) -> tuple[str, str]:
     """(background, text colour) for a probability on a log scale from FLOOR (dark) to 1 (light)."""
     t = (math.log10(max(p, FLOOR)) - math.log10(FLOOR)) / -math.log10(FLOOR)
-    return sample_colorscale(SCALE, [min(1.0, max(0.0, t))])[0], ("#fff" if t < 0.55 else "#111")
+    return _STEPPED[round(min(1.0, max(0.0, t)) * (STEPS - 1))], ("#fff" if t < 0.55 else "#111")
 
 
 def legend_html() -> str:
@@ -201,10 +207,45 @@ def loss_figure(sliding: TextSurprise, fresh: TextSurprise | None, block: int) -
     return fig
 
 
+@dataclass(frozen=True)
+class SurpriseView:
+    """What the section draws from a text's scores, built once per (model, text) like the scores themselves:
+    the coloured text and the loss figure (for a story of a few hundred tokens, tens of milliseconds each)."""
+    text_html: str
+    figure: go.Figure
+
+
+def _build_view(sliding: TextSurprise, fresh: TextSurprise | None, tokenizer, block: int) -> SurpriseView:
+    return SurpriseView(surprise_html(sliding, tokenizer), loss_figure(sliding, fresh, block))
+
+
+@st.cache_resource(max_entries=SHARED_SCORES, show_spinner=False)
+def _shared_view(model_key: str, text: str, _sliding: TextSurprise, _fresh: TextSurprise | None, _tokenizer,
+                 block: int) -> SurpriseView:
+    # Keyed by (model_key, text, block), as the scores it is built from; the figure is shared read-only
+    # (ui.plots.fitted copies it where a session changes it).
+    return _build_view(_sliding, _fresh, _tokenizer, block)
+
+
+def get_view(text: str, choice: ModelChoice, sliding: TextSurprise, fresh: TextSurprise | None) -> SurpriseView:
+    block = choice.model.config.block_size
+    if choice.shared:
+        return _shared_view(choice.key, text, sliding, fresh, choice.tokenizer, block)
+    views: dict = st.session_state.setdefault(_SESSION_VIEWS, {})
+    key = (choice.key, text)
+    if key not in views:
+        views.clear()  # one entry: the text on screen
+        views[key] = _build_view(sliding, fresh, choice.tokenizer, block)
+    return views[key]
+
+
 def surprise_panel(text: str, choice: ModelChoice) -> None:
     """The surprise section: perplexity, the coloured text, what the window cuts, loss per position."""
     block = choice.model.config.block_size
     sliding = get_surprise(text, choice)
+    # Past one window the two schedules differ; within it they are the same computation.
+    fresh = get_surprise(text, choice, stride=block) if len(sliding.ids) > block else None
+    view = get_view(text, choice, sliding, fresh)
     sc = sliding.scores
     m = st.columns(4)
     m[0].metric("Perplexity", f"{sc.perplexity:,.1f}",
@@ -215,7 +256,7 @@ def surprise_panel(text: str, choice: ModelChoice) -> None:
     m[3].metric("Most surprising", md(sliding.tokens[worst]),
                 help=f"probability {float(sc.probs[worst]):.3%}")
     st.markdown(legend_html(), unsafe_allow_html=True)
-    st.markdown(surprise_html(sliding, choice.tokenizer), unsafe_allow_html=True)
+    st.markdown(view.text_html, unsafe_allow_html=True)
     st.caption("Hover a token for its probability, the model's top guess and how much history it saw. "
                f"Tokens past the first {block - 1:,} are scored with a sliding window, so each keeps at least "
                f"{block // 2:,} tokens of history.")
@@ -235,9 +276,7 @@ def surprise_panel(text: str, choice: ModelChoice) -> None:
                     f"{block:,}. Paste a longer text, or load an example, to see what happens past it.")
     st.button("Load a long example story", key=PAGE.key("long_example"), on_click=set_text,
               args=(LONG_EXAMPLE,), help="Replaces the text in the box with a story longer than the window.")
-    # Past one window the two schedules differ; within it they are the same computation.
-    fresh = get_surprise(text, choice, stride=block) if len(sliding.ids) > block else None
-    st.plotly_chart(fitted(loss_figure(sliding, fresh, block)), key=PAGE.key("loss"),
+    st.plotly_chart(fitted(view.figure), key=PAGE.key("loss"),
                     config=plot_config("glassbox-surprise-per-token"))
     if fresh is None:
         st.caption("Each point is one token's surprise; the lower panel shows how many tokens each prediction "

@@ -24,8 +24,10 @@ div:has(> .st-key-gb_tour) { position: sticky; top: 3.9rem; z-index: 990; box-sh
 .st-key-gb_tour .gb-tour-title { font-size: 1.3rem; font-weight: 700; line-height: 1.25; }
 .st-key-gb_tour [data-testid="stProgress"] p { font-size: 0.85rem; }
 """
+# 21.5 px: Streamlit's Plotly theme draws figure text at 0.75 rem, whatever size a figure sets, so 16.1 px here
+# (ui.plots.PRESENTER_FONT_PX; 21 px gave 15.75 px).
 PRESENTER_CSS = """
-html { font-size: 21px; }
+html { font-size: 21.5px; }
 [data-testid="stHeader"] { background: transparent; pointer-events: none; }
 [data-testid="stHeader"] button { pointer-events: auto; }
 [data-testid="stToolbar"] { display: none; }
