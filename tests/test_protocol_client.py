@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -29,31 +30,35 @@ def test_client_opens_a_page_and_changes_widgets(app_server: str) -> None:
         try:
             first = await s.open("/Attention")
             assert first.status in FINISHED and first.exceptions == []
-            assert {"attention.text_area", "attention.head", "attention.layer"} <= set(s.widgets)
-            assert first.bytes > 10_000 and first.wire_bytes > 0  # the page's figures came
+            assert {"attention.text_area", "attention.view"} <= set(s.widgets)
+            assert first.bytes > 10_000 and first.wire_bytes > 0  # the page's view data came
 
             text = "The protocol client typed this."
             run = await s.set("attention.text_area", text)
             assert run.status in FINISHED and run.exceptions == []
             assert s.url_param("text") == text  # the app took the text: its link holds it
-            options = list(s.widget("attention.head").proto.options)
-            run = await s.set("attention.head", options[2])
-            assert run.status == 3  # the head picker is in a fragment: only the fragment reran
-            assert s.url_param("head") == "2"
-            with pytest.raises(ProtocolError, match="not among its options"):
-                await s.set("attention.head", "no such head")
+            # The head is picked in the browser (ui/views): the view reports it, as its JavaScript does.
+            sel = dict(s.view_data("attention.view")["sel"])
+            run = await s.report("attention.view", {**sel, "head": 2})
+            assert run.status == 3 and run.exceptions == []  # the view is in a fragment: only the fragment reran
+            assert s.url_param("head") == "2"  # the server took note (the browser already drew it)
+            with pytest.raises(ProtocolError, match="not a view drawn in the browser"):
+                await s.report("attention.text_area", {"head": 1})
 
             await s.goto("Next token")
-            slider = s.widget("next_token.temperature")
-            run = await s.set("next_token.temperature", slider.proto.options[1])
-            assert run.status in FINISHED and s.url_param("temp") == slider.proto.options[1]
+            lab = s.view_data("next_token.lab")
+            temps = lab["options"]["temperature"]
+            run = await s.report("next_token.lab", {**lab["sel"], "temperature": temps[1]})
+            assert run.status in FINISHED and run.exceptions == []
+            assert float(s.url_param("temp")) == temps[1]
 
-            # Back on Attention the unchanged figures come as references to the messages this client kept
-            # (a reference to one it never kept would raise).
+            # Back on Attention the view opens on the head the browser reported: the server kept it across pages.
             again = await s.goto("Attention")
             assert again.status in FINISHED and again.exceptions == []
-            assert again.references >= 1
+            assert s.view_data("attention.view")["sel"]["head"] == 2
         finally:
             await s.close()
 
-    asyncio.run(visit())
+    # Its own thread and event loop: an earlier test's sync Playwright may hold this thread's.
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, visit()).result()
