@@ -42,11 +42,13 @@ def _healthy(base: str) -> bool:
 
 
 @contextmanager
-def streamlit_server(log_path: Path, env: dict[str, str] | None = None) -> Iterator[str]:
-    """Run `streamlit run app.py` on a free port with `env` added to the environment; yield its base URL."""
+def streamlit_server(log_path: Path, env: dict[str, str] | None = None, script: str = "app.py",
+                     args: tuple[str, ...] = ()) -> Iterator[str]:
+    """Run `streamlit run <script> <args>` on a free port with `env` added to the environment; yield its base
+    URL."""
     port = _free_port()
-    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-           "--server.address", "127.0.0.1", "--server.headless", "true"]
+    cmd = [sys.executable, "-m", "streamlit", "run", script, "--server.port", str(port),
+           "--server.address", "127.0.0.1", "--server.headless", "true", *args]
     with open(log_path, "wb") as log:
         # Its own process group, so stopping it reaches anything it started and nothing else.
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
@@ -60,13 +62,18 @@ def streamlit_server(log_path: Path, env: dict[str, str] | None = None) -> Itera
             time.sleep(0.5)
         yield base
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        stop_group(proc)
+
+
+def stop_group(proc: subprocess.Popen) -> None:
+    """Stop a server started in its own process group: SIGTERM, then SIGKILL if it is still there after 15 s."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,6 @@ run. Offline: the server gets HF_HUB_OFFLINE=1 and a local folder."""
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -15,6 +14,7 @@ import time
 import urllib.request
 
 import pytest
+from conftest import stop_group
 from engine_fixtures import save_tiny_hf
 
 from engine.generation import hosted
@@ -68,13 +68,7 @@ def served(tmp_path_factory):
             pytest.skip(f"transformers serve did not start within {START_S} s here: {tail[0][:200]}")
         yield base + "/v1", str(folder)
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        stop_group(proc)
 
 
 def complete(endpoint: Endpoint, **kw):

@@ -9,35 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import io
-import os
 import re
-import signal
-import socket
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 
 from bench.st_client import Client
+from conftest import streamlit_server
 
-ROOT = Path(__file__).resolve().parent.parent
 TTL_S = 2  # server.disconnectedSessionTTL here; Streamlit's default is 120 s
-START_S = 120  # a cold start on a busy machine (torch, transformers, the app's modules)
 ENDED_S = 60  # TTL + the app's grace + a reaper pass, with room for a busy machine
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(400)]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _get(url: str) -> tuple[int, bytes]:
@@ -53,30 +40,11 @@ def _get(url: str) -> tuple[int, bytes]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory):
-    port = _free_port()
     log_path = tmp_path_factory.mktemp("memory-server") / "streamlit.log"
-    cmd = [sys.executable, "-m", "streamlit", "run", "tests/memory_app.py", "--server.port", str(port),
-           "--server.address", "127.0.0.1", "--server.headless", "true", "--server.fileWatcherType", "none",
-           "--server.disconnectedSessionTTL", str(TTL_S), "--browser.gatherUsageStats", "false"]
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                                env={**os.environ, "GLASSBOX_SESSIONS_MB": "64"})
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + START_S
-        while _get(f"{base}/_stcore/health")[0] != 200:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"streamlit did not start (exit code {proc.poll()}):\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.5)
+    args = ("--server.fileWatcherType", "none", "--server.disconnectedSessionTTL", str(TTL_S),
+            "--browser.gatherUsageStats", "false")
+    with streamlit_server(log_path, {"GLASSBOX_SESSIONS_MB": "64"}, "tests/memory_app.py", args) as base:
         yield base, log_path
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
 
 
 def _line(client: Client, name: str) -> str:
